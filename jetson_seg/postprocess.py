@@ -1,0 +1,81 @@
+"""From network probabilities to the published products: class mask, colours, overlay, regions.
+
+Everything works on the input image's pixel grid by default: probabilities are cropped to the
+letterbox content and resized once (bilinear) before the argmax, so mask edges fall between input
+pixels rather than on the coarse network grid.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from jetson_seg.preprocess import Letterbox
+
+
+@dataclass(frozen=True)
+class Region:
+    """One connected region of a non-background class, in output-mask pixels."""
+
+    class_id: int
+    x0: int
+    y0: int
+    x1: int  # exclusive
+    y1: int  # exclusive
+    area: int
+    score: float  # mean probability of `class_id` over the region
+
+
+def probabilities_for_output(probs: np.ndarray, letterbox: Letterbox,
+                             at_input_resolution: bool) -> np.ndarray:
+    """Network probabilities (h, w, C) -> probabilities on the output grid (view when possible)."""
+    content = letterbox.content(probs)
+    if not at_input_resolution or (letterbox.src_w, letterbox.src_h) == (
+            content.shape[1], content.shape[0]):
+        return content
+    return cv2.resize(content, (letterbox.src_w, letterbox.src_h),
+                      interpolation=cv2.INTER_LINEAR)
+
+
+def class_mask(probs: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Per-pixel argmax as uint8 class ids."""
+    ids = np.argmax(probs, axis=2)
+    if out is None:
+        return ids.astype(np.uint8)
+    np.copyto(out, ids, casting='unsafe')
+    return out
+
+
+def color_mask(mask: np.ndarray, palette: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Class ids -> RGB colours via the (num_classes, 3) uint8 palette."""
+    return np.take(palette, mask, axis=0, out=out)
+
+
+def overlay(rgb: np.ndarray, colors: np.ndarray, mask: np.ndarray, alpha: float,
+            out: np.ndarray | None = None) -> np.ndarray:
+    """Blend class colours over the image where a non-background class was found."""
+    out = cv2.addWeighted(rgb, 1.0 - alpha, colors, alpha, 0.0, dst=out)
+    np.copyto(out, rgb, where=(mask == 0)[..., None])
+    return out
+
+
+def regions(mask: np.ndarray, probs: np.ndarray, min_area: int = 1) -> list[Region]:
+    """Connected regions (8-connected) of each non-background class with their mean score.
+
+    `probs` must be on the same grid as `mask`.
+    """
+    found = []
+    for class_id in np.unique(mask):
+        if class_id == 0:
+            continue
+        binary = (mask == class_id).view(np.uint8)
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
+        sums = np.bincount(labels.ravel(), weights=probs[..., class_id].ravel(), minlength=n)
+        for i in range(1, n):
+            x, y, w, h, area = (int(v) for v in stats[i])
+            if area < min_area:
+                continue
+            found.append(Region(int(class_id), x, y, x + w, y + h, area, float(sums[i] / area)))
+    return found
