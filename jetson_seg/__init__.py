@@ -1,0 +1,1 @@
+"""jetson_seg: real-time semantic segmentation for ROS 2 (TF-TRT, TensorFlow, LiteRT)."""

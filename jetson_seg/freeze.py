@@ -1,0 +1,118 @@
+"""Freeze a trained Keras model into a lean inference GraphDef, reporting every step.
+
+The steps follow the origin write-up: trace with BatchNorm in inference mode, turn variables into
+constants, strip what the output does not need, remove duplicate subexpressions, and fold
+constants and BatchNorm into the convolutions. Each step's node counts per op type are recorded so
+a user can see what each pass bought.
+"""
+
+from __future__ import annotations
+
+import collections
+from dataclasses import dataclass, field
+from pathlib import Path
+
+#: Grappler passes that fold BatchNorm and constants but keep plain Conv2D ops, so the result
+#: stays convertible by TF-TRT (the remapper's _FusedConv2D is not).
+PORTABLE_PASSES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ('strip unused nodes', ('pruning',)),
+    ('remove duplicates', ('common_subgraph_elimination',)),
+    ('fold constants and BatchNorm', ('constfold', 'arithmetic', 'dependency', 'constfold')),
+)
+#: Extra CPU-only pass: fuse Conv2D + bias + activation into one kernel.
+CPU_PASSES: tuple[tuple[str, tuple[str, ...]], ...] = (('fuse conv+bias+relu', ('remap',)),)
+
+
+@dataclass
+class FreezeStep:
+    """Node counts after one step."""
+
+    name: str
+    nodes: int
+    op_counts: dict[str, int]
+
+
+@dataclass
+class FrozenModel:
+    """A frozen GraphDef with the tensor names to feed and fetch, and the report of its steps."""
+
+    graph_def: object
+    input_name: str
+    output_name: str
+    input_hw: tuple[int, int]
+    num_classes: int
+    steps: list[FreezeStep] = field(default_factory=list)
+
+    def report(self) -> str:
+        """A table of node counts per step and the op types that changed."""
+        lines = [f'{"step":34s} {"nodes":>6s}  change']
+        prev = None
+        for step in self.steps:
+            change = ''
+            if prev is not None:
+                diff = {op: step.op_counts.get(op, 0) - prev.op_counts.get(op, 0)
+                        for op in set(step.op_counts) | set(prev.op_counts)}
+                change = ', '.join(f'{op} {d:+d}' for op, d in sorted(diff.items()) if d)
+            lines.append(f'{step.name:34s} {step.nodes:6d}  {change}')
+            prev = step
+        return '\n'.join(lines)
+
+
+def _step(name: str, graph_def) -> FreezeStep:
+    counts = collections.Counter(node.op for node in graph_def.node)
+    return FreezeStep(name, len(graph_def.node), dict(sorted(counts.items())))
+
+
+def load_keras(path: str | Path):
+    """Load a Keras model with safe_mode, so a model file cannot run arbitrary code."""
+    import keras
+
+    return keras.models.load_model(str(path), compile=False, safe_mode=True)
+
+
+def run_grappler(graph_def, input_name: str, output_name: str, passes: tuple[str, ...]):
+    """Run the named grappler passes once over a frozen GraphDef and return the result."""
+    import tensorflow as tf
+    from tensorflow.core.protobuf import config_pb2, meta_graph_pb2
+    from tensorflow.python.grappler import tf_optimizer
+
+    with tf.Graph().as_default() as graph:
+        tf.graph_util.import_graph_def(graph_def, name='')
+        meta = tf.compat.v1.train.export_meta_graph(graph_def=graph.as_graph_def(), graph=graph)
+        inp, out = graph.get_tensor_by_name(input_name), graph.get_tensor_by_name(output_name)
+    fetch = meta_graph_pb2.CollectionDef()
+    fetch.node_list.value.append(output_name.split(':')[0])
+    meta.collection_def['train_op'].CopyFrom(fetch)
+    signature = meta.signature_def['serving_default']
+    for tensor, info in ((inp, signature.inputs['image']), (out, signature.outputs['probs'])):
+        info.name = tensor.name
+        info.dtype = tensor.dtype.as_datatype_enum
+        info.tensor_shape.CopyFrom(tensor.shape.as_proto())
+    config = config_pb2.ConfigProto()
+    rewrite = config.graph_options.rewrite_options
+    rewrite.optimizers.extend(passes)
+    rewrite.meta_optimizer_iterations = 1
+    rewrite.min_graph_nodes = -1
+    return tf_optimizer.OptimizeGraph(config, meta)
+
+
+def freeze_keras_model(model, for_cpu: bool = True) -> FrozenModel:
+    """Freeze `model` (batch dimension left dynamic) and optimize it step by step."""
+    import tensorflow as tf
+    from tensorflow.python.framework.convert_to_constants import (
+        convert_variables_to_constants_v2)
+
+    height, width, channels = model.input_shape[1:]
+    spec = tf.TensorSpec((None, height, width, channels), model.inputs[0].dtype, name='image')
+    concrete = tf.function(lambda x: model(x, training=False)).get_concrete_function(spec)
+    steps = [_step('traced (variables)', concrete.graph.as_graph_def())]
+    frozen_fn = convert_variables_to_constants_v2(concrete)
+    graph_def = frozen_fn.graph.as_graph_def()
+    steps.append(_step('variables -> constants', graph_def))
+    input_name = frozen_fn.inputs[0].name
+    output_name = frozen_fn.outputs[0].name
+    for name, passes in PORTABLE_PASSES + (CPU_PASSES if for_cpu else ()):
+        graph_def = run_grappler(graph_def, input_name, output_name, passes)
+        steps.append(_step(name, graph_def))
+    return FrozenModel(graph_def, input_name, output_name, (height, width),
+                       int(model.output_shape[-1]), steps)

@@ -1,0 +1,73 @@
+"""The segmentation node's parameters: defaults, descriptions, ranges and validation.
+
+Kept free of rclpy so the rules can be tested alone; the node turns each `ParamSpec` into a
+declared parameter with a descriptor and refuses any value `validate` objects to.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+QOS_RELIABILITY = ('best_effort', 'reliable')
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One parameter: default (its type is the parameter's type), meaning and allowed values."""
+
+    name: str
+    default: object
+    description: str
+    choices: tuple[str, ...] = ()
+    minimum: float | None = None
+    maximum: float | None = None
+    runtime: bool = False  # takes effect without reconfiguring
+
+
+SEGMENTATION_PARAMS: tuple[ParamSpec, ...] = (
+    ParamSpec('model_path', '', 'Keras model directory/file, or optimizer output directory; '
+              "'' = the packaged default model"),
+    ParamSpec('engine', 'auto', 'Inference runtime; auto picks the fastest that runs here',
+              choices=('auto', 'tf', 'tftrt', 'litert')),
+    ParamSpec('threads', 0, 'CPU threads for the engine (0 = runtime default)', minimum=0,
+              maximum=256),
+    ParamSpec('image_transport', 'raw', "'raw' subscribes image, 'compressed' image/compressed",
+              choices=('raw', 'compressed')),
+    ParamSpec('mask_resolution', 'input', 'Publish masks at the input image size or the '
+              'network size', choices=('input', 'network'), runtime=True),
+    ParamSpec('overlay_alpha', 0.5, 'Weight of class colours in the overlay', minimum=0.0,
+              maximum=1.0, runtime=True),
+    ParamSpec('min_region_area', 4, 'Smallest connected region (mask pixels) reported as a '
+              'detection', minimum=1, maximum=1 << 30, runtime=True),
+    ParamSpec('max_image_pixels', 4096 * 4096, 'Larger images are rejected before any '
+              'allocation', minimum=1, maximum=1 << 31, runtime=True),
+    ParamSpec('input_reliability', 'best_effort', 'QoS reliability of the image subscription',
+              choices=QOS_RELIABILITY),
+    ParamSpec('input_depth', 1, 'QoS history depth of the image subscription', minimum=1,
+              maximum=1000),
+    ParamSpec('output_reliability', 'reliable', 'QoS reliability of the outputs',
+              choices=QOS_RELIABILITY),
+    ParamSpec('output_depth', 2, 'QoS history depth of the outputs', minimum=1, maximum=1000),
+    ParamSpec('diagnostics_period', 1.0, 'Seconds between /diagnostics messages', minimum=0.05,
+              maximum=3600.0),
+    ParamSpec('autostart', True, 'Configure and activate at start-up (lifecycle)'),
+)
+
+
+def validate(spec: ParamSpec, value: object) -> str | None:
+    """Why `value` is not acceptable for `spec`, or None when it is."""
+    expected = type(spec.default)
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if type(value) is not expected:
+        return f'{spec.name} must be {expected.__name__}, got {type(value).__name__}'
+    if spec.choices and value not in spec.choices:
+        return f'{spec.name} must be one of {list(spec.choices)}, got {value!r}'
+    if spec.minimum is not None and value < spec.minimum:
+        return f'{spec.name} must be >= {spec.minimum}, got {value!r}'
+    if spec.maximum is not None and value > spec.maximum:
+        return f'{spec.name} must be <= {spec.maximum}, got {value!r}'
+    return None
+
+
+SPECS_BY_NAME = {spec.name: spec for spec in SEGMENTATION_PARAMS}

@@ -1,0 +1,274 @@
+"""ROS 2 lifecycle node: camera images in, masks, overlays and detections out.
+
+Wiring only: parameters, QoS, topics, the newest-frame worker thread and diagnostics. All image
+and model work lives in the rclpy-free core (image_conversion, pipeline, messages).
+
+    python -m jetson_seg.segmentation_node --ros-args -r image:=/camera/image_raw
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
+                                SetParametersResult)
+from rclpy.executors import ExternalShutdownException
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CompressedImage, Image
+from std_msgs.msg import Header
+from vision_msgs.msg import Detection2DArray, LabelInfo
+
+from jetson_seg.engines.base import EngineError
+from jetson_seg.frame_stats import FrameStats
+from jetson_seg.image_conversion import ImageRejected, decode_compressed, decode_image
+from jetson_seg.messages import detections_msg, diagnostics_msg, image_msg, label_info_msg
+from jetson_seg.model_store import open_model
+from jetson_seg.parameters import SEGMENTATION_PARAMS, SPECS_BY_NAME, ParamSpec, validate
+from jetson_seg.pipeline import PipelineConfig, SegmentationPipeline, Wanted
+
+OUTPUT_TOPICS = {'mask': 'segmentation/mask', 'color_mask': 'segmentation/color_mask',
+                 'overlay': 'segmentation/overlay', 'detections': 'segmentation/detections'}
+
+
+def _descriptor(spec: ParamSpec) -> ParameterDescriptor:
+    text = spec.description + (f' (one of {", ".join(spec.choices)})' if spec.choices else '')
+    desc = ParameterDescriptor(description=text)
+    if spec.choices:
+        desc.additional_constraints = 'one of: ' + ', '.join(spec.choices)
+    if isinstance(spec.default, float) and spec.minimum is not None:
+        desc.floating_point_range = [FloatingPointRange(
+            from_value=float(spec.minimum), to_value=float(spec.maximum), step=0.0)]
+    elif isinstance(spec.default, int) and not isinstance(spec.default, bool) and \
+            spec.minimum is not None:
+        desc.integer_range = [IntegerRange(from_value=int(spec.minimum),
+                                           to_value=int(spec.maximum), step=0)]
+    return desc
+
+
+def _qos(reliability: str, depth: int, latched: bool = False) -> QoSProfile:
+    return QoSProfile(
+        depth=depth,
+        reliability=ReliabilityPolicy.RELIABLE if reliability == 'reliable'
+        else ReliabilityPolicy.BEST_EFFORT,
+        durability=DurabilityPolicy.TRANSIENT_LOCAL if latched else DurabilityPolicy.VOLATILE)
+
+
+class SegmentationNode(LifecycleNode):
+    """Subscribes `image`, publishes `segmentation/*`, `/diagnostics`; see DESIGN contract."""
+
+    def __init__(self, name: str = 'segmentation_node', **kwargs) -> None:
+        super().__init__(name, **kwargs)
+        for spec in SEGMENTATION_PARAMS:
+            self.declare_parameter(spec.name, spec.default, _descriptor(spec))
+        self.add_on_set_parameters_callback(self._check_parameters)
+        self.add_post_set_parameters_callback(self._apply_runtime_parameters)
+        self.stats = FrameStats()
+        self._engine = None
+        self._pipeline: SegmentationPipeline | None = None
+        self._class_names: tuple[str, ...] = ()
+        self._pubs: dict[str, object] = {}
+        self._sub = None
+        self._diag_timer = None
+        self._cond = threading.Condition()
+        self._pending = None
+        self._running = False
+        self._worker: threading.Thread | None = None
+
+    # ---- parameters -------------------------------------------------------------------------
+    def _param(self, name: str):
+        return self.get_parameter(name).value
+
+    def _check_parameters(self, params) -> SetParametersResult:
+        for param in params:
+            spec = SPECS_BY_NAME.get(param.name)
+            if spec is None:
+                continue
+            reason = validate(spec, param.value)
+            if reason is not None:
+                self.get_logger().warning(f'refused parameter: {reason}')
+                return SetParametersResult(successful=False, reason=reason)
+        return SetParametersResult(successful=True)
+
+    def _apply_runtime_parameters(self, params) -> None:
+        if self._pipeline is not None and any(
+                SPECS_BY_NAME.get(p.name) and SPECS_BY_NAME[p.name].runtime for p in params):
+            self._pipeline.config = self._pipeline_config()
+
+    def _pipeline_config(self) -> PipelineConfig:
+        return PipelineConfig(mask_at_input_resolution=self._param('mask_resolution') == 'input',
+                              overlay_alpha=float(self._param('overlay_alpha')),
+                              min_region_area=int(self._param('min_region_area')))
+
+    # ---- lifecycle --------------------------------------------------------------------------
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        started = time.monotonic()
+        try:
+            engine, info = open_model(self._param('model_path'), self._param('engine'),
+                                      self._param('threads'))
+        except EngineError as exc:
+            self.get_logger().error(f'configure failed: {exc}')
+            return TransitionCallbackReturn.FAILURE
+        self._engine = engine
+        self._class_names = info.class_names
+        self._pipeline = SegmentationPipeline(engine, np.array(info.class_colors, np.uint8),
+                                              self._pipeline_config())
+        out_qos = _qos(self._param('output_reliability'), self._param('output_depth'))
+        self._pubs = {key: self.create_publisher(Image, topic, out_qos)
+                      for key, topic in OUTPUT_TOPICS.items() if key != 'detections'}
+        self._pubs['detections'] = self.create_publisher(
+            Detection2DArray, OUTPUT_TOPICS['detections'], out_qos)
+        self._pubs['label_info'] = self.create_publisher(
+            LabelInfo, 'segmentation/label_info', _qos('reliable', 1, latched=True))
+        self._pubs['diagnostics'] = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self.get_logger().info(
+            f'configured: engine={engine.name} model={info.path} input={info.input_hw} '
+            f'classes={list(info.class_names)} in {time.monotonic() - started:.1f} s')
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        header = Header(stamp=self.get_clock().now().to_msg())
+        self._pubs['label_info'].publish(label_info_msg(header, self._class_names))
+        self._running = True
+        self._worker = threading.Thread(target=self._work, name='segmentation', daemon=True)
+        self._worker.start()
+        in_qos = _qos(self._param('input_reliability'), self._param('input_depth'))
+        if self._param('image_transport') == 'compressed':
+            self._sub = self.create_subscription(CompressedImage, 'image/compressed',
+                                                 self._on_image, in_qos)
+        else:
+            self._sub = self.create_subscription(Image, 'image', self._on_image, in_qos)
+        self._diag_timer = self.create_timer(self._param('diagnostics_period'),
+                                             self._publish_diagnostics)
+        self.get_logger().info(f'active: listening on {self._sub.topic_name}')
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.stop_worker()
+        if self._sub is not None:
+            self.destroy_subscription(self._sub)
+            self._sub = None
+        if self._diag_timer is not None:
+            self.destroy_timer(self._diag_timer)
+            self._diag_timer = None
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        for pub in self._pubs.values():
+            self.destroy_publisher(pub)
+        self._pubs = {}
+        self._pipeline = None
+        if self._engine is not None:
+            self._engine.close()
+            self._engine = None
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.stop_worker()
+        if self._engine is not None:
+            self._engine.close()
+            self._engine = None
+        return TransitionCallbackReturn.SUCCESS
+
+    # ---- frames -----------------------------------------------------------------------------
+    def _on_image(self, msg) -> None:
+        """Keep only the newest frame; a frame replaced before it was processed is dropped."""
+        self.stats.on_received()
+        with self._cond:
+            if self._pending is not None:
+                self.stats.on_dropped()
+            self._pending = (msg, time.monotonic())
+            self._cond.notify()
+
+    def stop_worker(self) -> None:
+        """Stop the processing thread (idempotent); pending frames are discarded."""
+        with self._cond:
+            self._running = False
+            self._pending = None
+            self._cond.notify()
+        if self._worker is not None:
+            self._worker.join(timeout=5.0)
+            self._worker = None
+
+    def _work(self) -> None:
+        while True:
+            with self._cond:
+                while self._running and self._pending is None:
+                    self._cond.wait()
+                if not self._running:
+                    return
+                msg, received_at = self._pending
+                self._pending = None
+            self._process(msg, received_at)
+
+    def _wanted(self) -> Wanted:
+        subs = {key: self._pubs[key].get_subscription_count() > 0 for key in OUTPUT_TOPICS}
+        return Wanted(**subs)
+
+    def _process(self, msg, received_at: float) -> None:
+        max_pixels = self._param('max_image_pixels')
+        t0 = time.perf_counter()
+        try:
+            if isinstance(msg, CompressedImage):
+                decoded = decode_compressed(msg, max_pixels)
+            else:
+                decoded = decode_image(msg, max_pixels)
+        except ImageRejected as exc:
+            self.stats.on_rejected(exc.reason)
+            self.get_logger().warning(f'rejected image (frame_id={msg.header.frame_id!r}): '
+                                      f'{exc}', throttle_duration_sec=2.0)
+            return
+        wanted = self._wanted()
+        if not wanted.anything:
+            return
+        t1 = time.perf_counter()
+        result = self._pipeline.run(decoded, wanted)
+        t2 = time.perf_counter()
+        header = msg.header
+        if result.mask is not None:
+            self._pubs['mask'].publish(image_msg(header, result.mask, 'mono8'))
+        if result.color_mask is not None:
+            self._pubs['color_mask'].publish(image_msg(header, result.color_mask, 'rgb8'))
+        if result.overlay is not None:
+            self._pubs['overlay'].publish(image_msg(header, result.overlay, 'rgb8'))
+        if result.regions is not None:
+            self._pubs['detections'].publish(
+                detections_msg(header, result.regions, self._class_names))
+        t3 = time.perf_counter()
+        stages = {'decode': (t1 - t0) * 1e3, **result.timings_ms, 'publish': (t3 - t2) * 1e3}
+        self.stats.on_answered((time.monotonic() - received_at) * 1e3, stages)
+
+    def _publish_diagnostics(self) -> None:
+        figures = self.stats.snapshot()
+        figures['engine'] = self._engine.name if self._engine else 'none'
+        ok = figures['rejected'] == 0
+        text = 'running' if ok else f'{figures["rejected"]} malformed frames rejected'
+        self._pubs['diagnostics'].publish(diagnostics_msg(
+            self.get_clock().now().to_msg(), f'{self.get_name()}: segmentation',
+            self.get_fully_qualified_name(), ok, text, figures))
+
+
+def main(args: list[str] | None = None) -> None:
+    """Run the node; it configures and activates itself unless autostart is false."""
+    rclpy.init(args=args if args is not None else sys.argv)
+    node = SegmentationNode()
+    try:
+        if node.get_parameter('autostart').value and \
+                node.trigger_configure() == TransitionCallbackReturn.SUCCESS:
+            node.trigger_activate()
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.stop_worker()
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == '__main__':
+    main()

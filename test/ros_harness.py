@@ -1,0 +1,148 @@
+"""Test helpers: run the node in its own process and talk to it over Fast DDS from this one."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CompressedImage, Image
+from vision_msgs.msg import Detection2DArray, LabelInfo
+
+REPO = Path(__file__).resolve().parent.parent
+FASTDDS_PROFILE = REPO / 'config' / 'fastdds_large_images.xml'
+
+
+def isolated_ros_env(log_dir: str) -> dict[str, str]:
+    """Environment for this test run: its own DDS domain, local discovery, logs in a temp dir."""
+    env = dict(os.environ)
+    env.setdefault('ROS_DOMAIN_ID', str(100 + os.getpid() % 100))
+    env.update({
+        'ROS_AUTOMATIC_DISCOVERY_RANGE': 'LOCALHOST',
+        'ROS_LOG_DIR': log_dir,
+        'ROS_HOME': log_dir,
+        'FASTDDS_DEFAULT_PROFILES_FILE': str(FASTDDS_PROFILE),
+        'TF_CPP_MIN_LOG_LEVEL': '2',
+        'PYTHONUNBUFFERED': '1',
+    })
+    return env
+
+
+class NodeProcess:
+    """A jetson_seg node started with `python -m`, its output collected for assertions."""
+
+    def __init__(self, module: str, params: dict[str, object], env: dict[str, str],
+                 extra_args: tuple[str, ...] = ()) -> None:
+        cmd = [sys.executable, '-m', module, '--ros-args']
+        for key, value in params.items():
+            if isinstance(value, bool):
+                value = 'true' if value else 'false'
+            cmd += ['-p', f'{key}:={value}']
+        cmd += list(extra_args)
+        self.output: list[str] = []
+        self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True, cwd=REPO)
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            self.output.append(line)
+
+    @property
+    def text(self) -> str:
+        return ''.join(self.output)
+
+    def wait_for_output(self, needle: str, timeout: float = 90.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if needle in self.text:
+                return
+            if self.proc.poll() is not None:
+                raise AssertionError(f'node exited ({self.proc.returncode}):\n{self.text}')
+            time.sleep(0.1)
+        raise AssertionError(f'{needle!r} not seen in {timeout} s:\n{self.text}')
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._reader.join(timeout=5)
+        return self.proc.returncode
+
+
+class SegmentationClient:
+    """Publishes frames to a node's input and collects its outputs, matched by header stamp."""
+
+    OUTPUTS = {'mask': Image, 'color_mask': Image, 'overlay': Image,
+               'detections': Detection2DArray}
+
+    def __init__(self, name: str, namespace: str = '', reliable_input: bool = False,
+                 outputs: tuple[str, ...] = ('mask', 'color_mask', 'overlay', 'detections')
+                 ) -> None:
+        self.node = rclpy.create_node(name, namespace=namespace)
+        in_qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE if reliable_input
+                            else ReliabilityPolicy.BEST_EFFORT)
+        self.image_pub = self.node.create_publisher(Image, 'image', in_qos)
+        self.compressed_pub = self.node.create_publisher(CompressedImage, 'image/compressed',
+                                                         in_qos)
+        self.received: dict[str, dict[tuple[int, int], object]] = {k: {} for k in outputs}
+        self.label_info: list[LabelInfo] = []
+        self.diagnostics: list[DiagnosticArray] = []
+        out_qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        for key in outputs:
+            self.node.create_subscription(self.OUTPUTS[key], f'segmentation/{key}',
+                                          self._store(key), out_qos)
+        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        self.node.create_subscription(LabelInfo, 'segmentation/label_info',
+                                      self.label_info.append, latched)
+        self.node.create_subscription(DiagnosticArray, '/diagnostics',
+                                      self.diagnostics.append, 10)
+
+    def _store(self, key: str):
+        def callback(msg) -> None:
+            self.received[key][(msg.header.stamp.sec, msg.header.stamp.nanosec)] = msg
+        return callback
+
+    def spin_until(self, predicate, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return True
+            rclpy.spin_once(self.node, timeout_sec=0.02)
+        return predicate()
+
+    def wait_connected(self, compressed: bool = False, timeout: float = 30.0) -> None:
+        pub = self.compressed_pub if compressed else self.image_pub
+        ok = self.spin_until(lambda: pub.get_subscription_count() > 0 and all(
+            self.node.count_publishers(f'{self.node.get_namespace().rstrip("/")}'
+                                       f'/segmentation/{k}') > 0 for k in self.received),
+            timeout)
+        assert ok, 'node did not connect to the test client'
+        self.spin_until(lambda: False, 0.3)  # let the outputs' matching settle both ways
+
+    def request(self, msg, timeout: float = 20.0) -> dict[str, object]:
+        """Publish `msg` and wait until every collected output for its stamp has arrived."""
+        key = (msg.header.stamp.sec, msg.header.stamp.nanosec)
+        pub = self.compressed_pub if isinstance(msg, CompressedImage) else self.image_pub
+        pub.publish(msg)
+        done = self.spin_until(lambda: all(key in got for got in self.received.values()),
+                               timeout)
+        assert done, f'no complete answer for stamp {key}: ' + ', '.join(
+            f'{k}={key in v}' for k, v in self.received.items())
+        return {k: v[key] for k, v in self.received.items()}
+
+    def close(self) -> None:
+        self.node.destroy_node()
