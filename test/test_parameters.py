@@ -1,0 +1,37 @@
+"""Parameter rules: every default is valid, and bad values are refused with a reason."""
+
+import pytest
+import yaml
+
+from jetson_seg.parameters import SEGMENTATION_PARAMS, SPECS_BY_NAME, validate
+
+
+def test_defaults_are_valid():
+    for spec in SEGMENTATION_PARAMS:
+        assert validate(spec, spec.default) is None, spec.name
+
+
+@pytest.mark.parametrize('name,value,fragment', [
+    ('engine', 'cuda', "one of ['auto', 'tf', 'tftrt', 'litert']"),
+    ('overlay_alpha', 1.5, '<= 1.0'),
+    ('overlay_alpha', -0.1, '>= 0.0'),
+    ('threads', -1, '>= 0'),
+    ('input_depth', 0, '>= 1'),
+    ('mask_resolution', 'half', "one of ['input', 'network']"),
+    ('input_reliability', 'sometimes', 'one of'),
+    ('min_region_area', 'big', 'must be int'),
+    ('autostart', 1, 'must be bool'),
+])
+def test_bad_values_are_refused_with_reason(name, value, fragment):
+    reason = validate(SPECS_BY_NAME[name], value)
+    assert reason is not None and fragment in reason and name in reason
+
+
+def test_config_yaml_matches_declared_parameters():
+    from pathlib import Path
+    config = yaml.safe_load((Path(__file__).parent.parent / 'config' / 'segmentation.yaml')
+                            .read_text())
+    params = config['/**']['ros__parameters']
+    assert set(params) == set(SPECS_BY_NAME)
+    for name, value in params.items():
+        assert validate(SPECS_BY_NAME[name], value) is None, name
