@@ -32,7 +32,7 @@ def default_model_dir() -> Path:
             shared = Path(get_package_share_directory('jetson_seg')) / 'models' / 'default'
             if (shared / KERAS_FILE).is_file():
                 return shared
-        except PackageNotFoundError:
+        except (PackageNotFoundError, OSError):  # OSError: no AMENT_PREFIX_PATH at all
             pass
     except ImportError:
         pass
