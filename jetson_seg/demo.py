@@ -55,8 +55,8 @@ def _scenes(count: int, seed: int):
     from jetson_seg.scenes import scene_stream
 
     stream = scene_stream(seed)
-    return [next(stream) for _ in tqdm(range(count), desc='generating camera frames',
-                                        unit='frame')]
+    frames = tqdm(range(count), desc='generating camera frames', unit='frame')
+    return [next(stream) for _ in frames]
 
 
 class _Collector:

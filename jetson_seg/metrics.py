@@ -6,7 +6,7 @@ import numpy as np
 
 
 class ConfusionMatrix:
-    """Accumulates a class confusion matrix over many frames (rows: truth, columns: prediction)."""
+    """Accumulates a confusion matrix over many frames (rows: truth, columns: prediction)."""
 
     def __init__(self, num_classes: int) -> None:
         self.num_classes = num_classes

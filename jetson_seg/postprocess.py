@@ -62,7 +62,7 @@ def overlay(rgb: np.ndarray, colors: np.ndarray, mask: np.ndarray, alpha: float,
 
 
 def regions(mask: np.ndarray, probs: np.ndarray, min_area: int = 1) -> list[Region]:
-    """Connected regions (8-connected) of each non-background class with their mean score.
+    """Find the 8-connected regions of each non-background class, with their mean score.
 
     `probs` must be on the same grid as `mask`.
     """

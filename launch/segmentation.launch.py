@@ -1,5 +1,6 @@
 """Start jetson_seg's segmentation node.
 
+Usage:
     ros2 launch jetson_seg segmentation.launch.py image:=/camera/image_raw namespace:=front
 """
 

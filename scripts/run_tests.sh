@@ -7,4 +7,4 @@ export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
 export ROS_LOG_DIR="$(mktemp -d -t jetson_seg_test_log.XXXX)"
 export FASTDDS_DEFAULT_PROFILES_FILE="$PWD/config/fastdds_large_images.xml"
 export TF_CPP_MIN_LOG_LEVEL=2
-exec .venv/bin/python -m pytest -p no:cacheprovider -v --timeout 600 test "$@"
+exec .venv/bin/python -m pytest -p no:cacheprovider -v --timeout 600 "$@"

@@ -126,10 +126,14 @@ class SegmentationClient:
 
     def wait_connected(self, compressed: bool = False, timeout: float = 30.0) -> None:
         pub = self.compressed_pub if compressed else self.image_pub
-        ok = self.spin_until(lambda: pub.get_subscription_count() > 0 and all(
-            self.node.count_publishers(f'{self.node.get_namespace().rstrip("/")}'
-                                       f'/segmentation/{k}') > 0 for k in self.received),
-            timeout)
+        prefix = self.node.get_namespace().rstrip('/')
+
+        def connected() -> bool:
+            return pub.get_subscription_count() > 0 and all(
+                self.node.count_publishers(f'{prefix}/segmentation/{k}') > 0
+                for k in self.received)
+
+        ok = self.spin_until(connected, timeout)
         assert ok, 'node did not connect to the test client'
         self.spin_until(lambda: False, 0.3)  # let the outputs' matching settle both ways
 
