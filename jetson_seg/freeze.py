@@ -70,11 +70,10 @@ def load_keras(path: str | Path):
     return keras.models.load_model(str(path), compile=False, safe_mode=True)
 
 
-def run_grappler(graph_def, input_name: str, output_name: str, passes: tuple[str, ...]):
-    """Run the named grappler passes once over a frozen GraphDef and return the result."""
+def grappler_meta_graph(graph_def, input_name: str, output_name: str):
+    """MetaGraphDef around a frozen graph with the fetch and a typed signature grappler needs."""
     import tensorflow as tf
-    from tensorflow.core.protobuf import config_pb2, meta_graph_pb2
-    from tensorflow.python.grappler import tf_optimizer
+    from tensorflow.core.protobuf import meta_graph_pb2
 
     with tf.Graph().as_default() as graph:
         tf.graph_util.import_graph_def(graph_def, name='')
@@ -86,14 +85,23 @@ def run_grappler(graph_def, input_name: str, output_name: str, passes: tuple[str
     signature = meta.signature_def['serving_default']
     for tensor, info in ((inp, signature.inputs['image']), (out, signature.outputs['probs'])):
         info.name = tensor.name
-        info.dtype = tensor.dtype.as_datatype_enum
+        info.dtype = tensor.dtype.as_datatype_enum  # grappler fails with 'Type not set' without
         info.tensor_shape.CopyFrom(tensor.shape.as_proto())
+    return meta
+
+
+def run_grappler(graph_def, input_name: str, output_name: str, passes: tuple[str, ...]):
+    """Run the named grappler passes once over a frozen GraphDef and return the result."""
+    from tensorflow.core.protobuf import config_pb2
+    from tensorflow.python.grappler import tf_optimizer
+
     config = config_pb2.ConfigProto()
     rewrite = config.graph_options.rewrite_options
     rewrite.optimizers.extend(passes)
     rewrite.meta_optimizer_iterations = 1
     rewrite.min_graph_nodes = -1
-    return tf_optimizer.OptimizeGraph(config, meta)
+    return tf_optimizer.OptimizeGraph(
+        config, grappler_meta_graph(graph_def, input_name, output_name))
 
 
 def freeze_keras_model(model, for_cpu: bool = True) -> FrozenModel:

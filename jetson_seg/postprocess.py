@@ -64,18 +64,19 @@ def overlay(rgb: np.ndarray, colors: np.ndarray, mask: np.ndarray, alpha: float,
 def regions(mask: np.ndarray, probs: np.ndarray, min_area: int = 1) -> list[Region]:
     """Find the 8-connected regions of each non-background class, with their mean score.
 
-    `probs` must be on the same grid as `mask`.
+    `probs` must be on the same grid as `mask`. Scores are summed inside each region's box only,
+    so the cost follows the objects' size, not the image's.
     """
+    present = np.flatnonzero(np.bincount(mask.ravel(), minlength=probs.shape[2]))
     found = []
-    for class_id in np.unique(mask):
-        if class_id == 0:
-            continue
+    for class_id in present[present > 0]:
         binary = (mask == class_id).view(np.uint8)
         n, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
-        sums = np.bincount(labels.ravel(), weights=probs[..., class_id].ravel(), minlength=n)
         for i in range(1, n):
             x, y, w, h, area = (int(v) for v in stats[i])
             if area < min_area:
                 continue
-            found.append(Region(int(class_id), x, y, x + w, y + h, area, float(sums[i] / area)))
+            inside = labels[y:y + h, x:x + w] == i
+            score = float(probs[y:y + h, x:x + w, class_id][inside].mean())
+            found.append(Region(int(class_id), x, y, x + w, y + h, area, score))
     return found
