@@ -28,6 +28,7 @@ setup(
     entry_points={
         'console_scripts': [
             f'segmentation_node = {PACKAGE}.segmentation_node:main',
+            f'optimizer_node = {PACKAGE}.optimizer_node:main',
             f'demo = {PACKAGE}.demo:main',
             f'train = {PACKAGE}.train:main',
         ],

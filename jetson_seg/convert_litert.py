@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 from typing import Callable, Iterable
 
 import numpy as np
@@ -33,4 +35,5 @@ def convert_to_litert(model, precision: str,
             for frame in calibration():
                 yield [frame[None].astype(np.uint8)]
         converter.representative_dataset = representative
-    return converter.convert()
+    with contextlib.redirect_stdout(io.StringIO()):  # Keras prints the whole export signature
+        return converter.convert()

@@ -19,8 +19,8 @@ PORTABLE_PASSES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ('remove duplicates', ('common_subgraph_elimination',)),
     ('fold constants and BatchNorm', ('constfold', 'arithmetic', 'dependency', 'constfold')),
 )
-#: Extra CPU-only pass: fuse Conv2D + bias + activation into one kernel.
-CPU_PASSES: tuple[tuple[str, tuple[str, ...]], ...] = (('fuse conv+bias+relu', ('remap',)),)
+#: Extra CPU-only pass: fuse Conv2D + BiasAdd + Relu into one kernel.
+CPU_PASS: tuple[str, ...] = ('remap',)
 
 
 @dataclass
@@ -104,6 +104,94 @@ def run_grappler(graph_def, input_name: str, output_name: str, passes: tuple[str
         config, grappler_meta_graph(graph_def, input_name, output_name))
 
 
+def _const_value(node):
+    import tensorflow as tf
+    return tf.make_ndarray(node.attr['value'].tensor)
+
+
+def _set_const(node, value) -> None:
+    import tensorflow as tf
+    node.attr['value'].tensor.CopyFrom(tf.make_tensor_proto(value))
+
+
+def _rewire(graph_def, old: str, new: str) -> None:
+    for node in graph_def.node:
+        for i, name in enumerate(node.input):
+            if name == old or name == old + ':0':
+                node.input[i] = new
+
+
+def fold_depthwise_scale(graph_def):
+    """Fold BatchNorm's per-channel scale into DepthwiseConv2dNative weights.
+
+    Grappler folds the scale into Conv2D but leaves `Mul(depthwise(x, W), s)`; with a constant
+    W and s this is `depthwise(x, W * s)`. A BatchToSpaceND between the two (dilated depthwise)
+    is per-channel too, so the scale moves through it unchanged.
+    """
+    from tensorflow.core.framework import graph_pb2
+
+    out = graph_pb2.GraphDef()
+    out.CopyFrom(graph_def)
+    nodes = {n.name: n for n in out.node}
+    consumers = collections.Counter(i.split(':')[0].lstrip('^') for n in out.node
+                                    for i in n.input)
+    dropped = set()
+    for mul in list(out.node):
+        if mul.op != 'Mul' or len(mul.input) != 2:
+            continue
+        producer, scale = (nodes.get(i.split(':')[0]) for i in mul.input)
+        if producer is None or scale is None or scale.op != 'Const':
+            producer, scale = scale, producer
+        if producer is None or scale is None or scale.op != 'Const':
+            continue
+        conv = producer
+        if conv.op == 'BatchToSpaceND':
+            conv = nodes.get(conv.input[0].split(':')[0])
+        if conv is None or conv.op != 'DepthwiseConv2dNative' or consumers[conv.name] != 1 or \
+                consumers[producer.name] != 1:
+            continue
+        weights = nodes.get(conv.input[1].split(':')[0])
+        if weights is None or weights.op != 'Const' or consumers[weights.name] != 1:
+            continue
+        w, s = _const_value(weights), _const_value(scale).reshape(-1)
+        if s.size != w.shape[2] * w.shape[3]:
+            continue
+        _set_const(weights, (w * s.reshape(w.shape[2], w.shape[3])).astype(w.dtype))
+        _rewire(out, mul.name, producer.name)
+        dropped.add(mul.name)
+        if consumers[scale.name] == 1:
+            dropped.add(scale.name)
+    kept = [n for n in out.node if n.name not in dropped]
+    del out.node[:]
+    out.node.extend(kept)
+    return out
+
+
+def bias_add_from_add(graph_def):
+    """Turn `AddV2(conv, per-channel const)` into BiasAdd so CPU kernels can fuse it."""
+    from tensorflow.core.framework import graph_pb2
+
+    out = graph_pb2.GraphDef()
+    out.CopyFrom(graph_def)
+    nodes = {n.name: n for n in out.node}
+    for add in out.node:
+        if add.op != 'AddV2' or len(add.input) != 2:
+            continue
+        a, b = (nodes.get(i.split(':')[0]) for i in add.input)
+        if a is not None and a.op == 'Const':
+            a, b = b, a
+            add.input[0], add.input[1] = add.input[1], add.input[0]
+        if a is None or b is None or b.op != 'Const' or a.op not in (
+                'Conv2D', 'DepthwiseConv2dNative', 'BatchToSpaceND'):
+            continue
+        if _const_value(b).ndim > 1 and any(d != 1 for d in _const_value(b).shape[:-1]):
+            continue
+        _set_const(b, _const_value(b).reshape(-1))
+        add.op = 'BiasAdd'
+        add.attr['data_format'].s = b'NHWC'
+    return out
+
+
 def freeze_keras_model(model, for_cpu: bool = True) -> FrozenModel:
     """Freeze `model` (batch dimension left dynamic) and optimize it step by step."""
     import tensorflow as tf
@@ -119,8 +207,15 @@ def freeze_keras_model(model, for_cpu: bool = True) -> FrozenModel:
     steps.append(_step('variables -> constants', graph_def))
     input_name = frozen_fn.inputs[0].name
     output_name = frozen_fn.outputs[0].name
-    for name, passes in PORTABLE_PASSES + (CPU_PASSES if for_cpu else ()):
+    for name, passes in PORTABLE_PASSES:
         graph_def = run_grappler(graph_def, input_name, output_name, passes)
         steps.append(_step(name, graph_def))
+    graph_def = bias_add_from_add(fold_depthwise_scale(graph_def))
+    steps.append(_step('fold BatchNorm into depthwise', graph_def))
+    if for_cpu:
+        for node in graph_def.node:  # the remapper only fuses ops placed on a device
+            node.device = node.device or '/device:CPU:0'
+        graph_def = run_grappler(graph_def, input_name, output_name, CPU_PASS)
+        steps.append(_step('fuse conv+bias+relu (CPU)', graph_def))
     return FrozenModel(graph_def, input_name, output_name, (height, width),
                        int(model.output_shape[-1]), steps)

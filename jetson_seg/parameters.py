@@ -13,7 +13,10 @@ QOS_RELIABILITY = ('best_effort', 'reliable')
 
 @dataclass(frozen=True)
 class ParamSpec:
-    """One parameter: default (its type is the parameter's type), meaning and allowed values."""
+    """One parameter: default (its type is the parameter's type), meaning and allowed values.
+
+    For list parameters, `choices` applies to every item.
+    """
 
     name: str
     default: object
@@ -59,6 +62,13 @@ def validate(spec: ParamSpec, value: object) -> str | None:
     expected = type(spec.default)
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
+    if expected in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            return f'{spec.name} must be a list, got {type(value).__name__}'
+        bad = [item for item in value if spec.choices and item not in spec.choices]
+        if bad:
+            return f'{spec.name} items must be in {list(spec.choices)}, got {bad}'
+        return None
     if type(value) is not expected:
         return f'{spec.name} must be {expected.__name__}, got {type(value).__name__}'
     if spec.choices and value not in spec.choices:
@@ -70,4 +80,36 @@ def validate(spec: ParamSpec, value: object) -> str | None:
     return None
 
 
+OPTIMIZER_PARAMS: tuple[ParamSpec, ...] = (
+    ParamSpec('input_model', '', "Keras .keras file or its directory; '' = packaged default"),
+    ParamSpec('output_dir', '', "Artefact directory; '' = $XDG_DATA_HOME/jetson_seg/models "
+              '(~/.local/share/jetson_seg/models)'),
+    ParamSpec('targets', ['tf', 'tftrt', 'litert'], 'What to produce',
+              choices=('tf', 'tftrt', 'litert')),
+    ParamSpec('precision_mode', 'FP16', 'TF-TRT precision; LiteRT also gets this precision '
+              'beside FP32', choices=('FP32', 'FP16', 'INT8')),
+    ParamSpec('max_workspace_size_bytes', 1 << 30, 'TensorRT builder workspace', minimum=1 << 20,
+              maximum=1 << 40),
+    ParamSpec('minimum_segment_size', 3, 'Smallest subgraph handed to TensorRT', minimum=1,
+              maximum=10000),
+    ParamSpec('max_batch_size', 1, 'Largest batch the engines serve', minimum=1, maximum=64),
+    ParamSpec('is_dynamic_op', True, 'Build engines for the shapes seen at run time (TF 2.x '
+              'supports only true)'),
+    ParamSpec('maximum_cached_engines', 1, 'Engines kept per segment for different shapes',
+              minimum=1, maximum=100),
+    ParamSpec('deny_op_types', [''], 'Op types kept out of TensorRT (the origin nodes_blacklist; '
+              'TF 2.x honours op types only, not node names; "" entries are ignored)'),
+    ParamSpec('build_engines', True, 'Pre-build engines before saving (GPU only)'),
+    ParamSpec('build_batch_sizes', [1], 'Batch sizes to pre-build engines for'),
+    ParamSpec('calibration_bag', '', 'rosbag2 folder with images for INT8 calibration'),
+    ParamSpec('calibration_topic', '', 'Image topic in calibration_bag'),
+    ParamSpec('calibration_images', '', 'Folder of PNG/JPEG images for INT8 calibration'),
+    ParamSpec('calibration_frames', 32, 'Frames used for calibration', minimum=1,
+              maximum=100000),
+    ParamSpec('check_frames', 8, 'Generated frames each artefact is checked on', minimum=1,
+              maximum=10000),
+    ParamSpec('force_rebuild', False, 'Rebuild even when the output matches source and settings'),
+)
+
 SPECS_BY_NAME = {spec.name: spec for spec in SEGMENTATION_PARAMS}
+OPTIMIZER_SPECS_BY_NAME = {spec.name: spec for spec in OPTIMIZER_PARAMS}

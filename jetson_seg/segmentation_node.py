@@ -15,8 +15,6 @@ import time
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
-from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
-                                SetParametersResult)
 from rclpy.executors import ExternalShutdownException
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
@@ -29,26 +27,12 @@ from jetson_seg.frame_stats import FrameStats
 from jetson_seg.image_conversion import ImageRejected, decode_compressed, decode_image
 from jetson_seg.messages import detections_msg, diagnostics_msg, image_msg, label_info_msg
 from jetson_seg.model_store import open_model
-from jetson_seg.parameters import SEGMENTATION_PARAMS, SPECS_BY_NAME, ParamSpec, validate
+from jetson_seg.parameters import SEGMENTATION_PARAMS, SPECS_BY_NAME
 from jetson_seg.pipeline import PipelineConfig, SegmentationPipeline, Wanted
+from jetson_seg.ros_params import declare_all
 
 OUTPUT_TOPICS = {'mask': 'segmentation/mask', 'color_mask': 'segmentation/color_mask',
                  'overlay': 'segmentation/overlay', 'detections': 'segmentation/detections'}
-
-
-def _descriptor(spec: ParamSpec) -> ParameterDescriptor:
-    text = spec.description + (f' (one of {", ".join(spec.choices)})' if spec.choices else '')
-    desc = ParameterDescriptor(description=text)
-    if spec.choices:
-        desc.additional_constraints = 'one of: ' + ', '.join(spec.choices)
-    if isinstance(spec.default, float) and spec.minimum is not None:
-        desc.floating_point_range = [FloatingPointRange(
-            from_value=float(spec.minimum), to_value=float(spec.maximum), step=0.0)]
-    elif isinstance(spec.default, int) and not isinstance(spec.default, bool) and \
-            spec.minimum is not None:
-        desc.integer_range = [IntegerRange(from_value=int(spec.minimum),
-                                           to_value=int(spec.maximum), step=0)]
-    return desc
 
 
 def _qos(reliability: str, depth: int, latched: bool = False) -> QoSProfile:
@@ -64,9 +48,7 @@ class SegmentationNode(LifecycleNode):
 
     def __init__(self, name: str = 'segmentation_node', **kwargs) -> None:
         super().__init__(name, **kwargs)
-        for spec in SEGMENTATION_PARAMS:
-            self.declare_parameter(spec.name, spec.default, _descriptor(spec))
-        self.add_on_set_parameters_callback(self._check_parameters)
+        declare_all(self, SEGMENTATION_PARAMS)
         self.add_post_set_parameters_callback(self._apply_runtime_parameters)
         self.stats = FrameStats()
         self._engine = None
@@ -83,17 +65,6 @@ class SegmentationNode(LifecycleNode):
     # ---- parameters -------------------------------------------------------------------------
     def _param(self, name: str):
         return self.get_parameter(name).value
-
-    def _check_parameters(self, params) -> SetParametersResult:
-        for param in params:
-            spec = SPECS_BY_NAME.get(param.name)
-            if spec is None:
-                continue
-            reason = validate(spec, param.value)
-            if reason is not None:
-                self.get_logger().warning(f'refused parameter: {reason}')
-                return SetParametersResult(successful=False, reason=reason)
-        return SetParametersResult(successful=True)
 
     def _apply_runtime_parameters(self, params) -> None:
         if self._pipeline is not None and any(

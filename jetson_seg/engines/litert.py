@@ -14,16 +14,18 @@ class LiteRtEngine(Engine):
 
     name = 'litert'
 
-    def __init__(self, model_file: Path, num_classes: int, threads: int = 0) -> None:
+    def __init__(self, model: Path | bytes, num_classes: int, threads: int = 0) -> None:
         try:
             from ai_edge_litert.interpreter import Interpreter
         except ImportError as exc:  # pragma: no cover - the venv pins ai-edge-litert
             raise EngineError('LiteRT runtime (ai-edge-litert) is not installed') from exc
         try:
-            self._interp = Interpreter(model_path=str(model_file),
-                                       num_threads=threads if threads > 0 else None)
+            source = {'model_content': model} if isinstance(model, bytes) else \
+                {'model_path': str(model)}
+            self._interp = Interpreter(**source, num_threads=threads if threads > 0 else None)
         except (ValueError, RuntimeError) as exc:
-            raise EngineError(f'cannot load LiteRT model {model_file}: {exc}') from exc
+            where = 'in memory' if isinstance(model, bytes) else str(model)
+            raise EngineError(f'cannot load LiteRT model {where}: {exc}') from exc
         self._input = self._interp.get_input_details()[0]
         self._output = self._interp.get_output_details()[0]
         _, height, width, _ = self._input['shape']

@@ -1,0 +1,199 @@
+"""TF-TRT: full conversion where TensorRT and a GPU exist, and a faithful preview where not.
+
+The preview runs TF-TRT's own segmenter (grappler's TensorRTOptimizer) with the same parameters
+as the converter, so it shows which subgraphs would become TensorRT engines, how large they are,
+and which ops stay in TensorFlow. Each TRTEngineOp keeps its original subgraph as a function;
+swapping every TRTEngineOp for a call of that function runs on a CPU, which checks that the
+partitioning computes the same thing as the source (not TensorRT's own numerics).
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from jetson_seg.freeze import FrozenModel
+
+#: Ops that only carry data in or out; not counted as 'left to TensorFlow'.
+_PLUMBING = {'Placeholder', 'Identity', 'Const', 'NoOp'}
+
+
+@dataclass(frozen=True)
+class TrtSettings:
+    """TrtGraphConverterV2 parameters, named as the converter and the origin write-up name them."""
+
+    precision_mode: str = 'FP16'
+    max_workspace_size_bytes: int = 1 << 30
+    minimum_segment_size: int = 3
+    max_batch_size: int = 1
+    is_dynamic_op: bool = True
+    maximum_cached_engines: int = 1
+    deny_op_types: tuple[str, ...] = ()
+    use_calibration: bool = False
+
+
+@dataclass
+class Segment:
+    """One subgraph TF-TRT would hand to TensorRT."""
+
+    name: str
+    nodes: int
+    op_counts: dict[str, int]
+
+
+@dataclass
+class SegmentReport:
+    """What the TF-TRT rewrite did to a frozen graph."""
+
+    nodes_before: int
+    nodes_after: int
+    segments: list[Segment] = field(default_factory=list)
+    left_in_tensorflow: dict[str, int] = field(default_factory=dict)
+
+    def text(self) -> str:
+        lines = [f'TF-TRT rewrite: {self.nodes_before} -> {self.nodes_after} nodes, '
+                 f'{len(self.segments)} TensorRT segment(s)']
+        for seg in self.segments:
+            ops = ', '.join(f'{op} {n}' for op, n in sorted(seg.op_counts.items(),
+                                                             key=lambda kv: -kv[1]))
+            lines.append(f'  {seg.name}: {seg.nodes} nodes ({ops})')
+        left = ', '.join(f'{op} {n}' for op, n in sorted(self.left_in_tensorflow.items()))
+        lines.append(f'  left to TensorFlow: {left or "nothing"}')
+        return '\n'.join(lines)
+
+    def as_dict(self) -> dict:
+        return {'nodes_before': self.nodes_before, 'nodes_after': self.nodes_after,
+                'segments': [seg.__dict__ for seg in self.segments],
+                'left_in_tensorflow': self.left_in_tensorflow}
+
+
+def tensorrt_available() -> bool:
+    """True when TensorFlow is built with TF-TRT and libnvinfer is loadable, and a GPU exists.
+
+    Only `is_tensorrt_enabled` is asked: querying TensorRT's version without libnvinfer aborts
+    the whole process (seen with TF 2.17.1).
+    """
+    try:
+        import tensorflow as tf
+        from tensorflow.python.compiler.tensorrt import trt_convert
+        enabled = trt_convert._pywrap_py_utils.is_tensorrt_enabled()
+    except (ImportError, AttributeError):
+        return False
+    return bool(enabled) and bool(tf.config.list_physical_devices('GPU'))
+
+
+@contextmanager
+def _op_denylist(op_types: tuple[str, ...]):
+    """TF-TRT reads its op deny list from TF_TRT_OP_DENYLIST (op types, comma-separated)."""
+    old = os.environ.get('TF_TRT_OP_DENYLIST')
+    if op_types:
+        os.environ['TF_TRT_OP_DENYLIST'] = ','.join(op_types)
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop('TF_TRT_OP_DENYLIST', None)
+        else:
+            os.environ['TF_TRT_OP_DENYLIST'] = old
+
+
+def rewrite_for_tensorrt(frozen: FrozenModel, settings: TrtSettings):
+    """Run TF-TRT's segmenter over `frozen`; returns (rewritten GraphDef, SegmentReport)."""
+    from tensorflow.core.protobuf import config_pb2
+    from tensorflow.python.grappler import tf_optimizer
+
+    from jetson_seg.freeze import grappler_meta_graph
+
+    meta = grappler_meta_graph(frozen.graph_def, frozen.input_name, frozen.output_name)
+    config = config_pb2.ConfigProto()
+    rewrite = config.graph_options.rewrite_options
+    rewrite.meta_optimizer_iterations = 1
+    rewrite.min_graph_nodes = -1
+    trt = rewrite.custom_optimizers.add()
+    trt.name = 'TensorRTOptimizer'
+    params = trt.parameter_map
+    params['minimum_segment_size'].i = settings.minimum_segment_size
+    params['max_workspace_size_bytes'].i = settings.max_workspace_size_bytes
+    params['precision_mode'].s = settings.precision_mode.encode()
+    params['max_batch_size'].i = settings.max_batch_size
+    params['is_dynamic_op'].b = settings.is_dynamic_op
+    params['maximum_cached_engines'].i = settings.maximum_cached_engines
+    params['use_calibration'].b = settings.use_calibration
+    params['allow_build_at_runtime'].b = True
+    with _op_denylist(settings.deny_op_types):
+        rewritten = tf_optimizer.OptimizeGraph(config, meta)
+    return rewritten, _segment_report(frozen.graph_def, rewritten)
+
+
+def _segment_report(before, after) -> SegmentReport:
+    functions = {f.signature.name: f for f in after.library.function}
+    report = SegmentReport(len(before.node), len(after.node))
+    left = collections.Counter()
+    for node in after.node:
+        if node.op == 'TRTEngineOp':
+            body = functions.get(node.attr['segment_func'].func.name)
+            ops = collections.Counter(n.op for n in body.node_def) if body else {}
+            report.segments.append(Segment(node.name, sum(ops.values()), dict(ops)))
+        elif node.op not in _PLUMBING:
+            left[node.op] += 1
+    report.left_in_tensorflow = dict(left)
+    return report
+
+
+def native_segments_graph(rewritten):
+    """Copy of a rewritten GraphDef where each TRTEngineOp calls its native TF subgraph."""
+    from tensorflow.core.framework import graph_pb2
+
+    graph = graph_pb2.GraphDef()
+    graph.CopyFrom(rewritten)
+    for node in graph.node:
+        if node.op != 'TRTEngineOp':
+            continue
+        func = node.attr['segment_func'].func.name
+        tin, tout = node.attr['InT'], node.attr['OutT']
+        for key in list(node.attr):
+            if key not in ('InT', 'OutT'):
+                del node.attr[key]
+        node.op = 'PartitionedCall'
+        node.attr['f'].func.name = func
+        node.attr['Tin'].CopyFrom(tin)
+        node.attr['Tout'].CopyFrom(tout)
+        del node.attr['InT']
+        del node.attr['OutT']
+    return graph
+
+
+def convert_with_tensorrt(model, settings: TrtSettings, out_dir, build_batch_sizes,
+                          build_engines: bool, calibration) -> None:
+    """Full TF-TRT conversion (GPU + TensorRT only): SavedModel with engines pre-built.
+
+    Engines are built with `build()` before `save()` so the first frame on the robot does not
+    wait minutes for them.
+    """
+    import tempfile
+
+    import numpy as np
+    import tensorflow as tf
+    from tensorflow.python.compiler.tensorrt import trt_convert as trt
+
+    height, width, channels = model.input_shape[1:]
+    with tempfile.TemporaryDirectory() as source, _op_denylist(settings.deny_op_types):
+        model.export(source)  # a Keras 3 serving SavedModel the converter accepts
+        converter = trt.TrtGraphConverterV2(
+            input_saved_model_dir=source, precision_mode=settings.precision_mode,
+            max_workspace_size_bytes=settings.max_workspace_size_bytes,
+            minimum_segment_size=settings.minimum_segment_size,
+            maximum_cached_engines=settings.maximum_cached_engines,
+            use_calibration=settings.use_calibration, allow_build_at_runtime=True)
+        if settings.use_calibration:
+            converter.convert(calibration_input_fn=lambda: (
+                (tf.constant(frame[None]),) for frame in calibration()))
+        else:
+            converter.convert()
+        if build_engines:
+            converter.build(input_fn=lambda: (
+                (tf.constant(np.zeros((n, height, width, channels), np.uint8)),)
+                for n in build_batch_sizes))
+        converter.save(str(out_dir))

@@ -1,0 +1,68 @@
+"""Engine over a TF-TRT SavedModel whose TensorRT engines were built on the target GPU.
+
+TensorRT engines are specific to the GPU, TensorRT version and precision they were built with,
+so the manifest is compared with this machine before anything is loaded.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from jetson_seg.engines.base import Engine, EngineError
+
+
+def gpu_and_tensorrt() -> tuple[str, str] | None:
+    """(GPU name, loaded TensorRT version) of this machine, or None without TensorRT + GPU."""
+    from jetson_seg.convert_tftrt import tensorrt_available
+    if not tensorrt_available():
+        return None
+    import tensorflow as tf
+    from tensorflow.python.compiler.tensorrt import trt_convert
+
+    gpu = tf.config.list_physical_devices('GPU')[0]
+    name = tf.config.experimental.get_device_details(gpu).get('device_name', gpu.name)
+    version = trt_convert._pywrap_py_utils.get_loaded_tensorrt_version()
+    return name, '.'.join(str(v) for v in version)
+
+
+def open_tftrt(path: Path, manifest: dict, info) -> 'TfTrtEngine':
+    """Refuse artefacts that cannot run here with the reason; otherwise load them."""
+    target = manifest['targets']['tftrt']
+    if not target.get('engines_built') or not target.get('loadable'):
+        raise EngineError(f'tftrt artefact in {path} holds no TensorRT engines '
+                          f'({target.get("reason", "not built")}); run the optimizer on the '
+                          f'target Jetson/GPU')
+    here = gpu_and_tensorrt()
+    if here is None:
+        raise EngineError('this machine has no GPU with TensorRT; use engine tf or litert')
+    built = (target.get('gpu_name'), target.get('tensorrt'))
+    if built != here:
+        raise EngineError(f'tftrt engines in {path} were built for GPU {built[0]} with '
+                          f'TensorRT {built[1]}, this machine has {here[0]} with TensorRT '
+                          f'{here[1]}; rebuild them here with the optimizer')
+    from jetson_seg.artefacts import verified_file
+    saved_model = verified_file(path, manifest, 'tftrt', 'saved_model').parent
+    return TfTrtEngine(saved_model, info.input_hw, len(info.class_names))
+
+
+class TfTrtEngine(Engine):
+    """Calls the SavedModel's serving signature; TensorFlow places it on the GPU."""
+
+    name = 'tftrt'
+
+    def __init__(self, saved_model_dir: Path, input_hw: tuple[int, int],
+                 num_classes: int) -> None:
+        super().__init__(input_hw, num_classes)
+        import tensorflow as tf
+
+        for gpu in tf.config.list_physical_devices('GPU'):
+            tf.config.experimental.set_memory_growth(gpu, True)  # shared memory on a Jetson
+        self._model = tf.saved_model.load(str(saved_model_dir))
+        self._fn = self._model.signatures['serving_default']
+        self._tf = tf
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        outputs = self._fn(self._tf.constant(batch))
+        return next(iter(outputs.values())).numpy()

@@ -1,0 +1,86 @@
+"""ROS 2 optimizer node: freeze, optimize and convert a model from ROS parameters, then exit.
+
+    python -m jetson_seg.optimizer_node --ros-args --params-file config/optimizer.yaml
+    ros2 run jetson_seg optimizer_node --ros-args -p output_dir:=/tmp/seg -p targets:=[tf,litert]
+
+Exit code 0 on success, 1 when the run failed (the message says what to do), 2 for bad
+parameters. A failed run never replaces the previous artefacts.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import rclpy
+from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
+
+from jetson_seg.calibration import calibration_source
+from jetson_seg.convert_tftrt import TrtSettings
+from jetson_seg.engines.base import EngineError
+from jetson_seg.optimizer import Optimizer, OptimizerConfig, OptimizerError, default_output_dir
+from jetson_seg.parameters import OPTIMIZER_PARAMS
+from jetson_seg.ros_params import declare_all
+
+PARAM_ERRORS = (ValueError, InvalidParameterValueException, InvalidParameterTypeException)
+
+
+def config_from_node(node) -> OptimizerConfig:
+    """Translate the node's parameters into an OptimizerConfig."""
+    p = {spec.name: node.get_parameter(spec.name).value for spec in OPTIMIZER_PARAMS}
+    if not p['targets']:
+        raise ValueError('targets is empty: give at least one of tf, tftrt, litert')
+    if not p['is_dynamic_op']:
+        raise ValueError('is_dynamic_op:=false is TF1-only; TF 2.x TF-TRT builds dynamic ops '
+                         'only (set it to true)')
+    if p['precision_mode'] == 'INT8' and not (p['calibration_bag'] or p['calibration_images']):
+        node.get_logger().warning('INT8 without calibration_bag/calibration_images: '
+                                  'calibrating on generated scenes')
+    if bool(p['calibration_bag']) != bool(p['calibration_topic']):
+        raise ValueError('calibration_bag and calibration_topic go together')
+    trt = TrtSettings(precision_mode=p['precision_mode'],
+                      max_workspace_size_bytes=p['max_workspace_size_bytes'],
+                      minimum_segment_size=p['minimum_segment_size'],
+                      max_batch_size=p['max_batch_size'], is_dynamic_op=True,
+                      maximum_cached_engines=p['maximum_cached_engines'],
+                      deny_op_types=tuple(t for t in (p['deny_op_types'] or []) if t),
+                      use_calibration=p['precision_mode'] == 'INT8')
+    return OptimizerConfig(
+        input_model=p['input_model'], output_dir=p['output_dir'] or default_output_dir(),
+        targets=tuple(p['targets']), trt=trt, build_engines=p['build_engines'],
+        build_batch_sizes=tuple(p['build_batch_sizes']),
+        calibration_bag=p['calibration_bag'], calibration_topic=p['calibration_topic'],
+        calibration_images=p['calibration_images'],
+        calibration_frames=p['calibration_frames'], check_frames=p['check_frames'],
+        force_rebuild=p['force_rebuild'])
+
+
+def main(args: list[str] | None = None) -> int:
+    """Run one optimization from parameters and return the process exit code."""
+    rclpy.init(args=args if args is not None else sys.argv)
+    node = rclpy.create_node('optimizer_node')
+    log = node.get_logger()
+    try:
+        try:
+            declare_all(node, OPTIMIZER_PARAMS)
+            config = config_from_node(node)
+        except PARAM_ERRORS as exc:
+            log.error(f'{exc}')
+            return 2
+        log.info(f'optimizing {config.input_model or "the default model"} -> '
+                 f'{config.output_dir}, targets {list(config.targets)}')
+        try:
+            calibration = calibration_source(config)
+            manifest = Optimizer(config, log=log.info, calibration=calibration).run()
+        except (OptimizerError, EngineError, OSError, ValueError) as exc:
+            log.error(f'optimization failed: {exc}')
+            return 1
+        log.info(f'done: {config.output_dir} (run {manifest["run"]}); serve it with '
+                 f'segmentation_node -p model_path:={config.output_dir}')
+        return 0
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == '__main__':
+    sys.exit(main())
