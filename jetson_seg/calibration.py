@@ -1,4 +1,4 @@
-"""INT8 calibration frames from a rosbag image topic or an image folder, shrunk like the node does."""
+"""INT8 calibration frames from a rosbag image topic or an image folder, shrunk as in the node."""
 
 from __future__ import annotations
 

@@ -56,8 +56,8 @@ class SegmentReport:
         lines = [f'TF-TRT rewrite: {self.nodes_before} -> {self.nodes_after} nodes, '
                  f'{len(self.segments)} TensorRT segment(s)']
         for seg in self.segments:
-            ops = ', '.join(f'{op} {n}' for op, n in sorted(seg.op_counts.items(),
-                                                             key=lambda kv: -kv[1]))
+            by_count = sorted(seg.op_counts.items(), key=lambda kv: -kv[1])
+            ops = ', '.join(f'{op} {n}' for op, n in by_count)
             lines.append(f'  {seg.name}: {seg.nodes} nodes ({ops})')
         left = ', '.join(f'{op} {n}' for op, n in sorted(self.left_in_tensorflow.items()))
         lines.append(f'  left to TensorFlow: {left or "nothing"}')

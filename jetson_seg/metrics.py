@@ -21,7 +21,7 @@ class ConfusionMatrix:
             self.num_classes, self.num_classes)
 
     def iou(self) -> np.ndarray:
-        """Per-class IoU over everything added; NaN for a class absent from truth and prediction."""
+        """Per-class IoU over everything added; NaN for a class seen in neither mask."""
         tp = np.diag(self.matrix).astype(np.float64)
         union = self.matrix.sum(0) + self.matrix.sum(1) - tp
         with np.errstate(invalid='ignore', divide='ignore'):

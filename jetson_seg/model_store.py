@@ -63,8 +63,11 @@ def _has_gpu() -> bool:
 
 
 def _auto_order(has_gpu: bool) -> tuple[str, ...]:
-    """Fastest first. On this project's 2-core CPU LiteRT (XNNPACK) beat the frozen TF graph
-    (see README benchmarks); on a GPU TensorFlow/TF-TRT use it and LiteRT does not."""
+    """Engines to try, fastest first.
+
+    On this project's 2-core CPU LiteRT (XNNPACK) beat the frozen TF graph (README benchmarks);
+    on a GPU, TF-TRT and TensorFlow use it and LiteRT does not.
+    """
     return ('tftrt', 'tf', 'litert') if has_gpu else ('litert', 'tf')
 
 

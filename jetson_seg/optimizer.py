@@ -33,8 +33,8 @@ class OptimizerError(RuntimeError):
 
 def default_output_dir() -> str:
     """Per-user artefact location: $XDG_DATA_HOME/jetson_seg/models (~/.local/share/...)."""
-    base = os.environ.get('XDG_DATA_HOME') or os.path.join(os.path.expanduser('~'), '.local',
-                                                          'share')
+    base = os.environ.get('XDG_DATA_HOME') or \
+        os.path.join(os.path.expanduser('~'), '.local', 'share')
     return os.path.join(base, 'jetson_seg', 'models')
 
 
@@ -75,8 +75,8 @@ def compare_outputs(reference: np.ndarray, candidate: np.ndarray, threshold: flo
                            f'output shape {candidate.shape} != {reference.shape}')
     diff = float(np.abs(candidate.astype(np.float64) - reference).max())
     agree = float((candidate.argmax(-1) == reference.argmax(-1)).mean())
-    return CheckResult(diff, agree, len(reference), bool(agree >= threshold and
-                                                        np.isfinite(diff)), note)
+    passed = bool(agree >= threshold and np.isfinite(diff))
+    return CheckResult(diff, agree, len(reference), passed, note)
 
 
 def check_frames(count: int, input_hw: tuple[int, int], seed: int = 99) -> np.ndarray:
@@ -277,7 +277,6 @@ class Optimizer:
                 'engines_built': False, 'loadable': False,
                 'reason': 'no GPU/TensorRT on the converting machine: segment preview only',
                 'settings': asdict(settings), 'segments': report.as_dict(), 'check': check}
-
 
     def _target_tftrt_gpu(self, model, frames, reference, run_dir: Path) -> dict:
         """Convert and pre-build engines on this GPU (not exercised in CI: no GPU there)."""
