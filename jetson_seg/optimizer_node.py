@@ -12,16 +12,13 @@ from __future__ import annotations
 import sys
 
 import rclpy
-from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 
 from jetson_seg.calibration import calibration_source
 from jetson_seg.convert_tftrt import TrtSettings
 from jetson_seg.engines.base import EngineError
 from jetson_seg.optimizer import Optimizer, OptimizerConfig, OptimizerError, default_output_dir
 from jetson_seg.parameters import OPTIMIZER_PARAMS
-from jetson_seg.ros_params import declare_all
-
-PARAM_ERRORS = (ValueError, InvalidParameterValueException, InvalidParameterTypeException)
+from jetson_seg.ros_params import PARAM_ERRORS, declare_all
 
 
 def config_from_node(node) -> OptimizerConfig:

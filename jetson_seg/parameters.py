@@ -32,6 +32,8 @@ SEGMENTATION_PARAMS: tuple[ParamSpec, ...] = (
               "'' = the packaged default model"),
     ParamSpec('engine', 'auto', 'Inference runtime; auto picks the fastest that runs here',
               choices=('auto', 'tf', 'tftrt', 'litert')),
+    ParamSpec('engine_fallback', False, 'If the chosen engine cannot run here, use auto '
+              'instead of failing to configure'),
     ParamSpec('threads', 0, 'CPU threads for the engine (0 = runtime default)', minimum=0,
               maximum=256),
     ParamSpec('image_transport', 'raw', "'raw' subscribes image, 'compressed' image/compressed",

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
                                 SetParametersResult)
 
 from jetson_seg.parameters import ParamSpec, validate
+
+#: What declaring parameters raises for a bad value given on the command line or in a file.
+PARAM_ERRORS = (ValueError, InvalidParameterValueException, InvalidParameterTypeException)
 
 
 def descriptor(spec: ParamSpec) -> ParameterDescriptor:

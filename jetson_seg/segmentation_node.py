@@ -29,7 +29,7 @@ from jetson_seg.messages import detections_msg, diagnostics_msg, image_msg, labe
 from jetson_seg.model_store import open_model
 from jetson_seg.parameters import SEGMENTATION_PARAMS, SPECS_BY_NAME
 from jetson_seg.pipeline import PipelineConfig, SegmentationPipeline, Wanted
-from jetson_seg.ros_params import declare_all
+from jetson_seg.ros_params import PARAM_ERRORS, declare_all
 
 OUTPUT_TOPICS = {'mask': 'segmentation/mask', 'color_mask': 'segmentation/color_mask',
                  'overlay': 'segmentation/overlay', 'detections': 'segmentation/detections'}
@@ -81,7 +81,8 @@ class SegmentationNode(LifecycleNode):
         started = time.monotonic()
         try:
             engine, info = open_model(self._param('model_path'), self._param('engine'),
-                                      self._param('threads'))
+                                      self._param('threads'), self._param('engine_fallback'),
+                                      log=self.get_logger().warning)
         except EngineError as exc:
             self.get_logger().error(f'configure failed: {exc}')
             return TransitionCallbackReturn.FAILURE
@@ -224,10 +225,15 @@ class SegmentationNode(LifecycleNode):
             self.get_fully_qualified_name(), ok, text, figures))
 
 
-def main(args: list[str] | None = None) -> None:
+def main(args: list[str] | None = None) -> int:
     """Run the node; it configures and activates itself unless autostart is false."""
     rclpy.init(args=args if args is not None else sys.argv)
-    node = SegmentationNode()
+    try:
+        node = SegmentationNode()
+    except PARAM_ERRORS as exc:
+        print(f'segmentation_node: invalid parameter: {exc}', file=sys.stderr)
+        rclpy.try_shutdown()
+        return 2
     try:
         if node.get_parameter('autostart').value and \
                 node.trigger_configure() == TransitionCallbackReturn.SUCCESS:
@@ -239,7 +245,8 @@ def main(args: list[str] | None = None) -> None:
         node.stop_worker()
         node.destroy_node()
         rclpy.try_shutdown()
+    return 0
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

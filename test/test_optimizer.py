@@ -1,0 +1,151 @@
+"""Optimizer: freeze report, checked artefacts, atomic output, clear errors (real TensorFlow)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from jetson_seg.artefacts import read_manifest, verified_file
+from jetson_seg.engines.base import EngineError
+from jetson_seg.model_store import default_model_dir, open_model
+
+TF_BN_OPS = {'Rsqrt', 'FusedBatchNorm', 'FusedBatchNormV3'}
+
+
+def _optimize(env, *params: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, '-m', 'jetson_seg.optimizer_node', '--ros-args']
+    for item in params:
+        cmd += ['-p', item]
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope='module')
+def artefacts_dir(ros_env, tmp_path_factory):
+    out = tmp_path_factory.mktemp('optimized')
+    result = _optimize(ros_env, f'output_dir:={out}', 'targets:=[tf,litert]',
+                       'precision_mode:=FP16', 'check_frames:=4')
+    assert result.returncode == 0, result.stdout + result.stderr
+    return out, result.stdout + result.stderr
+
+
+def test_freeze_report_shows_nodes_falling_and_batchnorm_folded():
+    from jetson_seg.freeze import freeze_keras_model, load_keras
+
+    frozen = freeze_keras_model(load_keras(default_model_dir() / 'model.keras'))
+    counts = [step.nodes for step in frozen.steps]
+    assert counts[-1] < counts[1] * 0.5, frozen.report()
+    assert all(b <= a for a, b in zip(counts[1:], counts[2:])), frozen.report()
+    final = frozen.steps[-1].op_counts
+    assert not TF_BN_OPS & set(final), final
+    nodes = {n.name: n for n in frozen.graph_def.node}
+    conv_like = {'Conv2D', 'DepthwiseConv2dNative', 'BatchToSpaceND', '_FusedConv2D',
+                 '_FusedDepthwiseConv2dNative'}
+    for node in frozen.graph_def.node:  # no BN scale left multiplying a convolution's output
+        if node.op == 'Mul':
+            sources = {nodes[i.split(':')[0]].op for i in node.input}
+            assert not sources & conv_like, node.name
+    assert '_FusedConv2D' in final  # CPU graph fuses conv + bias + relu
+
+
+def test_artefacts_are_checked_and_described(artefacts_dir):
+    out, log = artefacts_dir
+    manifest = read_manifest(out)
+    assert set(manifest['targets']) == {'tf', 'litert'}
+    assert 'freeze report' in log and 'check tf' in log
+    tf_check = manifest['targets']['tf']['check']
+    assert tf_check['passed'] and tf_check['max_abs_diff'] < 1e-4
+    for precision, check in manifest['targets']['litert']['check'].items():
+        assert check['passed'] and check['mask_agreement'] >= 0.999, precision
+    for target in manifest['targets'].values():
+        for entry in target['files']:
+            assert len(entry['sha256']) == 64
+    assert manifest['model']['class_names'] == ['background', 'disc', 'rectangle', 'triangle']
+
+
+@pytest.mark.parametrize('engine', ['tf', 'litert'])
+def test_artefacts_reproduce_source_masks(artefacts_dir, engine):
+    from jetson_seg.optimizer import check_frames
+
+    out, _ = artefacts_dir
+    source, _ = open_model('', 'tf', threads=1)
+    converted, info = open_model(str(out), engine, threads=1)
+    assert converted.name == engine
+    frames = check_frames(3, info.input_hw, seed=5)
+    a, b = source.infer(frames), converted.infer(frames)
+    assert (a.argmax(-1) == b.argmax(-1)).mean() > 0.999
+
+
+def test_second_run_is_up_to_date_and_force_rebuild_rebuilds(ros_env, artefacts_dir):
+    out, _ = artefacts_dir
+    before = read_manifest(out)['run']
+    again = _optimize(ros_env, f'output_dir:={out}', 'targets:=[tf,litert]',
+                      'precision_mode:=FP16', 'check_frames:=4')
+    assert again.returncode == 0 and 'up to date' in again.stdout + again.stderr
+    assert read_manifest(out)['run'] == before
+
+
+def test_tampered_artefact_is_refused(tmp_path, artefacts_dir):
+    import shutil
+    out, _ = artefacts_dir
+    copy = tmp_path / 'copy'
+    shutil.copytree(out, copy)
+    manifest = read_manifest(copy)
+    path = verified_file(copy, manifest, 'litert', 'fp32')
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(EngineError, match='checksum'):
+        open_model(str(copy), 'litert')
+
+
+def test_killed_run_leaves_previous_output_loadable(ros_env, artefacts_dir, tmp_path):
+    import shutil
+    out, _ = artefacts_dir
+    target = tmp_path / 'out'
+    shutil.copytree(out, target)
+    previous = read_manifest(target)['run']
+    for delay in (2.0, 5.0, 8.0):
+        cmd = [sys.executable, '-m', 'jetson_seg.optimizer_node', '--ros-args',
+               '-p', f'output_dir:={target}', '-p', 'targets:=[tf,litert]',
+               '-p', 'force_rebuild:=true', '-p', 'check_frames:=4']
+        proc = subprocess.Popen(cmd, env=ros_env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        manifest = read_manifest(target)
+        if manifest['run'] != previous:  # the run finished before the kill: also fine
+            previous = manifest['run']
+        engine, _ = open_model(str(target), 'litert', threads=1)
+        engine.close()
+        open_model(str(target), 'tf', threads=1)[0].close()
+
+
+@pytest.mark.parametrize('params,code,fragment', [
+    (('targets:=[tf,onnx]',), 2, "items must be in ['tf', 'tftrt', 'litert']"),
+    (('precision_mode:=FP8',), 2, 'precision_mode must be one of'),
+    (('minimum_segment_size:=0',), 2, 'minimum_segment_size'),
+    (('is_dynamic_op:=false',), 2, 'TF 2.x TF-TRT builds dynamic ops only'),
+    (('input_model:=/nonexistent/model.keras',), 1, '/nonexistent/model.keras'),
+    (('calibration_bag:=/tmp/x',), 2, 'calibration_bag and calibration_topic go together'),
+])
+def test_bad_parameters_fail_with_clear_message(ros_env, tmp_path, params, code, fragment):
+    result = _optimize(ros_env, f'output_dir:={tmp_path}', *params, timeout=120)
+    text = result.stdout + result.stderr
+    assert result.returncode == code, text
+    assert fragment in text, text
+    assert not (tmp_path / 'manifest.json').exists()
+
+
+def test_manifest_is_json_with_versions(artefacts_dir):
+    out, _ = artefacts_dir
+    manifest = json.loads((out / 'manifest.json').read_text())
+    assert manifest['versions']['tensorflow'].startswith('2.17')
+    assert manifest['freeze_steps'][0]['nodes'] > manifest['freeze_steps'][-1]['nodes']
+    assert np.isfinite(manifest['timings_s']['freeze'])
