@@ -1,0 +1,125 @@
+"""Play a rosbag2 bag onto ROS topics: recorded timing, rate, loop, offset, remap, lockstep.
+
+    python -m jetson_seg.bag_player BAG --rate 2.0 --topics /camera/image_raw \\
+        --remap /camera/image_raw:=image
+    python -m jetson_seg.bag_player BAG --lockstep --answer-topic segmentation/mask
+
+Messages are published as the CDR bytes stored in the bag (no conversion). In lockstep mode the
+next image is sent only when the answer with the same header stamp arrived (or a timeout passed),
+so every frame is evaluated, whatever the node's speed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import rclpy
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+
+from jetson_seg.bags import bag_topics, deserialize, read_messages
+from jetson_seg.replay import message_class, stamp_key
+
+
+def qos_profile(name: str) -> QoSProfile:
+    return QoSProfile(depth=10, durability=DurabilityPolicy.VOLATILE,
+                      reliability=ReliabilityPolicy.RELIABLE if name == 'reliable'
+                      else ReliabilityPolicy.BEST_EFFORT)
+
+
+class BagPlayer:
+    """Publishes a bag's messages; one publisher per (remapped) topic."""
+
+    def __init__(self, node, bag: Path, topics: list[str] | None, remap: dict[str, str],
+                 qos: str) -> None:
+        self.node = node
+        self.bag = bag
+        available = bag_topics(bag)
+        missing = [t for t in topics or [] if t not in available]
+        if missing:
+            raise ValueError(f'topics {missing} not in {bag}; it has {sorted(available)}')
+        self.topics = topics or sorted(available)
+        self.types = {t: available[t][0] for t in self.topics}
+        self.publishers = {t: node.create_publisher(message_class(self.types[t]),
+                                                    remap.get(t, t), qos_profile(qos))
+                           for t in self.topics}
+        self.answers: set[int] = set()
+
+    def wait_for_subscribers(self, timeout: float) -> None:
+        deadline = time.time() + timeout
+        while time.time() < deadline and not all(
+                p.get_subscription_count() for p in self.publishers.values()):
+            rclpy.spin_once(self.node, timeout_sec=0.1)
+
+    def listen(self, answer_topic: str) -> None:
+        from sensor_msgs.msg import Image
+        self.node.create_subscription(
+            Image, answer_topic, lambda m: self.answers.add(stamp_key(m.header.stamp)),
+            QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE))
+
+    def play(self, rate: float = 1.0, start_offset: float = 0.0, loop: bool = False,
+             lockstep_topic: str | None = None, lockstep_timeout: float = 5.0) -> int:
+        """Play once (or forever with `loop`); returns the number of messages published."""
+        sent = 0
+        while True:
+            first = None
+            started = time.time()
+            for msg in read_messages(self.bag, self.topics):
+                first = msg.log_time_ns if first is None else first
+                offset = (msg.log_time_ns - first) / 1e9 - start_offset
+                if offset < 0:
+                    continue
+                if lockstep_topic is None:
+                    delay = started + offset / rate - time.time()
+                    while delay > 0:
+                        rclpy.spin_once(self.node, timeout_sec=min(delay, 0.05))
+                        delay = started + offset / rate - time.time()
+                self.publishers[msg.topic].publish(msg.cdr)
+                sent += 1
+                if lockstep_topic is not None and msg.topic == lockstep_topic:
+                    key = stamp_key(deserialize(msg).header.stamp)
+                    deadline = time.time() + lockstep_timeout
+                    while key not in self.answers and time.time() < deadline:
+                        rclpy.spin_once(self.node, timeout_sec=0.005)
+            if not loop:
+                return sent
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('bag', type=Path)
+    parser.add_argument('--rate', type=float, default=1.0, help='time multiplier')
+    parser.add_argument('--start-offset', type=float, default=0.0, help='skip these seconds')
+    parser.add_argument('--loop', action='store_true')
+    parser.add_argument('--topics', nargs='*', help='only these topics (default: all)')
+    parser.add_argument('--remap', action='append', default=[], metavar='FROM:=TO')
+    parser.add_argument('--qos', choices=('reliable', 'best_effort'), default='reliable')
+    parser.add_argument('--lockstep', action='store_true',
+                        help='send the next image only after the node answered the last')
+    parser.add_argument('--image-topic', default='/camera/image_raw',
+                        help='bag topic whose answers lockstep waits for')
+    parser.add_argument('--answer-topic', default='segmentation/mask')
+    parser.add_argument('--wait', type=float, default=10.0,
+                        help='seconds to wait for subscribers before playing')
+    args = parser.parse_args(argv)
+    remap = dict(item.split(':=', 1) for item in args.remap)
+    rclpy.init()
+    node = rclpy.create_node('bag_player')
+    try:
+        player = BagPlayer(node, args.bag, args.topics, remap, args.qos)
+        if args.lockstep:
+            player.listen(args.answer_topic)
+        player.wait_for_subscribers(args.wait)
+        sent = player.play(args.rate, args.start_offset, args.loop,
+                           args.image_topic if args.lockstep else None)
+        print(f'published {sent} messages from {args.bag}')
+    except KeyboardInterrupt:
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == '__main__':
+    main()

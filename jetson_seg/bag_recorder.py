@@ -1,0 +1,102 @@
+"""Record ROS topics to a rosbag2 bag (sqlite3 or MCAP) and close it cleanly on Ctrl-C/SIGTERM.
+
+    python -m jetson_seg.bag_recorder output/run_bag --topics /camera/image_raw \\
+        segmentation/mask segmentation/detections --storage mcap
+
+Messages are stored as the serialized bytes received (no conversion). Like `ros2 bag record`,
+a topic is subscribed reliable only when all its publishers are reliable, else best effort.
+Topics that appear later are picked up while recording.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import time
+from pathlib import Path
+
+import rclpy
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rclpy.signals import SignalHandlerOptions
+
+from jetson_seg.bags import STORAGES, typestore
+from jetson_seg.replay import message_class
+
+
+class BagRecorder:
+    """Subscribes each wanted topic once it is on the graph and writes what arrives."""
+
+    def __init__(self, node, path: Path, topics: list[str], storage: str = 'sqlite3') -> None:
+        from rosbags.rosbag2 import StoragePlugin, Writer
+
+        self.node = node
+        self.wanted = [node.resolve_topic_name(t) for t in topics]
+        self.writer = Writer(path, version=9, storage_plugin=StoragePlugin.MCAP
+                             if storage == 'mcap' else StoragePlugin.SQLITE3)
+        self.writer.open()
+        self.store = typestore()
+        self.subscriptions: dict[str, object] = {}
+        self.counts: dict[str, int] = {}
+
+    def discover(self) -> None:
+        """Subscribe wanted topics that now have publishers."""
+        types = dict(self.node.get_topic_names_and_types())
+        for topic in self.wanted:
+            if topic in self.subscriptions or topic not in types:
+                continue
+            msgtype = types[topic][0]
+            infos = self.node.get_publishers_info_by_topic(topic)
+            reliable = bool(infos) and all(
+                i.qos_profile.reliability == ReliabilityPolicy.RELIABLE for i in infos)
+            qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE if reliable
+                             else ReliabilityPolicy.BEST_EFFORT)
+            conn = self.writer.add_connection(topic, msgtype, typestore=self.store)
+            self.counts[topic] = 0
+
+            def write(data: bytes, conn=conn, topic=topic) -> None:
+                self.writer.write(conn, time.time_ns(), data)
+                self.counts[topic] += 1
+            self.subscriptions[topic] = self.node.create_subscription(
+                message_class(msgtype), topic, write, qos, raw=True)
+
+    def close(self) -> None:
+        """Write the bag's metadata; the bag is complete and readable afterwards."""
+        for sub in self.subscriptions.values():
+            self.node.destroy_subscription(sub)
+        self.writer.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('output', type=Path, help='bag folder to create (must not exist)')
+    parser.add_argument('--topics', nargs='+', required=True)
+    parser.add_argument('--storage', choices=STORAGES, default='sqlite3')
+    parser.add_argument('--duration', type=float, default=0.0, help='stop after N s (0: never)')
+    args = parser.parse_args(argv)
+    if args.output.exists():
+        parser.error(f'{args.output} exists; choose a new folder')
+    stop = []
+    rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.append(True))
+    node = rclpy.create_node('bag_recorder')
+    recorder = BagRecorder(node, args.output, args.topics, args.storage)
+    print(f'recording {recorder.wanted} to {args.output}', flush=True)
+    started = last_discovery = time.time()
+    recorder.discover()
+    try:
+        while not stop and (not args.duration or time.time() - started < args.duration):
+            rclpy.spin_once(node, timeout_sec=0.1)
+            if time.time() - last_discovery > 0.5:
+                recorder.discover()
+                last_discovery = time.time()
+    finally:
+        recorder.close()
+        node.destroy_node()
+        rclpy.try_shutdown()
+    print(f'closed {args.output}: ' + ', '.join(f'{t} {n}' for t, n in recorder.counts.items()),
+          flush=True)
+
+
+if __name__ == '__main__':
+    main()
