@@ -31,6 +31,10 @@ setup(
             f'optimizer_node = {PACKAGE}.optimizer_node:main',
             f'demo = {PACKAGE}.demo:main',
             f'train = {PACKAGE}.train:main',
+            f'make_sample_bag = {PACKAGE}.make_sample_bag:main',
+            f'bag_player = {PACKAGE}.bag_player:main',
+            f'bag_recorder = {PACKAGE}.bag_recorder:main',
+            f'evaluate = {PACKAGE}.evaluate:main',
         ],
     },
 )

@@ -1,0 +1,40 @@
+"""Replay a bag through the segmentation node and record its outputs (ROS installs).
+
+Usage:
+    ros2 launch jetson_seg replay.launch.py bag:=/data/run1 record_to:=/data/run1_seg
+"""
+
+import os
+
+from ament_index_python.packages import get_package_share_directory
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import Node
+
+
+def generate_launch_description():
+    share = get_package_share_directory('jetson_seg')
+    bag = LaunchConfiguration('bag')
+    image_topic = LaunchConfiguration('image_topic')
+    return LaunchDescription([
+        DeclareLaunchArgument('bag', description='rosbag2 folder to play'),
+        DeclareLaunchArgument('record_to', description='bag folder to create for the outputs'),
+        DeclareLaunchArgument('image_topic', default_value='/camera/image_raw',
+                              description='image topic in the bag'),
+        DeclareLaunchArgument('rate', default_value='1.0', description='playback time factor'),
+        DeclareLaunchArgument('params_file',
+                              default_value=os.path.join(share, 'config', 'segmentation.yaml'),
+                              description='Parameters file of the segmentation node'),
+        SetEnvironmentVariable('FASTDDS_DEFAULT_PROFILES_FILE',
+                               os.path.join(share, 'config', 'fastdds_large_images.xml')),
+        Node(package='jetson_seg', executable='segmentation_node', name='segmentation_node',
+             output='screen', parameters=[LaunchConfiguration('params_file')],
+             remappings=[('image', image_topic)]),
+        Node(package='jetson_seg', executable='bag_recorder', name='bag_recorder',
+             output='screen',
+             arguments=[LaunchConfiguration('record_to'), '--topics', 'segmentation/mask',
+                        'segmentation/detections', 'segmentation/label_info']),
+        Node(package='jetson_seg', executable='bag_player', name='bag_player', output='screen',
+             arguments=[bag, '--rate', LaunchConfiguration('rate'), '--topics', image_topic]),
+    ])
