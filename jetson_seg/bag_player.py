@@ -1,4 +1,4 @@
-"""Play a rosbag2 bag onto ROS topics: recorded timing, rate, loop, offset, remap, lockstep.
+r"""Play a rosbag2 bag onto ROS topics: recorded timing, rate, loop, offset, remap, lockstep.
 
     python -m jetson_seg.bag_player BAG --rate 2.0 --topics /camera/image_raw \\
         --remap /camera/image_raw:=image

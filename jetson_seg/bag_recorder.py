@@ -1,4 +1,4 @@
-"""Record ROS topics to a rosbag2 bag (sqlite3 or MCAP) and close it cleanly on Ctrl-C/SIGTERM.
+r"""Record ROS topics to a rosbag2 bag (sqlite3 or MCAP) and close it cleanly on Ctrl-C/SIGTERM.
 
     python -m jetson_seg.bag_recorder output/run_bag --topics /camera/image_raw \\
         segmentation/mask segmentation/detections --storage mcap

@@ -1,5 +1,6 @@
 """Write a rosbag2 bag of generated scenes with ground truth (no ROS needed).
 
+Usage:
     python -m jetson_seg.make_sample_bag output/sample_bag --frames 300 --rate 30 --storage mcap
 """
 

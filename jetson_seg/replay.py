@@ -44,6 +44,7 @@ def isolated_env(domain_id: int) -> dict[str, str]:
                    if (p / 'fastdds_large_images.xml').is_file()) / 'fastdds_large_images.xml'
     env = {'ROS_DOMAIN_ID': str(domain_id), 'ROS_AUTOMATIC_DISCOVERY_RANGE': 'LOCALHOST',
            'FASTDDS_DEFAULT_PROFILES_FILE': str(profile), 'TF_CPP_MIN_LOG_LEVEL': '2',
+           'PYTHONUNBUFFERED': '1',
            'ROS_LOG_DIR': os.environ.get('ROS_LOG_DIR') or
            tempfile.mkdtemp(prefix='jetson_seg_log_')}
     os.environ.update(env)
@@ -54,9 +55,13 @@ class NodeUnderTest:
     """The segmentation node in a child process; its output goes to `log_path`."""
 
     def __init__(self, params: dict[str, object], log_path: Path, env: dict[str, str],
-                 namespace: str = '') -> None:
+                 namespace: str = '', params_file: Path | None = None) -> None:
         cmd = [sys.executable, '-m', 'jetson_seg.segmentation_node', '--ros-args']
+        if params_file is not None:
+            cmd += ['--params-file', str(params_file)]
         for key, value in params.items():
+            if isinstance(value, bool):
+                value = str(value).lower()
             cmd += ['-p', f'{key}:={value}']
         if namespace:
             cmd += ['-r', f'__ns:={namespace}']

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from ros_harness import isolated_ros_env
+from jetson_seg.replay import isolated_env
 
 
 @pytest.fixture(scope='session')
@@ -12,8 +12,9 @@ def ros_env(tmp_path_factory):
     """Environment for node processes; this process joins the same domain through rclpy."""
     import rclpy
 
-    env = isolated_ros_env(str(tmp_path_factory.mktemp('ros_log')))
-    os.environ.update(env)
+    os.environ['ROS_LOG_DIR'] = str(tmp_path_factory.mktemp('ros_log'))
+    os.environ['ROS_HOME'] = os.environ['ROS_LOG_DIR']
+    env = isolated_env(int(os.environ.get('ROS_DOMAIN_ID', 100 + os.getpid() % 100)))
     rclpy.init()
     yield env
     rclpy.try_shutdown()

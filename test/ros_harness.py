@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import threading
+import tempfile
 import time
 from pathlib import Path
 
@@ -16,49 +12,23 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
 from vision_msgs.msg import Detection2DArray, LabelInfo
 
+from jetson_seg.replay import NodeUnderTest
+
 REPO = Path(__file__).resolve().parent.parent
-FASTDDS_PROFILE = REPO / 'config' / 'fastdds_large_images.xml'
+PARAMS_FILE = REPO / 'config' / 'segmentation.yaml'
 
 
-def isolated_ros_env(log_dir: str) -> dict[str, str]:
-    """Environment for this test run: its own DDS domain, local discovery, logs in a temp dir."""
-    env = dict(os.environ)
-    env.setdefault('ROS_DOMAIN_ID', str(100 + os.getpid() % 100))
-    env.update({
-        'ROS_AUTOMATIC_DISCOVERY_RANGE': 'LOCALHOST',
-        'ROS_LOG_DIR': log_dir,
-        'ROS_HOME': log_dir,
-        'FASTDDS_DEFAULT_PROFILES_FILE': str(FASTDDS_PROFILE),
-        'TF_CPP_MIN_LOG_LEVEL': '2',
-        'PYTHONUNBUFFERED': '1',
-    })
-    return env
+class NodeProcess(NodeUnderTest):
+    """The segmentation node in its own process, with its output readable for assertions."""
 
-
-class NodeProcess:
-    """A jetson_seg node started with `python -m`, its output collected for assertions."""
-
-    def __init__(self, module: str, params: dict[str, object], env: dict[str, str],
-                 extra_args: tuple[str, ...] = ()) -> None:
-        cmd = [sys.executable, '-m', module, '--ros-args']
-        for key, value in params.items():
-            if isinstance(value, bool):
-                value = 'true' if value else 'false'
-            cmd += ['-p', f'{key}:={value}']
-        cmd += list(extra_args)
-        self.output: list[str] = []
-        self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, text=True, cwd=REPO)
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        for line in self.proc.stdout:
-            self.output.append(line)
+    def __init__(self, params: dict[str, object], env: dict[str, str], namespace: str = '',
+                 params_file: Path | None = PARAMS_FILE) -> None:
+        log = Path(tempfile.mkstemp(prefix='node_', suffix='.log', dir=env['ROS_LOG_DIR'])[1])
+        super().__init__(params, log, env, namespace, params_file)
 
     @property
     def text(self) -> str:
-        return ''.join(self.output)
+        return self.log_path.read_text()
 
     def wait_for_output(self, needle: str, timeout: float = 90.0) -> None:
         deadline = time.monotonic() + timeout
@@ -69,17 +39,6 @@ class NodeProcess:
                 raise AssertionError(f'node exited ({self.proc.returncode}):\n{self.text}')
             time.sleep(0.1)
         raise AssertionError(f'{needle!r} not seen in {timeout} s:\n{self.text}')
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._reader.join(timeout=5)
-        return self.proc.returncode
 
 
 class SegmentationClient:

@@ -39,7 +39,7 @@ def _boxes(det_array) -> list[tuple]:
 
 @pytest.fixture(scope='module')
 def raw_node(ros_env):
-    node = NodeProcess('jetson_seg.segmentation_node', {'threads': 1}, ros_env)
+    node = NodeProcess({'threads': 1}, ros_env)
     node.wait_for_output('active: listening')
     yield node
     assert node.stop() == 0, node.text
@@ -142,9 +142,8 @@ def test_reliable_publisher_is_answered(ros_env, raw_node):
 
 
 def test_compressed_input(ros_env):
-    node = NodeProcess('jetson_seg.segmentation_node',
-                       {'threads': 1, 'image_transport': 'compressed'}, ros_env,
-                       ('-r', '__ns:=/compressed_cam'))
+    node = NodeProcess({'threads': 1, 'image_transport': 'compressed'}, ros_env,
+                       namespace='/compressed_cam')
     try:
         node.wait_for_output('active: listening')
         cl = SegmentationClient('compressed_client', namespace='/compressed_cam',

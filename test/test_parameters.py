@@ -1,7 +1,6 @@
 """Parameter rules: every default is valid, and bad values are refused with a reason."""
 
 import pytest
-import yaml
 
 from jetson_seg.parameters import SEGMENTATION_PARAMS, SPECS_BY_NAME, validate
 
@@ -25,13 +24,3 @@ def test_defaults_are_valid():
 def test_bad_values_are_refused_with_reason(name, value, fragment):
     reason = validate(SPECS_BY_NAME[name], value)
     assert reason is not None and fragment in reason and name in reason
-
-
-def test_config_yaml_matches_declared_parameters():
-    from pathlib import Path
-    config = yaml.safe_load((Path(__file__).parent.parent / 'config' / 'segmentation.yaml')
-                            .read_text())
-    params = config['/**']['ros__parameters']
-    assert set(params) == set(SPECS_BY_NAME)
-    for name, value in params.items():
-        assert validate(SPECS_BY_NAME[name], value) is None, name

@@ -1,0 +1,72 @@
+"""Launch files and parameter files, checked statically (launch_ros is not installable here).
+
+The same node command lines run for real in the integration tests, with these params files.
+"""
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from jetson_seg.parameters import OPTIMIZER_PARAMS, SEGMENTATION_PARAMS, validate
+
+REPO = Path(__file__).resolve().parent.parent
+LAUNCH_FILES = sorted((REPO / 'launch').glob('*.launch.py'))
+
+
+def _entry_points() -> set[str]:
+    text = (REPO / 'setup.py').read_text()
+    return set(re.findall(r"f'(\w+) = \{PACKAGE\}\.", text))
+
+
+def _calls(tree, name):
+    return [n for n in ast.walk(tree) if isinstance(n, ast.Call) and
+            getattr(n.func, 'id', getattr(n.func, 'attr', None)) == name]
+
+
+def _kw(call, key):
+    for kw in call.keywords:
+        if kw.arg == key and isinstance(kw.value, ast.Constant):
+            return kw.value.value
+    return None
+
+
+def test_there_are_launch_files_for_each_job():
+    names = {p.name for p in LAUNCH_FILES}
+    assert {'segmentation.launch.py', 'optimize.launch.py', 'replay.launch.py'} <= names
+
+
+@pytest.mark.parametrize('path', LAUNCH_FILES, ids=lambda p: p.name)
+def test_launch_file_is_well_formed(path):
+    tree = ast.parse(path.read_text())
+    funcs = [n.name for n in tree.body if isinstance(n, ast.FunctionDef)]
+    assert 'generate_launch_description' in funcs
+    imports = {a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)
+               for a in n.names}
+    assert {'LaunchDescription', 'Node'} <= imports
+    nodes = _calls(tree, 'Node')
+    assert nodes
+    for node in nodes:
+        assert _kw(node, 'package') == 'jetson_seg'
+        assert _kw(node, 'executable') in _entry_points()
+    declared = {_kw(c, 'name') or c.args[0].value for c in _calls(tree, 'DeclareLaunchArgument')}
+    used = {c.args[0].value for c in _calls(tree, 'LaunchConfiguration')}
+    assert used <= declared, used - declared
+    for call in _calls(tree, 'join'):  # share-relative files must exist in the repository
+        parts = [a.value for a in call.args if isinstance(a, ast.Constant)]
+        if parts and parts[0] in ('config', 'launch'):
+            assert (REPO.joinpath(*parts)).exists(), parts
+
+
+@pytest.mark.parametrize('name,specs', [('segmentation.yaml', SEGMENTATION_PARAMS),
+                                        ('optimizer.yaml', OPTIMIZER_PARAMS)])
+def test_params_file_is_valid_ros_parameters_for_its_node(name, specs):
+    data = yaml.safe_load((REPO / 'config' / name).read_text())
+    assert list(data) == ['/**'] and list(data['/**']) == ['ros__parameters']
+    params = data['/**']['ros__parameters']
+    by_name = {s.name: s for s in specs}
+    assert set(params) == set(by_name)
+    for key, value in params.items():
+        assert validate(by_name[key], value) is None, (key, value)
