@@ -1,0 +1,270 @@
+"""Benchmark: engines side by side, the node end to end over Fast DDS, and its per-stage cost.
+
+    python -m jetson_seg.benchmark --output output/benchmark [--quick]
+
+Each engine runs in its own process (thread pools of TF and LiteRT would otherwise fight over the
+cores), on the default model at its input size, batch 1. The node is measured the way
+ros2_benchmark does: fixed input rates, latency from send to mask received, dropped frames; peak
+throughput is the highest rate with < 5% dropped. Writes benchmark.json, benchmark.md and
+benchmark.png to the output folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ENGINE_KINDS = ('keras_eager', 'tf_function', 'tf_frozen', 'litert_1', 'litert_2')
+
+
+def _timeit(fn, iterations: int, warmup: int = 10) -> dict:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(iterations):
+        start = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - start) * 1e3)
+    arr = np.array(times)
+    return {'ms_p50': round(float(np.percentile(arr, 50)), 3),
+            'ms_p99': round(float(np.percentile(arr, 99)), 3),
+            'ms_min': round(float(arr.min()), 3), 'iterations': iterations}
+
+
+def _matmul_ceiling() -> dict:
+    """Best float32 matmul rate of numpy on all cores: the practical compute ceiling."""
+    a = np.random.default_rng(0).random((2048, 2048), dtype=np.float32)
+    stats = _timeit(lambda: a @ a, 10, warmup=2)
+    return {'gflops': round(2 * 2048 ** 3 / (stats['ms_min'] / 1e3) / 1e9, 1)}
+
+
+def _engine_worker(kind: str, iterations: int) -> dict:
+    """Time one runtime on the default model; runs in a fresh process."""
+    import tensorflow as tf
+
+    from jetson_seg.freeze import freeze_keras_model, load_keras
+    from jetson_seg.model_store import default_model_dir
+    from jetson_seg.optimizer import check_frames
+
+    tf.config.threading.set_intra_op_parallelism_threads(os.cpu_count())
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    model = load_keras(default_model_dir() / 'model.keras')
+    frame = check_frames(1, tuple(model.input_shape[1:3]))
+    if kind == 'keras_eager':
+        def run():
+            return model(frame, training=False).numpy()
+    elif kind == 'tf_function':
+        fn = tf.function(lambda x: model(x, training=False))
+        tensor = tf.constant(frame)
+
+        def run():
+            return fn(tensor).numpy()
+    elif kind == 'tf_frozen':
+        from jetson_seg.engines.tf_graph import FrozenGraphEngine
+        frozen = freeze_keras_model(model)
+        engine = FrozenGraphEngine(frozen.graph_def, frozen.input_name, frozen.output_name,
+                                   frozen.input_hw, frozen.num_classes, threads=os.cpu_count())
+
+        def run():
+            return engine.infer(frame)
+    elif kind.startswith('litert_'):
+        from jetson_seg.convert_litert import convert_to_litert
+        from jetson_seg.engines.litert import LiteRtEngine
+        engine = LiteRtEngine(convert_to_litert(model, 'FP32'), 4, threads=int(kind[-1]))
+
+        def run():
+            return engine.infer(frame)
+    else:
+        raise ValueError(kind)
+    return _timeit(run, iterations)
+
+
+def _in_subprocess(args: list[str]) -> dict:
+    result = subprocess.run([sys.executable, '-m', 'jetson_seg.benchmark', *args],
+                            capture_output=True, text=True, timeout=900,
+                            env={**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '2'})
+    if result.returncode != 0:
+        raise RuntimeError(f'benchmark worker {args} failed:\n{result.stderr[-2000:]}')
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f'/proc/{pid}/stat').read_text().rsplit(')', 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
+
+
+def _node_runs(rates: list[float], seconds: float, domain_id: int, out: Path) -> list[dict]:
+    """Stream generated 640x480 frames at each rate through one node process."""
+    import rclpy
+    from std_msgs.msg import Header
+
+    from jetson_seg.messages import image_msg
+    from jetson_seg.replay import NodeUnderTest, Streamer, isolated_env, stamp_key
+    from jetson_seg.report import summarize
+    from jetson_seg.scenes import CLASS_NAMES, scene_stream
+
+    env = isolated_env(domain_id)
+    node_proc = NodeUnderTest({}, out / 'node.log', env)
+    rclpy.init()
+    node = rclpy.create_node('benchmark_camera')
+    runs = []
+    try:
+        stream = scene_stream(11)
+        scenes = [next(stream) for _ in range(60)]
+        messages = [image_msg(Header(frame_id='bench'), s.image, 'rgb8') for s in scenes]
+        for rate in rates:
+            streamer = Streamer(node, namespace='')
+            streamer.wait_for_node(node_proc)
+            scene_of: dict[int, int] = {}
+
+            def restamp(index, msg, now):
+                msg.header.stamp.sec, msg.header.stamp.nanosec = int(now), int(now % 1 * 1e9)
+                scene_of[stamp_key(msg.header.stamp)] = index
+                return stamp_key(msg.header.stamp)
+
+            total = int(rate * seconds)
+            cpu0, t0 = _cpu_seconds(node_proc.proc.pid), time.time()
+            streamer.run(((i % 60, messages[i % 60]) for i in range(total)), rate,
+                         restamp=restamp)
+            cpu = (_cpu_seconds(node_proc.proc.pid) - cpu0) / (time.time() - t0)
+            records = sorted(streamer.records.values(), key=lambda r: r.sent_at)
+            summary = summarize(records, lambda k: (scenes[scene_of[k]].mask,
+                                                    scenes[scene_of[k]].boxes), CLASS_NAMES)
+            summary.update(rate_hz=rate, node_cpu_cores=round(cpu, 2),
+                           drop_fraction=round(summary['dropped'] / max(total, 1), 4),
+                           stages_ms={k.split('.', 1)[1]: float(v) for k, v in
+                                      streamer.diagnostics.items() if k.startswith('stage_ms.')},
+                           engine=streamer.diagnostics.get('engine'))
+            runs.append(summary)
+            print(f'  node at {rate:g} Hz: answered {summary["answered"]}/{total}, '
+                  f'latency p50 {summary["latency_ms"]["p50"]} ms p99 '
+                  f'{summary["latency_ms"]["p99"]} ms, mIoU {summary["mean_iou"]}, '
+                  f'cpu {cpu:.2f} cores', flush=True)
+            for sub in list(node.subscriptions):
+                node.destroy_subscription(sub)
+            for pub in list(node.publishers):
+                node.destroy_publisher(pub)
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+        node_proc.stop()
+    return runs
+
+
+def _markdown(result: dict) -> str:
+    ceiling = result['matmul_ceiling_gflops']
+    lines = [f'Measured {result["date"]} on {result["machine"]} ({result["cores"]} cores), '
+             f'default model ({result["gflop_per_frame"]:.3f} GFLOP/frame at '
+             f'{result["input"]}), batch 1. Matmul ceiling {ceiling} GFLOP/s.', '',
+             '| engine | ms p50 | ms p99 | fps | GFLOP/s | of ceiling | vs Keras eager |',
+             '|---|---|---|---|---|---|---|']
+    base = result['engines']['keras_eager']['ms_p50']
+    for kind, e in result['engines'].items():
+        lines.append(f'| {kind} | {e["ms_p50"]} | {e["ms_p99"]} | {e["fps"]} | {e["gflops"]} | '
+                     f'{e["gflops"] / ceiling:.1%} | {base / e["ms_p50"]:.1f}x |')
+    lines += ['', '| input rate | answered fps | dropped | latency p50 | latency p99 | '
+              'node CPU (cores) | mIoU |', '|---|---|---|---|---|---|---|']
+    for run in result['node']:
+        lines.append(f'| {run["rate_hz"]:g} Hz | {run["answered_fps"]} | '
+                     f'{run["drop_fraction"]:.1%} | {run["latency_ms"]["p50"]} ms | '
+                     f'{run["latency_ms"]["p99"]} ms | {run["node_cpu_cores"]} | '
+                     f'{run["mean_iou"]} |')
+    lines += ['', f'Peak throughput (< 5% dropped): {result["peak_throughput_hz"]} Hz.', '',
+              '| node stage | ms (median) |', '|---|---|']
+    for stage, ms in result['stages_ms'].items():
+        lines.append(f'| {stage} | {ms:.2f} |')
+    lines.append(f'| **total per frame** | **{result["node_frame_ms"]:.2f}** |')
+    lines.append('')
+    lines.append(f'Node per-frame cost / engine-only ({result["node_engine"]}): '
+                 f'{result["node_vs_engine"]:.2f}x')
+    return '\n'.join(lines) + '\n'
+
+
+def _plot(result: dict, path: Path) -> None:
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
+    kinds = list(result['engines'])
+    ax1.barh(kinds, [result['engines'][k]['ms_p50'] for k in kinds])
+    ax1.set_xlabel('ms per frame (p50), batch 1')
+    ax1.set_title('engines on the default model')
+    rates = [r['rate_hz'] for r in result['node']]
+    ax2.plot(rates, [r['latency_ms']['p50'] for r in result['node']], 'o-', label='p50')
+    ax2.plot(rates, [r['latency_ms']['p99'] for r in result['node']], 's-', label='p99')
+    ax2.plot(rates, [r['drop_fraction'] * 100 for r in result['node']], 'x--',
+             label='dropped %')
+    ax2.set_xlabel('input rate (Hz)')
+    ax2.set_ylabel('latency (ms) / dropped (%)')
+    ax2.set_title('node end to end over Fast DDS (640x480)')
+    ax2.legend()
+    ax2.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--output', type=Path, default=Path('output/benchmark'))
+    parser.add_argument('--quick', action='store_true', help='fewer iterations and seconds')
+    parser.add_argument('--domain-id', type=int, default=79)
+    parser.add_argument('--engine-worker', help=argparse.SUPPRESS)
+    parser.add_argument('--matmul-worker', action='store_true', help=argparse.SUPPRESS)
+    parser.add_argument('--iterations', type=int, default=200)
+    args = parser.parse_args(argv)
+    if args.engine_worker:
+        print(json.dumps(_engine_worker(args.engine_worker, args.iterations)))
+        return
+    if args.matmul_worker:
+        print(json.dumps(_matmul_ceiling()))
+        return
+
+    from jetson_seg.model_store import default_model_dir
+
+    meta = json.loads((default_model_dir() / 'model.json').read_text())
+    gflop = meta['gflop_per_frame']
+    iterations = 50 if args.quick else args.iterations
+    args.output.mkdir(parents=True, exist_ok=True)
+    result = {'date': time.strftime('%Y-%m-%d'), 'machine': platform.processor() or
+              platform.machine(), 'cores': os.cpu_count(), 'gflop_per_frame': gflop,
+              'input': f'{meta["input"]["width"]}x{meta["input"]["height"]}'}
+    result['matmul_ceiling_gflops'] = _in_subprocess(['--matmul-worker'])['gflops']
+    result['engines'] = {}
+    for kind in ENGINE_KINDS:
+        stats = _in_subprocess(['--engine-worker', kind, '--iterations', str(iterations)])
+        stats['fps'] = round(1e3 / stats['ms_p50'], 1)
+        stats['gflops'] = round(gflop / (stats['ms_p50'] / 1e3), 1)
+        result['engines'][kind] = stats
+        print(f'  {kind}: {stats["ms_p50"]} ms p50, {stats["ms_p99"]} ms p99', flush=True)
+    seconds = 5.0 if args.quick else 10.0
+    rates = [30.0, 60.0, 120.0] + ([] if args.quick else [90.0, 150.0, 200.0])
+    result['node'] = _node_runs(sorted(rates), seconds, args.domain_id, args.output)
+    ok = [r['rate_hz'] for r in result['node'] if r['drop_fraction'] < 0.05]
+    result['peak_throughput_hz'] = max(ok) if ok else None
+    stages = result['node'][0]['stages_ms']
+    result['stages_ms'] = stages
+    result['node_frame_ms'] = sum(stages.values())
+    result['node_engine'] = result['node'][0]['engine']
+    engine_kind = 'litert_2' if result['node_engine'] == 'litert' else 'tf_frozen'
+    result['node_vs_engine'] = result['node_frame_ms'] / \
+        result['engines'][engine_kind]['ms_p50']
+    (args.output / 'benchmark.json').write_text(json.dumps(result, indent=2) + '\n')
+    (args.output / 'benchmark.md').write_text(_markdown(result))
+    _plot(result, args.output / 'benchmark.png')
+    print()
+    print(_markdown(result))
+    print(f'benchmark.json, benchmark.md and benchmark.png in {args.output}/')
+
+
+if __name__ == '__main__':
+    main()
