@@ -176,7 +176,11 @@ class SegmentationNode(LifecycleNode):
                     return
                 msg, received_at = self._pending
                 self._pending = None
-            self._process(msg, received_at)
+            try:
+                self._process(msg, received_at)
+            except Exception as exc:  # the worker must outlive any one bad frame
+                self.stats.on_rejected('processing_error')
+                self.get_logger().error(f'frame failed: {exc!r}', throttle_duration_sec=2.0)
 
     def _wanted(self) -> Wanted:
         subs = {key: self._pubs[key].get_subscription_count() > 0 for key in OUTPUT_TOPICS}
