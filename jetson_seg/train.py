@@ -108,6 +108,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument('--epochs', type=int, default=10)
     parser.add_argument('--batch', type=int, default=16)
     parser.add_argument('--eval-scenes', type=int, default=200)
+    parser.add_argument('--init', help='continue from this model.keras instead of from scratch')
+    parser.add_argument('--lr', type=float, default=4e-3, help='peak learning rate')
     args = parser.parse_args(argv)
 
     import keras
@@ -119,9 +121,13 @@ def main(argv: list[str] | None = None) -> None:
     spec = ModelSpec()
     started = time.time()
     images, masks = render_dataset(args.seed, args.scenes, spec.width, spec.height)
-    model = build_model(spec)
+    if args.init:
+        from jetson_seg.freeze import load_keras
+        model = load_keras(args.init)
+    else:
+        model = build_model(spec)
     steps = args.epochs * (len(images) // args.batch)
-    schedule = keras.optimizers.schedules.CosineDecay(1e-4, steps, warmup_target=4e-3,
+    schedule = keras.optimizers.schedules.CosineDecay(args.lr / 40, steps, warmup_target=args.lr,
                                                       warmup_steps=steps // 20)
     model.compile(optimizer=keras.optimizers.Adam(schedule),
                   loss=_dice_ce_loss(spec.num_classes))
@@ -150,6 +156,7 @@ def main(argv: list[str] | None = None) -> None:
         'parameters': int(model.count_params()), 'gflop_per_frame': count_flops(model) / 1e9,
         'training': {'seed': args.seed, 'scenes': args.scenes, 'epochs': args.epochs,
                      'batch': args.batch, 'seconds': round(train_seconds, 1),
+                     'init': args.init, 'peak_lr': args.lr,
                      'tensorflow': tf.__version__, 'keras': keras.__version__},
         'evaluation': report,
     }

@@ -106,7 +106,7 @@ def test_bags_recorded_elsewhere_play_through_the_node(ros_env, tmp_path, storag
     report = _evaluate(ros_env, bag, tmp_path / 'eval', '--lockstep', '--image-topic', topic,
                        '--truth-topic', '/cam/truth', '--node-param', 'threads:=1')
     assert report['frames_sent'] == FRAMES and report['answered'] == FRAMES
-    assert report['mean_iou'] > 0.75, report
+    assert report['mean_iou'] > 0.6, report
 
 
 def test_lockstep_evaluation_is_repeatable(ros_env, tmp_path):

@@ -12,7 +12,7 @@ from jetson_seg.scenes import CLASS_COLORS, CLASS_NAMES, SceneSpec, scene_stream
 
 #: Pixel-level mIoU the published masks must reach on generated scenes (README states the
 #: held-out figure of the model itself; this is the floor for a handful of frames).
-MIOU_FLOOR = 0.80
+MIOU_FLOOR = 0.65
 MIN_BOX_AREA = 400  # boxes this large (px at 640x480) must be found as detections
 
 
