@@ -39,13 +39,19 @@ def probabilities_for_output(probs: np.ndarray, letterbox: Letterbox,
                       interpolation=cv2.INTER_LINEAR)
 
 
-def class_mask(probs: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """Per-pixel argmax as uint8 class ids."""
-    ids = np.argmax(probs, axis=2)
-    if out is None:
-        return ids.astype(np.uint8)
-    np.copyto(out, ids, casting='unsafe')
-    return out
+def class_mask(probs: np.ndarray) -> np.ndarray:
+    """Per-pixel argmax as uint8 class ids (first class wins ties, as np.argmax).
+
+    A running max over the class planes with OpenCV is ~2x faster than np.argmax over a short
+    last axis at 640x480 (measured, README).
+    """
+    planes = cv2.split(probs)
+    best = planes[0].copy()
+    ids = np.zeros(best.shape, np.uint8)
+    for class_id in range(1, len(planes)):
+        ids[cv2.compare(planes[class_id], best, cv2.CMP_GT) > 0] = class_id
+        cv2.max(best, planes[class_id], dst=best)
+    return ids
 
 
 def color_mask(mask: np.ndarray, palette: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
@@ -57,7 +63,7 @@ def overlay(rgb: np.ndarray, colors: np.ndarray, mask: np.ndarray, alpha: float,
             out: np.ndarray | None = None) -> np.ndarray:
     """Blend class colours over the image where a non-background class was found."""
     out = cv2.addWeighted(rgb, 1.0 - alpha, colors, alpha, 0.0, dst=out)
-    np.copyto(out, rgb, where=(mask == 0)[..., None])
+    cv2.copyTo(rgb, cv2.compare(mask, 0, cv2.CMP_EQ), out)  # background keeps the input
     return out
 
 

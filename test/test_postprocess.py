@@ -1,0 +1,64 @@
+"""Pre/post-processing: letterbox and its inverse, argmax, overlay, regions from masks."""
+
+import numpy as np
+import pytest
+
+from jetson_seg.postprocess import (class_mask, color_mask, overlay, probabilities_for_output,
+                                    regions)
+from jetson_seg.preprocess import Letterbox
+from jetson_seg.scenes import CLASS_COLORS, boxes_from_mask, scene_stream
+
+RNG = np.random.default_rng(0)
+
+
+def test_class_mask_equals_numpy_argmax_including_ties():
+    probs = RNG.random((37, 53, 4)).astype(np.float32)
+    probs[0, :5] = 0.5  # exact ties: the first class must win, like np.argmax
+    np.testing.assert_array_equal(class_mask(probs), np.argmax(probs, axis=2))
+
+
+@pytest.mark.parametrize('src', [(640, 480), (320, 320), (1280, 400), (200, 600), (256, 192)])
+def test_letterbox_and_inverse_map_pixels_back(src):
+    box = Letterbox.fit(*src, 256, 192)
+    assert box.content_w <= 256 and box.content_h <= 192
+    assert box.content_w == 256 or box.content_h == 192  # fills one side
+    image = np.zeros((src[1], src[0], 3), np.uint8)
+    image[:, : src[0] // 2] = 200  # left half bright
+    net = box.apply(image)
+    assert net.shape == (192, 256, 3)
+    if box.pad_x:  # padding is black, content is centred
+        assert net[:, :box.pad_x - 1].max() == 0 and net[:, -box.pad_x + 1:].max() == 0
+    # a class-probability map built from the network image maps back onto the input grid
+    probs = np.zeros((192, 256, 2), np.float32)
+    probs[..., 1] = net[..., 0] > 100
+    probs[..., 0] = 1 - probs[..., 1]
+    mask = class_mask(probabilities_for_output(probs, box, True))
+    assert mask.shape == (src[1], src[0])
+    left, right = mask[:, : src[0] // 2 - 3], mask[:, src[0] // 2 + 3:]
+    assert left.mean() > 0.99 and right.mean() < 0.01
+    x, y = box.to_source(box.pad_x + box.content_w, box.pad_y + box.content_h)
+    assert (x, y) == pytest.approx(src)
+
+
+def test_overlay_keeps_background_and_blends_objects():
+    rgb = RNG.integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    mask = np.zeros((20, 30), np.uint8)
+    mask[5:10, 5:10] = 2
+    palette = np.array(CLASS_COLORS, np.uint8)
+    out = overlay(rgb, color_mask(mask, palette), mask, 0.5)
+    np.testing.assert_array_equal(out[mask == 0], rgb[mask == 0])
+    blend = (rgb[mask == 2].astype(int) + palette[2].astype(int)) / 2
+    assert np.abs(out[mask == 2] - blend).max() <= 1
+
+
+def test_regions_match_drawn_objects_with_scores():
+    scene = next(scene_stream(4))
+    probs = np.full(scene.mask.shape + (4,), 0.1, np.float32)
+    rows, cols = np.indices(scene.mask.shape)
+    probs[rows, cols, scene.mask] = 0.7
+    found = regions(scene.mask, probs, min_area=1)
+    assert {(r.x0, r.y0, r.x1, r.y1, r.class_id) for r in found} == set(boxes_from_mask(
+        scene.mask))
+    assert all(r.score == pytest.approx(0.7) for r in found)
+    small = regions(scene.mask, probs, min_area=10_000)
+    assert all(r.area >= 10_000 for r in small) and len(small) < len(found)
