@@ -36,6 +36,8 @@ SEGMENTATION_PARAMS: tuple[ParamSpec, ...] = (
               'instead of failing to configure'),
     ParamSpec('threads', 0, 'CPU threads for the engine (0 = runtime default)', minimum=0,
               maximum=256),
+    ParamSpec('cameras', [''], "Camera namespaces served with one batched model: each gets "
+              "<camera>/image and <camera>/segmentation/*; '' = this node's own namespace"),
     ParamSpec('image_transport', 'raw', "'raw' subscribes image, 'compressed' image/compressed",
               choices=('raw', 'compressed')),
     ParamSpec('mask_resolution', 'input', 'Publish masks at the input image size or the '

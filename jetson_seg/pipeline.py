@@ -60,29 +60,56 @@ class SegmentationPipeline:
         self.engine = engine
         self.palette = np.ascontiguousarray(palette, np.uint8)
         self.config = config
-        self._box: Letterbox | None = None
-        self._net_input: np.ndarray | None = None
+        self._boxes: dict[tuple[int, int], Letterbox] = {}
+        self._batch = np.zeros((0, *engine.input_hw, 3), np.uint8)
 
     def _letterbox_for(self, width: int, height: int) -> Letterbox:
-        box = self._box
-        if box is None or (box.src_w, box.src_h) != (width, height):
+        box = self._boxes.get((width, height))
+        if box is None:
+            if len(self._boxes) > 16:  # bounded: a stream of odd sizes must not grow this
+                self._boxes.clear()
             net_h, net_w = self.engine.input_hw
-            box = self._box = Letterbox.fit(width, height, net_w, net_h)
-            self._net_input = np.zeros((1, net_h, net_w, 3), np.uint8)
+            box = self._boxes[(width, height)] = Letterbox.fit(width, height, net_w, net_h)
         return box
 
     def run(self, image: DecodedImage, wanted: Wanted = Wanted()) -> FrameResult:
         """Segment one decoded frame and build the requested products."""
-        result = FrameResult()
+        return self.run_batch([image], [wanted])[0]
+
+    def run_batch(self, images: list[DecodedImage], wanted: list[Wanted]) -> list[FrameResult]:
+        """Segment frames of any sizes in one engine call (several cameras, one model).
+
+        Timings of the shared stages are split evenly between the frames.
+        """
         clock = time.perf_counter
         t0 = clock()
-        height, width = image.pixels.shape[:2]
-        box = self._letterbox_for(width, height)
-        small = resize_to_rgb(image, box.content_w, box.content_h)
-        box.apply(small, out=self._net_input[0])
+        if len(self._batch) != len(images):
+            self._batch = np.zeros((len(images), *self.engine.input_hw, 3), np.uint8)
+        boxes = []
+        for slot, image in enumerate(images):
+            height, width = image.pixels.shape[:2]
+            box = self._letterbox_for(width, height)
+            if not box.is_identity_aspect:
+                self._batch[slot] = 0  # padding stays black
+            box.apply(resize_to_rgb(image, box.content_w, box.content_h), out=self._batch[slot])
+            boxes.append(box)
         t1 = clock()
-        probs = self.engine.infer(self._net_input)[0]
+        probs = self.engine.infer(self._batch)
         t2 = clock()
+        results = []
+        for slot, image in enumerate(images):
+            start = clock()
+            result = self._finish(probs[slot], image, boxes[slot], wanted[slot])
+            result.timings_ms = {'preprocess': (t1 - t0) * 1e3 / len(images),
+                                 'inference': (t2 - t1) * 1e3 / len(images),
+                                 'postprocess': (clock() - start) * 1e3}
+            results.append(result)
+        return results
+
+    def _finish(self, probs: np.ndarray, image: DecodedImage, box: Letterbox,
+                wanted: Wanted) -> FrameResult:
+        result = FrameResult()
+        height, width = image.pixels.shape[:2]
         probs_out = probabilities_for_output(probs, box, self.config.mask_at_input_resolution)
         mask = class_mask(probs_out)
         if wanted.mask:
@@ -99,9 +126,6 @@ class SegmentationPipeline:
                 result.color_mask = colors
             if wanted.overlay:
                 result.overlay = self._overlay(to_rgb(image), colors, mask)
-        t3 = clock()
-        result.timings_ms = {'preprocess': (t1 - t0) * 1e3, 'inference': (t2 - t1) * 1e3,
-                             'postprocess': (t3 - t2) * 1e3}
         return result
 
     def _overlay(self, rgb: np.ndarray, colors: np.ndarray, mask: np.ndarray) -> np.ndarray:

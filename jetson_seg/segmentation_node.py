@@ -54,11 +54,13 @@ class SegmentationNode(LifecycleNode):
         self._engine = None
         self._pipeline: SegmentationPipeline | None = None
         self._class_names: tuple[str, ...] = ()
-        self._pubs: dict[str, object] = {}
-        self._sub = None
+        self._cameras: tuple[str, ...] = ()
+        self._pubs: dict[str, dict[str, object]] = {}  # camera -> output -> publisher
+        self._diag_pub = None
+        self._subs: list = []
         self._diag_timer = None
         self._cond = threading.Condition()
-        self._pending = None
+        self._pending: dict[str, tuple] = {}  # camera -> (newest message, receipt time)
         self._running = False
         self._worker: threading.Thread | None = None
 
@@ -91,49 +93,59 @@ class SegmentationNode(LifecycleNode):
         self._pipeline = SegmentationPipeline(engine, np.array(info.class_colors, np.uint8),
                                               self._pipeline_config())
         out_qos = _qos(self._param('output_reliability'), self._param('output_depth'))
-        self._pubs = {key: self.create_publisher(Image, topic, out_qos)
-                      for key, topic in OUTPUT_TOPICS.items() if key != 'detections'}
-        self._pubs['detections'] = self.create_publisher(
-            Detection2DArray, OUTPUT_TOPICS['detections'], out_qos)
-        self._pubs['label_info'] = self.create_publisher(
-            LabelInfo, 'segmentation/label_info', _qos('reliable', 1, latched=True))
-        self._pubs['diagnostics'] = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self._cameras = tuple(dict.fromkeys(self._param('cameras')))
+        self._pubs = {cam: self._camera_publishers(cam, out_qos) for cam in self._cameras}
+        self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self.get_logger().info(
             f'configured: engine={engine.name} model={info.path} input={info.input_hw} '
             f'classes={list(info.class_names)} in {time.monotonic() - started:.1f} s')
         return TransitionCallbackReturn.SUCCESS
 
+    def _camera_publishers(self, camera: str, qos: QoSProfile) -> dict[str, object]:
+        """Publishers of one camera's outputs under `<camera>/segmentation/`."""
+        prefix = f'{camera}/' if camera else ''
+        pubs = {key: self.create_publisher(Image, prefix + topic, qos)
+                for key, topic in OUTPUT_TOPICS.items() if key != 'detections'}
+        pubs['detections'] = self.create_publisher(
+            Detection2DArray, prefix + OUTPUT_TOPICS['detections'], qos)
+        pubs['label_info'] = self.create_publisher(
+            LabelInfo, prefix + 'segmentation/label_info', _qos('reliable', 1, latched=True))
+        return pubs
+
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         header = Header(stamp=self.get_clock().now().to_msg())
-        self._pubs['label_info'].publish(label_info_msg(header, self._class_names))
+        for pubs in self._pubs.values():
+            pubs['label_info'].publish(label_info_msg(header, self._class_names))
         self._running = True
         self._worker = threading.Thread(target=self._work, name='segmentation', daemon=True)
         self._worker.start()
         in_qos = _qos(self._param('input_reliability'), self._param('input_depth'))
-        if self._param('image_transport') == 'compressed':
-            self._sub = self.create_subscription(CompressedImage, 'image/compressed',
-                                                 self._on_image, in_qos)
-        else:
-            self._sub = self.create_subscription(Image, 'image', self._on_image, in_qos)
+        compressed = self._param('image_transport') == 'compressed'
+        for cam in self._cameras:
+            topic = (f'{cam}/' if cam else '') + ('image/compressed' if compressed else 'image')
+            self._subs.append(self.create_subscription(
+                CompressedImage if compressed else Image, topic,
+                lambda msg, cam=cam: self._on_image(cam, msg), in_qos))
         self._diag_timer = self.create_timer(self._param('diagnostics_period'),
                                              self._publish_diagnostics)
-        self.get_logger().info(f'active: listening on {self._sub.topic_name}')
+        topics = ', '.join(sub.topic_name for sub in self._subs)
+        self.get_logger().info(f'active: listening on {topics}')
         return TransitionCallbackReturn.SUCCESS
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self.stop_worker()
-        if self._sub is not None:
-            self.destroy_subscription(self._sub)
-            self._sub = None
+        for sub in self._subs:
+            self.destroy_subscription(sub)
+        self._subs = []
         if self._diag_timer is not None:
             self.destroy_timer(self._diag_timer)
             self._diag_timer = None
         return TransitionCallbackReturn.SUCCESS
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
-        for pub in self._pubs.values():
+        for pub in [p for pubs in self._pubs.values() for p in pubs.values()] + [self._diag_pub]:
             self.destroy_publisher(pub)
-        self._pubs = {}
+        self._pubs, self._diag_pub = {}, None
         self._pipeline = None
         if self._engine is not None:
             self._engine.close()
@@ -148,20 +160,20 @@ class SegmentationNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     # ---- frames -----------------------------------------------------------------------------
-    def _on_image(self, msg) -> None:
-        """Keep only the newest frame; a frame replaced before it was processed is dropped."""
+    def _on_image(self, camera: str, msg) -> None:
+        """Keep only each camera's newest frame; one replaced before processing is dropped."""
         self.stats.on_received()
         with self._cond:
-            if self._pending is not None:
+            if camera in self._pending:
                 self.stats.on_dropped()
-            self._pending = (msg, time.monotonic())
+            self._pending[camera] = (msg, time.monotonic())
             self._cond.notify()
 
     def stop_worker(self) -> None:
         """Stop the processing thread (idempotent); pending frames are discarded."""
         with self._cond:
             self._running = False
-            self._pending = None
+            self._pending = {}
             self._cond.notify()
         if self._worker is not None:
             self._worker.join(timeout=5.0)
@@ -170,61 +182,71 @@ class SegmentationNode(LifecycleNode):
     def _work(self) -> None:
         while True:
             with self._cond:
-                while self._running and self._pending is None:
+                while self._running and not self._pending:
                     self._cond.wait()
                 if not self._running:
                     return
-                msg, received_at = self._pending
-                self._pending = None
+                frames, self._pending = self._pending, {}
             try:
-                self._process(msg, received_at)
+                self._process(frames)
             except Exception as exc:  # the worker must outlive any one bad frame
                 self.stats.on_rejected('processing_error')
                 self.get_logger().error(f'frame failed: {exc!r}', throttle_duration_sec=2.0)
 
-    def _wanted(self) -> Wanted:
-        subs = {key: self._pubs[key].get_subscription_count() > 0 for key in OUTPUT_TOPICS}
-        return Wanted(**subs)
+    def _wanted(self, camera: str) -> Wanted:
+        pubs = self._pubs[camera]
+        return Wanted(**{key: pubs[key].get_subscription_count() > 0 for key in OUTPUT_TOPICS})
 
-    def _process(self, msg, received_at: float) -> None:
+    def _decode(self, msg):
         max_pixels = self._param('max_image_pixels')
-        t0 = time.perf_counter()
         try:
             if isinstance(msg, CompressedImage):
-                decoded = decode_compressed(msg, max_pixels)
-            else:
-                decoded = decode_image(msg, max_pixels)
+                return decode_compressed(msg, max_pixels)
+            return decode_image(msg, max_pixels)
         except ImageRejected as exc:
             self.stats.on_rejected(exc.reason)
             self.get_logger().warning(f'rejected image (frame_id={msg.header.frame_id!r}): '
                                       f'{exc}', throttle_duration_sec=2.0)
-            return
-        wanted = self._wanted()
-        if not wanted.anything:
+            return None
+
+    def _process(self, frames: dict[str, tuple]) -> None:
+        """Decode the newest frame of each camera, infer them as one batch, publish."""
+        t0 = time.perf_counter()
+        batch = []
+        for camera, (msg, received_at) in frames.items():
+            decoded = self._decode(msg)
+            wanted = self._wanted(camera)
+            if decoded is not None and wanted.anything:
+                batch.append((camera, msg, received_at, decoded, wanted))
+        if not batch:
             return
         t1 = time.perf_counter()
-        result = self._pipeline.run(decoded, wanted)
-        t2 = time.perf_counter()
-        header = msg.header
+        results = self._pipeline.run_batch([b[3] for b in batch], [b[4] for b in batch])
+        for (camera, msg, received_at, _, _), result in zip(batch, results):
+            t2 = time.perf_counter()
+            self._publish(self._pubs[camera], msg.header, result)
+            stages = {'decode': (t1 - t0) * 1e3 / len(batch), **result.timings_ms,
+                      'publish': (time.perf_counter() - t2) * 1e3}
+            self.stats.on_answered((time.monotonic() - received_at) * 1e3, stages)
+
+    def _publish(self, pubs: dict[str, object], header, result) -> None:
         if result.mask is not None:
-            self._pubs['mask'].publish(image_msg(header, result.mask, 'mono8'))
+            pubs['mask'].publish(image_msg(header, result.mask, 'mono8'))
         if result.color_mask is not None:
-            self._pubs['color_mask'].publish(image_msg(header, result.color_mask, 'rgb8'))
+            pubs['color_mask'].publish(image_msg(header, result.color_mask, 'rgb8'))
         if result.overlay is not None:
-            self._pubs['overlay'].publish(image_msg(header, result.overlay, 'rgb8'))
+            pubs['overlay'].publish(image_msg(header, result.overlay, 'rgb8'))
         if result.regions is not None:
-            self._pubs['detections'].publish(
-                detections_msg(header, result.regions, self._class_names))
-        t3 = time.perf_counter()
-        stages = {'decode': (t1 - t0) * 1e3, **result.timings_ms, 'publish': (t3 - t2) * 1e3}
-        self.stats.on_answered((time.monotonic() - received_at) * 1e3, stages)
+            pubs['detections'].publish(detections_msg(header, result.regions,
+                                                      self._class_names))
 
     def _publish_diagnostics(self) -> None:
         figures = self.stats.snapshot()
         figures['engine'] = self._engine.name if self._engine else 'none'
+        figures['cameras'] = len(self._cameras)
         ok = figures['rejected'] == 0
         text = 'running' if ok else f'{figures["rejected"]} malformed frames rejected'
-        self._pubs['diagnostics'].publish(diagnostics_msg(
+        self._diag_pub.publish(diagnostics_msg(
             self.get_clock().now().to_msg(), f'{self.get_name()}: segmentation',
             self.get_fully_qualified_name(), ok, text, figures))
 
