@@ -1,0 +1,192 @@
+"""Node behaviour over DDS: several cameras, overload policy, parameters, lifecycle."""
+
+from __future__ import annotations
+
+import itertools
+
+import cv2
+import numpy as np
+import pytest
+import rclpy
+from image_msgs import image_from_rgb, stamped
+from lifecycle_msgs.msg import Transition
+from lifecycle_msgs.srv import ChangeState, GetState
+from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+from rcl_interfaces.srv import GetParameters, SetParameters
+from ros_harness import NodeProcess, SegmentationClient
+
+from jetson_seg.pipeline import PipelineConfig, SegmentationPipeline, Wanted
+from jetson_seg.scenes import CLASS_COLORS, scene_stream
+
+STAMPS = itertools.count(50_000)
+
+
+def _call(node, srv_type, name: str, request, timeout: float = 30.0):
+    client = node.create_client(srv_type, name)
+    assert client.wait_for_service(timeout_sec=timeout), name
+    future = client.call_async(request)
+    rclpy.spin_until_future_complete(node, future, timeout_sec=timeout)
+    node.destroy_client(client)
+    assert future.done(), name
+    return future.result()
+
+
+def _diagnostic(client: SegmentationClient, key: str,
+                node: str = '/behaviour/segmentation_node') -> str | None:
+    """Latest value of `key` in the /diagnostics of `node` (other nodes publish there too)."""
+    for msg in reversed(client.diagnostics):
+        for status in msg.status:
+            if status.hardware_id != node:
+                continue
+            for kv in status.values:
+                if kv.key == key:
+                    return kv.value
+    return None
+
+
+def _big_disc() -> np.ndarray:
+    """A frame the model segments without doubt: one large solid disc on grey."""
+    image = np.full((480, 640, 3), 128, np.uint8)
+    cv2.circle(image, (320, 240), 90, (220, 30, 30), -1, cv2.LINE_AA)
+    return image
+
+
+def test_outputs_nobody_wants_are_not_computed():
+    from jetson_seg.image_conversion import DecodedImage
+    from jetson_seg.model_store import open_model
+
+    engine, info = open_model('', 'auto', threads=1)
+    pipeline = SegmentationPipeline(engine, np.array(info.class_colors, np.uint8),
+                                    PipelineConfig())
+    image = DecodedImage(next(scene_stream(1)).image, 'rgb')
+    only_mask = pipeline.run(image, Wanted(mask=True, color_mask=False, overlay=False,
+                                           detections=False))
+    assert only_mask.mask is not None
+    assert only_mask.color_mask is None and only_mask.overlay is None
+    assert only_mask.regions is None
+    both = pipeline.run_batch([image, image], [Wanted(), Wanted()])
+    np.testing.assert_array_equal(both[0].mask, both[1].mask)
+    np.testing.assert_array_equal(both[0].mask, only_mask.mask)
+
+
+@pytest.fixture(scope='module')
+def multi_node(ros_env):
+    node = NodeProcess({'threads': 1, 'cameras': '[cam_a, cam_b, cam_c]'}, ros_env,
+                       namespace='/multi')
+    node.wait_for_output('active: listening')
+    yield node
+    assert node.stop() == 0, node.text
+
+
+def test_several_cameras_share_one_model(multi_node):
+    clients = {cam: SegmentationClient(f'client_{cam}', namespace=f'/multi/{cam}',
+                                       outputs=('mask', 'detections'))
+               for cam in ('cam_a', 'cam_b')}
+    try:
+        for client in clients.values():
+            client.wait_connected()
+        scenes = scene_stream(8)
+        for cam, client in clients.items():
+            scene = next(scenes)
+            msg = stamped(image_from_rgb(scene.image, 'rgb8'), next(STAMPS), frame_id=cam)
+            answer = client.request(msg)
+            assert answer['mask'].header.frame_id == cam
+            assert (answer['mask'].height, answer['mask'].width) == (480, 640)
+        other = clients['cam_a']
+        assert not any(m.header.frame_id == 'cam_b' for m in other.received['mask'].values())
+        assert other.spin_until(
+            lambda: _diagnostic(other, 'cameras', '/multi/segmentation_node') == '3', 5.0)
+    finally:
+        for client in clients.values():
+            client.close()
+
+
+@pytest.fixture(scope='module')
+def single_node(ros_env):
+    node = NodeProcess({'threads': 1}, ros_env, namespace='/behaviour')
+    node.wait_for_output('active: listening')
+    yield node
+    assert node.stop() == 0, node.text
+
+
+def test_overload_drops_stale_frames_and_answers_the_newest(single_node):
+    client = SegmentationClient('overload_client', namespace='/behaviour',
+                                outputs=('mask',))
+    try:
+        client.wait_connected()
+        scene = next(scene_stream(2))
+        frames = [stamped(image_from_rgb(scene.image, 'rgb8'), next(STAMPS)) for _ in range(40)]
+        for msg in frames:  # far faster than the node can segment
+            client.image_pub.publish(msg)
+        last = (frames[-1].header.stamp.sec, frames[-1].header.stamp.nanosec)
+        assert client.spin_until(lambda: last in client.received['mask'], 20.0)
+
+        def settled() -> bool:
+            received = _diagnostic(client, 'received')
+            answered = _diagnostic(client, 'answered')
+            dropped = _diagnostic(client, 'dropped')
+            return None not in (received, answered, dropped) and \
+                int(received) == int(answered) + int(dropped) and int(dropped) > 0
+        assert client.spin_until(settled, 10.0), client.diagnostics[-1:]
+        assert len(client.received['mask']) < len(frames)
+    finally:
+        client.close()
+
+
+def _set(node, target: str, name: str, value: float):
+    param = Parameter(name=name, value=ParameterValue(type=ParameterType.PARAMETER_DOUBLE,
+                                                      double_value=value))
+    return _call(node, SetParameters, f'{target}/set_parameters',
+                 SetParameters.Request(parameters=[param])).results[0]
+
+
+def test_parameters_refused_with_reason_or_applied_at_runtime(single_node, ros_env):
+    client = SegmentationClient('param_client', namespace='/behaviour',
+                                outputs=('mask', 'overlay'))
+    target = '/behaviour/segmentation_node'
+    try:
+        client.wait_connected()
+        bad = _set(client.node, target, 'overlay_alpha', 1.7)
+        assert not bad.successful and 'overlay_alpha' in bad.reason
+        got = _call(client.node, GetParameters, f'{target}/get_parameters',
+                    GetParameters.Request(names=['overlay_alpha']))
+        assert got.values[0].double_value == 0.5  # old value kept
+        image = _big_disc()
+        palette = np.array(CLASS_COLORS, np.uint8)
+        for alpha in (0.0, 1.0):
+            assert _set(client.node, target, 'overlay_alpha', alpha).successful
+            answer = client.request(stamped(image_from_rgb(image, 'rgb8'), next(STAMPS)))
+            overlay = np.frombuffer(answer['overlay'].data, np.uint8).reshape(480, 640, 3)
+            mask = np.frombuffer(answer['mask'].data, np.uint8).reshape(480, 640)
+            assert (mask == 1).sum() > 10_000  # the disc was found
+            expected = image.copy()
+            if alpha == 1.0:  # objects fully in their class colour, background untouched
+                expected[mask > 0] = palette[mask[mask > 0]]
+            np.testing.assert_array_equal(overlay, expected)
+        assert _set(client.node, target, 'overlay_alpha', 0.5).successful
+    finally:
+        client.close()
+
+
+def test_lifecycle_bad_model_fails_configure_then_fixed_configure_works(ros_env, tmp_path):
+    node = NodeProcess({'autostart': False, 'model_path': str(tmp_path / 'missing')}, ros_env,
+                       namespace='/lifecycle')
+    helper = rclpy.create_node('lifecycle_helper')
+    target = '/lifecycle/segmentation_node'
+    try:
+        state = _call(helper, GetState, f'{target}/get_state', GetState.Request())
+        assert state.current_state.label == 'unconfigured'
+        configure = ChangeState.Request(transition=Transition(id=Transition.TRANSITION_CONFIGURE))
+        assert not _call(helper, ChangeState, f'{target}/change_state', configure).success
+        node.wait_for_output(str(tmp_path / 'missing'), timeout=10)
+        param = Parameter(name='model_path', value=ParameterValue(
+            type=ParameterType.PARAMETER_STRING, string_value=''))
+        assert _call(helper, SetParameters, f'{target}/set_parameters',
+                     SetParameters.Request(parameters=[param])).results[0].successful
+        assert _call(helper, ChangeState, f'{target}/change_state', configure).success
+        activate = ChangeState.Request(transition=Transition(id=Transition.TRANSITION_ACTIVATE))
+        assert _call(helper, ChangeState, f'{target}/change_state', activate).success
+        node.wait_for_output('active: listening', timeout=10)
+    finally:
+        helper.destroy_node()
+        assert node.stop() == 0, node.text
