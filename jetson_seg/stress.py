@@ -1,0 +1,245 @@
+"""Long runs that prove robustness: malformed-input fuzzing and a soak at camera rate.
+
+    python -m jetson_seg.stress fuzz --count 10000
+    python -m jetson_seg.stress soak --minutes 10 --rate 60
+
+Both start the node in its own process and account for every message: after the run,
+received == answered + dropped + rejected must hold on the node's own counters (/diagnostics).
+The node's resident memory is sampled from /proc throughout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+MALFORMED_KINDS = ('truncated', 'unknown_encoding', 'mismatched_encoding', 'zero_size',
+                   'absurd_size', 'short_step', 'odd_mono16', 'corrupt_jpeg', 'corrupt_png',
+                   'unknown_format', 'empty_compressed')
+
+
+def rss_mb(pid: int) -> float:
+    """Resident set size of a process in MiB."""
+    for line in Path(f'/proc/{pid}/status').read_text().splitlines():
+        if line.startswith('VmRSS:'):
+            return int(line.split()[1]) / 1024
+    return float('nan')
+
+
+def malformed(kind: str, rng: np.random.Generator, valid):
+    """One malformed message of `kind`, derived from the valid Image `valid`."""
+    from sensor_msgs.msg import CompressedImage, Image
+
+    def image(**fields) -> Image:
+        msg = Image(height=valid.height, width=valid.width, encoding=valid.encoding,
+                    is_bigendian=0, step=valid.step)
+        msg.data = valid_bytes
+        for key, value in fields.items():
+            setattr(msg, key, value)
+        return msg
+
+    valid_bytes = bytes(valid.data)
+    cut = int(rng.integers(0, len(valid_bytes)))
+    if kind == 'truncated':
+        return image(data=valid_bytes[:cut])
+    if kind == 'unknown_encoding':
+        return image(encoding=rng.choice(['yuv422', 'bayer_rggb8', '32FC1', 'RGB8', '']))
+    if kind == 'mismatched_encoding':  # says 16-bit colour-ish, data is 8-bit: too short
+        return image(encoding='16UC3' if rng.random() < 0.5 else 'rgba8')
+    if kind == 'zero_size':
+        return image(height=0) if rng.random() < 0.5 else image(width=0, step=0)
+    if kind == 'absurd_size':
+        return image(height=int(rng.integers(50_000, 2**31 - 1)),
+                     width=int(rng.integers(50_000, 2**31 - 1)), step=3 * 50_000)
+    if kind == 'short_step':
+        return image(step=int(rng.integers(0, valid.width * 3)))
+    if kind == 'odd_mono16':
+        return image(encoding='mono16', step=valid.width * 2, is_bigendian=1,
+                     data=valid_bytes[:valid.width * 2 * valid.height - 1])
+    rgb = np.frombuffer(valid_bytes, np.uint8).reshape(valid.height, valid.width, 3)
+    if kind in ('corrupt_jpeg', 'corrupt_png'):
+        ok, buf = cv2.imencode('.jpg' if kind == 'corrupt_jpeg' else '.png', rgb)
+        data = bytearray(buf.tobytes()[:max(8, cut // 8)])
+        for _ in range(8):
+            data[int(rng.integers(0, len(data)))] = int(rng.integers(0, 256))
+        return CompressedImage(format='jpeg' if kind == 'corrupt_jpeg' else 'png',
+                               data=bytes(data))
+    if kind == 'unknown_format':
+        return CompressedImage(format='webp', data=valid_bytes[:100])
+    return CompressedImage(format='png', data=b'')
+
+
+class _Run:
+    """The node in its own process plus a client on the same domain."""
+
+    def __init__(self, out: Path, params: dict, domain_id: int, compressed: bool) -> None:
+        import rclpy
+
+        from jetson_seg.replay import NodeUnderTest, Streamer, isolated_env
+
+        env = isolated_env(domain_id)
+        if compressed:
+            params = {**params, 'image_transport': 'compressed'}
+        self.node_proc = NodeUnderTest(params, out / f'node_{int(compressed)}.log', env)
+        if not rclpy.ok():
+            rclpy.init()
+        self.node = rclpy.create_node(f'stress_client_{int(compressed)}')
+        self.streamer = Streamer(self.node, compressed=compressed, reliable=True)
+        self.streamer.wait_for_node(self.node_proc)
+
+    def counters(self, settle: float = 3.0) -> dict[str, int]:
+        """The node's counters once they stop changing (diagnostics come once a second)."""
+        last, stable_since = None, time.time()
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            self.streamer.spin_for(0.2)
+            diag = self.streamer.diagnostics
+            now = {k: int(v) for k, v in diag.items()
+                   if k in ('received', 'answered', 'dropped', 'rejected') or
+                   k.startswith('rejected.')}
+            if now != last:
+                last, stable_since = now, time.time()
+            elif time.time() - stable_since > settle:
+                break
+        return last or {}
+
+    def close(self) -> int:
+        self.node.destroy_node()
+        return self.node_proc.stop()
+
+
+def fuzz(count: int, valid_every: int, out: Path, domain_id: int, seed: int = 0) -> dict:
+    """Send `count` malformed messages (raw and compressed) with valid frames in between."""
+    import rclpy
+    from std_msgs.msg import Header
+
+    from jetson_seg.messages import image_msg
+    from jetson_seg.replay import stamp_key
+    from jetson_seg.scenes import scene_stream
+
+    rng = np.random.default_rng(seed)
+    scene = next(scene_stream(seed))
+    report: dict = {'malformed_sent': 0, 'valid_sent': 0, 'valid_answered': 0, 'phases': []}
+    raw_kinds = [k for k in MALFORMED_KINDS if k not in (
+        'corrupt_jpeg', 'corrupt_png', 'unknown_format', 'empty_compressed')]
+    for compressed in (False, True):
+        kinds = [k for k in MALFORMED_KINDS if k not in raw_kinds] if compressed else raw_kinds
+        run = _Run(out, {'threads': 1, 'input_reliability': 'reliable', 'input_depth': 50,
+                         'max_image_pixels': 4096 * 4096}, domain_id,
+                   compressed)
+        valid = image_msg(Header(frame_id='fuzz'), scene.image, 'rgb8')
+        if compressed:
+            from sensor_msgs.msg import CompressedImage
+            ok, png = cv2.imencode('.png', cv2.cvtColor(scene.image, cv2.COLOR_RGB2BGR))
+            valid_c = CompressedImage(header=Header(frame_id='fuzz'), format='png',
+                                      data=png.tobytes())
+        rss = [rss_mb(run.node_proc.proc.pid)]
+        share = count // 2 if not compressed else count - count // 2
+        for i in range(share):
+            kind = kinds[int(rng.integers(0, len(kinds)))]
+            run.streamer.publisher.publish(malformed(kind, rng, valid))
+            report['malformed_sent'] += 1
+            rclpy.spin_once(run.node, timeout_sec=0.001)  # paced: a flood only tests drops
+            if (i + 1) % valid_every == 0:
+                frame = valid_c if compressed else valid
+                now = time.time()
+                frame.header.stamp.sec, frame.header.stamp.nanosec = int(now), int(now % 1 * 1e9)
+                record = run.streamer.send(stamp_key(frame.header.stamp), frame)
+                deadline = time.time() + 10
+                while record.mask_at is None and time.time() < deadline:
+                    rclpy.spin_once(run.node, timeout_sec=0.005)
+                report['valid_sent'] += 1
+                report['valid_answered'] += record.mask_at is not None
+                rss.append(rss_mb(run.node_proc.proc.pid))
+        counters = run.counters()
+        alive = run.node_proc.proc.poll() is None
+        code = run.close()
+        report['phases'].append({'transport': 'compressed' if compressed else 'raw',
+                                 'counters': counters, 'node_alive_at_end': alive,
+                                 'exit_code': code, 'rss_mb_start': round(rss[0], 1),
+                                 'rss_mb_after_warmup': round(rss[min(1, len(rss) - 1)], 1),
+                                 'rss_mb_end': round(rss[-1], 1)})
+    return report
+
+
+def soak(seconds: float, rate: float, out: Path, domain_id: int) -> dict:
+    """Stream generated frames at `rate` for `seconds`; RSS and latency per window."""
+    from std_msgs.msg import Header
+
+    from jetson_seg.messages import image_msg
+    from jetson_seg.replay import stamp_key
+    from jetson_seg.report import summarize
+    from jetson_seg.scenes import CLASS_NAMES, scene_stream
+
+    run = _Run(out, {}, domain_id, False)
+    stream = scene_stream(3)
+    scenes = [next(stream) for _ in range(30)]
+    messages = [image_msg(Header(frame_id='soak'), s.image, 'rgb8') for s in scenes]
+    window = min(60.0, max(5.0, seconds / 10))
+    windows = []
+    pid = run.node_proc.proc.pid
+    start = time.time()
+    while time.time() - start < seconds:
+        scene_of: dict[int, int] = {}
+
+        def restamp(index, msg, now):
+            msg.header.stamp.sec, msg.header.stamp.nanosec = int(now), int(now % 1 * 1e9)
+            scene_of[stamp_key(msg.header.stamp)] = index
+            return stamp_key(msg.header.stamp)
+        run.streamer.records.clear()
+        total = int(rate * window)
+        run.streamer.run(((i % 30, messages[i % 30]) for i in range(total)), rate,
+                         restamp=restamp)
+        records = sorted(run.streamer.records.values(), key=lambda r: r.sent_at)
+        s = summarize(records, lambda k: (scenes[scene_of[k]].mask, scenes[scene_of[k]].boxes),
+                      CLASS_NAMES)
+        windows.append({'t_s': round(time.time() - start, 1), 'rss_mb': round(rss_mb(pid), 1),
+                        'answered_fps': s['answered_fps'], 'latency_ms': s['latency_ms'],
+                        'mean_iou': s['mean_iou']})
+        print(f'  t={windows[-1]["t_s"]:7.1f}s rss {windows[-1]["rss_mb"]:.1f} MiB '
+              f'fps {s["answered_fps"]} latency p50 {s["latency_ms"]["p50"]} ms '
+              f'p99 {s["latency_ms"]["p99"]} ms', flush=True)
+    counters = run.counters()
+    alive = run.node_proc.proc.poll() is None
+    code = run.close()
+    warm = windows[min(1, len(windows) - 1)]['rss_mb']
+    return {'seconds': seconds, 'rate_hz': rate, 'windows': windows, 'counters': counters,
+            'node_alive_at_end': alive, 'exit_code': code,
+            'rss_growth_after_warmup': round((windows[-1]['rss_mb'] - warm) / warm, 4)}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest='mode', required=True)
+    f = sub.add_parser('fuzz', help='malformed messages interleaved with valid frames')
+    f.add_argument('--count', type=int, default=10_000)
+    f.add_argument('--valid-every', type=int, default=100)
+    s = sub.add_parser('soak', help='camera-rate stream for a long time')
+    s.add_argument('--minutes', type=float, default=10.0)
+    s.add_argument('--rate', type=float, default=60.0)
+    for p in (f, s):
+        p.add_argument('--output', type=Path, default=Path('output/stress'))
+        p.add_argument('--domain-id', type=int, default=81)
+    args = parser.parse_args(argv)
+    args.output.mkdir(parents=True, exist_ok=True)
+    import rclpy
+    try:
+        if args.mode == 'fuzz':
+            result = fuzz(args.count, args.valid_every, args.output, args.domain_id)
+        else:
+            result = soak(args.minutes * 60, args.rate, args.output, args.domain_id)
+    finally:
+        rclpy.try_shutdown()
+    path = args.output / f'{args.mode}.json'
+    path.write_text(json.dumps(result, indent=2) + '\n')
+    print(json.dumps({k: v for k, v in result.items() if k != 'windows'}, indent=2))
+    print(f'written {path}')
+
+
+if __name__ == '__main__':
+    main()
