@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -187,6 +188,43 @@ def test_lifecycle_bad_model_fails_configure_then_fixed_configure_works(ros_env,
         activate = ChangeState.Request(transition=Transition(id=Transition.TRANSITION_ACTIVATE))
         assert _call(helper, ChangeState, f'{target}/change_state', activate).success
         node.wait_for_output('active: listening', timeout=10)
+        cycle_activation(helper, target, node.proc.pid, cycles=100)
     finally:
         helper.destroy_node()
         assert node.stop() == 0, node.text
+
+
+def _proc_status(pid: int, field: str) -> int:
+    for line in Path(f'/proc/{pid}/status').read_text().splitlines():
+        if line.startswith(field + ':'):
+            return int(line.split()[1])
+    raise KeyError(field)
+
+
+def cycle_activation(helper, target: str, pid: int, cycles: int) -> None:
+    """Deactivate/activate many times: threads and memory must come back to where they were."""
+    def change(transition: int) -> None:
+        request = ChangeState.Request(transition=Transition(id=transition))
+        assert _call(helper, ChangeState, f'{target}/change_state', request).success
+
+    change(Transition.TRANSITION_DEACTIVATE)
+    change(Transition.TRANSITION_ACTIVATE)
+    threads, rss = _proc_status(pid, 'Threads'), _proc_status(pid, 'VmRSS')
+    for _ in range(cycles):
+        change(Transition.TRANSITION_DEACTIVATE)
+        change(Transition.TRANSITION_ACTIVATE)
+    assert _proc_status(pid, 'Threads') <= threads, 'threads leaked by activate/deactivate'
+    assert _proc_status(pid, 'VmRSS') - rss < 20 * 1024, 'memory grew by > 20 MiB'
+
+
+def test_clean_shutdown_leaves_no_shared_memory_segments(ros_env):
+    shm = Path('/dev/shm')
+    before = {p.name for p in shm.glob('fastdds_*')}
+    node = NodeProcess({'threads': 1}, ros_env, namespace='/shutdown')
+    node.wait_for_output('active: listening')
+    during = {p.name for p in shm.glob('fastdds_*')}
+    assert during - before, 'the node should have created Fast DDS segments'
+    assert node.stop() == 0, node.text
+    left = {p.name for p in shm.glob('fastdds_*')} - before
+    assert not left, f'stale segments after a clean stop: {sorted(left)}'
+    assert 'Traceback' not in node.text
