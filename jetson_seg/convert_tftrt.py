@@ -51,6 +51,7 @@ class SegmentReport:
     nodes_after: int
     segments: list[Segment] = field(default_factory=list)
     left_in_tensorflow: dict[str, int] = field(default_factory=dict)
+    reasons: dict[str, str] = field(default_factory=dict)  # op type -> why it stayed in TF
 
     def text(self) -> str:
         lines = [f'TF-TRT rewrite: {self.nodes_before} -> {self.nodes_after} nodes, '
@@ -59,14 +60,18 @@ class SegmentReport:
             by_count = sorted(seg.op_counts.items(), key=lambda kv: -kv[1])
             ops = ', '.join(f'{op} {n}' for op, n in by_count)
             lines.append(f'  {seg.name}: {seg.nodes} nodes ({ops})')
-        left = ', '.join(f'{op} {n}' for op, n in sorted(self.left_in_tensorflow.items()))
-        lines.append(f'  left to TensorFlow: {left or "nothing"}')
+        if not self.left_in_tensorflow:
+            lines.append('  left to TensorFlow: nothing')
+        else:
+            lines.append('  left to TensorFlow:')
+        for op, n in sorted(self.left_in_tensorflow.items()):
+            lines.append(f'    {op} x{n}: {self.reasons.get(op, "")}')
         return '\n'.join(lines)
 
     def as_dict(self) -> dict:
         return {'nodes_before': self.nodes_before, 'nodes_after': self.nodes_after,
                 'segments': [seg.__dict__ for seg in self.segments],
-                'left_in_tensorflow': self.left_in_tensorflow}
+                'left_in_tensorflow': self.left_in_tensorflow, 'reasons': self.reasons}
 
 
 def tensorrt_available() -> bool:
@@ -123,11 +128,26 @@ def rewrite_for_tensorrt(frozen: FrozenModel, settings: TrtSettings):
     params['use_calibration'].b = settings.use_calibration
     params['allow_build_at_runtime'].b = True
     with _op_denylist(settings.deny_op_types):
-        rewritten = tf_optimizer.OptimizeGraph(config, meta)
-    return rewritten, _segment_report(frozen.graph_def, rewritten)
+        # TF-TRT treats any other graph id as a function name and looks it up: without the
+        # 'tf_graph' id the pass dereferences a missing function and crashes the process.
+        rewritten = tf_optimizer.OptimizeGraph(config, meta, graph_id=b'tf_graph')
+    return rewritten, _segment_report(frozen.graph_def, rewritten, settings)
 
 
-def _segment_report(before, after) -> SegmentReport:
+def _why_left(op: str, settings: TrtSettings, converters: set[str]) -> str:
+    if op in settings.deny_op_types:
+        return 'denied by deny_op_types'
+    if op not in converters:
+        return 'TF-TRT has no converter for this op type'
+    return ('has a converter but was not placed in a segment: its attributes/shapes were '
+            'rejected in implicit-batch mode, or its segment was smaller than '
+            f'minimum_segment_size ({settings.minimum_segment_size})')
+
+
+def _segment_report(before, after, settings: TrtSettings) -> SegmentReport:
+    from tensorflow.compiler.tf2tensorrt import _pywrap_py_utils
+
+    converters = set(_pywrap_py_utils.get_registered_op_converters())
     functions = {f.signature.name: f for f in after.library.function}
     report = SegmentReport(len(before.node), len(after.node))
     left = collections.Counter()
@@ -139,6 +159,7 @@ def _segment_report(before, after) -> SegmentReport:
         elif node.op not in _PLUMBING:
             left[node.op] += 1
     report.left_in_tensorflow = dict(left)
+    report.reasons = {op: _why_left(op, settings, converters) for op in left}
     return report
 
 

@@ -28,7 +28,7 @@ def _optimize(env, *params: str, timeout: float = 300) -> subprocess.CompletedPr
 @pytest.fixture(scope='module')
 def artefacts_dir(ros_env, tmp_path_factory):
     out = tmp_path_factory.mktemp('optimized')
-    result = _optimize(ros_env, f'output_dir:={out}', 'targets:=[tf,litert]',
+    result = _optimize(ros_env, f'output_dir:={out}', 'targets:=[tf,litert,tftrt]',
                        'precision_mode:=FP16', 'check_frames:=4')
     assert result.returncode == 0, result.stdout + result.stderr
     return out, result.stdout + result.stderr
@@ -56,7 +56,7 @@ def test_freeze_report_shows_nodes_falling_and_batchnorm_folded():
 def test_artefacts_are_checked_and_described(artefacts_dir):
     out, log = artefacts_dir
     manifest = read_manifest(out)
-    assert set(manifest['targets']) == {'tf', 'litert'}
+    assert set(manifest['targets']) == {'tf', 'litert', 'tftrt'}
     assert 'freeze report' in log and 'check tf' in log
     tf_check = manifest['targets']['tf']['check']
     assert tf_check['passed'] and tf_check['max_abs_diff'] < 1e-4
@@ -84,7 +84,7 @@ def test_artefacts_reproduce_source_masks(artefacts_dir, engine):
 def test_second_run_is_up_to_date_and_force_rebuild_rebuilds(ros_env, artefacts_dir):
     out, _ = artefacts_dir
     before = read_manifest(out)['run']
-    again = _optimize(ros_env, f'output_dir:={out}', 'targets:=[tf,litert]',
+    again = _optimize(ros_env, f'output_dir:={out}', 'targets:=[tf,litert,tftrt]',
                       'precision_mode:=FP16', 'check_frames:=4')
     assert again.returncode == 0 and 'up to date' in again.stdout + again.stderr
     assert read_manifest(out)['run'] == before
@@ -149,3 +149,76 @@ def test_manifest_is_json_with_versions(artefacts_dir):
     assert manifest['versions']['tensorflow'].startswith('2.17')
     assert manifest['freeze_steps'][0]['nodes'] > manifest['freeze_steps'][-1]['nodes']
     assert np.isfinite(manifest['timings_s']['freeze'])
+
+
+@pytest.fixture(scope='module')
+def frozen_for_trt():
+    from jetson_seg.freeze import freeze_keras_model, load_keras
+    model = load_keras(default_model_dir() / 'model.keras')
+    return model, freeze_keras_model(model, for_cpu=False)
+
+
+def _trt_nodes(graph_def):
+    return [n for n in graph_def.node if n.op == 'TRTEngineOp']
+
+
+def test_tftrt_rewrite_builds_segments_with_the_given_settings(frozen_for_trt):
+    from jetson_seg.convert_tftrt import TrtSettings, rewrite_for_tensorrt
+
+    _, frozen = frozen_for_trt
+    graph, report = rewrite_for_tensorrt(frozen, TrtSettings(precision_mode='FP16'))
+    nodes = _trt_nodes(graph)
+    assert len(nodes) == len(report.segments) >= 2
+    functions = {f.signature.name for f in graph.library.function}
+    for node in nodes:
+        assert node.attr['precision_mode'].s == b'FP16'
+        assert node.attr['segment_func'].func.name in functions
+    assert report.nodes_after < report.nodes_before
+    assert report.reasons['SpaceToBatchND'] == 'TF-TRT has no converter for this op type'
+    graph32, _ = rewrite_for_tensorrt(frozen, TrtSettings(precision_mode='FP32'))
+    assert {n.attr['precision_mode'].s for n in _trt_nodes(graph32)} == {b'FP32'}
+
+
+def test_tftrt_rewrite_honours_minimum_segment_size_and_deny_list(frozen_for_trt):
+    from jetson_seg.convert_tftrt import TrtSettings, rewrite_for_tensorrt
+
+    _, frozen = frozen_for_trt
+    _, small = rewrite_for_tensorrt(frozen, TrtSettings(minimum_segment_size=3))
+    _, large = rewrite_for_tensorrt(frozen, TrtSettings(minimum_segment_size=40))
+    assert 0 < len(large.segments) < len(small.segments)
+    assert all(seg.nodes >= 40 for seg in large.segments)
+    denied = ('ConcatV2', 'Relu')
+    _, deny = rewrite_for_tensorrt(frozen, TrtSettings(deny_op_types=denied))
+    for seg in deny.segments:
+        assert not set(denied) & set(seg.op_counts), seg
+    assert deny.reasons['ConcatV2'] == 'denied by deny_op_types'
+
+
+def test_tftrt_native_segments_match_the_source(frozen_for_trt):
+    from jetson_seg.convert_tftrt import (TrtSettings, native_segments_graph,
+                                          rewrite_for_tensorrt)
+    from jetson_seg.engines.tf_graph import FrozenGraphEngine
+    from jetson_seg.optimizer import check_frames
+
+    model, frozen = frozen_for_trt
+    graph, _ = rewrite_for_tensorrt(frozen, TrtSettings())
+    native = native_segments_graph(graph)
+    assert not _trt_nodes(native)
+    engine = FrozenGraphEngine(native, frozen.input_name, frozen.output_name, frozen.input_hw,
+                               frozen.num_classes, threads=1)
+    frames = check_frames(2, frozen.input_hw)
+    diff = np.abs(engine.infer(frames) - model(frames, training=False).numpy()).max()
+    assert diff < 1e-5
+
+
+def test_node_refuses_preview_only_tftrt_and_falls_back_when_told(artefacts_dir):
+    out, log = artefacts_dir
+    assert 'TensorRT engines were NOT built' in log
+    manifest = read_manifest(out)
+    assert manifest['targets']['tftrt']['engines_built'] is False
+    assert manifest['targets']['tftrt']['segments']['segments']
+    with pytest.raises(EngineError, match='holds no TensorRT engines'):
+        open_model(str(out), 'tftrt')
+    notes = []
+    engine, _ = open_model(str(out), 'tftrt', allow_fallback=True, log=notes.append)
+    assert engine.name in ('litert', 'tf') and 'falling back' in notes[0]
