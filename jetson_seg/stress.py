@@ -2,6 +2,7 @@
 
     python -m jetson_seg.stress fuzz --count 10000
     python -m jetson_seg.stress soak --minutes 10 --rate 60
+    python -m jetson_seg.stress kill-optimizer --times 20
 
 Both start the node in its own process and account for every message: after the run,
 received == answered + dropped + rejected must hold on the node's own counters (/diagnostics).
@@ -213,6 +214,44 @@ def soak(seconds: float, rate: float, out: Path, domain_id: int) -> dict:
             'rss_growth_after_warmup': round((windows[-1]['rss_mb'] - warm) / warm, 4)}
 
 
+def kill_optimizer(times: int, out: Path, seed: int = 0) -> dict:
+    """SIGKILL optimizer runs at random moments; the published artefacts must stay loadable.
+
+    The first run completes, so there is something to protect; every later run is killed after
+    a random delay spanning start-up to publishing.
+    """
+    import signal
+    import subprocess
+    import sys
+
+    from jetson_seg.artefacts import read_manifest
+    from jetson_seg.model_store import open_model
+
+    rng = np.random.default_rng(seed)
+    target = out / 'artefacts'
+    base = [sys.executable, '-m', 'jetson_seg.optimizer_node', '--ros-args',
+            '-p', f'output_dir:={target}', '-p', 'targets:=[tf,litert]', '-p', 'check_frames:=2']
+    first = subprocess.run(base, capture_output=True, text=True, timeout=600)
+    if first.returncode != 0:
+        raise RuntimeError(f'initial optimizer run failed:\n{first.stderr[-2000:]}')
+    kills = []
+    for _ in range(times):
+        delay = float(rng.uniform(0.5, 14.0))
+        proc = subprocess.Popen(base + ['-p', 'force_rebuild:=true'], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        time.sleep(delay)
+        finished = proc.poll() is not None
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        manifest = read_manifest(target)
+        for engine in ('tf', 'litert'):  # verifies every checksum, then loads
+            open_model(str(target), engine, threads=1)[0].close()
+        kills.append({'after_s': round(delay, 2), 'had_finished': finished,
+                      'run_after': manifest['run'], 'loadable': True})
+        print(f'  killed after {delay:5.2f} s: artefacts {manifest["run"]} still load', flush=True)
+    return {'kills': kills, 'all_loadable': all(k['loadable'] for k in kills)}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest='mode', required=True)
@@ -222,7 +261,9 @@ def main(argv: list[str] | None = None) -> None:
     s = sub.add_parser('soak', help='camera-rate stream for a long time')
     s.add_argument('--minutes', type=float, default=10.0)
     s.add_argument('--rate', type=float, default=60.0)
-    for p in (f, s):
+    k = sub.add_parser('kill-optimizer', help='SIGKILL optimizer runs at random moments')
+    k.add_argument('--times', type=int, default=20)
+    for p in (f, s, k):
         p.add_argument('--output', type=Path, default=Path('output/stress'))
         p.add_argument('--domain-id', type=int, default=81)
     args = parser.parse_args(argv)
@@ -231,6 +272,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         if args.mode == 'fuzz':
             result = fuzz(args.count, args.valid_every, args.output, args.domain_id)
+        elif args.mode == 'kill-optimizer':
+            result = kill_optimizer(args.times, args.output)
         else:
             result = soak(args.minutes * 60, args.rate, args.output, args.domain_id)
     finally:

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -104,27 +102,12 @@ def test_tampered_artefact_is_refused(tmp_path, artefacts_dir):
         open_model(str(copy), 'litert')
 
 
-def test_killed_run_leaves_previous_output_loadable(ros_env, artefacts_dir, tmp_path):
-    import shutil
-    out, _ = artefacts_dir
-    target = tmp_path / 'out'
-    shutil.copytree(out, target)
-    previous = read_manifest(target)['run']
-    for delay in (2.0, 5.0, 8.0):
-        cmd = [sys.executable, '-m', 'jetson_seg.optimizer_node', '--ros-args',
-               '-p', f'output_dir:={target}', '-p', 'targets:=[tf,litert]',
-               '-p', 'force_rebuild:=true', '-p', 'check_frames:=4']
-        proc = subprocess.Popen(cmd, env=ros_env, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
-        time.sleep(delay)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-        manifest = read_manifest(target)
-        if manifest['run'] != previous:  # the run finished before the kill: also fine
-            previous = manifest['run']
-        engine, _ = open_model(str(target), 'litert', threads=1)
-        engine.close()
-        open_model(str(target), 'tf', threads=1)[0].close()
+def test_killed_runs_leave_previous_output_loadable(ros_env, tmp_path):
+    from jetson_seg.stress import kill_optimizer
+
+    report = kill_optimizer(times=3, out=tmp_path, seed=1)
+    assert report['all_loadable'] and len(report['kills']) == 3
+    assert any(not k['had_finished'] for k in report['kills'])  # at least one died mid-run
 
 
 @pytest.mark.parametrize('params,code,fragment', [
