@@ -107,7 +107,7 @@ def _node_runs(rates: list[float], seconds: float, domain_id: int, out: Path) ->
     from std_msgs.msg import Header
 
     from jetson_seg.messages import image_msg
-    from jetson_seg.replay import NodeUnderTest, Streamer, isolated_env, stamp_key
+    from jetson_seg.replay import NodeUnderTest, Streamer, isolated_env
     from jetson_seg.report import summarize
     from jetson_seg.scenes import CLASS_NAMES, scene_stream
 
@@ -123,17 +123,9 @@ def _node_runs(rates: list[float], seconds: float, domain_id: int, out: Path) ->
         for rate in rates:
             streamer = Streamer(node, namespace='')
             streamer.wait_for_node(node_proc)
-            scene_of: dict[int, int] = {}
-
-            def restamp(index, msg, now):
-                msg.header.stamp.sec, msg.header.stamp.nanosec = int(now), int(now % 1 * 1e9)
-                scene_of[stamp_key(msg.header.stamp)] = index
-                return stamp_key(msg.header.stamp)
-
             total = int(rate * seconds)
             cpu0, t0 = _cpu_seconds(node_proc.proc.pid), time.time()
-            streamer.run(((i % 60, messages[i % 60]) for i in range(total)), rate,
-                         restamp=restamp)
+            scene_of = streamer.run_camera(messages, rate, total)
             cpu = (_cpu_seconds(node_proc.proc.pid) - cpu0) / (time.time() - t0)
             records = sorted(streamer.records.values(), key=lambda r: r.sent_at)
             summary = summarize(records, lambda k: (scenes[scene_of[k]].mask,

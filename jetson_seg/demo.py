@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> None:
     from tqdm import tqdm
 
     from jetson_seg.messages import image_msg
-    from jetson_seg.replay import NodeUnderTest, Streamer, isolated_env, stamp_key
+    from jetson_seg.replay import NodeUnderTest, Streamer, isolated_env
     from jetson_seg.report import plot_run, summarize, table, write_json
     from jetson_seg.scenes import CLASS_NAMES, scene_stream
 
@@ -78,22 +78,13 @@ def main(argv: list[str] | None = None) -> None:
         print('waiting for the node to load the model and subscribe ...', flush=True)
         streamer.wait_for_node(node_proc)
         total = int(args.rate * args.duration)
-        scene_of: dict[int, int] = {}
-
-        def restamp(index: int, msg, now: float) -> int:
-            msg.header.stamp.sec, msg.header.stamp.nanosec = int(now), int(now % 1 * 1e9)
-            key = stamp_key(msg.header.stamp)
-            scene_of[key] = index
-            return key
-
-        frames = ((i % len(messages), messages[i % len(messages)]) for i in range(total))
         with tqdm(total=total, desc=f'camera {args.rate:g} Hz', unit='frame') as bar:
             def progress(sent: int) -> None:
                 if sent % 30 == 0 or sent == total:
                     answered = sum(r.mask_at is not None for r in streamer.records.values())
                     bar.set_postfix(answered=answered, refresh=False)
                     bar.update(sent - bar.n)
-            streamer.run(frames, args.rate, on_frame=progress, restamp=restamp)
+            scene_of = streamer.run_camera(messages, args.rate, total, on_frame=progress)
 
         records = sorted(streamer.records.values(), key=lambda r: r.sent_at)
         summary = summarize(records, lambda k: (scenes[scene_of[k]].mask,

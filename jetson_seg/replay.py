@@ -205,3 +205,21 @@ class Streamer:
             if on_frame is not None:
                 on_frame(index + 1)
         self.spin_for(1.5)  # late answers
+
+    def run_camera(self, messages: list, rate_hz: float, total: int,
+                   on_frame: Callable[[int], None] | None = None) -> dict[int, int]:
+        """Publish prebuilt messages round-robin like a live camera: fresh stamps at `rate_hz`.
+
+        Returns stamp key -> index of the message sent with that stamp.
+        """
+        sent_index: dict[int, int] = {}
+
+        def restamp(index: int, msg, now: float) -> int:
+            msg.header.stamp.sec, msg.header.stamp.nanosec = int(now), int(now % 1 * 1e9)
+            key = stamp_key(msg.header.stamp)
+            sent_index[key] = index
+            return key
+
+        frames = ((i % len(messages), messages[i % len(messages)]) for i in range(total))
+        self.run(frames, rate_hz, on_frame=on_frame, restamp=restamp)
+        return sent_index

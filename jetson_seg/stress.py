@@ -173,7 +173,6 @@ def soak(seconds: float, rate: float, out: Path, domain_id: int) -> dict:
     from std_msgs.msg import Header
 
     from jetson_seg.messages import image_msg
-    from jetson_seg.replay import stamp_key
     from jetson_seg.report import summarize
     from jetson_seg.scenes import CLASS_NAMES, scene_stream
 
@@ -186,16 +185,9 @@ def soak(seconds: float, rate: float, out: Path, domain_id: int) -> dict:
     pid = run.node_proc.proc.pid
     start = time.time()
     while time.time() - start < seconds:
-        scene_of: dict[int, int] = {}
-
-        def restamp(index, msg, now):
-            msg.header.stamp.sec, msg.header.stamp.nanosec = int(now), int(now % 1 * 1e9)
-            scene_of[stamp_key(msg.header.stamp)] = index
-            return stamp_key(msg.header.stamp)
         run.streamer.records.clear()
         total = int(rate * window)
-        run.streamer.run(((i % 30, messages[i % 30]) for i in range(total)), rate,
-                         restamp=restamp)
+        scene_of = run.streamer.run_camera(messages, rate, total)
         records = sorted(run.streamer.records.values(), key=lambda r: r.sent_at)
         s = summarize(records, lambda k: (scenes[scene_of[k]].mask, scenes[scene_of[k]].boxes),
                       CLASS_NAMES)
