@@ -1,0 +1,53 @@
+"""Opening models: every problem names the file and what is wrong."""
+
+import json
+import shutil
+
+import pytest
+
+from jetson_seg.engines.base import EngineError
+from jetson_seg.model_store import default_model_dir, open_model
+
+
+@pytest.fixture
+def model_copy(tmp_path):
+    copy = tmp_path / 'model'
+    shutil.copytree(default_model_dir(), copy)
+    return copy
+
+
+def test_missing_model_path(tmp_path):
+    with pytest.raises(EngineError, match=str(tmp_path / 'nowhere')):
+        open_model(str(tmp_path / 'nowhere'))
+
+
+def test_corrupt_keras_file(model_copy):
+    (model_copy / 'model.keras').write_bytes(b'PK\x03\x04 not really a zip')
+    with pytest.raises(EngineError, match='cannot load Keras model .*model.keras'):
+        open_model(str(model_copy), 'tf')
+
+
+def test_metadata_that_does_not_match_the_model(model_copy):
+    meta = json.loads((model_copy / 'model.json').read_text())
+    meta['class_names'].append('extra')
+    meta['class_colors'].append([1, 2, 3])
+    (model_copy / 'model.json').write_text(json.dumps(meta))
+    with pytest.raises(EngineError, match='does not match .*model.json.*classes 4 vs 5'):
+        open_model(str(model_copy), 'tf')
+
+
+def test_invalid_metadata(model_copy):
+    (model_copy / 'model.json').write_text('{"class_names": ')
+    with pytest.raises(EngineError, match='model.json is invalid'):
+        open_model(str(model_copy), 'tf')
+
+
+def test_keras_model_cannot_be_served_as_tftrt():
+    with pytest.raises(EngineError, match='run optimizer_node'):
+        open_model('', 'tftrt')
+
+
+@pytest.mark.parametrize('engine', ['tf', 'litert'])
+def test_default_model_opens_with_each_cpu_engine(engine):
+    opened, info = open_model('', engine, threads=1)
+    assert opened.name == engine and info.class_names[0] == 'background'
