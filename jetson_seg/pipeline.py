@@ -15,7 +15,7 @@ import numpy as np
 from jetson_seg.engines.base import Engine
 from jetson_seg.image_conversion import DecodedImage, resize_to_rgb, to_rgb
 from jetson_seg.postprocess import (Region, class_mask, color_mask, overlay,
-                                    probabilities_for_output, regions)
+                                    probability_planes, regions)
 from jetson_seg.preprocess import Letterbox
 
 
@@ -62,6 +62,8 @@ class SegmentationPipeline:
         self.config = config
         self._boxes: dict[tuple[int, int], Letterbox] = {}
         self._batch = np.zeros((0, *engine.input_hw, 3), np.uint8)
+        self._planes: list[np.ndarray] | None = None  # reused output-size probability planes
+        self._best: np.ndarray | None = None
 
     def _letterbox_for(self, width: int, height: int) -> Letterbox:
         box = self._boxes.get((width, height))
@@ -110,8 +112,13 @@ class SegmentationPipeline:
                 wanted: Wanted) -> FrameResult:
         result = FrameResult()
         height, width = image.pixels.shape[:2]
-        probs_out = probabilities_for_output(probs, box, self.config.mask_at_input_resolution)
-        mask = class_mask(probs_out)
+        planes = probability_planes(probs, box, self.config.mask_at_input_resolution,
+                                    self._planes)
+        if self.config.mask_at_input_resolution:
+            self._planes = planes
+        if self._best is None or self._best.shape != planes[0].shape:
+            self._best = np.empty_like(planes[0])
+        mask = class_mask(planes, self._best)
         if wanted.mask:
             result.mask = mask
         if wanted.detections:
@@ -119,7 +126,7 @@ class SegmentationPipeline:
             result.regions = [
                 Region(r.class_id, round(r.x0 * sx), round(r.y0 * sy), round(r.x1 * sx),
                        round(r.y1 * sy), r.area, r.score)
-                for r in regions(mask, probs_out, self.config.min_region_area)]
+                for r in regions(mask, planes, self.config.min_region_area)]
         if wanted.color_mask or wanted.overlay:
             colors = color_mask(mask, self.palette)
             if wanted.color_mask:

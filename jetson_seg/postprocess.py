@@ -1,8 +1,10 @@
 """From network probabilities to the published products: class mask, colours, overlay, regions.
 
 Everything works on the input image's pixel grid by default: probabilities are cropped to the
-letterbox content and resized once (bilinear) before the argmax, so mask edges fall between input
-pixels rather than on the coarse network grid.
+letterbox content and resized (bilinear) before the argmax, so mask edges fall between input
+pixels rather than on the coarse network grid. Probabilities travel as one plane per class:
+the split happens at network size (small) and each plane is resized into a reusable buffer, so a
+640x480 frame does not allocate two 4.9 MB float copies.
 """
 
 from __future__ import annotations
@@ -28,25 +30,34 @@ class Region:
     score: float  # mean probability of `class_id` over the region
 
 
-def probabilities_for_output(probs: np.ndarray, letterbox: Letterbox,
-                             at_input_resolution: bool) -> np.ndarray:
-    """Network probabilities (h, w, C) -> probabilities on the output grid (view when possible)."""
-    content = letterbox.content(probs)
-    if not at_input_resolution or (letterbox.src_w, letterbox.src_h) == (
-            content.shape[1], content.shape[0]):
-        return content
-    return cv2.resize(content, (letterbox.src_w, letterbox.src_h),
-                      interpolation=cv2.INTER_LINEAR)
+def probability_planes(probs: np.ndarray, letterbox: Letterbox, at_input_resolution: bool,
+                       buffers: list[np.ndarray] | None = None) -> list[np.ndarray]:
+    """Network probabilities (h, w, C) -> one float32 plane per class on the output grid.
 
-
-def class_mask(probs: np.ndarray) -> np.ndarray:
-    """Per-pixel argmax as uint8 class ids (first class wins ties, as np.argmax).
-
-    A running max over the class planes with OpenCV is ~2x faster than np.argmax over a short
-    last axis at 640x480 (measured, README).
+    With `at_input_resolution` each plane is resized into `buffers` (reused when their shape
+    fits) to the input image's size.
     """
-    planes = cv2.split(probs)
-    best = planes[0].copy()
+    planes = cv2.split(np.ascontiguousarray(letterbox.content(probs)))
+    size = (letterbox.src_w, letterbox.src_h)
+    if not at_input_resolution or size == (planes[0].shape[1], planes[0].shape[0]):
+        return planes
+    if buffers is None or len(buffers) != len(planes) or \
+            buffers[0].shape != (size[1], size[0]):
+        buffers = [np.empty((size[1], size[0]), np.float32) for _ in planes]
+    for plane, out in zip(planes, buffers):
+        cv2.resize(plane, size, dst=out, interpolation=cv2.INTER_LINEAR)
+    return buffers
+
+
+def class_mask(planes: list[np.ndarray], best: np.ndarray | None = None) -> np.ndarray:
+    """Per-pixel argmax over class planes as uint8 ids (first class wins ties, as np.argmax).
+
+    A running max with OpenCV beats np.argmax over a short last axis ~2x at 640x480; `best` is
+    an optional scratch plane of the same shape.
+    """
+    if best is None or best.shape != planes[0].shape:
+        best = np.empty_like(planes[0])
+    np.copyto(best, planes[0])
     ids = np.zeros(best.shape, np.uint8)
     for class_id in range(1, len(planes)):
         ids[cv2.compare(planes[class_id], best, cv2.CMP_GT) > 0] = class_id
@@ -67,13 +78,13 @@ def overlay(rgb: np.ndarray, colors: np.ndarray, mask: np.ndarray, alpha: float,
     return out
 
 
-def regions(mask: np.ndarray, probs: np.ndarray, min_area: int = 1) -> list[Region]:
+def regions(mask: np.ndarray, planes: list[np.ndarray], min_area: int = 1) -> list[Region]:
     """Find the 8-connected regions of each non-background class, with their mean score.
 
-    `probs` must be on the same grid as `mask`. Scores are summed inside each region's box only,
-    so the cost follows the objects' size, not the image's.
+    `planes` (one probability plane per class) must be on the same grid as `mask`. Scores are
+    summed inside each region's box only, so the cost follows the objects' size.
     """
-    present = np.flatnonzero(np.bincount(mask.ravel(), minlength=probs.shape[2]))
+    present = np.flatnonzero(np.bincount(mask.ravel(), minlength=len(planes)))
     found = []
     for class_id in present[present > 0]:
         binary = (mask == class_id).view(np.uint8)
@@ -83,6 +94,6 @@ def regions(mask: np.ndarray, probs: np.ndarray, min_area: int = 1) -> list[Regi
             if area < min_area:
                 continue
             inside = labels[y:y + h, x:x + w] == i
-            score = float(probs[y:y + h, x:x + w, class_id][inside].mean())
+            score = float(planes[class_id][y:y + h, x:x + w][inside].mean())
             found.append(Region(int(class_id), x, y, x + w, y + h, area, score))
     return found

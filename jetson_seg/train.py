@@ -72,7 +72,7 @@ def _dice_ce_loss(num_classes: int):
 def evaluate(model_fn, count: int, seed: int = HELD_OUT_SEED) -> dict:
     """mIoU of `model_fn` (uint8 batch -> probabilities) on held-out scenes at 640x480."""
     from jetson_seg.metrics import ConfusionMatrix
-    from jetson_seg.postprocess import class_mask, probabilities_for_output
+    from jetson_seg.postprocess import class_mask, probability_planes
     from jetson_seg.preprocess import Letterbox
 
     rng = np.random.default_rng(seed)
@@ -83,7 +83,7 @@ def evaluate(model_fn, count: int, seed: int = HELD_OUT_SEED) -> dict:
     for _ in tqdm(range(count), desc='held-out evaluation', unit='scene'):
         scene = generate_scene(rng, spec)
         probs = model_fn(box.apply(scene.image)[None])[0]
-        conf.add(scene.mask, class_mask(probabilities_for_output(probs, box, True)))
+        conf.add(scene.mask, class_mask(probability_planes(probs, box, True)))
     iou = conf.iou()
     return {'scenes': count, 'seed': seed, 'resolution': [spec.width, spec.height],
             'mean_iou': conf.mean_iou(), 'pixel_accuracy': conf.pixel_accuracy(),

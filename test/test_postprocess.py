@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from jetson_seg.postprocess import (class_mask, color_mask, overlay, probabilities_for_output,
+from jetson_seg.postprocess import (class_mask, color_mask, overlay, probability_planes,
                                     regions)
 from jetson_seg.preprocess import Letterbox
 from jetson_seg.scenes import CLASS_COLORS, boxes_from_mask, scene_stream
@@ -11,10 +11,25 @@ from jetson_seg.scenes import CLASS_COLORS, boxes_from_mask, scene_stream
 RNG = np.random.default_rng(0)
 
 
+def test_probability_planes_reuse_buffers_and_match_a_full_resize():
+    import cv2
+    probs = RNG.random((192, 256, 4)).astype(np.float32)
+    box = Letterbox.fit(640, 480, 256, 192)
+    planes = probability_planes(probs, box, True)
+    again = probability_planes(probs, box, True, planes)
+    assert all(a is b for a, b in zip(planes, again))
+    full = cv2.resize(probs, (640, 480), interpolation=cv2.INTER_LINEAR)
+    for k, plane in enumerate(planes):
+        np.testing.assert_allclose(plane, full[..., k], atol=1e-6)
+    small = probability_planes(probs, box, False)
+    assert small[0].shape == (192, 256)
+
+
 def test_class_mask_equals_numpy_argmax_including_ties():
     probs = RNG.random((37, 53, 4)).astype(np.float32)
     probs[0, :5] = 0.5  # exact ties: the first class must win, like np.argmax
-    np.testing.assert_array_equal(class_mask(probs), np.argmax(probs, axis=2))
+    planes = [probs[..., k].copy() for k in range(4)]
+    np.testing.assert_array_equal(class_mask(planes), np.argmax(probs, axis=2))
 
 
 @pytest.mark.parametrize('src', [(640, 480), (320, 320), (1280, 400), (200, 600), (256, 192)])
@@ -32,7 +47,7 @@ def test_letterbox_and_inverse_map_pixels_back(src):
     probs = np.zeros((192, 256, 2), np.float32)
     probs[..., 1] = net[..., 0] > 100
     probs[..., 0] = 1 - probs[..., 1]
-    mask = class_mask(probabilities_for_output(probs, box, True))
+    mask = class_mask(probability_planes(probs, box, True))
     assert mask.shape == (src[1], src[0])
     left, right = mask[:, : src[0] // 2 - 3], mask[:, src[0] // 2 + 3:]
     assert left.mean() > 0.99 and right.mean() < 0.01
@@ -56,9 +71,10 @@ def test_regions_match_drawn_objects_with_scores():
     probs = np.full(scene.mask.shape + (4,), 0.1, np.float32)
     rows, cols = np.indices(scene.mask.shape)
     probs[rows, cols, scene.mask] = 0.7
-    found = regions(scene.mask, probs, min_area=1)
+    planes = [probs[..., k] for k in range(4)]
+    found = regions(scene.mask, planes, min_area=1)
     assert {(r.x0, r.y0, r.x1, r.y1, r.class_id) for r in found} == set(boxes_from_mask(
         scene.mask))
     assert all(r.score == pytest.approx(0.7) for r in found)
-    small = regions(scene.mask, probs, min_area=10_000)
+    small = regions(scene.mask, planes, min_area=10_000)
     assert all(r.area >= 10_000 for r in small) and len(small) < len(found)
