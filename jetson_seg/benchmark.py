@@ -87,6 +87,48 @@ def _engine_worker(kind: str, iterations: int) -> dict:
     return _timeit(run, iterations)
 
 
+def _hot_path_worker() -> dict:
+    """Per-frame cost and transient allocation of message -> mask -> messages, in-process."""
+    import tracemalloc
+
+    from std_msgs.msg import Header
+
+    from jetson_seg.image_conversion import decode_image
+    from jetson_seg.messages import detections_msg, image_msg
+    from jetson_seg.model_store import open_model
+    from jetson_seg.pipeline import PipelineConfig, SegmentationPipeline, Wanted
+    from jetson_seg.scenes import scene_stream
+
+    engine, info = open_model('', 'auto', threads=0)
+    pipeline = SegmentationPipeline(engine, np.array(info.class_colors, np.uint8),
+                                    PipelineConfig())
+    msg = image_msg(Header(frame_id='bench'), next(scene_stream(3)).image, 'rgb8')
+
+    def frame(wanted: Wanted) -> None:
+        result = pipeline.run(decode_image(msg), wanted)
+        for array, encoding in ((result.mask, 'mono8'), (result.color_mask, 'rgb8'),
+                                (result.overlay, 'rgb8')):
+            if array is not None:
+                image_msg(msg.header, array, encoding)
+        if result.regions is not None:
+            detections_msg(msg.header, result.regions, info.class_names)
+
+    out = {}
+    for name, wanted in (('all outputs', Wanted()),
+                         ('mask only', Wanted(color_mask=False, overlay=False,
+                                              detections=False))):
+        stats = _timeit(lambda: frame(wanted), 100)
+        tracemalloc.start()
+        frame(wanted)
+        tracemalloc.reset_peak()
+        base = tracemalloc.get_traced_memory()[0]
+        frame(wanted)
+        peak = tracemalloc.get_traced_memory()[1] - base
+        tracemalloc.stop()
+        out[name] = {**stats, 'peak_transient_mb': round(peak / 2**20, 2)}
+    return out
+
+
 def _in_subprocess(args: list[str]) -> dict:
     result = subprocess.run([sys.executable, '-m', 'jetson_seg.benchmark', *args],
                             capture_output=True, text=True, timeout=900,
@@ -177,6 +219,10 @@ def _markdown(result: dict) -> str:
     lines.append('')
     lines.append(f'Node per-frame cost / engine-only ({result["node_engine"]}): '
                  f'{result["node_vs_engine"]:.2f}x')
+    lines += ['', '| hot path in one process (decode -> messages) | ms p50 | ms p99 | '
+              'peak transient MiB |', '|---|---|---|---|']
+    for name, hp in result['hot_path'].items():
+        lines.append(f'| {name} | {hp["ms_p50"]} | {hp["ms_p99"]} | {hp["peak_transient_mb"]} |')
     return '\n'.join(lines) + '\n'
 
 
@@ -212,6 +258,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument('--domain-id', type=int, default=79)
     parser.add_argument('--engine-worker', help=argparse.SUPPRESS)
     parser.add_argument('--matmul-worker', action='store_true', help=argparse.SUPPRESS)
+    parser.add_argument('--hot-path-worker', action='store_true', help=argparse.SUPPRESS)
     parser.add_argument('--iterations', type=int, default=200)
     args = parser.parse_args(argv)
     if args.engine_worker:
@@ -219,6 +266,9 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.matmul_worker:
         print(json.dumps(_matmul_ceiling()))
+        return
+    if args.hot_path_worker:
+        print(json.dumps(_hot_path_worker()))
         return
 
     from jetson_seg.model_store import default_model_dir
@@ -238,6 +288,7 @@ def main(argv: list[str] | None = None) -> None:
         stats['gflops'] = round(gflop / (stats['ms_p50'] / 1e3), 1)
         result['engines'][kind] = stats
         print(f'  {kind}: {stats["ms_p50"]} ms p50, {stats["ms_p99"]} ms p99', flush=True)
+    result['hot_path'] = _in_subprocess(['--hot-path-worker'])
     seconds = 5.0 if args.quick else 10.0
     rates = [30.0, 60.0, 120.0] + ([] if args.quick else [90.0, 150.0, 200.0])
     result['node'] = _node_runs(sorted(rates), seconds, args.domain_id, args.output)
