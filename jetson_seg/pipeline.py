@@ -53,6 +53,17 @@ class FrameResult:
     timings_ms: dict[str, float] = field(default_factory=dict)
 
 
+@dataclass
+class Inferred:
+    """Engine output for a batch, waiting for postprocessing (times are per frame)."""
+
+    images: list[DecodedImage]
+    boxes: list[Letterbox]
+    probs: np.ndarray
+    preprocess_ms: float
+    inference_ms: float
+
+
 class SegmentationPipeline:
     """Runs one frame at a time through preprocessing, the engine and postprocessing."""
 
@@ -79,9 +90,14 @@ class SegmentationPipeline:
         return self.run_batch([image], [wanted])[0]
 
     def run_batch(self, images: list[DecodedImage], wanted: list[Wanted]) -> list[FrameResult]:
-        """Segment frames of any sizes in one engine call (several cameras, one model).
+        """Segment frames of any sizes in one engine call (several cameras, one model)."""
+        return self.finish_batch(self.infer_batch(images), wanted)
 
-        Timings of the shared stages are split evenly between the frames.
+    def infer_batch(self, images: list[DecodedImage]) -> Inferred:
+        """Preprocess and run the engine; the result owns its probabilities.
+
+        Split from `finish_batch` so a caller can overlap the next frame's inference with this
+        frame's postprocessing on another core.
         """
         clock = time.perf_counter
         t0 = clock()
@@ -98,13 +114,19 @@ class SegmentationPipeline:
         t1 = clock()
         probs = self.engine.infer(self._batch)
         t2 = clock()
+        return Inferred(images, boxes, probs, (t1 - t0) * 1e3 / len(images),
+                        (t2 - t1) * 1e3 / len(images))
+
+    def finish_batch(self, inferred: Inferred, wanted: list[Wanted]) -> list[FrameResult]:
+        """Build the requested products of every frame of an inferred batch."""
         results = []
-        for slot, image in enumerate(images):
-            start = clock()
-            result = self._finish(probs[slot], image, boxes[slot], wanted[slot])
-            result.timings_ms = {'preprocess': (t1 - t0) * 1e3 / len(images),
-                                 'inference': (t2 - t1) * 1e3 / len(images),
-                                 'postprocess': (clock() - start) * 1e3}
+        for slot, image in enumerate(inferred.images):
+            start = time.perf_counter()
+            result = self._finish(inferred.probs[slot], image, inferred.boxes[slot],
+                                  wanted[slot])
+            result.timings_ms = {'preprocess': inferred.preprocess_ms,
+                                 'inference': inferred.inference_ms,
+                                 'postprocess': (time.perf_counter() - start) * 1e3}
             results.append(result)
         return results
 

@@ -8,6 +8,7 @@ and model work lives in the rclpy-free core (image_conversion, pipeline, message
 
 from __future__ import annotations
 
+import queue
 import sys
 import threading
 import time
@@ -62,7 +63,8 @@ class SegmentationNode(LifecycleNode):
         self._cond = threading.Condition()
         self._pending: dict[str, tuple] = {}  # camera -> (newest message, receipt time)
         self._running = False
-        self._worker: threading.Thread | None = None
+        self._workers: list[threading.Thread] = []
+        self._handoff: queue.Queue = queue.Queue(maxsize=1)  # inferred batch -> publisher
 
     # ---- parameters -------------------------------------------------------------------------
     def _param(self, name: str):
@@ -117,8 +119,11 @@ class SegmentationNode(LifecycleNode):
         for pubs in self._pubs.values():
             pubs['label_info'].publish(label_info_msg(header, self._class_names))
         self._running = True
-        self._worker = threading.Thread(target=self._work, name='segmentation', daemon=True)
-        self._worker.start()
+        self._workers = [threading.Thread(target=self._infer_loop, name='infer', daemon=True),
+                         threading.Thread(target=self._publish_loop, name='publish',
+                                          daemon=True)]
+        for worker in self._workers:
+            worker.start()
         in_qos = _qos(self._param('input_reliability'), self._param('input_depth'))
         compressed = self._param('image_transport') == 'compressed'
         for cam in self._cameras:
@@ -170,16 +175,19 @@ class SegmentationNode(LifecycleNode):
             self._cond.notify()
 
     def stop_worker(self) -> None:
-        """Stop the processing thread (idempotent); pending frames are discarded."""
+        """Stop the processing threads (idempotent); pending frames are discarded."""
         with self._cond:
             self._running = False
             self._pending = {}
             self._cond.notify()
-        if self._worker is not None:
-            self._worker.join(timeout=5.0)
-            self._worker = None
+        for worker in self._workers:
+            worker.join(timeout=5.0)
+        self._workers = []
+        while not self._handoff.empty():
+            self._handoff.get_nowait()
 
-    def _work(self) -> None:
+    def _infer_loop(self) -> None:
+        """Stage 1: newest frame of each camera -> decode -> engine (one batch)."""
         while True:
             with self._cond:
                 while self._running and not self._pending:
@@ -188,8 +196,28 @@ class SegmentationNode(LifecycleNode):
                     return
                 frames, self._pending = self._pending, {}
             try:
-                self._process(frames)
+                work = self._infer(frames)
             except Exception as exc:  # the worker must outlive any one bad frame
+                self.stats.on_rejected('processing_error')
+                self.get_logger().error(f'frame failed: {exc!r}', throttle_duration_sec=2.0)
+                continue
+            while work is not None and self._running:  # wait for stage 2, stay stoppable
+                try:
+                    self._handoff.put(work, timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+
+    def _publish_loop(self) -> None:
+        """Stage 2, overlapping the next inference: postprocess -> messages -> publish."""
+        while self._running:
+            try:
+                work = self._handoff.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            try:
+                self._finish(*work)
+            except Exception as exc:
                 self.stats.on_rejected('processing_error')
                 self.get_logger().error(f'frame failed: {exc!r}', throttle_duration_sec=2.0)
 
@@ -209,8 +237,8 @@ class SegmentationNode(LifecycleNode):
                                       f'{exc}', throttle_duration_sec=2.0)
             return None
 
-    def _process(self, frames: dict[str, tuple]) -> None:
-        """Decode the newest frame of each camera, infer them as one batch, publish."""
+    def _infer(self, frames: dict[str, tuple]):
+        """Decode the newest frame of each camera and infer them as one batch."""
         t0 = time.perf_counter()
         batch = []
         for camera, (msg, received_at) in frames.items():
@@ -219,13 +247,16 @@ class SegmentationNode(LifecycleNode):
             if decoded is not None and wanted.anything:
                 batch.append((camera, msg, received_at, decoded, wanted))
         if not batch:
-            return
-        t1 = time.perf_counter()
-        results = self._pipeline.run_batch([b[3] for b in batch], [b[4] for b in batch])
+            return None
+        decode_ms = (time.perf_counter() - t0) * 1e3 / len(batch)
+        return batch, self._pipeline.infer_batch([b[3] for b in batch]), decode_ms
+
+    def _finish(self, batch: list, inferred, decode_ms: float) -> None:
+        results = self._pipeline.finish_batch(inferred, [b[4] for b in batch])
         for (camera, msg, received_at, _, _), result in zip(batch, results):
             t2 = time.perf_counter()
             self._publish(self._pubs[camera], msg.header, result)
-            stages = {'decode': (t1 - t0) * 1e3 / len(batch), **result.timings_ms,
+            stages = {'decode': decode_ms, **result.timings_ms,
                       'publish': (time.perf_counter() - t2) * 1e3}
             self.stats.on_answered((time.monotonic() - received_at) * 1e3, stages)
 
