@@ -193,6 +193,58 @@ def _node_runs(rates: list[float], seconds: float, domain_id: int, out: Path) ->
     return runs
 
 
+def _multi_camera_runs(counts: list[int], rate: float, seconds: float, domain_id: int,
+                       out: Path) -> list[dict]:
+    """One node serving N cameras (batched); every camera publishes at `rate`."""
+    import rclpy
+    from std_msgs.msg import Header
+
+    from jetson_seg.messages import image_msg
+    from jetson_seg.replay import NodeUnderTest, Streamer, isolated_env
+    from jetson_seg.scenes import scene_stream
+
+    env = isolated_env(domain_id)
+    frame = next(scene_stream(5)).image
+    runs = []
+    rclpy.init()
+    for count in counts:
+        cameras = [f'cam{i}' for i in range(count)]
+        node_proc = NodeUnderTest({'cameras': '[' + ','.join(cameras) + ']'},
+                                  out / f'node_{count}cams.log', env, namespace='/bench')
+        node = rclpy.create_node(f'bench_cameras_{count}')
+        try:
+            streamers = [Streamer(node, namespace=f'/bench/{cam}') for cam in cameras]
+            for streamer in streamers:
+                streamer.wait_for_node(node_proc)
+            messages = [image_msg(Header(frame_id=cam), frame, 'rgb8') for cam in cameras]
+            start = time.time()
+            ticks = int(rate * seconds)
+            for tick in range(ticks):
+                delay = start + tick / rate - time.time()
+                if delay > 0:
+                    streamers[0].spin_for(delay)
+                now = time.time()
+                for streamer, msg in zip(streamers, messages):
+                    msg.header.stamp.sec = int(now)
+                    msg.header.stamp.nanosec = int(now % 1 * 1e9)
+                    streamer.send(msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec, msg)
+            streamers[0].spin_for(1.5)
+            answered = [sum(r.mask_at is not None for r in s.records.values())
+                        for s in streamers]
+            span = time.time() - start - 1.5
+            runs.append({'cameras': count, 'rate_per_camera_hz': rate,
+                         'fps_per_camera': round(float(np.mean(answered)) / span, 1),
+                         'fps_total': round(sum(answered) / span, 1)})
+            print(f'  {count} camera(s) at {rate:g} Hz each: '
+                  f'{runs[-1]["fps_per_camera"]} fps per camera, '
+                  f'{runs[-1]["fps_total"]} fps in all', flush=True)
+        finally:
+            node.destroy_node()
+            node_proc.stop()
+    rclpy.try_shutdown()
+    return runs
+
+
 def _markdown(result: dict) -> str:
     ceiling = result['matmul_ceiling_gflops']
     lines = [f'Measured {result["date"]} on {result["machine"]} ({result["cores"]} cores), '
@@ -219,6 +271,11 @@ def _markdown(result: dict) -> str:
     lines.append('')
     lines.append(f'Node per-frame cost / engine-only ({result["node_engine"]}): '
                  f'{result["node_vs_engine"]:.2f}x')
+    lines += ['', '| cameras on one node | input per camera | answered fps per camera | '
+              'answered fps in all |', '|---|---|---|---|']
+    for run in result['cameras']:
+        lines.append(f'| {run["cameras"]} | {run["rate_per_camera_hz"]:g} Hz | '
+                     f'{run["fps_per_camera"]} | {run["fps_total"]} |')
     lines += ['', '| hot path in one process (decode -> messages) | ms p50 | ms p99 | '
               'peak transient MiB |', '|---|---|---|---|']
     for name, hp in result['hot_path'].items():
@@ -292,6 +349,8 @@ def main(argv: list[str] | None = None) -> None:
     seconds = 5.0 if args.quick else 10.0
     rates = [30.0, 60.0, 120.0] + ([] if args.quick else [90.0, 150.0, 200.0])
     result['node'] = _node_runs(sorted(rates), seconds, args.domain_id, args.output)
+    result['cameras'] = _multi_camera_runs([1, 2, 4], 60.0, seconds, args.domain_id + 1,
+                                           args.output)
     ok = [r['rate_hz'] for r in result['node'] if r['drop_fraction'] < 0.05]
     result['peak_throughput_hz'] = max(ok) if ok else None
     stages = result['node'][0]['stages_ms']
