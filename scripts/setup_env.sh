@@ -10,7 +10,7 @@ STAMP="$VENV/.jetson_seg_setup"
 step() { printf '[setup %5ss] %s\n' "$SECONDS" "$*"; }
 
 fingerprint() {
-  cat requirements.txt setup.py setup.cfg package.xml \
+  cat requirements.txt requirements-core.txt setup.py setup.cfg package.xml \
       $(find interfaces -type f | sort) | sha256sum | cut -d' ' -f1
 }
 
