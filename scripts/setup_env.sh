@@ -1,73 +1,134 @@
 #!/usr/bin/env bash
-# Create or update the project venv (.venv): pinned Python packages, vision_msgs when no ROS
-# install provides it, and jetson_seg itself (editable). Re-running on a ready venv takes seconds.
+# Create or update the project venv (.venv): pinned Python packages (requirements.txt), vision_msgs
+# built from interfaces/vision_msgs when no installed package provides it, and jetson_seg itself
+# (editable). Idempotent: on a ready venv (stamp matches) it exits in about a second.
+# Works from any cwd, without a terminal (CI=true, no stdin). Root on a fresh Debian 12 machine:
+# missing cmake/g++/make/python3-venv are installed with apt-get.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.."
 ROOT="$PWD"
 VENV="$ROOT/.venv"
 PY="$VENV/bin/python"
 STAMP="$VENV/.jetson_seg_setup"
-step() { printf '[setup %5ss] %s\n' "$SECONDS" "$*"; }
+export PIP_NO_INPUT=1 PIP_DISABLE_PIP_VERSION_CHECK=1 DEBIAN_FRONTEND=noninteractive
+# Another venv's ROS bootstrap flag must not leak into this one (see docs: ros-wheels-bootstrapper).
+unset _ROS_WHEELS_BOOTSTRAP_COMPLETE
 
+# Everything that decides what the venv holds; missing files count as empty.
 fingerprint() {
-  cat requirements.txt requirements-core.txt setup.py setup.cfg package.xml \
-      $(find interfaces -type f | sort) | sha256sum | cut -d' ' -f1
+  {
+    for f in requirements.txt requirements-core.txt setup.py setup.cfg package.xml \
+             scripts/setup_env.sh; do
+      printf '== %s\n' "$f"; cat "$f" 2>/dev/null || true
+    done
+    find interfaces -type f 2>/dev/null | LC_ALL=C sort | while read -r f; do
+      printf '== %s\n' "$f"; cat "$f"
+    done || true
+  } | sha256sum | cut -d' ' -f1
 }
+ready() { [ -x "$PY" ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$(fingerprint)" ]; }
 
-if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$(fingerprint)" ] && [ -x "$PY" ]; then
+if ready; then
   echo "environment ready: .venv"
   exit 0
 fi
 
+# One set-up at a time (e.g. parallel `make` targets); the second one finds the stamp ready.
+mkdir -p build
+exec 9>build/.setup_env.lock
+flock 9
+if ready; then
+  echo "environment ready: .venv"
+  exit 0
+fi
+
+T0=$SECONDS
+STEP_T=$SECONDS
+STEP=""
+step() {
+  [ -n "$STEP" ] && printf '[setup] %-52s done in %3ss\n' "$STEP" "$((SECONDS - STEP_T))"
+  STEP="$1"
+  STEP_T=$SECONDS
+  [ -n "$STEP" ] && printf '[setup] %s ...\n' "$STEP"
+  return 0
+}
+die() { echo "setup_env: $*" >&2; exit 1; }
+# pip -q, but with its exit status kept; drops a harmless warning the ROS wheels trigger.
+pip_q() {
+  local out
+  if ! out=$("$PY" -m pip -q "$@" 2>&1); then
+    printf '%s\n' "$out" >&2
+    return 1
+  fi
+  printf '%s\n' "$out" | grep -v -e '^$' -e 'is ignored: it is neither a file nor a directory' || true
+}
+
+PYTHON="${PYTHON:-python3}"
+
+# --- system tools (apt-get only when something is missing and we are root) -----------------------
 need_apt=()
 command -v cmake >/dev/null || need_apt+=(cmake)
 command -v g++ >/dev/null || need_apt+=(g++)
 command -v make >/dev/null || need_apt+=(make)
+if [ ! -x "$PY" ] && ! "$PYTHON" -c 'import ensurepip, venv' 2>/dev/null; then
+  need_apt+=(python3-venv)
+fi
 if [ ${#need_apt[@]} -gt 0 ]; then
-  step "installing build tools: ${need_apt[*]}"
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
+  if [ "$(id -u)" -ne 0 ]; then
+    die "missing: ${need_apt[*]} (install them, e.g. sudo apt-get install -y ${need_apt[*]})"
+  fi
+  step "apt-get install ${need_apt[*]}"
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
 fi
 
-PYTHON="${PYTHON:-python3.11}"
-command -v "$PYTHON" >/dev/null || PYTHON=python3
-if [ ! -x "$PY" ]; then
-  step "creating .venv with $($PYTHON --version)"
-  "$PYTHON" -m venv "$VENV"
+# --- venv ---------------------------------------------------------------------------------------
+if [ ! -x "$PY" ] || ! "$PY" -m pip --version >/dev/null 2>&1; then
+  "$PYTHON" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' \
+    || die "$PYTHON is $("$PYTHON" --version 2>&1); the ROS 2 wheels need Python 3.11 (set PYTHON=...)"
+  step "create .venv ($("$PYTHON" --version 2>&1))"
+  rm -rf "$VENV"
+  "$PYTHON" -m venv "$VENV" || { rm -rf "$VENV"; die "python3 -m venv failed"; }
 fi
-# Another venv's ROS bootstrap flag must not leak into this one (ENVIRONMENT notes).
-unset _ROS_WHEELS_BOOTSTRAP_COMPLETE
 
-step "installing pinned packages (requirements.txt)"
-"$PY" -m pip install -q --disable-pip-version-check -r requirements.txt 2>&1 \
-  | grep -v "is ignored: it is neither a file nor a directory" || true
-"$PY" -c "import tensorflow, rclpy, cv2, rosbags" 2>/dev/null \
-  || { echo "pinned packages did not install; see pip output above" >&2; exit 1; }
+step "pip install -r requirements.txt"
+pip_q install -r requirements.txt || die "pip install -r requirements.txt failed (output above)"
+"$PY" -c "import rclpy, std_msgs.msg, geometry_msgs.msg" \
+  || die "rclpy does not import in .venv after installing requirements.txt"
 
+# --- vision_msgs (not on any registry): build the interface package into the venv ---------------
 if ! "$PY" -c "import vision_msgs.msg" 2>/dev/null; then
-  step "building vision_msgs interfaces into .venv"
+  step "build interfaces/vision_msgs into .venv (cmake, -j2)"
   PY_INCLUDE=$("$PY" -c "import sysconfig; print(sysconfig.get_paths()['include'])")
   NP_INCLUDE=$("$PY" -c "import numpy; print(numpy.get_include())")
-  # The message wheels' CMake exports name the include dirs of the machine that built them.
-  grep -rl --include='*.cmake' '/opt/python/cp311-cp311' "$VENV/share" 2>/dev/null \
-    | xargs -r sed -i \
-      -e "s#/opt/python/cp311-cp311/lib/python3.11/site-packages/numpy/_core/include#$NP_INCLUDE#g" \
-      -e "s#/opt/python/cp311-cp311/include/python3.11#$PY_INCLUDE#g"
-  BUILD=$(mktemp -d -t vision_msgs_build.XXXX)
-  export CMAKE_PREFIX_PATH="$VENV" AMENT_PREFIX_PATH="$VENV"
-  PATH="$VENV/bin:$PATH" cmake -S interfaces/vision_msgs -B "$BUILD" -DCMAKE_BUILD_TYPE=Release \
-    -DCMAKE_INSTALL_PREFIX="$VENV" -DPython3_EXECUTABLE="$PY" -DBUILD_TESTING=OFF \
-    > "$BUILD.log" 2>&1 || { tail -30 "$BUILD.log" >&2; exit 1; }
-  PATH="$VENV/bin:$PATH" cmake --build "$BUILD" -j2 >> "$BUILD.log" 2>&1 \
-    || { tail -30 "$BUILD.log" >&2; exit 1; }
-  cmake --install "$BUILD" >> "$BUILD.log" 2>&1 || { tail -30 "$BUILD.log" >&2; exit 1; }
-  rm -rf "$BUILD" "$BUILD.log"
+  # The message wheels' exported CMake files name the include dirs of the machine that built them
+  # (/opt/python/cp311-cp311/...): point them at this venv's Python and numpy headers.
+  grep -rlZ --include='*.cmake' '/opt/python/cp3' "$VENV/share" 2>/dev/null \
+    | xargs -0 -r sed -i -E \
+      -e "s#/opt/python/cp3[0-9]+-cp3[0-9]+/lib/python3\.[0-9]+/site-packages/numpy/_?core/include#$NP_INCLUDE#g" \
+      -e "s#/opt/python/cp3[0-9]+-cp3[0-9]+/include/python3\.[0-9]+#$PY_INCLUDE#g"
+  BUILD=$(mktemp -d -t vision_msgs_build.XXXXXX)
+  LOG="$BUILD.log"
+  (
+    export CMAKE_PREFIX_PATH="$VENV" AMENT_PREFIX_PATH="$VENV" PATH="$VENV/bin:$PATH"
+    cmake -S interfaces/vision_msgs -B "$BUILD" -DCMAKE_BUILD_TYPE=Release \
+      -DCMAKE_INSTALL_PREFIX="$VENV" -DPython3_EXECUTABLE="$PY" -DBUILD_TESTING=OFF
+    cmake --build "$BUILD" -j2
+    cmake --install "$BUILD"
+  ) > "$LOG" 2>&1 || { tail -40 "$LOG" >&2; die "vision_msgs build failed (full log: $LOG)"; }
+  rm -rf "$BUILD" "$LOG"
   "$PY" -c "from vision_msgs.msg import Detection2DArray, LabelInfo" \
-    || { echo "vision_msgs was built but does not import" >&2; exit 1; }
+    || die "vision_msgs was built but does not import"
 fi
 
-step "installing jetson_seg (editable)"
-"$PY" -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e . 2>&1 \
-  | grep -v "is ignored: it is neither a file nor a directory" || true
+# --- the package itself ---------------------------------------------------------------------------
+if [ -f setup.py ] || [ -f pyproject.toml ]; then
+  step "pip install --no-deps -e ."
+  pip_q install --no-deps --no-build-isolation -e . || die "pip install -e . failed (output above)"
+else
+  echo "[setup] no setup.py yet: jetson_seg not installed" >&2
+fi
 
+step ""
 fingerprint > "$STAMP"
-step "environment ready: .venv"
+echo "environment ready: .venv (set up in $((SECONDS - T0)) s)"
