@@ -1,7 +1,12 @@
 """sensor_msgs Image / CompressedImage <-> numpy, validated before anything is allocated.
 
-Works on any object with the message fields (duck typing), so this core never imports rclpy.
-8-bit encodings decode to zero-copy views of the message buffer, row padding included.
+Works on any object with the message fields (duck typing), so this core never imports rclpy and
+can be tested, benchmarked and used on bag messages without a ROS graph. Camera input is
+untrusted: every size is checked against the data before a buffer is touched, and a bad message
+raises `ImageRejected` with a short `reason` the node counts in diagnostics.
+
+8-bit encodings decode to zero-copy views of the message buffer (row padding included), because
+a copy of every frame costs more than the rest of the preprocessing.
 """
 
 from __future__ import annotations
@@ -21,111 +26,195 @@ class ImageRejected(ValueError):
         self.detail = detail
 
 
-#: encoding -> (channels, bytes per channel, channel order)
+#: encoding -> (channels, bytes per channel, channel order); 8UCx follow cv_bridge (bgr/bgra).
 _ENCODINGS: dict[str, tuple[int, int, str]] = {
     'rgb8': (3, 1, 'rgb'), 'bgr8': (3, 1, 'bgr'), 'rgba8': (4, 1, 'rgba'),
-    'bgra8': (4, 1, 'bgra'), 'mono8': (1, 1, 'mono'), '8UC1': (1, 1, 'mono'),
-    '8UC3': (3, 1, 'bgr'), '8UC4': (4, 1, 'bgra'), 'mono16': (1, 2, 'mono'),
+    'bgra8': (4, 1, 'bgra'), 'mono8': (1, 1, 'mono'), 'mono16': (1, 2, 'mono'),
+    '8UC1': (1, 1, 'mono'), '8UC3': (3, 1, 'bgr'), '8UC4': (4, 1, 'bgra'),
     '16UC1': (1, 2, 'mono'),
 }
 SUPPORTED_ENCODINGS: tuple[str, ...] = tuple(_ENCODINGS)
 _TO_RGB = {'bgr': cv2.COLOR_BGR2RGB, 'rgba': cv2.COLOR_RGBA2RGB, 'bgra': cv2.COLOR_BGRA2RGB,
            'mono': cv2.COLOR_GRAY2RGB}
+_PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
+#: JPEG start-of-frame markers (all but DHT 0xC4, JPG 0xC8 and DAC 0xCC carry the frame size).
+_JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 
 
 @dataclass(frozen=True)
 class DecodedImage:
-    """HxWxC uint8 pixels (C in 1, 3, 4) and their channel order."""
+    """Pixels plus their channel order, so colour is converted once, on the smallest image.
+
+    `pixels` is HxWxC uint8 with C in (1, 3, 4); for 8-bit encodings it is a view of the
+    message buffer (do not write to it). `order` is 'rgb', 'bgr', 'rgba', 'bgra' or 'mono'.
+    """
 
     pixels: np.ndarray
-    order: str  # 'rgb' | 'bgr' | 'rgba' | 'bgra' | 'mono'
+    order: str
 
 
 def _check_size(width: int, height: int, max_pixels: int) -> None:
     if width <= 0 or height <= 0:
-        raise ImageRejected('zero_size', f'image is {width}x{height}')
+        raise ImageRejected('zero_size', f'image is {width}x{height} (width x height)')
     if width * height > max_pixels:
-        raise ImageRejected('too_large', f'{width}x{height} exceeds max_image_pixels '
-                                         f'{max_pixels}')
+        raise ImageRejected('too_large', f'{width}x{height} = {width * height} pixels exceeds '
+                                         f'max_image_pixels {max_pixels}')
+
+
+def _byte_view(data) -> np.ndarray:
+    """Flat uint8 view of bytes, bytearray, array.array, memoryview or a contiguous ndarray."""
+    try:
+        return np.frombuffer(data, np.uint8)
+    except (TypeError, ValueError):  # a list, or a non-contiguous array: one copy, still correct
+        return np.ascontiguousarray(data, dtype=np.uint8).reshape(-1)
 
 
 def decode_image(msg, max_pixels: int = 4096 * 4096) -> DecodedImage:
-    """Decode a sensor_msgs/Image; 8-bit encodings return a view of `msg.data`."""
+    """Decode a sensor_msgs/Image; 8-bit encodings return a view of `msg.data`, not a copy.
+
+    Raises `ImageRejected` (before touching the data) for an unknown encoding, a zero or
+    oversized image, a `step` shorter than a row, or fewer than `step * height` bytes.
+    mono16/16UC1 keep their high byte (value >> 8), honouring `is_bigendian`.
+    """
     layout = _ENCODINGS.get(msg.encoding)
     if layout is None:
         raise ImageRejected('unsupported_encoding',
-                            f'{msg.encoding!r} is not one of {list(SUPPORTED_ENCODINGS)}')
+                            f'{msg.encoding!r} is not one of {", ".join(SUPPORTED_ENCODINGS)}')
     channels, depth, order = layout
     width, height, step = int(msg.width), int(msg.height), int(msg.step)
     _check_size(width, height, max_pixels)
     row_bytes = width * channels * depth
     if step < row_bytes:
-        raise ImageRejected('bad_step', f'step {step} < width*bytes per pixel {row_bytes} '
-                                        f'for {msg.encoding}')
-    buffer = np.frombuffer(msg.data, np.uint8)
+        raise ImageRejected('bad_step', f'step {step} < width*bytes_per_pixel {row_bytes} '
+                                        f'({width}*{channels * depth}) for {msg.encoding}')
+    buffer = _byte_view(msg.data)
     if buffer.size < step * height:
         raise ImageRejected('truncated', f'{buffer.size} bytes of data, need step*height = '
-                                         f'{step * height}')
+                                         f'{step}*{height} = {step * height}')
+    # Rows of `step` bytes, padding sliced off: still a view (strides step, 1).
     rows = buffer[:step * height].reshape(height, step)[:, :row_bytes]
     if depth == 1:
         return DecodedImage(rows.reshape(height, width, channels), order)
-    dtype = np.dtype('>u2' if msg.is_bigendian else '<u2')
-    wide = rows.copy().view(dtype).reshape(height, width, 1)
-    return DecodedImage((wide >> 8).astype(np.uint8), order)
+    # value >> 8 is the high byte: byte 0 of each pair when big-endian, byte 1 when little.
+    high = rows[:, (0 if msg.is_bigendian else 1)::2]
+    return DecodedImage(np.ascontiguousarray(high).reshape(height, width, 1), order)
 
 
 def _compressed_kind(fmt: str) -> str:
+    """'jpeg' or 'png' from a format such as 'jpeg' or 'bgr8; jpeg compressed bgr8'."""
     lowered = fmt.lower()
-    for kind in ('jpeg', 'jpg', 'png'):
-        if kind in lowered:
-            return 'png' if kind == 'png' else 'jpeg'
+    if 'compresseddepth' in lowered:  # a private header precedes the png: not an image
+        raise ImageRejected('unsupported_format', f'compressed format {fmt!r}: compressedDepth '
+                                                  f'is not supported')
+    words = set(lowered.replace(';', ' ').replace(',', ' ').split())
+    if 'png' in words:
+        return 'png'
+    if words & {'jpeg', 'jpg'}:
+        return 'jpeg'
     raise ImageRejected('unsupported_format', f'compressed format {fmt!r} is neither jpeg nor png')
 
 
-def _png_size(data: np.ndarray) -> tuple[int, int] | None:
-    if data.size >= 24 and data[:8].tobytes() == b'\x89PNG\r\n\x1a\n':
-        return (int.from_bytes(data[16:20].tobytes(), 'big'),
-                int.from_bytes(data[20:24].tobytes(), 'big'))
-    return None
+def _png_size(data: memoryview) -> tuple[int, int]:
+    """(width, height) from the IHDR chunk, which the PNG standard puts first."""
+    if len(data) < 24 or bytes(data[:8]) != _PNG_SIGNATURE or bytes(data[12:16]) != b'IHDR':
+        raise ImageRejected('corrupt_compressed', f'{len(data)} bytes do not start with a PNG '
+                                                  f'signature and IHDR chunk')
+    return (int.from_bytes(data[16:20], 'big'), int.from_bytes(data[20:24], 'big'))
+
+
+def _jpeg_size(data: memoryview) -> tuple[int, int]:
+    """(width, height) from the start-of-frame segment, walking the few segments before it."""
+    if len(data) < 4 or data[0] != 0xFF or data[1] != 0xD8:
+        raise ImageRejected('corrupt_compressed', f'{len(data)} bytes do not start with a JPEG '
+                                                  f'SOI marker')
+    pos = 2
+    while pos + 4 <= len(data):
+        if data[pos] != 0xFF:
+            break
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker == 0x01 or 0xD0 <= marker <= 0xD7:  # markers without a length
+            pos += 2
+            continue
+        if marker in _JPEG_SOF and pos + 9 <= len(data):
+            return (int.from_bytes(data[pos + 7:pos + 9], 'big'),
+                    int.from_bytes(data[pos + 5:pos + 7], 'big'))
+        if marker in (0xD9, 0xDA):  # end of image / start of scan before any frame header
+            break
+        pos += 2 + int.from_bytes(data[pos + 2:pos + 4], 'big')
+    raise ImageRejected('corrupt_compressed', f'no JPEG frame header in {len(data)} bytes')
 
 
 def decode_compressed(msg, max_pixels: int = 4096 * 4096) -> DecodedImage:
-    """Decode a sensor_msgs/CompressedImage (jpeg or png) to bgr/bgra/mono pixels."""
+    """Decode a sensor_msgs/CompressedImage (jpeg or png) to bgr/bgra/mono pixels.
+
+    The size in the PNG/JPEG header is checked against `max_pixels` before decoding, so a
+    small message declaring a huge image is rejected without allocating it. The data must
+    match the declared format: OpenCV would otherwise sniff and decode other formats unchecked.
+    """
     kind = _compressed_kind(msg.format)
-    data = np.frombuffer(msg.data, np.uint8)
+    data = _byte_view(msg.data)
     if data.size == 0:
-        raise ImageRejected('truncated', 'compressed image has no data')
-    if kind == 'png':
-        size = _png_size(data)
-        if size is None:
-            raise ImageRejected('corrupt_compressed', 'data does not start with a PNG header')
-        _check_size(size[0], size[1], max_pixels)
-    pixels = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
-    if pixels is None:
+        raise ImageRejected('truncated', f'{kind} compressed image has no data')
+    header = memoryview(data)
+    _check_size(*(_png_size(header) if kind == 'png' else _jpeg_size(header)), max_pixels)
+    pixels = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)  # keeps mono and alpha as they are
+    if pixels is None or pixels.size == 0:
         raise ImageRejected('corrupt_compressed', f'{kind} data ({data.size} bytes) does not '
                                                   f'decode')
-    if pixels.dtype != np.uint8:
-        pixels = (pixels >> 8).astype(np.uint8)
     _check_size(pixels.shape[1], pixels.shape[0], max_pixels)
+    if pixels.dtype != np.uint8:  # 16-bit png: keep the high byte, like mono16
+        pixels = (pixels >> 8).astype(np.uint8)
     if pixels.ndim == 2:
         return DecodedImage(pixels[..., None], 'mono')
-    return DecodedImage(pixels, {3: 'bgr', 4: 'bgra'}[pixels.shape[2]])
+    if pixels.shape[2] not in (3, 4):
+        raise ImageRejected('corrupt_compressed', f'{kind} decoded to {pixels.shape[2]} '
+                                                  f'channels')
+    return DecodedImage(pixels, 'bgr' if pixels.shape[2] == 3 else 'bgra')
 
 
 def to_rgb(image: DecodedImage) -> np.ndarray:
-    """HxWx3 RGB; the same array (no copy) when the image is already rgb."""
+    """HxWx3 uint8 RGB; the same array (no copy) when the image is already rgb."""
     if image.order == 'rgb':
         return image.pixels
     return cv2.cvtColor(image.pixels, _TO_RGB[image.order])
 
 
 def resize_to_rgb(image: DecodedImage, width: int, height: int) -> np.ndarray:
-    """RGB at the given size, resizing first so the colour conversion runs on fewer pixels."""
+    """HxWx3 RGB at width x height, resized first so the colour conversion touches fewer pixels.
+
+    INTER_AREA when neither side grows (no aliasing), INTER_LINEAR otherwise. Resizing works
+    per channel, so the result equals resizing the RGB image.
+    """
+    if width <= 0 or height <= 0:
+        raise ValueError(f'target size must be positive, got {width}x{height}')
     pixels = image.pixels
-    if (pixels.shape[1], pixels.shape[0]) != (width, height):
-        shrinking = width * height < pixels.shape[0] * pixels.shape[1]
-        pixels = cv2.resize(pixels, (width, height),
-                            interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
-        if pixels.ndim == 2:
-            pixels = pixels[..., None]
+    src_h, src_w = pixels.shape[:2]
+    if (src_w, src_h) == (width, height):
+        return to_rgb(image)
+    shrinking = width <= src_w and height <= src_h
+    pixels = cv2.resize(pixels, (width, height),
+                        interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+    if pixels.ndim == 2:  # OpenCV drops a single channel axis
+        pixels = pixels[..., None]
     return to_rgb(DecodedImage(pixels, image.order))
+
+
+def encode_mono8(mask: np.ndarray) -> tuple[bytes, int]:
+    """Encode an HxW uint8 array as (data, step) for a mono8 Image.
+
+    Returns bytes because assigning bytes to an rclpy message field is ~1000x faster than
+    assigning a numpy array.
+    """
+    if mask.ndim != 2 or mask.dtype != np.uint8:
+        raise ValueError(f'mono8 needs an HxW uint8 array, got {mask.shape} {mask.dtype}')
+    return mask.tobytes(), mask.shape[1]
+
+
+def encode_rgb8(image: np.ndarray) -> tuple[bytes, int]:
+    """Encode an HxWx3 uint8 array as (data, step) for an rgb8 Image (bytes: see encode_mono8)."""
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f'rgb8 needs an HxWx3 uint8 array, got {image.shape} {image.dtype}')
+    return image.tobytes(), image.shape[1] * 3
