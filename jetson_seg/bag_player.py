@@ -12,10 +12,12 @@ so every frame is evaluated, whatever the node's speed.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
 import rclpy
+from rclpy.duration import Duration
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
 from jetson_seg.bags import bag_topics, deserialize, read_messages
@@ -26,6 +28,25 @@ def qos_profile(name: str) -> QoSProfile:
     return QoSProfile(depth=10, durability=DurabilityPolicy.VOLATILE,
                       reliability=ReliabilityPolicy.RELIABLE if name == 'reliable'
                       else ReliabilityPolicy.BEST_EFFORT)
+
+
+def split_ros_args(argv: list[str]) -> tuple[list[str], list[str]]:
+    """Split off the `--ros-args ... [--]` parts.
+
+    rcl (and rclpy's remove_ros_args) would take our own `--remap A:=B` for a deprecated
+    rcl remap rule, so only the explicit ROS parts go to rclpy.
+    """
+    own: list[str] = []
+    ros: list[str] = []
+    inside = False
+    for item in argv:
+        if item == '--ros-args':
+            inside = True
+        elif item == '--' and inside:
+            inside = False
+            continue
+        (ros if inside else own).append(item)
+    return own, ros
 
 
 class BagPlayer:
@@ -46,11 +67,19 @@ class BagPlayer:
                            for t in self.topics}
         self.answers: set[int] = set()
 
-    def wait_for_subscribers(self, timeout: float) -> None:
+    def wait_for_subscribers(self, timeout: float, settle: float) -> None:
+        """Wait until every topic has a subscriber, then `settle` seconds more.
+
+        DDS discovery is asymmetric: our writer can see a reader before that reader has
+        matched our writer, and a volatile reader drops what arrives in between.
+        """
         deadline = time.time() + timeout
         while time.time() < deadline and not all(
                 p.get_subscription_count() for p in self.publishers.values()):
             rclpy.spin_once(self.node, timeout_sec=0.1)
+        end = time.time() + settle
+        while time.time() < end:
+            rclpy.spin_once(self.node, timeout_sec=0.05)
 
     def listen(self, answer_topic: str) -> None:
         from sensor_msgs.msg import Image
@@ -83,7 +112,13 @@ class BagPlayer:
                     while key not in self.answers and time.time() < deadline:
                         rclpy.spin_once(self.node, timeout_sec=0.005)
             if not loop:
+                self.flush()
                 return sent
+
+    def flush(self, timeout: float = 5.0) -> None:
+        """Wait until reliable readers acknowledged everything, so exiting loses no message."""
+        for publisher in self.publishers.values():
+            publisher.wait_for_all_acked(Duration(nanoseconds=int(timeout * 1e9)))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -102,15 +137,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument('--answer-topic', default='segmentation/mask')
     parser.add_argument('--wait', type=float, default=10.0,
                         help='seconds to wait for subscribers before playing')
-    args = parser.parse_args(argv)
+    parser.add_argument('--delay', type=float, default=0.5,
+                        help='seconds to let discovery settle once subscribers are seen')
+    argv = sys.argv[1:] if argv is None else argv
+    own_args, ros_args = split_ros_args(argv)
+    args = parser.parse_args(own_args)
     remap = dict(item.split(':=', 1) for item in args.remap)
-    rclpy.init()
+    rclpy.init(args=['bag_player', *ros_args])
     node = rclpy.create_node('bag_player')
     try:
         player = BagPlayer(node, args.bag, args.topics, remap, args.qos)
         if args.lockstep:
             player.listen(args.answer_topic)
-        player.wait_for_subscribers(args.wait)
+        player.wait_for_subscribers(args.wait, args.delay)
         sent = player.play(args.rate, args.start_offset, args.loop,
                            args.image_topic if args.lockstep else None)
         print(f'published {sent} messages from {args.bag}')

@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.output.exists():
         parser.error(f'{args.output} exists; choose a new folder')
     stop = []
-    rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
+    rclpy.init(args=[], signal_handler_options=SignalHandlerOptions.NO)
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.append(True))
     node = rclpy.create_node('bag_recorder')

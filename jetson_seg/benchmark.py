@@ -155,7 +155,7 @@ def _node_runs(rates: list[float], seconds: float, domain_id: int, out: Path) ->
 
     env = isolated_env(domain_id)
     node_proc = NodeUnderTest({}, out / 'node.log', env)
-    rclpy.init()
+    rclpy.init(args=[])  # our flags are not ROS arguments
     node = rclpy.create_node('benchmark_camera')
     runs = []
     try:
@@ -206,7 +206,7 @@ def _multi_camera_runs(counts: list[int], rate: float, seconds: float, domain_id
     env = isolated_env(domain_id)
     frame = next(scene_stream(5)).image
     runs = []
-    rclpy.init()
+    rclpy.init(args=[])  # our flags are not ROS arguments
     for count in counts:
         cameras = [f'cam{i}' for i in range(count)]
         node_proc = NodeUnderTest({'cameras': '[' + ','.join(cameras) + ']'},

@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> None:
         scenes = [next(stream) for _ in tqdm(range(args.frames), desc='generating frames')]
         messages: list[Image] = [image_msg(Header(frame_id='demo_camera'), s.image, 'rgb8')
                                  for s in scenes]
-        rclpy.init()
+        rclpy.init(args=[])  # our flags are not ROS arguments
         node = rclpy.create_node('demo_camera')
         streamer = Streamer(node, keep_overlays=6)
         print('waiting for the node to load the model and subscribe ...', flush=True)

@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> None:
         params['image_transport'] = 'compressed'
     node_proc = None if args.no_start_node else NodeUnderTest(
         params, args.output / 'node.log', env, args.namespace)
-    rclpy.init()
+    rclpy.init(args=[])  # our flags are not ROS arguments
     node = rclpy.create_node('jetson_seg_evaluator')
     try:
         streamer = Streamer(node, compressed=compressed, namespace=args.namespace)

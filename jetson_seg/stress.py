@@ -88,7 +88,7 @@ class _Run:
             params = {**params, 'image_transport': 'compressed'}
         self.node_proc = NodeUnderTest(params, out / f'node_{int(compressed)}.log', env)
         if not rclpy.ok():
-            rclpy.init()
+            rclpy.init(args=[])  # our flags are not ROS arguments
         self.node = rclpy.create_node(f'stress_client_{int(compressed)}')
         self.streamer = Streamer(self.node, compressed=compressed, reliable=True)
         self.streamer.wait_for_node(self.node_proc)
