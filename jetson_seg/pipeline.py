@@ -14,7 +14,7 @@ import numpy as np
 
 from jetson_seg.engines.base import Engine
 from jetson_seg.image_conversion import DecodedImage, resize_to_rgb, to_rgb
-from jetson_seg.postprocess import (Region, class_mask, color_mask, overlay,
+from jetson_seg.postprocess import (ArgmaxScratch, Region, class_mask, color_mask, overlay,
                                     probability_planes, regions)
 from jetson_seg.preprocess import Letterbox
 
@@ -74,7 +74,7 @@ class SegmentationPipeline:
         self._boxes: dict[tuple[int, int], Letterbox] = {}
         self._batch = np.zeros((0, *engine.input_hw, 3), np.uint8)
         self._planes: list[np.ndarray] | None = None  # reused output-size probability planes
-        self._best: np.ndarray | None = None
+        self._argmax: ArgmaxScratch | None = None
 
     def _letterbox_for(self, width: int, height: int) -> Letterbox:
         box = self._boxes.get((width, height))
@@ -138,9 +138,8 @@ class SegmentationPipeline:
                                     self._planes)
         if self.config.mask_at_input_resolution:
             self._planes = planes
-        if self._best is None or self._best.shape != planes[0].shape:
-            self._best = np.empty_like(planes[0])
-        mask = class_mask(planes, self._best)
+        self._argmax = ArgmaxScratch.fitting(self._argmax, planes[0].shape, len(planes))
+        mask = class_mask(planes, self._argmax)
         if wanted.mask:
             result.mask = mask
         if wanted.detections:

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from jetson_seg.postprocess import (class_mask, color_mask, overlay, probability_planes,
-                                    regions)
+from jetson_seg.postprocess import (ArgmaxScratch, class_mask, color_mask, overlay,
+                                    probability_planes, regions)
 from jetson_seg.preprocess import Letterbox
 from jetson_seg.scenes import CLASS_COLORS, boxes_from_mask, scene_stream
 
@@ -30,6 +30,19 @@ def test_class_mask_equals_numpy_argmax_including_ties():
     probs[0, :5] = 0.5  # exact ties: the first class must win, like np.argmax
     planes = [probs[..., k].copy() for k in range(4)]
     np.testing.assert_array_equal(class_mask(planes), np.argmax(probs, axis=2))
+
+
+def test_class_mask_reuses_scratch_but_returns_a_new_mask_each_frame():
+    scratch = ArgmaxScratch.fitting(None, (37, 53), 4)
+    masks = []
+    for _ in range(3):
+        probs = RNG.random((37, 53, 4)).astype(np.float32)
+        masks.append((class_mask([probs[..., k].copy() for k in range(4)], scratch),
+                      np.argmax(probs, axis=2)))
+    assert ArgmaxScratch.fitting(scratch, (37, 53), 4) is scratch
+    assert ArgmaxScratch.fitting(scratch, (37, 54), 4) is not scratch
+    for mask, expected in masks:  # earlier masks are not overwritten by later frames
+        np.testing.assert_array_equal(mask, expected)
 
 
 @pytest.mark.parametrize('src', [(640, 480), (320, 320), (1280, 400), (200, 600), (256, 192)])
