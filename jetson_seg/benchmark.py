@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from jetson_seg.report import markdown_table, save_figure
+
 ENGINE_KINDS = ('keras_eager', 'tf_function', 'tf_frozen', 'litert_1', 'litert_2')
 
 
@@ -247,39 +249,39 @@ def _multi_camera_runs(counts: list[int], rate: float, seconds: float, domain_id
 
 def _markdown(result: dict) -> str:
     ceiling = result['matmul_ceiling_gflops']
+    base = result['engines']['keras_eager']['ms_p50']
     lines = [f'Measured {result["date"]} on {result["machine"]} ({result["cores"]} cores), '
              f'default model ({result["gflop_per_frame"]:.3f} GFLOP/frame at '
-             f'{result["input"]}), batch 1. Matmul ceiling {ceiling} GFLOP/s.', '',
-             '| engine | ms p50 | ms p99 | fps | GFLOP/s | of ceiling | vs Keras eager |',
-             '|---|---|---|---|---|---|---|']
-    base = result['engines']['keras_eager']['ms_p50']
-    for kind, e in result['engines'].items():
-        lines.append(f'| {kind} | {e["ms_p50"]} | {e["ms_p99"]} | {e["fps"]} | {e["gflops"]} | '
-                     f'{e["gflops"] / ceiling:.1%} | {base / e["ms_p50"]:.1f}x |')
-    lines += ['', '| input rate | answered fps | dropped | latency p50 | latency p99 | '
-              'node CPU (cores) | mIoU |', '|---|---|---|---|---|---|---|']
-    for run in result['node']:
-        lines.append(f'| {run["rate_hz"]:g} Hz | {run["answered_fps"]} | '
-                     f'{run["drop_fraction"]:.1%} | {run["latency_ms"]["p50"]} ms | '
-                     f'{run["latency_ms"]["p99"]} ms | {run["node_cpu_cores"]} | '
-                     f'{run["mean_iou"]} |')
-    lines += ['', f'Peak throughput (< 5% dropped): {result["peak_throughput_hz"]} Hz.', '',
-              '| node stage | ms (median) |', '|---|---|']
-    for stage, ms in result['stages_ms'].items():
-        lines.append(f'| {stage} | {ms:.2f} |')
-    lines.append(f'| **total per frame** | **{result["node_frame_ms"]:.2f}** |')
-    lines.append('')
-    lines.append(f'Node per-frame cost / engine-only ({result["node_engine"]}): '
-                 f'{result["node_vs_engine"]:.2f}x')
-    lines += ['', '| cameras on one node | input per camera | answered fps per camera | '
-              'answered fps in all |', '|---|---|---|---|']
-    for run in result['cameras']:
-        lines.append(f'| {run["cameras"]} | {run["rate_per_camera_hz"]:g} Hz | '
-                     f'{run["fps_per_camera"]} | {run["fps_total"]} |')
-    lines += ['', '| hot path in one process (decode -> messages) | ms p50 | ms p99 | '
-              'peak transient MiB |', '|---|---|---|---|']
-    for name, hp in result['hot_path'].items():
-        lines.append(f'| {name} | {hp["ms_p50"]} | {hp["ms_p99"]} | {hp["peak_transient_mb"]} |')
+             f'{result["input"]}), batch 1. Matmul ceiling {ceiling} GFLOP/s.', '']
+    lines += markdown_table(
+        ('engine', 'ms p50', 'ms p99', 'fps', 'GFLOP/s', 'of ceiling', 'vs Keras eager'),
+        [(kind, e['ms_p50'], e['ms_p99'], e['fps'], e['gflops'], f'{e["gflops"] / ceiling:.1%}',
+          f'{base / e["ms_p50"]:.1f}x') for kind, e in result['engines'].items()])
+    lines += ['']
+    lines += markdown_table(
+        ('input rate', 'answered fps', 'dropped', 'latency p50', 'latency p99',
+         'node CPU (cores)', 'mIoU'),
+        [(f'{run["rate_hz"]:g} Hz', run['answered_fps'], f'{run["drop_fraction"]:.1%}',
+          f'{run["latency_ms"]["p50"]} ms', f'{run["latency_ms"]["p99"]} ms',
+          run['node_cpu_cores'], run['mean_iou']) for run in result['node']])
+    lines += ['', f'Peak throughput (< 5% dropped): {result["peak_throughput_hz"]} Hz.', '']
+    lines += markdown_table(
+        ('node stage', 'ms (median)'),
+        [(stage, f'{ms:.2f}') for stage, ms in result['stages_ms'].items()]
+        + [('**total per frame**', f'**{result["node_frame_ms"]:.2f}**')])
+    lines += ['', f'Node per-frame cost / engine-only ({result["node_engine"]}): '
+                  f'{result["node_vs_engine"]:.2f}x', '']
+    lines += markdown_table(
+        ('cameras on one node', 'input per camera', 'answered fps per camera',
+         'answered fps in all'),
+        [(run['cameras'], f'{run["rate_per_camera_hz"]:g} Hz', run['fps_per_camera'],
+          run['fps_total']) for run in result['cameras']])
+    lines += ['']
+    lines += markdown_table(
+        ('hot path in one process (decode -> messages)', 'ms p50', 'ms p99',
+         'peak transient MiB'),
+        [(name, hp['ms_p50'], hp['ms_p99'], hp['peak_transient_mb'])
+         for name, hp in result['hot_path'].items()])
     return '\n'.join(lines) + '\n'
 
 
@@ -303,9 +305,7 @@ def _plot(result: dict, path: Path) -> None:
     ax2.set_title('node end to end over Fast DDS (640x480)')
     ax2.legend()
     ax2.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def main(argv: list[str] | None = None) -> None:

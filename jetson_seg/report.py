@@ -74,6 +74,21 @@ def table(summary: dict, title: str) -> str:
     return '\n'.join([title] + [f'  {name:<{width}}  {value}' for name, value in rows])
 
 
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> list[str]:
+    """Lines of a GitHub markdown table (README and benchmark output)."""
+    return ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)] + [
+        '| ' + ' | '.join(str(cell) for cell in row) + ' |' for row in rows]
+
+
+def save_figure(fig, path: Path) -> None:
+    """Lay out, write at 100 dpi and free a matplotlib figure."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 def write_json(summary: dict, path: Path) -> None:
     path.write_text(json.dumps(summary, indent=2) + '\n')
 
@@ -103,6 +118,4 @@ def plot_run(records: Sequence, path: Path, title: str) -> None:
     ax2.set_xlabel('time (s)')
     ax2.legend()
     ax2.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)
