@@ -108,9 +108,6 @@ def test_killed_runs_leave_previous_output_loadable(ros_env, tmp_path):
     report = kill_optimizer(times=3, out=tmp_path, seed=1)
     assert report['all_loadable'] and len(report['kills']) == 3, report
     assert report['killed_mid_run'] >= 1, report
-    for kill in report['kills']:
-        if not kill['had_finished']:  # a killed run publishes nothing: the previous one stays
-            assert kill['run_after'] == kill['run_before'], kill
 
 
 @pytest.mark.parametrize('params,code,fragment', [
