@@ -122,6 +122,9 @@ def _png_size(data: memoryview) -> tuple[int, int]:
     return (int.from_bytes(data[16:20], 'big'), int.from_bytes(data[20:24], 'big'))
 
 
+_JPEG_TAIL = 32  # encoders may pad after the end-of-image marker; allow a few bytes
+
+
 def _jpeg_size(data: memoryview) -> tuple[int, int]:
     """(width, height) from the start-of-frame segment, walking the few segments before it."""
     if len(data) < 4 or data[0] != 0xFF or data[1] != 0xD8:
@@ -160,6 +163,10 @@ def decode_compressed(msg, max_pixels: int = 4096 * 4096) -> DecodedImage:
         raise ImageRejected('truncated', f'{kind} compressed image has no data')
     header = memoryview(data)
     _check_size(*(_png_size(header) if kind == 'png' else _jpeg_size(header)), max_pixels)
+    if kind == 'jpeg' and b'\xff\xd9' not in bytes(header[-_JPEG_TAIL:]):
+        # libjpeg "decodes" a cut-off JPEG by filling the rest grey: segmenting that is wrong
+        raise ImageRejected('truncated', f'jpeg data ({data.size} bytes) has no end-of-image '
+                                         f'marker: cut off')
     pixels = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)  # keeps mono and alpha as they are
     if pixels is None or pixels.size == 0:
         raise ImageRejected('corrupt_compressed', f'{kind} data ({data.size} bytes) does not '

@@ -296,10 +296,16 @@ def test_empty_compressed_data():
 def test_corrupt_jpeg():
     ok, buf = cv2.imencode('.jpg', SMOOTH)
     good = buf.tobytes()
-    broken = CompressedImage(format='jpeg', data=good[:len(good) // 2])  # header intact
+    half = len(good) // 2
+    exc = _rejected(decode_compressed, CompressedImage(format='jpeg', data=good[:half]))
+    assert exc.reason == 'truncated'  # libjpeg would fill the missing part grey
+    assert exc.detail == f'jpeg data ({half} bytes) has no end-of-image marker: cut off'
+    broken = CompressedImage(format='jpeg', data=good[:half] + b'\xff\xd9')  # ends, but broken
     exc = _rejected(decode_compressed, broken)
     assert exc.reason == 'corrupt_compressed'
-    assert exc.detail == f'jpeg data ({len(good) // 2} bytes) does not decode'
+    assert exc.detail == f'jpeg data ({half + 2} bytes) does not decode'
+    padded = decode_compressed(CompressedImage(format='jpeg', data=good + bytes(10)))
+    assert padded.pixels.shape == SMOOTH.shape  # padding after the end marker is accepted
     exc = _rejected(decode_compressed, CompressedImage(format='jpeg', data=good[:20]))
     assert exc.reason == 'corrupt_compressed' and exc.detail == 'no JPEG frame header in 20 bytes'
     ok, png = cv2.imencode('.png', SMOOTH)  # another format under a jpeg label: not sniffed
