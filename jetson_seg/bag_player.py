@@ -21,32 +21,13 @@ from rclpy.duration import Duration
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
 from jetson_seg.bags import bag_topics, deserialize, read_messages
-from jetson_seg.replay import message_class, stamp_key
+from jetson_seg.replay import message_class, split_ros_args, stamp_key
 
 
 def qos_profile(name: str) -> QoSProfile:
     return QoSProfile(depth=10, durability=DurabilityPolicy.VOLATILE,
                       reliability=ReliabilityPolicy.RELIABLE if name == 'reliable'
                       else ReliabilityPolicy.BEST_EFFORT)
-
-
-def split_ros_args(argv: list[str]) -> tuple[list[str], list[str]]:
-    """Split off the `--ros-args ... [--]` parts.
-
-    rcl (and rclpy's remove_ros_args) would take our own `--remap A:=B` for a deprecated
-    rcl remap rule, so only the explicit ROS parts go to rclpy.
-    """
-    own: list[str] = []
-    ros: list[str] = []
-    inside = False
-    for item in argv:
-        if item == '--ros-args':
-            inside = True
-        elif item == '--' and inside:
-            inside = False
-            continue
-        (ros if inside else own).append(item)
-    return own, ros
 
 
 class BagPlayer:

@@ -4,7 +4,8 @@ r"""Record ROS topics to a rosbag2 bag (sqlite3 or MCAP) and close it cleanly on
         segmentation/mask segmentation/detections --storage mcap
 
 Messages are stored as the serialized bytes received (no conversion). Like `ros2 bag record`,
-a topic is subscribed reliable only when all its publishers are reliable, else best effort.
+a topic is subscribed reliable only when all its publishers are reliable, else best effort, and
+transient-local when all its publishers are (latched topics such as label_info).
 Topics that appear later are picked up while recording.
 """
 
@@ -12,15 +13,16 @@ from __future__ import annotations
 
 import argparse
 import signal
+import sys
 import time
 from pathlib import Path
 
 import rclpy
-from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
 
 from jetson_seg.bags import STORAGES, typestore
-from jetson_seg.replay import message_class
+from jetson_seg.replay import message_class, split_ros_args
 
 
 class BagRecorder:
@@ -48,8 +50,12 @@ class BagRecorder:
             infos = self.node.get_publishers_info_by_topic(topic)
             reliable = bool(infos) and all(
                 i.qos_profile.reliability == ReliabilityPolicy.RELIABLE for i in infos)
+            latched = bool(infos) and all(  # e.g. label_info: get what was sent before we came
+                i.qos_profile.durability == DurabilityPolicy.TRANSIENT_LOCAL for i in infos)
             qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE if reliable
-                             else ReliabilityPolicy.BEST_EFFORT)
+                             else ReliabilityPolicy.BEST_EFFORT,
+                             durability=DurabilityPolicy.TRANSIENT_LOCAL if latched
+                             else DurabilityPolicy.VOLATILE)
             conn = self.writer.add_connection(topic, msgtype, typestore=self.store)
             self.counts[topic] = 0
 
@@ -72,11 +78,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument('--topics', nargs='+', required=True)
     parser.add_argument('--storage', choices=STORAGES, default='sqlite3')
     parser.add_argument('--duration', type=float, default=0.0, help='stop after N s (0: never)')
-    args = parser.parse_args(argv)
+    own_args, ros_args = split_ros_args(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(own_args)
     if args.output.exists():
         parser.error(f'{args.output} exists; choose a new folder')
     stop = []
-    rclpy.init(args=[], signal_handler_options=SignalHandlerOptions.NO)
+    rclpy.init(args=['bag_recorder', *ros_args], signal_handler_options=SignalHandlerOptions.NO)
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.append(True))
     node = rclpy.create_node('bag_recorder')

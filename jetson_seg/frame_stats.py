@@ -10,13 +10,19 @@ import numpy as np
 
 
 class FrameStats:
-    """Thread-safe counts of received, answered, dropped and rejected frames, and latencies."""
+    """Thread-safe counts of received, answered, dropped and rejected frames, and latencies.
 
-    def __init__(self, window: int = 600) -> None:
+    Every received frame ends in exactly one count: answered, dropped (replaced by a newer
+    frame), rejected (malformed, by reason) or unwanted (no subscriber to any output).
+    """
+
+    def __init__(self, window: int = 600, fps_window_s: float = 2.0) -> None:
         self._lock = threading.Lock()
         self.received = 0
         self.answered = 0
         self.dropped = 0
+        self.unwanted = 0
+        self.fps_window_s = fps_window_s
         self.rejected: collections.Counter[str] = collections.Counter()
         self._latency_ms: collections.deque[float] = collections.deque(maxlen=window)
         self._done_at: collections.deque[float] = collections.deque(maxlen=window)
@@ -30,9 +36,13 @@ class FrameStats:
         with self._lock:
             self.dropped += 1
 
-    def on_rejected(self, reason: str) -> None:
+    def on_unwanted(self) -> None:
         with self._lock:
-            self.rejected[reason] += 1
+            self.unwanted += 1
+
+    def on_rejected(self, reason: str, frames: int = 1) -> None:
+        with self._lock:
+            self.rejected[reason] += frames
 
     def on_answered(self, latency_ms: float, stages_ms: dict[str, float]) -> None:
         with self._lock:
@@ -46,15 +56,15 @@ class FrameStats:
         """Figures over the recent window, flat, ready for a diagnostics KeyValue list."""
         with self._lock:
             lat = np.array(self._latency_ms) if self._latency_ms else np.zeros(1)
-            done = list(self._done_at)
-            fps = (len(done) - 1) / (done[-1] - done[0]) if len(done) > 1 and \
-                done[-1] > done[0] else 0.0
+            since = time.monotonic() - self.fps_window_s  # ends now: 0 once input stops
+            fps = sum(t >= since for t in self._done_at) / self.fps_window_s
             out: dict[str, object] = {
                 'fps': round(fps, 2),
                 'latency_p50_ms': round(float(np.percentile(lat, 50)), 2),
                 'latency_p99_ms': round(float(np.percentile(lat, 99)), 2),
                 'received': self.received, 'answered': self.answered,
-                'dropped': self.dropped, 'rejected': sum(self.rejected.values()),
+                'dropped': self.dropped, 'unwanted': self.unwanted,
+                'rejected': sum(self.rejected.values()),
             }
             for reason, count in sorted(self.rejected.items()):
                 out[f'rejected.{reason}'] = count

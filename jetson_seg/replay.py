@@ -26,6 +26,25 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 CONFIG_DIR = Path(__file__).resolve().parent.parent / 'config'
 
 
+def split_ros_args(argv: list[str]) -> tuple[list[str], list[str]]:
+    """Split off the `--ros-args ... [--]` parts.
+
+    rcl (and rclpy's remove_ros_args) would take our own `--remap A:=B` for a deprecated
+    rcl remap rule, so only the explicit ROS parts go to rclpy.
+    """
+    own: list[str] = []
+    ros: list[str] = []
+    inside = False
+    for item in argv:
+        if item == '--ros-args':
+            inside = True
+        elif item == '--' and inside:
+            inside = False
+            continue
+        (ros if inside else own).append(item)
+    return own, ros
+
+
 def message_class(msgtype: str):
     """'sensor_msgs/msg/Image' -> the rclpy message class."""
     package, _, name = msgtype.split('/')

@@ -65,6 +65,7 @@ class SegmentationNode(LifecycleNode):
         self._running = False
         self._workers: list[threading.Thread] = []
         self._handoff: queue.Queue = queue.Queue(maxsize=1)  # inferred batch -> publisher
+        self._rejected_reported = 0
 
     # ---- parameters -------------------------------------------------------------------------
     def _param(self, name: str):
@@ -89,6 +90,9 @@ class SegmentationNode(LifecycleNode):
                                       log=self.get_logger().warning)
         except EngineError as exc:
             self.get_logger().error(f'configure failed: {exc}')
+            return TransitionCallbackReturn.FAILURE
+        except Exception as exc:  # rclpy would turn it into a silent ERROR transition
+            self.get_logger().error(f'configure failed unexpectedly: {exc!r}')
             return TransitionCallbackReturn.FAILURE
         self._engine = engine
         self._class_names = info.class_names
@@ -180,8 +184,8 @@ class SegmentationNode(LifecycleNode):
             self._running = False
             self._pending = {}
             self._cond.notify()
-        for worker in self._workers:
-            worker.join(timeout=5.0)
+        for worker in self._workers:  # no timeout: a thread left running would use a closed
+            worker.join()             # engine or race a new activation (loops poll every 0.1 s)
         self._workers = []
         while not self._handoff.empty():
             self._handoff.get_nowait()
@@ -198,7 +202,7 @@ class SegmentationNode(LifecycleNode):
             try:
                 work = self._infer(frames)
             except Exception as exc:  # the worker must outlive any one bad frame
-                self.stats.on_rejected('processing_error')
+                self.stats.on_rejected('processing_error', len(frames))
                 self.get_logger().error(f'frame failed: {exc!r}', throttle_duration_sec=2.0)
                 continue
             while work is not None and self._running:  # wait for stage 2, stay stoppable
@@ -218,7 +222,7 @@ class SegmentationNode(LifecycleNode):
             try:
                 self._finish(*work)
             except Exception as exc:
-                self.stats.on_rejected('processing_error')
+                self.stats.on_rejected('processing_error', len(work[0]))
                 self.get_logger().error(f'frame failed: {exc!r}', throttle_duration_sec=2.0)
 
     def _wanted(self, camera: str) -> Wanted:
@@ -242,9 +246,12 @@ class SegmentationNode(LifecycleNode):
         t0 = time.perf_counter()
         batch = []
         for camera, (msg, received_at) in frames.items():
-            decoded = self._decode(msg)
             wanted = self._wanted(camera)
-            if decoded is not None and wanted.anything:
+            if not wanted.anything:  # nobody listens: not even decoded
+                self.stats.on_unwanted()
+                continue
+            decoded = self._decode(msg)
+            if decoded is not None:
                 batch.append((camera, msg, received_at, decoded, wanted))
         if not batch:
             return None
@@ -275,8 +282,10 @@ class SegmentationNode(LifecycleNode):
         figures = self.stats.snapshot()
         figures['engine'] = self._engine.name if self._engine else 'none'
         figures['cameras'] = len(self._cameras)
-        ok = figures['rejected'] == 0
-        text = 'running' if ok else f'{figures["rejected"]} malformed frames rejected'
+        recent = figures['rejected'] - self._rejected_reported
+        self._rejected_reported = figures['rejected']
+        ok = recent == 0  # WARN while malformed frames keep coming, OK again once they stop
+        text = 'running' if ok else f'{recent} malformed frames rejected since last report'
         self._diag_pub.publish(diagnostics_msg(
             self.get_clock().now().to_msg(), f'{self.get_name()}: segmentation',
             self.get_fully_qualified_name(), ok, text, figures))

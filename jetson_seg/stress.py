@@ -5,7 +5,8 @@
     python -m jetson_seg.stress kill-optimizer --times 20
 
 Both start the node in its own process and account for every message: after the run,
-received == answered + dropped + rejected must hold on the node's own counters (/diagnostics).
+received == answered + dropped + rejected + unwanted must hold on the node's own counters
+(/diagnostics).
 The node's resident memory is sampled from /proc throughout.
 """
 
@@ -101,7 +102,7 @@ class _Run:
             self.streamer.spin_for(0.2)
             diag = self.streamer.diagnostics
             now = {k: int(v) for k, v in diag.items()
-                   if k in ('received', 'answered', 'dropped', 'rejected') or
+                   if k in ('received', 'answered', 'dropped', 'rejected', 'unwanted') or
                    k.startswith('rejected.')}
             if now != last:
                 last, stable_since = now, time.time()

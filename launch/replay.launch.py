@@ -36,5 +36,6 @@ def generate_launch_description():
              arguments=[LaunchConfiguration('record_to'), '--topics', 'segmentation/mask',
                         'segmentation/detections', 'segmentation/label_info']),
         Node(package='jetson_seg', executable='bag_player', name='bag_player', output='screen',
-             arguments=[bag, '--rate', LaunchConfiguration('rate'), '--topics', image_topic]),
+             arguments=[bag, '--rate', LaunchConfiguration('rate'), '--topics', image_topic,
+                        '--wait', '120']),  # the node may take a while to load its model
     ])

@@ -119,6 +119,16 @@ def test_lockstep_evaluation_is_repeatable(ros_env, tmp_path):
     assert 0 < first['detection']['recall'] <= 1
 
 
+def test_own_flags_and_ros_arguments_are_told_apart():
+    from jetson_seg.replay import split_ros_args
+
+    argv = ['bag', '--remap', '/a:=/b', '--ros-args', '-r', '__node:=player', '--',
+            '--rate', '2', '--ros-args', '-p', 'use_sim_time:=true']
+    own, ros = split_ros_args(argv)  # as `ros2 launch` appends them to a Node's arguments
+    assert own == ['bag', '--remap', '/a:=/b', '--rate', '2']
+    assert ros == ['--ros-args', '-r', '__node:=player', '--ros-args', '-p', 'use_sim_time:=true']
+
+
 def test_player_publishes_bag_messages_intact_with_remap(ros_env, tmp_path):
     import rclpy
     from sensor_msgs.msg import Image
@@ -153,7 +163,8 @@ def test_recording_interrupted_by_sigterm_leaves_a_readable_bag(ros_env, tmp_pat
 
     out = tmp_path / 'rec'
     proc = subprocess.Popen([sys.executable, '-m', 'jetson_seg.bag_recorder', str(out),
-                             '--topics', '/rec_test/image', '--storage', 'mcap'], env=ros_env,
+                             '--topics', '/rec_test/image', '--storage', 'mcap',
+                             '--ros-args', '-r', '__node:=launched_recorder'], env=ros_env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     node = rclpy.create_node('rec_publisher')
     pub = node.create_publisher(Image, '/rec_test/image',

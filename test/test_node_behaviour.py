@@ -123,13 +123,30 @@ def test_overload_drops_stale_frames_and_answers_the_newest(single_node):
         assert client.spin_until(lambda: last in client.received['mask'], 20.0)
 
         def settled() -> bool:
-            received = _diagnostic(client, 'received')
-            answered = _diagnostic(client, 'answered')
-            dropped = _diagnostic(client, 'dropped')
-            return None not in (received, answered, dropped) and \
-                int(received) == int(answered) + int(dropped) and int(dropped) > 0
+            keys = ('received', 'answered', 'dropped', 'unwanted')
+            counts = [_diagnostic(client, k) for k in keys]
+            if None in counts:
+                return False
+            received, answered, dropped, unwanted = map(int, counts)
+            return received == answered + dropped + unwanted and dropped > 0
         assert client.spin_until(settled, 10.0), client.diagnostics[-1:]
         assert len(client.received['mask']) < len(frames)
+    finally:
+        client.close()
+
+
+def test_frames_nobody_subscribes_to_are_counted_not_processed(single_node):
+    client = SegmentationClient('idle_client', namespace='/behaviour', outputs=())
+    try:
+        client.wait_connected()
+        before = client.spin_until(lambda: _diagnostic(client, 'unwanted') is not None, 10.0)
+        start = int(_diagnostic(client, 'unwanted')) if before else 0
+        scene = next(scene_stream(3))
+        for _ in range(20):  # earlier clients' subscriptions may take a moment to vanish
+            client.image_pub.publish(stamped(image_from_rgb(scene.image, 'rgb8'), next(STAMPS)))
+            if client.spin_until(lambda: int(_diagnostic(client, 'unwanted') or 0) > start, 0.5):
+                break
+        assert int(_diagnostic(client, 'unwanted') or 0) > start, client.diagnostics[-1:]
     finally:
         client.close()
 
