@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 import tempfile
 import time
 from pathlib import Path
 
+import cv2
+import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
@@ -16,6 +19,7 @@ from jetson_seg.replay import NodeUnderTest
 
 REPO = Path(__file__).resolve().parent.parent
 PARAMS_FILE = REPO / 'config' / 'segmentation.yaml'
+PROBE_SEC = 2**31 - 1  # stamp seconds of connection probes, far from any test frame
 
 
 class NodeProcess(NodeUnderTest):
@@ -94,7 +98,34 @@ class SegmentationClient:
 
         ok = self.spin_until(connected, timeout)
         assert ok, 'node did not connect to the test client'
-        self.spin_until(lambda: False, 0.3)  # let the outputs' matching settle both ways
+        if self.received:
+            self._probe_until_answered(compressed, timeout)
+
+    def _probe_until_answered(self, compressed: bool, timeout: float) -> None:
+        """Send small frames until one is answered on every output, then forget them.
+
+        Discovery is asymmetric: the node may see our input before its publishers match our
+        subscriptions, and a frame whose outputs nobody wants (yet) is skipped, not queued.
+        """
+        if compressed:
+            probe = CompressedImage(format='png',
+                                    data=cv2.imencode('.png', np.zeros((48, 64), np.uint8))[1]
+                                    .tobytes())
+        else:
+            probe = Image(height=48, width=64, encoding='rgb8', step=64 * 3,
+                          data=bytes(64 * 48 * 3))
+        pub = self.compressed_pub if compressed else self.image_pub
+        deadline = time.monotonic() + timeout
+        for index in itertools.count():
+            probe.header.stamp.sec, probe.header.stamp.nanosec = PROBE_SEC, index
+            key = (PROBE_SEC, index)
+            pub.publish(probe)
+            if self.spin_until(lambda: all(key in got for got in self.received.values()), 0.5):
+                break
+            assert time.monotonic() < deadline, 'node never answered a probe frame'
+        for got in self.received.values():
+            for stamp in [k for k in got if k[0] == PROBE_SEC]:
+                del got[stamp]
 
     def request(self, msg, timeout: float = 20.0) -> dict[str, object]:
         """Publish `msg` and wait until every collected output for its stamp has arrived."""
