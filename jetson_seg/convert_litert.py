@@ -8,7 +8,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-LITERT_PRECISIONS = ('FP32', 'FP16', 'INT8')
+from jetson_seg.parameters import PRECISIONS
 
 
 def convert_to_litert(model, precision: str,
@@ -20,8 +20,8 @@ def convert_to_litert(model, precision: str,
     """
     import tensorflow as tf
 
-    if precision not in LITERT_PRECISIONS:
-        raise ValueError(f'LiteRT precision must be one of {LITERT_PRECISIONS}, got {precision}')
+    if precision not in PRECISIONS:
+        raise ValueError(f'LiteRT precision must be one of {PRECISIONS}, got {precision}')
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     if precision == 'FP16':
         converter.optimizations = [tf.lite.Optimize.DEFAULT]

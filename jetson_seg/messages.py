@@ -14,19 +14,23 @@ from sensor_msgs.msg import Image
 from vision_msgs.msg import (Detection2D, Detection2DArray, LabelInfo, ObjectHypothesisWithPose,
                              VisionClass)
 
+from jetson_seg.image_conversion import encode_mono8, encode_rgb8
 from jetson_seg.postprocess import Region
 
 
+_ENCODERS = {'mono8': encode_mono8, 'rgb8': encode_rgb8}
+
+
 def image_msg(header, pixels: np.ndarray, encoding: str) -> Image:
-    """A sensor_msgs/Image of a contiguous HxW (mono8) or HxWx3 (rgb8) uint8 array."""
-    pixels = np.ascontiguousarray(pixels)
+    """A sensor_msgs/Image of an HxW uint8 array ('mono8') or an HxWx3 one ('rgb8')."""
+    data, step = _ENCODERS[encoding](pixels)
     msg = Image()
     msg.header = header
     msg.height, msg.width = int(pixels.shape[0]), int(pixels.shape[1])
     msg.encoding = encoding
     msg.is_bigendian = 0
-    msg.step = int(pixels.strides[0])
-    msg.data = pixels.tobytes()
+    msg.step = step
+    msg.data = data
     return msg
 
 

@@ -6,11 +6,11 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from jetson_seg.artefacts import MANIFEST
 from jetson_seg.engines.base import Engine, EngineError
+from jetson_seg.parameters import ENGINES
 
-ENGINE_CHOICES = ('auto', 'tf', 'tftrt', 'litert')
 KERAS_FILE = 'model.keras'
-MANIFEST = 'manifest.json'
 METADATA_FILE = 'model.json'
 
 
@@ -79,8 +79,8 @@ def open_model(model_path: str, engine: str = 'auto', threads: int = 0,
     optimizer output directory (manifest.json). With `allow_fallback`, an engine that cannot
     run here is replaced by the automatic choice (and `log` is told why).
     """
-    if engine not in ENGINE_CHOICES:
-        raise EngineError(f'unknown engine {engine!r}; choose one of {ENGINE_CHOICES}')
+    if engine not in ENGINES:
+        raise EngineError(f'unknown engine {engine!r}; choose one of {ENGINES}')
     path = Path(model_path).expanduser() if model_path else default_model_dir()
     if not path.exists():
         raise EngineError(f'model path does not exist: {path}')

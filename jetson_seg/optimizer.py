@@ -18,9 +18,8 @@ import numpy as np
 
 from jetson_seg import artefacts
 from jetson_seg.convert_tftrt import TrtSettings
+from jetson_seg.parameters import TARGETS
 
-TARGETS = ('tf', 'tftrt', 'litert')
-PRECISIONS = ('FP32', 'FP16', 'INT8')
 #: Minimum fraction of pixels whose class must agree with the source model, per artefact kind.
 MASK_AGREEMENT = {'tf': 0.9999, 'tftrt': 0.9999, 'litert/FP32': 0.9999, 'litert/FP16': 0.999,
                   'litert/INT8': 0.97, 'tftrt/FP32': 0.9999, 'tftrt/FP16': 0.999,

@@ -9,6 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 QOS_RELIABILITY = ('best_effort', 'reliable')
+ENGINES = ('auto', 'tf', 'tftrt', 'litert')
+TARGETS = ('tf', 'tftrt', 'litert')
+PRECISIONS = ('FP32', 'FP16', 'INT8')
 
 
 @dataclass(frozen=True)
@@ -31,7 +34,7 @@ SEGMENTATION_PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec('model_path', '', 'Keras model directory/file, or optimizer output directory; '
               "'' = the packaged default model"),
     ParamSpec('engine', 'auto', 'Inference runtime; auto picks the fastest that runs here',
-              choices=('auto', 'tf', 'tftrt', 'litert')),
+              choices=ENGINES),
     ParamSpec('engine_fallback', False, 'If the chosen engine cannot run here, use auto '
               'instead of failing to configure'),
     ParamSpec('threads', 0, 'CPU threads for the engine (0 = runtime default)', minimum=0,
@@ -88,10 +91,9 @@ OPTIMIZER_PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec('input_model', '', "Keras .keras file or its directory; '' = packaged default"),
     ParamSpec('output_dir', '', "Artefact directory; '' = $XDG_DATA_HOME/jetson_seg/models "
               '(~/.local/share/jetson_seg/models)'),
-    ParamSpec('targets', ['tf', 'tftrt', 'litert'], 'What to produce',
-              choices=('tf', 'tftrt', 'litert')),
+    ParamSpec('targets', list(TARGETS), 'What to produce', choices=TARGETS),
     ParamSpec('precision_mode', 'FP16', 'TF-TRT precision; LiteRT also gets this precision '
-              'beside FP32', choices=('FP32', 'FP16', 'INT8')),
+              'beside FP32', choices=PRECISIONS),
     ParamSpec('max_workspace_size_bytes', 1 << 30, 'TensorRT builder workspace', minimum=1 << 20,
               maximum=1 << 40),
     ParamSpec('minimum_segment_size', 3, 'Smallest subgraph handed to TensorRT', minimum=1,
@@ -116,4 +118,3 @@ OPTIMIZER_PARAMS: tuple[ParamSpec, ...] = (
 )
 
 SPECS_BY_NAME = {spec.name: spec for spec in SEGMENTATION_PARAMS}
-OPTIMIZER_SPECS_BY_NAME = {spec.name: spec for spec in OPTIMIZER_PARAMS}

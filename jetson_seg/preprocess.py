@@ -56,8 +56,3 @@ class Letterbox:
         """The part of a dst-size array that covers the input image (a view, no copy)."""
         return net_output[self.pad_y:self.pad_y + self.content_h,
                           self.pad_x:self.pad_x + self.content_w]
-
-    def to_source(self, x: float, y: float) -> tuple[float, float]:
-        """Map a point in network pixels to input-image pixels."""
-        return ((x - self.pad_x) * self.src_w / self.content_w,
-                (y - self.pad_y) * self.src_h / self.content_h)

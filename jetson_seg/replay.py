@@ -13,9 +13,8 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -109,7 +108,6 @@ class FrameRecord:
     mask_at: float | None = None
     mask: np.ndarray | None = None
     detections: list | None = None
-    extra: dict = field(default_factory=dict)
 
 
 class Streamer:
@@ -133,7 +131,6 @@ class Streamer:
         self.overlays: dict[int, object] = {}
         self.keep_overlays = keep_overlays
         self.diagnostics: dict[str, str] = {}
-        self._answered = threading.Event()
         node.create_subscription(Image, prefix + 'segmentation/mask', self._on_mask, out_qos)
         node.create_subscription(Detection2DArray, prefix + 'segmentation/detections',
                                  self._on_detections, out_qos)
@@ -148,7 +145,6 @@ class Streamer:
             record.mask_at = time.time()
             rows = np.frombuffer(msg.data, np.uint8).reshape(msg.height, msg.step)
             record.mask = rows[:, :msg.width]
-            self._answered.set()
 
     def _on_detections(self, msg) -> None:
         record = self.records.get(stamp_key(msg.header.stamp))
@@ -188,7 +184,6 @@ class Streamer:
         """Publish one frame (a message object or serialized CDR bytes) under `key`."""
         record = FrameRecord(key, time.time())
         self.records[key] = record
-        self._answered.clear()
         self.publisher.publish(payload)
         return record
 

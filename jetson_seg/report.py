@@ -68,8 +68,6 @@ def table(summary: dict, title: str) -> str:
         ('per-class IoU', ', '.join(f'{k} {v}' for k, v in summary['iou'].items())),
         ('detections P / R @0.5', f'{det["precision"]} / {det["recall"]}'),
     ]
-    for key, value in summary.get('extra', {}).items():
-        rows.append((key, str(value)))
     width = max(len(r[0]) for r in rows)
     return '\n'.join([title] + [f'  {name:<{width}}  {value}' for name, value in rows])
 
