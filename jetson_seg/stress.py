@@ -227,7 +227,8 @@ def kill_optimizer(times: int, out: Path, seed: int = 0) -> dict:
     base = [sys.executable, '-m', 'jetson_seg.optimizer_node', '--ros-args',
             '-p', f'output_dir:={target}', '-p', 'targets:=[tf,litert]', '-p', 'check_frames:=2']
     started = time.time()
-    first = subprocess.run(base, capture_output=True, text=True, timeout=600)
+    first = subprocess.run(base + ['-p', 'force_rebuild:=true'], capture_output=True, text=True,
+                           timeout=600)
     if first.returncode != 0:
         raise RuntimeError(f'initial optimizer run failed:\n{first.stderr[-2000:]}')
     full_run_s = time.time() - started

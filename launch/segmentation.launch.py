@@ -8,9 +8,26 @@ import os
 
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable
+from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
+
+
+def _node(context):
+    """The node; model_path/engine override the params file only when given a value."""
+    given = {'model_path': LaunchConfiguration('model_path').perform(context),
+             'engine': LaunchConfiguration('engine').perform(context)}
+    return [Node(
+        package='jetson_seg',
+        executable='segmentation_node',
+        name='segmentation_node',
+        namespace=LaunchConfiguration('namespace'),
+        output='screen',
+        parameters=[LaunchConfiguration('params_file'),
+                    {key: value for key, value in given.items() if value}],
+        remappings=[('image', LaunchConfiguration('image')),
+                    ('image/compressed', [LaunchConfiguration('image'), '/compressed'])],
+    )]
 
 
 def generate_launch_description():
@@ -24,25 +41,14 @@ def generate_launch_description():
                               default_value=os.path.join(share, 'config', 'segmentation.yaml'),
                               description='Parameters file of the segmentation node'),
         DeclareLaunchArgument('model_path', default_value='',
-                              description="Model directory ('' = packaged default model)"),
-        DeclareLaunchArgument('engine', default_value='auto',
-                              description='auto | tf | tftrt | litert'),
+                              description="Model directory ('' = as in params_file)"),
+        DeclareLaunchArgument('engine', default_value='',
+                              description="auto | tf | tftrt | litert ('' = as in params_file)"),
         DeclareLaunchArgument('fastdds_profile',
                               default_value=os.path.join(share, 'config',
                                                          'fastdds_large_images.xml'),
                               description='Fast DDS profile sized for camera images'),
         SetEnvironmentVariable('FASTDDS_DEFAULT_PROFILES_FILE',
                                LaunchConfiguration('fastdds_profile')),
-        Node(
-            package='jetson_seg',
-            executable='segmentation_node',
-            name='segmentation_node',
-            namespace=LaunchConfiguration('namespace'),
-            output='screen',
-            parameters=[LaunchConfiguration('params_file'),
-                        {'model_path': LaunchConfiguration('model_path'),
-                         'engine': LaunchConfiguration('engine')}],
-            remappings=[('image', LaunchConfiguration('image')),
-                        ('image/compressed', [LaunchConfiguration('image'), '/compressed'])],
-        ),
+        OpaqueFunction(function=_node),
     ])
