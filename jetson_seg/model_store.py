@@ -132,7 +132,7 @@ def _open_keras(path: Path, engine: str, threads: int) -> tuple[Engine, ModelInf
     from jetson_seg.engines.tf_graph import FrozenGraphEngine
     from jetson_seg.freeze import freeze_keras_model
 
-    frozen = freeze_keras_model(keras_model)
+    frozen = freeze_keras_model(keras_model, for_cpu=not _has_gpu())  # CPU fusions pin to CPU
     return FrozenGraphEngine(frozen.graph_def, frozen.input_name, frozen.output_name,
                              frozen.input_hw, frozen.num_classes, threads), info
 

@@ -39,6 +39,9 @@ SEGMENTATION_PARAMS: tuple[ParamSpec, ...] = (
               'instead of failing to configure'),
     ParamSpec('threads', 0, 'CPU threads for the engine (0 = runtime default)', minimum=0,
               maximum=256),
+    ParamSpec('gpu_memory_limit_mb', 0, 'Cap on TensorFlow GPU memory in MiB (0 = no cap, '
+              'grow as needed); fixed once TensorFlow has used the GPU', minimum=0,
+              maximum=1 << 20),
     ParamSpec('cameras', [''], "Camera namespaces served with one batched model: each gets "
               "<camera>/image and <camera>/segmentation/*; '' = this node's own namespace"),
     ParamSpec('image_transport', 'raw', "'raw' subscribes image, 'compressed' image/compressed",

@@ -17,6 +17,8 @@ PARAM_ERRORS = (ValueError, InvalidParameterValueException, InvalidParameterType
 def descriptor(spec: ParamSpec) -> ParameterDescriptor:
     """Descriptor with the description, allowed values and numeric range of `spec`."""
     text = spec.description + (f' (one of {", ".join(spec.choices)})' if spec.choices else '')
+    text += '; takes effect at once' if spec.runtime else '; takes effect at the next configure'
+
     desc = ParameterDescriptor(description=text)
     if spec.choices:
         desc.additional_constraints = 'one of: ' + ', '.join(spec.choices)

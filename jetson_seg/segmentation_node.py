@@ -24,6 +24,7 @@ from std_msgs.msg import Header
 from vision_msgs.msg import Detection2DArray, LabelInfo
 
 from jetson_seg.engines.base import EngineError
+from jetson_seg.engines.gpu_memory import configure_gpu_memory
 from jetson_seg.frame_stats import FrameStats
 from jetson_seg.image_conversion import ImageRejected, decode_compressed, decode_image
 from jetson_seg.messages import detections_msg, diagnostics_msg, image_msg, label_info_msg
@@ -72,9 +73,13 @@ class SegmentationNode(LifecycleNode):
         return self.get_parameter(name).value
 
     def _apply_runtime_parameters(self, params) -> None:
-        if self._pipeline is not None and any(
-                SPECS_BY_NAME.get(p.name) and SPECS_BY_NAME[p.name].runtime for p in params):
+        specs = [SPECS_BY_NAME[p.name] for p in params if p.name in SPECS_BY_NAME]
+        if self._pipeline is not None and any(spec.runtime for spec in specs):
             self._pipeline.config = self._pipeline_config()
+        later = [spec.name for spec in specs if not spec.runtime]
+        if later and self._engine is not None:
+            self.get_logger().info(f'{", ".join(later)} will apply at the next configure '
+                                   f'(deactivate, cleanup, configure, activate)')
 
     def _pipeline_config(self) -> PipelineConfig:
         return PipelineConfig(mask_at_input_resolution=self._param('mask_resolution') == 'input',
@@ -85,6 +90,8 @@ class SegmentationNode(LifecycleNode):
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         started = time.monotonic()
         try:
+            for line in configure_gpu_memory(self._param('gpu_memory_limit_mb')):
+                self.get_logger().info(f'GPU {line}')
             engine, info = open_model(self._param('model_path'), self._param('engine'),
                                       self._param('threads'), self._param('engine_fallback'),
                                       log=self.get_logger().warning)

@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 CORE = ('image_conversion', 'preprocess', 'postprocess', 'pipeline', 'engines.base',
+        'engines.gpu_memory',
         'engines.tf_graph', 'engines.litert', 'engines.tftrt', 'freeze', 'convert_litert',
         'convert_tftrt', 'calibration', 'optimizer', 'artefacts', 'model_store', 'parameters',
         'scenes', 'model', 'train', 'metrics', 'bags', 'report', 'frame_stats', 'messages')

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from jetson_seg.engines.base import Engine, EngineError
+from jetson_seg.engines.gpu_memory import configure_gpu_memory
 
 
 def gpu_and_tensorrt() -> tuple[str, str] | None:
@@ -57,8 +58,7 @@ class TfTrtEngine(Engine):
         super().__init__(input_hw, num_classes)
         import tensorflow as tf
 
-        for gpu in tf.config.list_physical_devices('GPU'):
-            tf.config.experimental.set_memory_growth(gpu, True)  # shared memory on a Jetson
+        configure_gpu_memory()  # growth, unless the node capped memory first
         self._model = tf.saved_model.load(str(saved_model_dir))
         self._fn = self._model.signatures['serving_default']
         self._tf = tf
@@ -66,3 +66,6 @@ class TfTrtEngine(Engine):
     def infer(self, batch: np.ndarray) -> np.ndarray:
         outputs = self._fn(self._tf.constant(batch))
         return next(iter(outputs.values())).numpy()
+
+    def close(self) -> None:
+        self._fn = self._model = None
