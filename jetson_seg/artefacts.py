@@ -12,6 +12,8 @@ names the old, complete folder, so a node never sees a half-written model.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -22,6 +24,7 @@ from pathlib import Path
 from jetson_seg.engines.base import EngineError
 
 MANIFEST = 'manifest.json'
+LOCK_FILE = '.lock'
 MANIFEST_VERSION = 1
 
 
@@ -54,6 +57,23 @@ def publish(output_dir: Path, run_dir: Path, manifest: dict) -> Path:
     os.replace(tmp, output_dir / MANIFEST)
     remove_stale_runs(output_dir, keep=run_dir.name)
     return output_dir / MANIFEST
+
+
+@contextlib.contextmanager
+def exclusive(output_dir: Path):
+    """Hold `output_dir` for one optimizer run; a second run is refused, not interleaved.
+
+    Two runs would delete each other's run folders as stale. The kernel drops the lock when
+    its holder dies, so a killed run never blocks the next one.
+    """
+    output_dir.mkdir(parents=True, exist_ok=True)
+    with open(output_dir / LOCK_FILE, 'w') as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise EngineError(f'another optimizer run is writing {output_dir}; wait for it '
+                              f'or choose another output_dir') from None
+        yield
 
 
 def remove_stale_runs(output_dir: Path, keep: str | None) -> list[str]:

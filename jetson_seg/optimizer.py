@@ -131,8 +131,7 @@ class Optimizer:
 
     def run(self) -> dict:
         """Execute the run; returns the published manifest (or the current one if up to date)."""
-        from jetson_seg.freeze import freeze_keras_model, load_keras
-        from jetson_seg.model_store import default_model_dir, read_model_info
+        from jetson_seg.model_store import default_model_dir
 
         cfg = self.config
         source = Path(cfg.input_model).expanduser() if cfg.input_model else \
@@ -143,6 +142,15 @@ class Optimizer:
             raise OptimizerError(f'input_model {source} is not a Keras .keras file; pass '
                                  f'-p input_model:=<path to model.keras>')
         output = Path(cfg.output_dir).expanduser()
+        with artefacts.exclusive(output):
+            return self._build(source, output)
+
+    def _build(self, source: Path, output: Path) -> dict:
+        """Everything after the inputs are known, with `output` locked against other runs."""
+        from jetson_seg.freeze import freeze_keras_model, load_keras
+        from jetson_seg.model_store import read_model_info
+
+        cfg = self.config
         source_hash = _source_hash(source)
         settings = _settings_key(cfg)
         if not cfg.force_rebuild:

@@ -205,3 +205,17 @@ def test_node_refuses_preview_only_tftrt_and_falls_back_when_told(artefacts_dir)
     notes = []
     engine, _ = open_model(str(out), 'tftrt', allow_fallback=True, log=notes.append)
     assert engine.name in ('litert', 'tf') and 'falling back' in notes[0]
+
+
+def test_a_second_run_on_the_same_output_is_refused_while_one_holds_it(tmp_path):
+    from jetson_seg.artefacts import exclusive
+    from jetson_seg.optimizer import Optimizer, OptimizerConfig
+
+    out = tmp_path / 'shared'
+    run = Optimizer(OptimizerConfig(output_dir=str(out), targets=('tf',)), log=lambda _: None)
+    with exclusive(out):
+        with pytest.raises(EngineError, match='another optimizer run is writing'):
+            run.run()
+    assert not list(out.glob('run-*'))  # refused before writing anything
+    with exclusive(out):  # released on exit, also when the holder raised
+        pass
