@@ -18,6 +18,7 @@ import numpy as np
 
 
 def _write_pictures(out: Path, streamer, scene_of: dict, scenes, count: int) -> list[str]:
+    from jetson_seg.image_conversion import decode_image, to_rgb
     from jetson_seg.scenes import CLASS_COLORS
 
     palette = np.array(CLASS_COLORS, np.uint8)
@@ -26,8 +27,7 @@ def _write_pictures(out: Path, streamer, scene_of: dict, scenes, count: int) -> 
         record = streamer.records.get(key)
         if record is None or record.mask is None:
             continue
-        overlay = np.frombuffer(msg.data, np.uint8).reshape(msg.height, msg.step)[
-            :, :msg.width * 3].reshape(msg.height, msg.width, 3)
+        overlay = to_rgb(decode_image(msg))
         scene = scenes[scene_of[key]]
         panel = np.vstack([np.hstack([scene.image, overlay]),
                            np.hstack([palette[scene.mask], palette[record.mask]])])

@@ -23,6 +23,8 @@ _ENCODERS = {'mono8': encode_mono8, 'rgb8': encode_rgb8}
 
 def image_msg(header, pixels: np.ndarray, encoding: str) -> Image:
     """A sensor_msgs/Image of an HxW uint8 array ('mono8') or an HxWx3 one ('rgb8')."""
+    if encoding not in _ENCODERS:
+        raise ValueError(f'image_msg encodes mono8 or rgb8, not {encoding}')
     data, step = _ENCODERS[encoding](pixels)
     msg = Image()
     msg.header = header
@@ -55,6 +57,18 @@ def detections_msg(header, found: Sequence[Region], class_names: Sequence[str]
         det.results.append(hypothesis)
         out.detections.append(det)
     return out
+
+
+def detection_boxes(msg: Detection2DArray) -> list[tuple[float, float, float, float, str, float]]:
+    """The inverse of `detections_msg`: (x0, y0, x1, y1, class name, score) per detection."""
+    boxes = []
+    for det in msg.detections:
+        cx, cy = det.bbox.center.position.x, det.bbox.center.position.y
+        half_w, half_h = det.bbox.size_x / 2, det.bbox.size_y / 2
+        best = det.results[0].hypothesis
+        boxes.append((cx - half_w, cy - half_h, cx + half_w, cy + half_h, best.class_id,
+                      best.score))
+    return boxes
 
 
 def label_info_msg(header, class_names: Sequence[str], threshold: float = 0.0) -> LabelInfo:

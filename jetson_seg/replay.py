@@ -22,6 +22,9 @@ import numpy as np
 import rclpy
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 
+from jetson_seg.image_conversion import decode_image
+from jetson_seg.messages import detection_boxes
+
 CONFIG_DIR = Path(__file__).resolve().parent.parent / 'config'
 
 
@@ -143,19 +146,12 @@ class Streamer:
         record = self.records.get(stamp_key(msg.header.stamp))
         if record is not None and record.mask_at is None:
             record.mask_at = time.time()
-            rows = np.frombuffer(msg.data, np.uint8).reshape(msg.height, msg.step)
-            record.mask = rows[:, :msg.width]
+            record.mask = decode_image(msg).pixels[..., 0]  # a view of the message
 
     def _on_detections(self, msg) -> None:
         record = self.records.get(stamp_key(msg.header.stamp))
         if record is not None:
-            record.detections = [
-                (d.bbox.center.position.x - d.bbox.size_x / 2,
-                 d.bbox.center.position.y - d.bbox.size_y / 2,
-                 d.bbox.center.position.x + d.bbox.size_x / 2,
-                 d.bbox.center.position.y + d.bbox.size_y / 2,
-                 d.results[0].hypothesis.class_id, d.results[0].hypothesis.score)
-                for d in msg.detections]
+            record.detections = detection_boxes(msg)
 
     def _on_overlay(self, msg) -> None:
         if len(self.overlays) < self.keep_overlays:

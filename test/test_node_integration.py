@@ -10,6 +10,8 @@ import pytest
 from image_msgs import compressed_from_rgb, image_from_rgb, stamped
 from ros_harness import NodeProcess, SegmentationClient
 
+from jetson_seg.image_conversion import decode_image
+from jetson_seg.messages import detection_boxes
 from jetson_seg.metrics import ConfusionMatrix, match_boxes
 from jetson_seg.scenes import CLASS_COLORS, CLASS_NAMES, SceneSpec, scene_stream
 
@@ -24,23 +26,16 @@ STAMPS = itertools.count(1)  # every frame of the module gets its own stamp
 
 def _mask_array(msg) -> np.ndarray:
     assert msg.encoding == 'mono8'
-    return np.frombuffer(msg.data, np.uint8).reshape(msg.height, msg.step)[:, :msg.width]
+    return decode_image(msg).pixels[..., 0]
 
 
 def _rgb_array(msg) -> np.ndarray:
     assert msg.encoding == 'rgb8'
-    rows = np.frombuffer(msg.data, np.uint8).reshape(msg.height, msg.step)
-    return rows[:, :msg.width * 3].reshape(msg.height, msg.width, 3)
+    return decode_image(msg).pixels
 
 
 def _boxes(det_array) -> list[tuple]:
-    out = []
-    for det in det_array.detections:
-        cx, cy = det.bbox.center.position.x, det.bbox.center.position.y
-        cls = CLASS_NAMES.index(det.results[0].hypothesis.class_id)
-        out.append((cx - det.bbox.size_x / 2, cy - det.bbox.size_y / 2,
-                    cx + det.bbox.size_x / 2, cy + det.bbox.size_y / 2, cls))
-    return out
+    return [(*box[:4], CLASS_NAMES.index(box[4])) for box in detection_boxes(det_array)]
 
 
 @pytest.fixture(scope='module')
