@@ -78,7 +78,10 @@ def compare_outputs(reference: np.ndarray, candidate: np.ndarray, threshold: flo
     return CheckResult(diff, agree, len(reference), passed, note)
 
 
-def check_frames(count: int, input_hw: tuple[int, int], seed: int = 99) -> np.ndarray:
+CHECK_SEED, CALIBRATION_SEED = 99, 199
+
+
+def check_frames(count: int, input_hw: tuple[int, int], seed: int = CHECK_SEED) -> np.ndarray:
     """Generated scenes shrunk to the network input: what the model will really see."""
     from jetson_seg.preprocess import Letterbox
     from jetson_seg.scenes import scene_stream
@@ -122,6 +125,16 @@ class Optimizer:
         self.log = log
         self.calibration = calibration
         self.timings: dict[str, float] = {}
+
+    def _calibration_frames(self, input_hw: tuple[int, int]) -> Iterable[np.ndarray]:
+        """INT8 calibration data: the user's bag or images, else generated scenes.
+
+        The generated ones are not the check frames: calibrating on the frames the check uses
+        would flatter the check.
+        """
+        if self.calibration is not None:
+            return self.calibration(input_hw)
+        return iter(check_frames(self.config.calibration_frames, input_hw, CALIBRATION_SEED))
 
     def _timed(self, name: str, fn, *args, **kwargs):
         start = time.perf_counter()
@@ -246,9 +259,8 @@ class Optimizer:
         files, checks = [], {}
         (run_dir / 'litert').mkdir(parents=True)
         for precision in precisions:
-            calibration = (lambda: self.calibration(frozen.input_hw)) if self.calibration \
-                else (lambda: iter(frames))
-            data = convert_to_litert(model, precision, calibration)
+            data = convert_to_litert(model, precision,
+                                     lambda: self._calibration_frames(frozen.input_hw))
             rel = f'litert/model_{precision.lower()}.tflite'
             (run_dir / rel).write_bytes(data)
             engine = LiteRtEngine(run_dir / rel, frozen.num_classes, threads=1)
@@ -292,10 +304,8 @@ class Optimizer:
 
         cfg = self.config
         out = run_dir / 'tftrt' / 'saved_model'
-        calibration = (lambda: self.calibration(frames.shape[1:3])) if self.calibration \
-            else (lambda: iter(frames))
         convert_with_tensorrt(model, cfg.trt, out, cfg.build_batch_sizes, cfg.build_engines,
-                              calibration)
+                              lambda: self._calibration_frames(frames.shape[1:3]))
         engine = TfTrtEngine(out, frames.shape[1:3], reference.shape[-1])
         check = self._check(f'tftrt/{cfg.trt.precision_mode}', engine.infer, frames, reference)
         gpu_name, trt_version = gpu_and_tensorrt()
