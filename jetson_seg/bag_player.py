@@ -12,7 +12,6 @@ so every frame is evaluated, whatever the node's speed.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
@@ -120,7 +119,6 @@ def main(argv: list[str] | None = None) -> None:
                         help='seconds to wait for subscribers before playing')
     parser.add_argument('--delay', type=float, default=0.5,
                         help='seconds to let discovery settle once subscribers are seen')
-    argv = sys.argv[1:] if argv is None else argv
     own_args, ros_args = split_ros_args(argv)
     args = parser.parse_args(own_args)
     remap = dict(item.split(':=', 1) for item in args.remap)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import signal
-import sys
 import time
 from pathlib import Path
 
@@ -78,7 +77,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument('--topics', nargs='+', required=True)
     parser.add_argument('--storage', choices=STORAGES, default='sqlite3')
     parser.add_argument('--duration', type=float, default=0.0, help='stop after N s (0: never)')
-    own_args, ros_args = split_ros_args(sys.argv[1:] if argv is None else argv)
+    own_args, ros_args = split_ros_args(argv)
     args = parser.parse_args(own_args)
     if args.output.exists():
         parser.error(f'{args.output} exists; choose a new folder')

@@ -214,7 +214,8 @@ def _multi_camera_runs(counts: list[int], rate: float, seconds: float, domain_id
     rclpy.init(args=[])  # our flags are not ROS arguments
     for count in counts:
         cameras = [f'cam{i}' for i in range(count)]
-        node_proc = NodeUnderTest({'cameras': '[' + ','.join(cameras) + ']'},
+        node_proc = NodeUnderTest({'threads': NODE_THREADS,
+                                   'cameras': '[' + ','.join(cameras) + ']'},
                                   out / f'node_{count}cams.log', env, namespace='/bench')
         node = rclpy.create_node(f'bench_cameras_{count}')
         try:

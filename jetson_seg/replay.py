@@ -28,8 +28,8 @@ from jetson_seg.messages import detection_boxes
 CONFIG_DIR = Path(__file__).resolve().parent.parent / 'config'
 
 
-def split_ros_args(argv: list[str]) -> tuple[list[str], list[str]]:
-    """Split off the `--ros-args ... [--]` parts.
+def split_ros_args(argv: list[str] | None = None) -> tuple[list[str], list[str]]:
+    """Split `argv` (default: this process's arguments) into our own and the ROS parts.
 
     rcl (and rclpy's remove_ros_args) would take our own `--remap A:=B` for a deprecated
     rcl remap rule, so only the explicit ROS parts go to rclpy.
@@ -37,7 +37,7 @@ def split_ros_args(argv: list[str]) -> tuple[list[str], list[str]]:
     own: list[str] = []
     ros: list[str] = []
     inside = False
-    for item in argv:
+    for item in sys.argv[1:] if argv is None else argv:
         if item == '--ros-args':
             inside = True
         elif item == '--' and inside:

@@ -225,10 +225,10 @@ def kill_optimizer(times: int, out: Path, seed: int = 0) -> dict:
     rng = np.random.default_rng(seed)
     target = out / 'artefacts'
     base = [sys.executable, '-m', 'jetson_seg.optimizer_node', '--ros-args',
-            '-p', f'output_dir:={target}', '-p', 'targets:=[tf,litert]', '-p', 'check_frames:=2']
+            '-p', f'output_dir:={target}', '-p', 'targets:=[tf,litert]', '-p', 'check_frames:=2',
+            '-p', 'force_rebuild:=true']  # every run does the whole conversion
     started = time.time()
-    first = subprocess.run(base + ['-p', 'force_rebuild:=true'], capture_output=True, text=True,
-                           timeout=600)
+    first = subprocess.run(base, capture_output=True, text=True, timeout=600)
     if first.returncode != 0:
         raise RuntimeError(f'initial optimizer run failed:\n{first.stderr[-2000:]}')
     full_run_s = time.time() - started
@@ -236,8 +236,7 @@ def kill_optimizer(times: int, out: Path, seed: int = 0) -> dict:
     for _ in range(times):
         before = read_manifest(target)['run']
         delay = float(rng.uniform(0.3, 0.95 * full_run_s))
-        proc = subprocess.Popen(base + ['-p', 'force_rebuild:=true'], stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(base, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(delay)
         finished = proc.poll() is not None
         proc.send_signal(signal.SIGKILL)
