@@ -9,7 +9,7 @@ setup:
 	bash scripts/setup_env.sh
 
 demo: setup
-	$(PY) -m jetson_seg.demo --rate 120 --duration 20 --output output/demo
+	$(PY) -m jetson_seg.tools.demo --rate 120 --duration 20 --output output/demo
 
 test: setup
 	bash scripts/run_tests.sh

@@ -27,14 +27,14 @@ setup(
     tests_require=['pytest'],
     entry_points={
         'console_scripts': [
-            f'segmentation_node = {PACKAGE}.segmentation_node:main',
-            f'optimizer_node = {PACKAGE}.optimizer_node:main',
-            f'demo = {PACKAGE}.demo:main',
-            f'train = {PACKAGE}.train:main',
-            f'make_sample_bag = {PACKAGE}.make_sample_bag:main',
-            f'bag_player = {PACKAGE}.bag_player:main',
-            f'bag_recorder = {PACKAGE}.bag_recorder:main',
-            f'evaluate = {PACKAGE}.evaluate:main',
+            f'segmentation_node = {PACKAGE}.ros.segmentation_node:main',
+            f'optimizer_node = {PACKAGE}.ros.optimizer_node:main',
+            f'demo = {PACKAGE}.tools.demo:main',
+            f'train = {PACKAGE}.training.train:main',
+            f'make_sample_bag = {PACKAGE}.tools.make_sample_bag:main',
+            f'bag_player = {PACKAGE}.tools.bag_player:main',
+            f'bag_recorder = {PACKAGE}.tools.bag_recorder:main',
+            f'evaluate = {PACKAGE}.tools.evaluate:main',
         ],
     },
 )

@@ -6,9 +6,9 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from jetson_seg.artefacts import MANIFEST
+from jetson_seg.optimize.artefacts import MANIFEST
 from jetson_seg.engines.base import Engine, EngineError
-from jetson_seg.parameters import ENGINES
+from jetson_seg.ros.parameters import ENGINES
 
 KERAS_FILE = 'model.keras'
 METADATA_FILE = 'model.json'
@@ -113,7 +113,7 @@ def _open_keras(path: Path, engine: str, threads: int) -> tuple[Engine, ModelInf
         raise EngineError('tftrt needs engines converted by the optimizer on the target GPU: '
                           'run optimizer_node and point model_path at its output directory')
     info = read_model_info(model_dir)
-    from jetson_seg.freeze import load_keras
+    from jetson_seg.optimize.freeze import load_keras
 
     try:
         keras_model = load_keras(keras_file)
@@ -126,11 +126,11 @@ def _open_keras(path: Path, engine: str, threads: int) -> tuple[Engine, ModelInf
                           f'{shape} vs {info.input_hw}, classes {classes} '
                           f'vs {len(info.class_names)}')
     if engine == 'litert':
-        from jetson_seg.convert_litert import convert_to_litert
+        from jetson_seg.optimize.convert_litert import convert_to_litert
         from jetson_seg.engines.litert import LiteRtEngine
         return LiteRtEngine(convert_to_litert(keras_model, 'FP32'), classes, threads), info
     from jetson_seg.engines.tf_graph import FrozenGraphEngine
-    from jetson_seg.freeze import freeze_keras_model
+    from jetson_seg.optimize.freeze import freeze_keras_model
 
     frozen = freeze_keras_model(keras_model, for_cpu=not _has_gpu())  # CPU fusions pin to CPU
     return FrozenGraphEngine(frozen.graph_def, frozen.input_name, frozen.output_name,
@@ -139,7 +139,7 @@ def _open_keras(path: Path, engine: str, threads: int) -> tuple[Engine, ModelInf
 
 def _open_artefacts(path: Path, engine: str, threads: int) -> tuple[Engine, ModelInfo]:
     """An optimizer output directory: files are checked against the manifest before use."""
-    from jetson_seg.artefacts import read_manifest, verified_file
+    from jetson_seg.optimize.artefacts import read_manifest, verified_file
 
     manifest = read_manifest(path)
     model = manifest['model']

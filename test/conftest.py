@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from jetson_seg.replay import isolated_env
+from jetson_seg.tools.replay import isolated_env
 
 
 @pytest.fixture(scope='session')

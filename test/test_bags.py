@@ -14,8 +14,8 @@ import pytest
 from rosbags.highlevel import AnyReader
 from rosbags.rosbag2 import StoragePlugin, Writer
 
-from jetson_seg.bags import SampleBagSpec, make_sample_bag, typestore
-from jetson_seg.scenes import scene_stream
+from jetson_seg.tools.bags import SampleBagSpec, make_sample_bag, typestore
+from jetson_seg.training.scenes import scene_stream
 
 FRAMES = 12
 
@@ -90,7 +90,7 @@ def _write_like_ros2_bag_record(path, storage: str, compressed: bool) -> None:
 
 
 def _evaluate(ros_env, bag, out, *extra) -> dict:
-    cmd = [sys.executable, '-m', 'jetson_seg.evaluate', str(bag), '--output', str(out),
+    cmd = [sys.executable, '-m', 'jetson_seg.tools.evaluate', str(bag), '--output', str(out),
            '--domain-id', ros_env['ROS_DOMAIN_ID'], *extra]
     result = subprocess.run(cmd, env=ros_env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -120,7 +120,7 @@ def test_lockstep_evaluation_is_repeatable(ros_env, tmp_path):
 
 
 def test_own_flags_and_ros_arguments_are_told_apart():
-    from jetson_seg.replay import split_ros_args
+    from jetson_seg.tools.replay import split_ros_args
 
     argv = ['bag', '--remap', '/a:=/b', '--ros-args', '-r', '__node:=player', '--',
             '--rate', '2', '--ros-args', '-p', 'use_sim_time:=true']
@@ -137,7 +137,7 @@ def test_player_publishes_bag_messages_intact_with_remap(ros_env, tmp_path):
     node = rclpy.create_node('player_listener')
     got = []
     node.create_subscription(Image, '/replayed', got.append, 10)
-    proc = subprocess.Popen([sys.executable, '-m', 'jetson_seg.bag_player', str(bag),
+    proc = subprocess.Popen([sys.executable, '-m', 'jetson_seg.tools.bag_player', str(bag),
                              '--topics', '/camera/image_raw', '--remap',
                              '/camera/image_raw:=/replayed', '--rate', '2.0'], env=ros_env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -159,10 +159,10 @@ def test_recording_interrupted_by_sigterm_leaves_a_readable_bag(ros_env, tmp_pat
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import Image
 
-    from jetson_seg.messages import image_msg
+    from jetson_seg.ros.messages import image_msg
 
     out = tmp_path / 'rec'
-    proc = subprocess.Popen([sys.executable, '-m', 'jetson_seg.bag_recorder', str(out),
+    proc = subprocess.Popen([sys.executable, '-m', 'jetson_seg.tools.bag_recorder', str(out),
                              '--topics', '/rec_test/image', '--storage', 'mcap',
                              '--ros-args', '-r', '__node:=launched_recorder'], env=ros_env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

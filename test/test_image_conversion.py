@@ -12,9 +12,9 @@ import pytest
 from rosbags.image import message_to_cvimage
 from sensor_msgs.msg import CompressedImage, Image
 
-from jetson_seg.image_conversion import (SUPPORTED_ENCODINGS, DecodedImage, ImageRejected,
-                                         decode_compressed, decode_image, encode_mono8,
-                                         encode_rgb8, resize_to_rgb, to_rgb)
+from jetson_seg.vision.image_conversion import (SUPPORTED_ENCODINGS, DecodedImage, ImageRejected,
+                                                decode_compressed, decode_image, encode_mono8,
+                                                encode_rgb8, resize_to_rgb, to_rgb)
 
 RNG = np.random.default_rng(3)
 H, W = 37, 53  # odd sizes catch stride and channel mistakes

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from std_msgs.msg import Header
 
-from jetson_seg.image_conversion import decode_image, to_rgb
-from jetson_seg.messages import detection_boxes, detections_msg, image_msg
-from jetson_seg.postprocess import Region
+from jetson_seg.vision.image_conversion import decode_image, to_rgb
+from jetson_seg.ros.messages import detection_boxes, detections_msg, image_msg
+from jetson_seg.vision.postprocess import Region
 
 
 def test_detections_round_trip_with_header_names_and_scores():

@@ -17,8 +17,8 @@ from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
 from rcl_interfaces.srv import GetParameters, SetParameters
 from ros_harness import NodeProcess, SegmentationClient
 
-from jetson_seg.pipeline import PipelineConfig, SegmentationPipeline, Wanted
-from jetson_seg.scenes import CLASS_COLORS, scene_stream
+from jetson_seg.vision.pipeline import PipelineConfig, SegmentationPipeline, Wanted
+from jetson_seg.training.scenes import CLASS_COLORS, scene_stream
 
 STAMPS = itertools.count(50_000)
 
@@ -54,7 +54,7 @@ def _big_disc() -> np.ndarray:
 
 
 def test_outputs_nobody_wants_are_not_computed():
-    from jetson_seg.image_conversion import DecodedImage
+    from jetson_seg.vision.image_conversion import DecodedImage
     from jetson_seg.model_store import open_model
 
     engine, info = open_model('', 'auto', threads=1)

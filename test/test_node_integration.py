@@ -10,10 +10,10 @@ import pytest
 from image_msgs import compressed_from_rgb, image_from_rgb, stamped
 from ros_harness import NodeProcess, SegmentationClient
 
-from jetson_seg.image_conversion import decode_image
-from jetson_seg.messages import detection_boxes
-from jetson_seg.metrics import ConfusionMatrix, match_boxes
-from jetson_seg.scenes import CLASS_COLORS, CLASS_NAMES, SceneSpec, scene_stream
+from jetson_seg.vision.image_conversion import decode_image
+from jetson_seg.ros.messages import detection_boxes
+from jetson_seg.training.metrics import ConfusionMatrix, match_boxes
+from jetson_seg.training.scenes import CLASS_COLORS, CLASS_NAMES, SceneSpec, scene_stream
 
 #: Pixel-level mIoU the published masks must reach on generated scenes (README states the
 #: held-out figure of the model itself; this is the floor for a handful of frames).

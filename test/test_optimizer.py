@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from jetson_seg.artefacts import read_manifest, verified_file
+from jetson_seg.optimize.artefacts import read_manifest, verified_file
 from jetson_seg.engines.base import EngineError
 from jetson_seg.model_store import default_model_dir, open_model
 
@@ -17,7 +17,7 @@ TF_BN_OPS = {'Rsqrt', 'FusedBatchNorm', 'FusedBatchNormV3'}
 
 
 def _optimize(env, *params: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, '-m', 'jetson_seg.optimizer_node', '--ros-args']
+    cmd = [sys.executable, '-m', 'jetson_seg.ros.optimizer_node', '--ros-args']
     for item in params:
         cmd += ['-p', item]
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
@@ -33,7 +33,7 @@ def artefacts_dir(ros_env, tmp_path_factory):
 
 
 def test_freeze_report_shows_nodes_falling_and_batchnorm_folded():
-    from jetson_seg.freeze import freeze_keras_model, load_keras
+    from jetson_seg.optimize.freeze import freeze_keras_model, load_keras
 
     frozen = freeze_keras_model(load_keras(default_model_dir() / 'model.keras'))
     counts = [step.nodes for step in frozen.steps]
@@ -68,7 +68,7 @@ def test_artefacts_are_checked_and_described(artefacts_dir):
 
 @pytest.mark.parametrize('engine', ['tf', 'litert'])
 def test_artefacts_reproduce_source_masks(artefacts_dir, engine):
-    from jetson_seg.optimizer import check_frames
+    from jetson_seg.optimize.optimizer import check_frames
 
     out, _ = artefacts_dir
     source, _ = open_model('', 'tf', threads=1)
@@ -103,7 +103,7 @@ def test_tampered_artefact_is_refused(tmp_path, artefacts_dir):
 
 
 def test_killed_runs_leave_previous_output_loadable(ros_env, tmp_path):
-    from jetson_seg.stress import kill_optimizer
+    from jetson_seg.tools.stress import kill_optimizer
 
     report = kill_optimizer(times=3, out=tmp_path, seed=1)
     assert report['all_loadable'] and len(report['kills']) == 3, report
@@ -136,7 +136,7 @@ def test_manifest_is_json_with_versions(artefacts_dir):
 
 @pytest.fixture(scope='module')
 def frozen_for_trt():
-    from jetson_seg.freeze import freeze_keras_model, load_keras
+    from jetson_seg.optimize.freeze import freeze_keras_model, load_keras
     model = load_keras(default_model_dir() / 'model.keras')
     return model, freeze_keras_model(model, for_cpu=False)
 
@@ -146,7 +146,7 @@ def _trt_nodes(graph_def):
 
 
 def test_tftrt_rewrite_builds_segments_with_the_given_settings(frozen_for_trt):
-    from jetson_seg.convert_tftrt import TrtSettings, rewrite_for_tensorrt
+    from jetson_seg.optimize.convert_tftrt import TrtSettings, rewrite_for_tensorrt
 
     _, frozen = frozen_for_trt
     graph, report = rewrite_for_tensorrt(frozen, TrtSettings(precision_mode='FP16'))
@@ -163,7 +163,7 @@ def test_tftrt_rewrite_builds_segments_with_the_given_settings(frozen_for_trt):
 
 
 def test_tftrt_rewrite_honours_minimum_segment_size_and_deny_list(frozen_for_trt):
-    from jetson_seg.convert_tftrt import TrtSettings, rewrite_for_tensorrt
+    from jetson_seg.optimize.convert_tftrt import TrtSettings, rewrite_for_tensorrt
 
     _, frozen = frozen_for_trt
     _, small = rewrite_for_tensorrt(frozen, TrtSettings(minimum_segment_size=3))
@@ -178,10 +178,10 @@ def test_tftrt_rewrite_honours_minimum_segment_size_and_deny_list(frozen_for_trt
 
 
 def test_tftrt_native_segments_match_the_source(frozen_for_trt):
-    from jetson_seg.convert_tftrt import (TrtSettings, native_segments_graph,
-                                          rewrite_for_tensorrt)
+    from jetson_seg.optimize.convert_tftrt import (TrtSettings, native_segments_graph,
+                                                   rewrite_for_tensorrt)
     from jetson_seg.engines.tf_graph import FrozenGraphEngine
-    from jetson_seg.optimizer import check_frames
+    from jetson_seg.optimize.optimizer import check_frames
 
     model, frozen = frozen_for_trt
     graph, _ = rewrite_for_tensorrt(frozen, TrtSettings())
@@ -208,8 +208,8 @@ def test_node_refuses_preview_only_tftrt_and_falls_back_when_told(artefacts_dir)
 
 
 def test_a_second_run_on_the_same_output_is_refused_while_one_holds_it(tmp_path):
-    from jetson_seg.artefacts import exclusive
-    from jetson_seg.optimizer import Optimizer, OptimizerConfig
+    from jetson_seg.optimize.artefacts import exclusive
+    from jetson_seg.optimize.optimizer import Optimizer, OptimizerConfig
 
     out = tmp_path / 'shared'
     run = Optimizer(OptimizerConfig(output_dir=str(out), targets=('tf',)), log=lambda _: None)

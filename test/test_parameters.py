@@ -2,7 +2,7 @@
 
 import pytest
 
-from jetson_seg.parameters import SEGMENTATION_PARAMS, SPECS_BY_NAME, validate
+from jetson_seg.ros.parameters import SEGMENTATION_PARAMS, SPECS_BY_NAME, validate
 
 
 def test_defaults_are_valid():

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from jetson_seg.postprocess import (ArgmaxScratch, class_mask, color_mask, overlay,
-                                    probability_planes, regions)
-from jetson_seg.preprocess import Letterbox
-from jetson_seg.scenes import CLASS_COLORS, boxes_from_mask, scene_stream
+from jetson_seg.vision.postprocess import (ArgmaxScratch, class_mask, color_mask, overlay,
+                                           probability_planes, regions)
+from jetson_seg.vision.preprocess import Letterbox
+from jetson_seg.training.scenes import CLASS_COLORS, boxes_from_mask, scene_stream
 
 RNG = np.random.default_rng(0)
 

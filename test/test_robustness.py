@@ -1,8 +1,8 @@
-"""Robustness, short variants of `python -m jetson_seg.stress fuzz|soak` (long runs: README)."""
+"""Robustness: short variants of `python -m jetson_seg.tools.stress fuzz|soak` (long: README)."""
 
 import pytest
 
-from jetson_seg.stress import fuzz, soak
+from jetson_seg.tools.stress import fuzz, soak
 
 
 @pytest.fixture(scope='module')

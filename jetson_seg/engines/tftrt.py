@@ -16,7 +16,7 @@ from jetson_seg.engines.gpu_memory import configure_gpu_memory
 
 def gpu_and_tensorrt() -> tuple[str, str] | None:
     """(GPU name, loaded TensorRT version) of this machine, or None without TensorRT + GPU."""
-    from jetson_seg.convert_tftrt import tensorrt_available
+    from jetson_seg.optimize.convert_tftrt import tensorrt_available
     if not tensorrt_available():
         return None
     import tensorflow as tf
@@ -47,7 +47,7 @@ def open_tftrt(path: Path, manifest: dict, info) -> 'TfTrtEngine':
         raise EngineError(f'tftrt engines in {path} were built for GPU {built[0]} with '
                           f'TensorRT {built[1]}, this machine has {here[0]} with TensorRT '
                           f'{here[1]}; rebuild them here with the optimizer')
-    from jetson_seg.artefacts import verified_file
+    from jetson_seg.optimize.artefacts import verified_file
     saved_model = verified_file(path, manifest, 'tftrt', 'saved_model').parent
     return TfTrtEngine(saved_model, info.input_hw, len(info.class_names))
 

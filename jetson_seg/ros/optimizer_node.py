@@ -1,6 +1,6 @@
 """ROS 2 optimizer node: freeze, optimize and convert a model from ROS parameters, then exit.
 
-    python -m jetson_seg.optimizer_node --ros-args --params-file config/optimizer.yaml
+    python -m jetson_seg.ros.optimizer_node --ros-args --params-file config/optimizer.yaml
     ros2 run jetson_seg optimizer_node --ros-args -p output_dir:=/tmp/seg -p targets:=[tf,litert]
 
 Exit code 0 on success, 1 when the run failed (the message says what to do), 2 for bad
@@ -13,12 +13,13 @@ import sys
 
 import rclpy
 
-from jetson_seg.calibration import calibration_source
-from jetson_seg.convert_tftrt import TrtSettings
+from jetson_seg.optimize.calibration import calibration_source
+from jetson_seg.optimize.convert_tftrt import TrtSettings
 from jetson_seg.engines.base import EngineError
-from jetson_seg.optimizer import Optimizer, OptimizerConfig, OptimizerError, default_output_dir
-from jetson_seg.parameters import OPTIMIZER_PARAMS
-from jetson_seg.ros_params import PARAM_ERRORS, declare_all
+from jetson_seg.optimize.optimizer import (Optimizer, OptimizerConfig, OptimizerError,
+                                           default_output_dir)
+from jetson_seg.ros.parameters import OPTIMIZER_PARAMS
+from jetson_seg.ros.ros_params import PARAM_ERRORS, declare_all
 
 
 def config_from_node(node) -> OptimizerConfig:

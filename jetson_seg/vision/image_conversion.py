@@ -69,12 +69,12 @@ def _byte_view(data) -> np.ndarray:
         return np.ascontiguousarray(data, dtype=np.uint8).reshape(-1)
 
 
-def decode_image(msg, max_pixels: int = 4096 * 4096) -> DecodedImage:
-    """Decode a sensor_msgs/Image; 8-bit encodings return a view of `msg.data`, not a copy.
+def check_image(msg, max_pixels: int = 4096 * 4096) -> tuple[int, int, str]:
+    """Validate a sensor_msgs/Image's header against its data without touching the pixels.
 
-    Raises `ImageRejected` (before touching the data) for an unknown encoding, a zero or
-    oversized image, a `step` shorter than a row, or fewer than `step * height` bytes.
-    mono16/16UC1 keep their high byte (value >> 8), honouring `is_bigendian`.
+    Cheap enough for a subscription callback. Returns (bytes per channel, bytes per row,
+    channel order). Raises `ImageRejected` for an unknown encoding, a zero or oversized image,
+    a `step` shorter than a row, or fewer than `step * height` bytes.
     """
     layout = _ENCODINGS.get(msg.encoding)
     if layout is None:
@@ -87,14 +87,26 @@ def decode_image(msg, max_pixels: int = 4096 * 4096) -> DecodedImage:
     if step < row_bytes:
         raise ImageRejected('bad_step', f'step {step} < width*bytes_per_pixel {row_bytes} '
                                         f'({width}*{channels * depth}) for {msg.encoding}')
-    buffer = _byte_view(msg.data)
-    if buffer.size < step * height:
-        raise ImageRejected('truncated', f'{buffer.size} bytes of data, need step*height = '
+    size = _byte_view(msg.data).size
+    if size < step * height:
+        raise ImageRejected('truncated', f'{size} bytes of data, need step*height = '
                                          f'{step}*{height} = {step * height}')
+    return depth, row_bytes, order
+
+
+def decode_image(msg, max_pixels: int = 4096 * 4096) -> DecodedImage:
+    """Decode a sensor_msgs/Image; 8-bit encodings return a view of `msg.data`, not a copy.
+
+    Validated first (`check_image`). mono16/16UC1 keep their high byte (value >> 8),
+    honouring `is_bigendian`.
+    """
+    depth, row_bytes, order = check_image(msg, max_pixels)
+    width, height, step = int(msg.width), int(msg.height), int(msg.step)
+    buffer = _byte_view(msg.data)
     # Rows of `step` bytes, padding sliced off: still a view (strides step, 1).
     rows = buffer[:step * height].reshape(height, step)[:, :row_bytes]
     if depth == 1:
-        return DecodedImage(rows.reshape(height, width, channels), order)
+        return DecodedImage(rows.reshape(height, width, -1), order)
     # value >> 8 is the high byte: byte 0 of each pair when big-endian, byte 1 when little.
     high = rows[:, (0 if msg.is_bigendian else 1)::2]
     return DecodedImage(np.ascontiguousarray(high).reshape(height, width, 1), order)
@@ -150,12 +162,13 @@ def _jpeg_size(data: memoryview) -> tuple[int, int]:
     raise ImageRejected('corrupt_compressed', f'no JPEG frame header in {len(data)} bytes')
 
 
-def decode_compressed(msg, max_pixels: int = 4096 * 4096) -> DecodedImage:
-    """Decode a sensor_msgs/CompressedImage (jpeg or png) to bgr/bgra/mono pixels.
+def check_compressed(msg, max_pixels: int = 4096 * 4096) -> tuple[str, np.ndarray]:
+    """Validate a sensor_msgs/CompressedImage from its format and header, without decoding.
 
-    The size in the PNG/JPEG header is checked against `max_pixels` before decoding, so a
-    small message declaring a huge image is rejected without allocating it. The data must
-    match the declared format: OpenCV would otherwise sniff and decode other formats unchecked.
+    The size in the PNG/JPEG header is checked against `max_pixels`, so a small message
+    declaring a huge image is rejected without allocating it; the data must match the declared
+    format (OpenCV would otherwise sniff and decode other formats unchecked); a JPEG without
+    its end-of-image marker was cut off. Returns (kind, data as a flat uint8 view).
     """
     kind = _compressed_kind(msg.format)
     data = _byte_view(msg.data)
@@ -167,6 +180,15 @@ def decode_compressed(msg, max_pixels: int = 4096 * 4096) -> DecodedImage:
         # libjpeg "decodes" a cut-off JPEG by filling the rest grey: segmenting that is wrong
         raise ImageRejected('truncated', f'jpeg data ({data.size} bytes) has no end-of-image '
                                          f'marker: cut off')
+    return kind, data
+
+
+def decode_compressed(msg, max_pixels: int = 4096 * 4096) -> DecodedImage:
+    """Decode a sensor_msgs/CompressedImage (jpeg or png) to bgr/bgra/mono pixels.
+
+    Validated first (`check_compressed`), then decoded and checked again.
+    """
+    kind, data = check_compressed(msg, max_pixels)
     pixels = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)  # keeps mono and alpha as they are
     if pixels is None or pixels.size == 0:
         raise ImageRejected('corrupt_compressed', f'{kind} data ({data.size} bytes) does not '

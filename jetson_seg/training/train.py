@@ -1,6 +1,6 @@
 """Train the default model on generated scenes and write it with its metadata.
 
-    python -m jetson_seg.train --output models/default --seed 7
+    python -m jetson_seg.training.train --output models/default --seed 7
 
 Scenes are drawn at 640x480 and shrunk exactly as the node does (letterbox), so training sees
 what inference sees. Evaluation uses a held-out seed and scores masks at 640x480, the resolution
@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from jetson_seg.scenes import CLASS_COLORS, CLASS_NAMES, SceneSpec, generate_scene
+from jetson_seg.training.scenes import CLASS_COLORS, CLASS_NAMES, SceneSpec, generate_scene
 
 HELD_OUT_SEED = 1_000_003
 
@@ -27,7 +27,7 @@ HELD_OUT_SEED = 1_000_003
 def _render_chunk(args: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
     import cv2
 
-    from jetson_seg.preprocess import Letterbox
+    from jetson_seg.vision.preprocess import Letterbox
 
     seed, count, net_w, net_h = args
     rng = np.random.default_rng(seed)
@@ -71,9 +71,9 @@ def _dice_ce_loss(num_classes: int):
 
 def evaluate(model_fn, count: int, seed: int = HELD_OUT_SEED) -> dict:
     """mIoU of `model_fn` (uint8 batch -> probabilities) on held-out scenes at 640x480."""
-    from jetson_seg.metrics import ConfusionMatrix
-    from jetson_seg.postprocess import class_mask, probability_planes
-    from jetson_seg.preprocess import Letterbox
+    from jetson_seg.training.metrics import ConfusionMatrix
+    from jetson_seg.vision.postprocess import class_mask, probability_planes
+    from jetson_seg.vision.preprocess import Letterbox
 
     rng = np.random.default_rng(seed)
     spec = SceneSpec()
@@ -115,14 +115,14 @@ def main(argv: list[str] | None = None) -> None:
     import keras
     import tensorflow as tf
 
-    from jetson_seg.model import ModelSpec, build_model, count_flops
+    from jetson_seg.training.model import ModelSpec, build_model, count_flops
 
     keras.utils.set_random_seed(args.seed)
     spec = ModelSpec()
     started = time.time()
     images, masks = render_dataset(args.seed, args.scenes, spec.width, spec.height)
     if args.init:
-        from jetson_seg.freeze import load_keras
+        from jetson_seg.optimize.freeze import load_keras
         model = load_keras(args.init)
     else:
         model = build_model(spec)

@@ -14,7 +14,7 @@ import os
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from jetson_seg.freeze import FrozenModel
+from jetson_seg.optimize.freeze import FrozenModel
 
 #: Ops that only carry data in or out; not counted as 'left to TensorFlow'.
 _PLUMBING = {'Placeholder', 'Identity', 'Const', 'NoOp'}
@@ -109,7 +109,7 @@ def rewrite_for_tensorrt(frozen: FrozenModel, settings: TrtSettings):
     from tensorflow.core.protobuf import config_pb2
     from tensorflow.python.grappler import tf_optimizer
 
-    from jetson_seg.freeze import grappler_meta_graph
+    from jetson_seg.optimize.freeze import grappler_meta_graph
 
     meta = grappler_meta_graph(frozen.graph_def, frozen.input_name, frozen.output_name)
     config = config_pb2.ConfigProto()

@@ -1,8 +1,8 @@
 r"""Play a rosbag2 bag onto ROS topics: recorded timing, rate, loop, offset, remap, lockstep.
 
-    python -m jetson_seg.bag_player BAG --rate 2.0 --topics /camera/image_raw \\
+    python -m jetson_seg.tools.bag_player BAG --rate 2.0 --topics /camera/image_raw \\
         --remap /camera/image_raw:=image
-    python -m jetson_seg.bag_player BAG --lockstep --answer-topic segmentation/mask
+    python -m jetson_seg.tools.bag_player BAG --lockstep --answer-topic segmentation/mask
 
 Messages are published as the CDR bytes stored in the bag (no conversion). In lockstep mode the
 next image is sent only when the answer with the same header stamp arrived (or a timeout passed),
@@ -19,8 +19,8 @@ import rclpy
 from rclpy.duration import Duration
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
-from jetson_seg.bags import bag_topics, deserialize, read_messages
-from jetson_seg.replay import message_class, split_ros_args, stamp_key
+from jetson_seg.tools.bags import bag_topics, deserialize, read_messages
+from jetson_seg.tools.replay import message_class, split_ros_args, stamp_key
 
 
 def qos_profile(name: str) -> QoSProfile:

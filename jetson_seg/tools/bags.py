@@ -13,7 +13,7 @@ from typing import Iterator
 import cv2
 import numpy as np
 
-from jetson_seg.scenes import SceneSpec, scene_stream
+from jetson_seg.training.scenes import SceneSpec, scene_stream
 
 IMAGE_TYPE = 'sensor_msgs/msg/Image'
 COMPRESSED_TYPE = 'sensor_msgs/msg/CompressedImage'

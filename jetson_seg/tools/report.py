@@ -8,7 +8,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from jetson_seg.metrics import ConfusionMatrix, match_boxes
+from jetson_seg.training.metrics import ConfusionMatrix, match_boxes
 
 
 def summarize(records: Sequence, truth: Callable[[int], tuple[np.ndarray, list] | None],

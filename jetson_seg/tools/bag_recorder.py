@@ -1,6 +1,6 @@
 r"""Record ROS topics to a rosbag2 bag (sqlite3 or MCAP) and close it cleanly on Ctrl-C/SIGTERM.
 
-    python -m jetson_seg.bag_recorder output/run_bag --topics /camera/image_raw \\
+    python -m jetson_seg.tools.bag_recorder output/run_bag --topics /camera/image_raw \\
         segmentation/mask segmentation/detections --storage mcap
 
 Messages are stored as the serialized bytes received (no conversion). Like `ros2 bag record`,
@@ -20,8 +20,8 @@ import rclpy
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
 
-from jetson_seg.bags import STORAGES, typestore
-from jetson_seg.replay import message_class, split_ros_args
+from jetson_seg.tools.bags import STORAGES, typestore
+from jetson_seg.tools.replay import message_class, split_ros_args
 
 
 class BagRecorder:

@@ -16,9 +16,9 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from jetson_seg import artefacts
-from jetson_seg.convert_tftrt import TrtSettings
-from jetson_seg.parameters import TARGETS
+from jetson_seg.optimize import artefacts
+from jetson_seg.optimize.convert_tftrt import TrtSettings
+from jetson_seg.ros.parameters import TARGETS
 
 #: Minimum fraction of pixels whose class must agree with the source model, per artefact kind.
 MASK_AGREEMENT = {'tf': 0.9999, 'tftrt': 0.9999, 'litert/FP32': 0.9999, 'litert/FP16': 0.999,
@@ -83,8 +83,8 @@ CHECK_SEED, CALIBRATION_SEED = 99, 199
 
 def check_frames(count: int, input_hw: tuple[int, int], seed: int = CHECK_SEED) -> np.ndarray:
     """Generated scenes shrunk to the network input: what the model will really see."""
-    from jetson_seg.preprocess import Letterbox
-    from jetson_seg.scenes import scene_stream
+    from jetson_seg.vision.preprocess import Letterbox
+    from jetson_seg.training.scenes import scene_stream
 
     height, width = input_hw
     stream = scene_stream(seed)
@@ -160,7 +160,7 @@ class Optimizer:
 
     def _build(self, source: Path, output: Path) -> dict:
         """Everything after the inputs are known, with `output` locked against other runs."""
-        from jetson_seg.freeze import freeze_keras_model, load_keras
+        from jetson_seg.optimize.freeze import freeze_keras_model, load_keras
         from jetson_seg.model_store import read_model_info
 
         cfg = self.config
@@ -250,7 +250,7 @@ class Optimizer:
                 'nodes': len(frozen.graph_def.node), 'check': check}
 
     def _target_litert(self, model, frozen, frames, reference, run_dir: Path) -> dict:
-        from jetson_seg.convert_litert import convert_to_litert
+        from jetson_seg.optimize.convert_litert import convert_to_litert
         from jetson_seg.engines.litert import LiteRtEngine
 
         precisions = ['FP32']
@@ -270,10 +270,10 @@ class Optimizer:
         return {'files': files, 'check': checks}
 
     def _target_tftrt(self, model, frozen_cpu, frames, reference, run_dir: Path) -> dict:
-        from jetson_seg.convert_tftrt import (native_segments_graph, rewrite_for_tensorrt,
-                                              tensorrt_available)
+        from jetson_seg.optimize.convert_tftrt import (native_segments_graph, rewrite_for_tensorrt,
+                                                       tensorrt_available)
         from jetson_seg.engines.tf_graph import FrozenGraphEngine
-        from jetson_seg.freeze import freeze_keras_model
+        from jetson_seg.optimize.freeze import freeze_keras_model
 
         settings = self.config.trt
         if tensorrt_available():
@@ -299,7 +299,7 @@ class Optimizer:
 
     def _target_tftrt_gpu(self, model, frames, reference, run_dir: Path) -> dict:
         """Convert and pre-build engines on this GPU (not exercised in CI: no GPU there)."""
-        from jetson_seg.convert_tftrt import convert_with_tensorrt
+        from jetson_seg.optimize.convert_tftrt import convert_with_tensorrt
         from jetson_seg.engines.tftrt import TfTrtEngine, gpu_and_tensorrt
 
         cfg = self.config
@@ -317,7 +317,7 @@ class Optimizer:
 def _versions() -> dict:
     import tensorflow as tf
 
-    from jetson_seg.convert_tftrt import tensorrt_available
+    from jetson_seg.optimize.convert_tftrt import tensorrt_available
     gpus = tf.config.list_physical_devices('GPU')
     return {'tensorflow': tf.__version__, 'python': platform.python_version(),
             'machine': platform.machine(), 'tensorrt_available': tensorrt_available(),

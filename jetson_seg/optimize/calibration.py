@@ -8,14 +8,14 @@ from typing import Callable, Iterable, Iterator
 import cv2
 import numpy as np
 
-from jetson_seg.image_conversion import DecodedImage, decode_compressed, decode_image
-from jetson_seg.preprocess import Letterbox
+from jetson_seg.vision.image_conversion import DecodedImage, decode_compressed, decode_image
+from jetson_seg.vision.preprocess import Letterbox
 
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp')
 
 
 def _to_network(image: DecodedImage, input_hw: tuple[int, int]) -> np.ndarray:
-    from jetson_seg.image_conversion import resize_to_rgb
+    from jetson_seg.vision.image_conversion import resize_to_rgb
 
     height, width = image.pixels.shape[:2]
     box = Letterbox.fit(width, height, input_hw[1], input_hw[0])

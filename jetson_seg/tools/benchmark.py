@@ -1,6 +1,6 @@
 """Benchmark: engines side by side, the node end to end over Fast DDS, and its per-stage cost.
 
-    python -m jetson_seg.benchmark --output output/benchmark [--quick]
+    python -m jetson_seg.tools.benchmark --output output/benchmark [--quick]
 
 Each engine runs in its own process (thread pools of TF and LiteRT would otherwise fight over the
 cores), on the default model at its input size, batch 1. The node is measured the way
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jetson_seg.report import markdown_table, save_figure
+from jetson_seg.tools.report import markdown_table, save_figure
 
 #: Engine threads of the node under test. One: inference overlaps postprocessing and the camera
 #: on the other core; 2 threads measured slower end to end at 150-200 Hz on 2 cores.
@@ -55,9 +55,9 @@ def _engine_worker(kind: str, iterations: int) -> dict:
     """Time one runtime on the default model; runs in a fresh process."""
     import tensorflow as tf
 
-    from jetson_seg.freeze import freeze_keras_model, load_keras
+    from jetson_seg.optimize.freeze import freeze_keras_model, load_keras
     from jetson_seg.model_store import default_model_dir
-    from jetson_seg.optimizer import check_frames
+    from jetson_seg.optimize.optimizer import check_frames
 
     tf.config.threading.set_intra_op_parallelism_threads(os.cpu_count())
     tf.config.threading.set_inter_op_parallelism_threads(1)
@@ -81,7 +81,7 @@ def _engine_worker(kind: str, iterations: int) -> dict:
         def run():
             return engine.infer(frame)
     elif kind.startswith('litert_'):
-        from jetson_seg.convert_litert import convert_to_litert
+        from jetson_seg.optimize.convert_litert import convert_to_litert
         from jetson_seg.engines.litert import LiteRtEngine
         engine = LiteRtEngine(convert_to_litert(model, 'FP32'), 4, threads=int(kind[-1]))
 
@@ -98,11 +98,11 @@ def _hot_path_worker() -> dict:
 
     from std_msgs.msg import Header
 
-    from jetson_seg.image_conversion import decode_image
-    from jetson_seg.messages import detections_msg, image_msg
+    from jetson_seg.vision.image_conversion import decode_image
+    from jetson_seg.ros.messages import detections_msg, image_msg
     from jetson_seg.model_store import open_model
-    from jetson_seg.pipeline import PipelineConfig, SegmentationPipeline, Wanted
-    from jetson_seg.scenes import scene_stream
+    from jetson_seg.vision.pipeline import PipelineConfig, SegmentationPipeline, Wanted
+    from jetson_seg.training.scenes import scene_stream
 
     engine, info = open_model('', 'auto', threads=0)
     pipeline = SegmentationPipeline(engine, np.array(info.class_colors, np.uint8),
@@ -135,7 +135,7 @@ def _hot_path_worker() -> dict:
 
 
 def _in_subprocess(args: list[str]) -> dict:
-    result = subprocess.run([sys.executable, '-m', 'jetson_seg.benchmark', *args],
+    result = subprocess.run([sys.executable, '-m', 'jetson_seg.tools.benchmark', *args],
                             capture_output=True, text=True, timeout=900,
                             env={**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '2'})
     if result.returncode != 0:
@@ -153,10 +153,10 @@ def _node_runs(rates: list[float], seconds: float, domain_id: int, out: Path) ->
     import rclpy
     from std_msgs.msg import Header
 
-    from jetson_seg.messages import image_msg
-    from jetson_seg.replay import NodeUnderTest, Streamer, isolated_env
-    from jetson_seg.report import summarize
-    from jetson_seg.scenes import CLASS_NAMES, scene_stream
+    from jetson_seg.ros.messages import image_msg
+    from jetson_seg.tools.replay import NodeUnderTest, Streamer, isolated_env
+    from jetson_seg.tools.report import summarize
+    from jetson_seg.training.scenes import CLASS_NAMES, scene_stream
 
     env = isolated_env(domain_id)
     node_proc = NodeUnderTest({'threads': NODE_THREADS}, out / 'node.log', env)
@@ -204,9 +204,9 @@ def _multi_camera_runs(counts: list[int], rate: float, seconds: float, domain_id
     import rclpy
     from std_msgs.msg import Header
 
-    from jetson_seg.messages import image_msg
-    from jetson_seg.replay import NodeUnderTest, Streamer, isolated_env
-    from jetson_seg.scenes import scene_stream
+    from jetson_seg.ros.messages import image_msg
+    from jetson_seg.tools.replay import NodeUnderTest, Streamer, isolated_env
+    from jetson_seg.training.scenes import scene_stream
 
     env = isolated_env(domain_id)
     frame = next(scene_stream(5)).image

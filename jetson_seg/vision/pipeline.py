@@ -13,10 +13,10 @@ import cv2
 import numpy as np
 
 from jetson_seg.engines.base import Engine
-from jetson_seg.image_conversion import DecodedImage, resize_to_rgb, to_rgb
-from jetson_seg.postprocess import (ArgmaxScratch, Region, class_mask, color_mask, overlay,
-                                    probability_planes, regions)
-from jetson_seg.preprocess import Letterbox
+from jetson_seg.vision.image_conversion import DecodedImage, resize_to_rgb, to_rgb
+from jetson_seg.vision.postprocess import (ArgmaxScratch, Region, class_mask, color_mask, overlay,
+                                           probability_planes, regions)
+from jetson_seg.vision.preprocess import Letterbox
 
 
 @dataclass(frozen=True)

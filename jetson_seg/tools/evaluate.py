@@ -1,7 +1,7 @@
 """Evaluate the segmentation node on a bag with ground truth: quality, latency, drops.
 
-    python -m jetson_seg.evaluate BAG --lockstep --output output/eval
-    python -m jetson_seg.evaluate BAG --rate 60 --output output/eval_60hz
+    python -m jetson_seg.tools.evaluate BAG --lockstep --output output/eval
+    python -m jetson_seg.tools.evaluate BAG --rate 60 --output output/eval_60hz
 
 Starts the node (unless --no-start-node), replays the bag's image topic through it (lockstep:
 every frame answered before the next; or at a fixed rate), and compares masks with the bag's
@@ -37,10 +37,10 @@ def main(argv: list[str] | None = None) -> None:
     import rclpy
     from tqdm import tqdm
 
-    from jetson_seg.bags import bag_topics, deserialize, read_messages
-    from jetson_seg.replay import NodeUnderTest, Streamer, isolated_env, stamp_key
-    from jetson_seg.report import plot_run, summarize, table, write_json
-    from jetson_seg.scenes import CLASS_NAMES, boxes_from_mask
+    from jetson_seg.tools.bags import bag_topics, deserialize, read_messages
+    from jetson_seg.tools.replay import NodeUnderTest, Streamer, isolated_env, stamp_key
+    from jetson_seg.tools.report import plot_run, summarize, table, write_json
+    from jetson_seg.training.scenes import CLASS_NAMES, boxes_from_mask
 
     topics = bag_topics(args.bag)
     for topic in (args.image_topic, args.truth_topic):

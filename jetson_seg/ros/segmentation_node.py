@@ -1,16 +1,15 @@
 """ROS 2 lifecycle node: camera images in, masks, overlays and detections out.
 
-Wiring only: parameters, QoS, topics, the newest-frame worker thread and diagnostics. All image
-and model work lives in the rclpy-free core (image_conversion, pipeline, messages).
+Wiring only: parameters, QoS, topics, lifecycle and diagnostics. Frame scheduling (newest frame
+per camera, two stages, accounting) is vision.scheduler; image and model work is the rclpy-free
+core (image_conversion, pipeline); messages.py builds the outgoing messages.
 
-    python -m jetson_seg.segmentation_node --ros-args -r image:=/camera/image_raw
+    python -m jetson_seg.ros.segmentation_node --ros-args -r image:=/camera/image_raw
 """
 
 from __future__ import annotations
 
-import queue
 import sys
-import threading
 import time
 
 import numpy as np
@@ -25,13 +24,15 @@ from vision_msgs.msg import Detection2DArray, LabelInfo
 
 from jetson_seg.engines.base import EngineError
 from jetson_seg.engines.gpu_memory import configure_gpu_memory
-from jetson_seg.frame_stats import FrameStats
-from jetson_seg.image_conversion import ImageRejected, decode_compressed, decode_image
-from jetson_seg.messages import detections_msg, diagnostics_msg, image_msg, label_info_msg
+from jetson_seg.vision.frame_stats import FrameStats
+from jetson_seg.vision.image_conversion import (ImageRejected, check_compressed, check_image,
+                                                decode_compressed, decode_image)
+from jetson_seg.ros.messages import detections_msg, diagnostics_msg, image_msg, label_info_msg
 from jetson_seg.model_store import open_model
-from jetson_seg.parameters import SEGMENTATION_PARAMS, SPECS_BY_NAME
-from jetson_seg.pipeline import PipelineConfig, SegmentationPipeline, Wanted
-from jetson_seg.ros_params import PARAM_ERRORS, declare_all
+from jetson_seg.ros.parameters import SEGMENTATION_PARAMS, SPECS_BY_NAME
+from jetson_seg.vision.pipeline import FrameResult, PipelineConfig, SegmentationPipeline, Wanted
+from jetson_seg.vision.scheduler import FrameScheduler, PendingFrame
+from jetson_seg.ros.ros_params import PARAM_ERRORS, declare_all
 
 OUTPUT_TOPICS = {'mask': 'segmentation/mask', 'color_mask': 'segmentation/color_mask',
                  'overlay': 'segmentation/overlay', 'detections': 'segmentation/detections'}
@@ -61,11 +62,7 @@ class SegmentationNode(LifecycleNode):
         self._diag_pub = None
         self._subs: list = []
         self._diag_timer = None
-        self._cond = threading.Condition()
-        self._pending: dict[str, tuple] = {}  # camera -> (newest message, receipt time)
-        self._running = False
-        self._workers: list[threading.Thread] = []
-        self._handoff: queue.Queue = queue.Queue(maxsize=1)  # inferred batch -> publisher
+        self._scheduler: FrameScheduler | None = None
         self._rejected_reported = 0
 
     # ---- parameters -------------------------------------------------------------------------
@@ -105,6 +102,7 @@ class SegmentationNode(LifecycleNode):
         self._class_names = info.class_names
         self._pipeline = SegmentationPipeline(engine, np.array(info.class_colors, np.uint8),
                                               self._pipeline_config())
+        self._scheduler = FrameScheduler(self._pipeline, self, self.stats, self.check)
         out_qos = _qos(self._param('output_reliability'), self._param('output_depth'))
         self._cameras = tuple(dict.fromkeys(self._param('cameras')))
         self._pubs = {cam: self._camera_publishers(cam, out_qos) for cam in self._cameras}
@@ -129,19 +127,14 @@ class SegmentationNode(LifecycleNode):
         header = Header(stamp=self.get_clock().now().to_msg())
         for pubs in self._pubs.values():
             pubs['label_info'].publish(label_info_msg(header, self._class_names))
-        self._running = True
-        self._workers = [threading.Thread(target=self._infer_loop, name='infer', daemon=True),
-                         threading.Thread(target=self._publish_loop, name='publish',
-                                          daemon=True)]
-        for worker in self._workers:
-            worker.start()
+        self._scheduler.start()
         in_qos = _qos(self._param('input_reliability'), self._param('input_depth'))
         compressed = self._param('image_transport') == 'compressed'
         for cam in self._cameras:
             topic = (f'{cam}/' if cam else '') + ('image/compressed' if compressed else 'image')
             self._subs.append(self.create_subscription(
                 CompressedImage if compressed else Image, topic,
-                lambda msg, cam=cam: self._on_image(cam, msg), in_qos))
+                lambda msg, cam=cam: self._scheduler.submit(cam, msg), in_qos))
         self._diag_timer = self.create_timer(self._param('diagnostics_period'),
                                              self._publish_diagnostics)
         topics = ', '.join(sub.topic_name for sub in self._subs)
@@ -162,7 +155,7 @@ class SegmentationNode(LifecycleNode):
         for pub in [p for pubs in self._pubs.values() for p in pubs.values()] + [self._diag_pub]:
             self.destroy_publisher(pub)
         self._pubs, self._diag_pub = {}, None
-        self._pipeline = None
+        self._pipeline = self._scheduler = None
         if self._engine is not None:
             self._engine.close()
             self._engine = None
@@ -175,106 +168,39 @@ class SegmentationNode(LifecycleNode):
             self._engine = None
         return TransitionCallbackReturn.SUCCESS
 
-    # ---- frames -----------------------------------------------------------------------------
-    def _on_image(self, camera: str, msg) -> None:
-        """Keep only each camera's newest frame; one replaced before processing is dropped."""
-        self.stats.on_received()
-        with self._cond:
-            if camera in self._pending:
-                self.stats.on_dropped()
-            self._pending[camera] = (msg, time.monotonic())
-            self._cond.notify()
-
+    # ---- frames (FrameSink for the scheduler) ------------------------------------------------
     def stop_worker(self) -> None:
-        """Stop the processing threads (idempotent); pending frames are discarded."""
-        with self._cond:
-            self._running = False
-            self._pending = {}
-            self._cond.notify()
-        for worker in self._workers:  # no timeout: a thread left running would use a closed
-            worker.join()             # engine or race a new activation (loops poll every 0.1 s)
-        self._workers = []
-        while not self._handoff.empty():
-            self._handoff.get_nowait()
+        """Stop frame processing (idempotent); pending frames are counted as dropped."""
+        if self._scheduler is not None:
+            self._scheduler.stop()
 
-    def _infer_loop(self) -> None:
-        """Stage 1: newest frame of each camera -> decode -> engine (one batch)."""
-        while True:
-            with self._cond:
-                while self._running and not self._pending:
-                    self._cond.wait()
-                if not self._running:
-                    return
-                frames, self._pending = self._pending, {}
-            try:
-                work = self._infer(frames)
-            except Exception as exc:  # the worker must outlive any one bad frame
-                self.stats.on_rejected('processing_error', len(frames))
-                self.get_logger().error(f'frame failed: {exc!r}', throttle_duration_sec=2.0)
-                continue
-            while work is not None and self._running:  # wait for stage 2, stay stoppable
-                try:
-                    self._handoff.put(work, timeout=0.1)
-                    break
-                except queue.Full:
-                    continue
-
-    def _publish_loop(self) -> None:
-        """Stage 2, overlapping the next inference: postprocess -> messages -> publish."""
-        while self._running:
-            try:
-                work = self._handoff.get(timeout=0.1)
-            except queue.Empty:
-                continue
-            try:
-                self._finish(*work)
-            except Exception as exc:
-                self.stats.on_rejected('processing_error', len(work[0]))
-                self.get_logger().error(f'frame failed: {exc!r}', throttle_duration_sec=2.0)
-
-    def _wanted(self, camera: str) -> Wanted:
+    def wanted(self, camera: str) -> Wanted:
         pubs = self._pubs[camera]
         return Wanted(**{key: pubs[key].get_subscription_count() > 0 for key in OUTPUT_TOPICS})
 
-    def _decode(self, msg):
+    def check(self, msg) -> None:
+        """Header-only validation in the callback: a malformed message never displaces a frame."""
         max_pixels = self._param('max_image_pixels')
-        try:
-            if isinstance(msg, CompressedImage):
-                return decode_compressed(msg, max_pixels)
-            return decode_image(msg, max_pixels)
-        except ImageRejected as exc:
-            self.stats.on_rejected(exc.reason)
-            self.get_logger().warning(f'rejected image (frame_id={msg.header.frame_id!r}): '
-                                      f'{exc}', throttle_duration_sec=2.0)
-            return None
+        if isinstance(msg, CompressedImage):
+            check_compressed(msg, max_pixels)
+        else:
+            check_image(msg, max_pixels)
 
-    def _infer(self, frames: dict[str, tuple]):
-        """Decode the newest frame of each camera and infer them as one batch."""
-        t0 = time.perf_counter()
-        batch = []
-        for camera, (msg, received_at) in frames.items():
-            wanted = self._wanted(camera)
-            if not wanted.anything:  # nobody listens: not even decoded
-                self.stats.on_unwanted()
-                continue
-            decoded = self._decode(msg)
-            if decoded is not None:
-                batch.append((camera, msg, received_at, decoded, wanted))
-        if not batch:
-            return None
-        decode_ms = (time.perf_counter() - t0) * 1e3 / len(batch)
-        return batch, self._pipeline.infer_batch([b[3] for b in batch]), decode_ms
+    def decode(self, msg):
+        max_pixels = self._param('max_image_pixels')
+        if isinstance(msg, CompressedImage):
+            return decode_compressed(msg, max_pixels)
+        return decode_image(msg, max_pixels)
 
-    def _finish(self, batch: list, inferred, decode_ms: float) -> None:
-        results = self._pipeline.finish_batch(inferred, [b[4] for b in batch])
-        for (camera, msg, received_at, _, _), result in zip(batch, results):
-            t2 = time.perf_counter()
-            self._publish(self._pubs[camera], msg.header, result)
-            stages = {'decode': decode_ms, **result.timings_ms,
-                      'publish': (time.perf_counter() - t2) * 1e3}
-            self.stats.on_answered((time.monotonic() - received_at) * 1e3, stages)
+    def rejected(self, frame: PendingFrame, error: ImageRejected) -> None:
+        self.get_logger().warning(f'rejected image (frame_id={frame.message.header.frame_id!r}): '
+                                  f'{error}', throttle_duration_sec=2.0)
 
-    def _publish(self, pubs: dict[str, object], header, result) -> None:
+    def failed(self, error: Exception) -> None:
+        self.get_logger().error(f'frame failed: {error!r}', throttle_duration_sec=2.0)
+
+    def publish(self, frame: PendingFrame, result: FrameResult) -> None:
+        pubs, header = self._pubs[frame.camera], frame.message.header
         if result.mask is not None:
             pubs['mask'].publish(image_msg(header, result.mask, 'mono8'))
         if result.color_mask is not None:

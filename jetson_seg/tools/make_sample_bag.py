@@ -1,7 +1,8 @@
 """Write a rosbag2 bag of generated scenes with ground truth (no ROS needed).
 
 Usage:
-    python -m jetson_seg.make_sample_bag output/sample_bag --frames 300 --rate 30 --storage mcap
+    python -m jetson_seg.tools.make_sample_bag output/sample_bag --frames 300 --rate 30 \
+        --storage mcap
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from jetson_seg.bags import STORAGES, SampleBagSpec, make_sample_bag
+from jetson_seg.tools.bags import STORAGES, SampleBagSpec, make_sample_bag
 
 
 def main(argv: list[str] | None = None) -> None:

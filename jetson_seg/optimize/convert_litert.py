@@ -8,7 +8,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from jetson_seg.parameters import PRECISIONS
+from jetson_seg.ros.parameters import PRECISIONS
 
 
 def convert_to_litert(model, precision: str,

@@ -1,6 +1,6 @@
 """Demo: the segmentation node on a generated 640x480 camera stream, measured and pictured.
 
-    python -m jetson_seg.demo --rate 120 --duration 20 --output output/demo
+    python -m jetson_seg.tools.demo --rate 120 --duration 20 --output output/demo
 
 Starts the node in its own process (as `ros2 run` would), publishes generated scenes at the given
 rate from this process, collects every output over Fast DDS, then prints achieved fps, latency
@@ -18,8 +18,8 @@ import numpy as np
 
 
 def _write_pictures(out: Path, streamer, scene_of: dict, scenes, count: int) -> list[str]:
-    from jetson_seg.image_conversion import decode_image, to_rgb
-    from jetson_seg.scenes import CLASS_COLORS
+    from jetson_seg.vision.image_conversion import decode_image, to_rgb
+    from jetson_seg.training.scenes import CLASS_COLORS
 
     palette = np.array(CLASS_COLORS, np.uint8)
     written = []
@@ -57,10 +57,10 @@ def main(argv: list[str] | None = None) -> None:
     from std_msgs.msg import Header
     from tqdm import tqdm
 
-    from jetson_seg.messages import image_msg
-    from jetson_seg.replay import NodeUnderTest, Streamer, isolated_env
-    from jetson_seg.report import plot_run, summarize, table, write_json
-    from jetson_seg.scenes import CLASS_NAMES, scene_stream
+    from jetson_seg.ros.messages import image_msg
+    from jetson_seg.tools.replay import NodeUnderTest, Streamer, isolated_env
+    from jetson_seg.tools.report import plot_run, summarize, table, write_json
+    from jetson_seg.training.scenes import CLASS_NAMES, scene_stream
 
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)

@@ -1,8 +1,8 @@
 """Long runs that prove robustness: malformed-input fuzzing and a soak at camera rate.
 
-    python -m jetson_seg.stress fuzz --count 10000
-    python -m jetson_seg.stress soak --minutes 10 --rate 60
-    python -m jetson_seg.stress kill-optimizer --times 20
+    python -m jetson_seg.tools.stress fuzz --count 10000
+    python -m jetson_seg.tools.stress soak --minutes 10 --rate 60
+    python -m jetson_seg.tools.stress kill-optimizer --times 20
 
 Both start the node in its own process and account for every message: after the run,
 received == answered + dropped + rejected + unwanted must hold on the node's own counters
@@ -82,7 +82,7 @@ class _Run:
     def __init__(self, out: Path, params: dict, domain_id: int, compressed: bool) -> None:
         import rclpy
 
-        from jetson_seg.replay import NodeUnderTest, Streamer, isolated_env
+        from jetson_seg.tools.replay import NodeUnderTest, Streamer, isolated_env
 
         env = isolated_env(domain_id)
         if compressed:
@@ -120,9 +120,9 @@ def fuzz(count: int, valid_every: int, out: Path, domain_id: int, seed: int = 0)
     import rclpy
     from std_msgs.msg import Header
 
-    from jetson_seg.messages import image_msg
-    from jetson_seg.replay import stamp_key
-    from jetson_seg.scenes import scene_stream
+    from jetson_seg.ros.messages import image_msg
+    from jetson_seg.tools.replay import stamp_key
+    from jetson_seg.training.scenes import scene_stream
 
     rng = np.random.default_rng(seed)
     scene = next(scene_stream(seed))
@@ -173,9 +173,9 @@ def soak(seconds: float, rate: float, out: Path, domain_id: int) -> dict:
     """Stream generated frames at `rate` for `seconds`; RSS and latency per window."""
     from std_msgs.msg import Header
 
-    from jetson_seg.messages import image_msg
-    from jetson_seg.report import summarize
-    from jetson_seg.scenes import CLASS_NAMES, scene_stream
+    from jetson_seg.ros.messages import image_msg
+    from jetson_seg.tools.report import summarize
+    from jetson_seg.training.scenes import CLASS_NAMES, scene_stream
 
     run = _Run(out, {}, domain_id, False)
     stream = scene_stream(3)
@@ -219,12 +219,12 @@ def kill_optimizer(times: int, out: Path, seed: int = 0) -> dict:
     import subprocess
     import sys
 
-    from jetson_seg.artefacts import read_manifest
+    from jetson_seg.optimize.artefacts import read_manifest
     from jetson_seg.model_store import open_model
 
     rng = np.random.default_rng(seed)
     target = out / 'artefacts'
-    base = [sys.executable, '-m', 'jetson_seg.optimizer_node', '--ros-args',
+    base = [sys.executable, '-m', 'jetson_seg.ros.optimizer_node', '--ros-args',
             '-p', f'output_dir:={target}', '-p', 'targets:=[tf,litert]', '-p', 'check_frames:=2',
             '-p', 'force_rebuild:=true']  # every run does the whole conversion
     started = time.time()

@@ -22,10 +22,10 @@ import numpy as np
 import rclpy
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 
-from jetson_seg.image_conversion import decode_image
-from jetson_seg.messages import detection_boxes
+from jetson_seg.vision.image_conversion import decode_image
+from jetson_seg.ros.messages import detection_boxes
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / 'config'
+CONFIG_DIR = Path(__file__).resolve().parents[2] / 'config'
 
 
 def split_ros_args(argv: list[str] | None = None) -> tuple[list[str], list[str]]:
@@ -77,7 +77,7 @@ class NodeUnderTest:
 
     def __init__(self, params: dict[str, object], log_path: Path, env: dict[str, str],
                  namespace: str = '', params_file: Path | None = None) -> None:
-        cmd = [sys.executable, '-m', 'jetson_seg.segmentation_node', '--ros-args']
+        cmd = [sys.executable, '-m', 'jetson_seg.ros.segmentation_node', '--ros-args']
         if params_file is not None:
             cmd += ['--params-file', str(params_file)]
         for key, value in params.items():

@@ -8,7 +8,7 @@ from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValu
 from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
                                 SetParametersResult)
 
-from jetson_seg.parameters import ParamSpec, validate
+from jetson_seg.ros.parameters import ParamSpec, validate
 
 #: What declaring parameters raises for a bad value given on the command line or in a file.
 PARAM_ERRORS = (ValueError, InvalidParameterValueException, InvalidParameterTypeException)

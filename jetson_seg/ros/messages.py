@@ -14,8 +14,8 @@ from sensor_msgs.msg import Image
 from vision_msgs.msg import (Detection2D, Detection2DArray, LabelInfo, ObjectHypothesisWithPose,
                              VisionClass)
 
-from jetson_seg.image_conversion import encode_mono8, encode_rgb8
-from jetson_seg.postprocess import Region
+from jetson_seg.vision.image_conversion import encode_mono8, encode_rgb8
+from jetson_seg.vision.postprocess import Region
 
 
 _ENCODERS = {'mono8': encode_mono8, 'rgb8': encode_rgb8}

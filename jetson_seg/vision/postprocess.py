@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from jetson_seg.preprocess import Letterbox
+from jetson_seg.vision.preprocess import Letterbox
 
 
 @dataclass(frozen=True)
