@@ -1,65 +1,19 @@
-"""Find a model on disk, read its metadata, and open it with the requested engine."""
+"""Open a model folder with the requested engine, after every manifest and description check.
+
+The description itself (model.json, the manifest's model section) is model_info's; this module
+decides which engine runs which file.
+"""
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
 from pathlib import Path
 
+from jetson_seg.engines.base import ENGINES, Engine
+from jetson_seg.engines.gpu import has_gpu
+from jetson_seg.errors import ConfigurationError, EngineError, JetsonSegError, ModelError
+from jetson_seg.model_info import (KERAS_FILE, MODEL_JSON, ModelInfo, default_model_dir,
+                                   load_keras, parse_description, read_model_info)
 from jetson_seg.optimize.artefacts import MANIFEST
-from jetson_seg.engines.base import Engine, EngineError
-from jetson_seg.ros.parameters import ENGINES
-
-KERAS_FILE = 'model.keras'
-METADATA_FILE = 'model.json'
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    """What the node needs to know about a model besides running it."""
-
-    path: Path
-    class_names: tuple[str, ...]
-    class_colors: tuple[tuple[int, int, int], ...]
-    input_hw: tuple[int, int]
-
-
-def default_model_dir() -> Path:
-    """The packaged default model: the ROS share directory, else the source tree."""
-    try:
-        from ament_index_python.packages import (PackageNotFoundError,
-                                                 get_package_share_directory)
-        try:
-            shared = Path(get_package_share_directory('jetson_seg')) / 'models' / 'default'
-            if (shared / KERAS_FILE).is_file():
-                return shared
-        except (PackageNotFoundError, OSError):  # OSError: no AMENT_PREFIX_PATH at all
-            pass
-    except ImportError:
-        pass
-    return Path(__file__).resolve().parent.parent / 'models' / 'default'
-
-
-def read_model_info(model_dir: Path) -> ModelInfo:
-    """Parse model.json beside a model; every problem names the file and what is wrong."""
-    meta_path = model_dir / METADATA_FILE
-    try:
-        meta = json.loads(meta_path.read_text())
-        names = tuple(str(n) for n in meta['class_names'])
-        colors = tuple(tuple(int(c) for c in rgb) for rgb in meta['class_colors'])
-        input_hw = (int(meta['input']['height']), int(meta['input']['width']))
-    except FileNotFoundError as exc:
-        raise EngineError(f'model metadata missing: {meta_path}') from exc
-    except (ValueError, KeyError, TypeError) as exc:
-        raise EngineError(f'model metadata {meta_path} is invalid: {exc!r}') from exc
-    if len(colors) != len(names) or any(len(c) != 3 for c in colors):
-        raise EngineError(f'{meta_path}: class_colors must give one RGB triple per class')
-    return ModelInfo(model_dir, names, colors, input_hw)
-
-
-def _has_gpu() -> bool:
-    import tensorflow as tf
-    return bool(tf.config.list_physical_devices('GPU'))
 
 
 def _auto_order(has_gpu: bool) -> tuple[str, ...]:
@@ -73,24 +27,24 @@ def _auto_order(has_gpu: bool) -> tuple[str, ...]:
 
 def open_model(model_path: str, engine: str = 'auto', threads: int = 0,
                allow_fallback: bool = False, log=None) -> tuple[Engine, ModelInfo]:
-    """Open `model_path` ('' = default model) with `engine`; raises EngineError with the cause.
+    """Open `model_path` ('' = default model) with `engine`; raises JetsonSegError (the cause).
 
     `model_path` is a Keras model (file or directory with model.keras + model.json) or an
     optimizer output directory (manifest.json). With `allow_fallback`, an engine that cannot
     run here is replaced by the automatic choice (and `log` is told why).
     """
     if engine not in ENGINES:
-        raise EngineError(f'unknown engine {engine!r}; choose one of {ENGINES}')
+        raise ConfigurationError(f'unknown engine {engine!r}; choose one of {ENGINES}')
     path = Path(model_path).expanduser() if model_path else default_model_dir()
     if not path.exists():
-        raise EngineError(f'model path does not exist: {path}')
+        raise ModelError(f'model path does not exist: {path}')
     opener = _open_artefacts if (path / MANIFEST).is_file() else _open_keras
     if engine == 'auto':
         errors = []
-        for candidate in _auto_order(_has_gpu()):
+        for candidate in _auto_order(has_gpu()):
             try:
                 return opener(path, candidate, threads)
-            except EngineError as exc:
+            except JetsonSegError as exc:
                 errors.append(f'{candidate}: {exc}')
         raise EngineError('no engine can run ' + str(path) + ': ' + '; '.join(errors))
     try:
@@ -108,23 +62,21 @@ def _open_keras(path: Path, engine: str, threads: int) -> tuple[Engine, ModelInf
     model_dir = path.parent if path.is_file() else path
     keras_file = path if path.is_file() else path / KERAS_FILE
     if not keras_file.is_file():
-        raise EngineError(f'no {KERAS_FILE} in {model_dir}')
+        raise ModelError(f'no {KERAS_FILE} in {model_dir}')
     if engine == 'tftrt':
         raise EngineError('tftrt needs engines converted by the optimizer on the target GPU: '
                           'run optimizer_node and point model_path at its output directory')
     info = read_model_info(model_dir)
-    from jetson_seg.optimize.freeze import load_keras
-
     try:
         keras_model = load_keras(keras_file)
     except Exception as exc:  # Keras raises many types for a bad file; report them all alike
-        raise EngineError(f'cannot load Keras model {keras_file}: {exc}') from exc
+        raise ModelError(f'cannot load Keras model {keras_file}: {exc}') from exc
     shape = tuple(keras_model.input_shape[1:3])
     classes = int(keras_model.output_shape[-1])
     if shape != info.input_hw or classes != len(info.class_names):
-        raise EngineError(f'{keras_file} does not match {model_dir / METADATA_FILE}: input '
-                          f'{shape} vs {info.input_hw}, classes {classes} '
-                          f'vs {len(info.class_names)}')
+        raise ModelError(f'{keras_file} does not match {model_dir / MODEL_JSON}: input '
+                         f'{shape} vs {info.input_hw}, classes {classes} '
+                         f'vs {len(info.class_names)}')
     if engine == 'litert':
         from jetson_seg.optimize.convert_litert import convert_to_litert
         from jetson_seg.engines.litert import LiteRtEngine
@@ -132,9 +84,8 @@ def _open_keras(path: Path, engine: str, threads: int) -> tuple[Engine, ModelInf
     from jetson_seg.engines.tf_graph import FrozenGraphEngine
     from jetson_seg.optimize.freeze import freeze_keras_model
 
-    frozen = freeze_keras_model(keras_model, for_cpu=not _has_gpu())  # CPU fusions pin to CPU
-    return FrozenGraphEngine(frozen.graph_def, frozen.input_name, frozen.output_name,
-                             frozen.input_hw, frozen.num_classes, threads), info
+    frozen = freeze_keras_model(keras_model, for_cpu=not has_gpu())  # CPU fusions pin to CPU
+    return FrozenGraphEngine.from_frozen(frozen, threads), info
 
 
 def _open_artefacts(path: Path, engine: str, threads: int) -> tuple[Engine, ModelInfo]:
@@ -142,10 +93,7 @@ def _open_artefacts(path: Path, engine: str, threads: int) -> tuple[Engine, Mode
     from jetson_seg.optimize.artefacts import read_manifest, verified_file
 
     manifest = read_manifest(path)
-    model = manifest['model']
-    info = ModelInfo(path, tuple(model['class_names']),
-                     tuple(tuple(c) for c in model['class_colors']),
-                     (int(model['input']['height']), int(model['input']['width'])))
+    info = parse_description(manifest['model'], f'{path / MANIFEST} (model section)', path)
     target = manifest['targets'].get(engine)
     if target is None:
         raise EngineError(f'{path / MANIFEST} has no {engine!r} target (it has '

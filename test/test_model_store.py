@@ -5,8 +5,9 @@ import shutil
 
 import pytest
 
-from jetson_seg.engines.base import EngineError
-from jetson_seg.model_store import default_model_dir, open_model
+from jetson_seg.errors import EngineError, JetsonSegError, ModelError
+from jetson_seg.model_info import default_model_dir
+from jetson_seg.model_store import open_model
 
 
 @pytest.fixture
@@ -17,13 +18,13 @@ def model_copy(tmp_path):
 
 
 def test_missing_model_path(tmp_path):
-    with pytest.raises(EngineError, match=str(tmp_path / 'nowhere')):
+    with pytest.raises(ModelError, match=str(tmp_path / 'nowhere')):
         open_model(str(tmp_path / 'nowhere'))
 
 
 def test_corrupt_keras_file(model_copy):
     (model_copy / 'model.keras').write_bytes(b'PK\x03\x04 not really a zip')
-    with pytest.raises(EngineError, match='cannot load Keras model .*model.keras'):
+    with pytest.raises(ModelError, match='cannot load Keras model .*model.keras'):
         open_model(str(model_copy), 'tf')
 
 
@@ -32,19 +33,26 @@ def test_metadata_that_does_not_match_the_model(model_copy):
     meta['class_names'].append('extra')
     meta['class_colors'].append([1, 2, 3])
     (model_copy / 'model.json').write_text(json.dumps(meta))
-    with pytest.raises(EngineError, match='does not match .*model.json.*classes 4 vs 5'):
+    with pytest.raises(ModelError, match='does not match .*model.json.*classes 4 vs 5'):
         open_model(str(model_copy), 'tf')
 
 
 def test_invalid_metadata(model_copy):
     (model_copy / 'model.json').write_text('{"class_names": ')
-    with pytest.raises(EngineError, match='model.json is invalid'):
+    with pytest.raises(ModelError, match='model.json is not valid JSON'):
         open_model(str(model_copy), 'tf')
 
 
 def test_keras_model_cannot_be_served_as_tftrt():
     with pytest.raises(EngineError, match='run optimizer_node'):
         open_model('', 'tftrt')
+
+
+def test_one_base_error_for_every_refusal(tmp_path):
+    """Callers catch JetsonSegError alone: model, engine and setting refusals share it."""
+    for args in ((str(tmp_path / 'nowhere'),), ('', 'tftrt'), ('', 'no_such_engine')):
+        with pytest.raises(JetsonSegError):
+            open_model(*args)
 
 
 @pytest.mark.parametrize('engine', ['tf', 'litert'])

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from jetson_seg.optimize.artefacts import read_manifest, verified_file
-from jetson_seg.engines.base import EngineError
-from jetson_seg.model_store import default_model_dir, open_model
+from jetson_seg.errors import ArtefactError, EngineError
+from jetson_seg.model_info import default_model_dir, load_keras
+from jetson_seg.model_store import open_model
 
 TF_BN_OPS = {'Rsqrt', 'FusedBatchNorm', 'FusedBatchNormV3'}
 
@@ -33,7 +34,7 @@ def artefacts_dir(ros_env, tmp_path_factory):
 
 
 def test_freeze_report_shows_nodes_falling_and_batchnorm_folded():
-    from jetson_seg.optimize.freeze import freeze_keras_model, load_keras
+    from jetson_seg.optimize.freeze import freeze_keras_model
 
     frozen = freeze_keras_model(load_keras(default_model_dir() / 'model.keras'))
     counts = [step.nodes for step in frozen.steps]
@@ -98,7 +99,7 @@ def test_tampered_artefact_is_refused(tmp_path, artefacts_dir):
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0xFF
     path.write_bytes(bytes(data))
-    with pytest.raises(EngineError, match='checksum'):
+    with pytest.raises(ArtefactError, match='checksum'):
         open_model(str(copy), 'litert')
 
 
@@ -136,7 +137,7 @@ def test_manifest_is_json_with_versions(artefacts_dir):
 
 @pytest.fixture(scope='module')
 def frozen_for_trt():
-    from jetson_seg.optimize.freeze import freeze_keras_model, load_keras
+    from jetson_seg.optimize.freeze import freeze_keras_model
     model = load_keras(default_model_dir() / 'model.keras')
     return model, freeze_keras_model(model, for_cpu=False)
 
@@ -214,7 +215,7 @@ def test_a_second_run_on_the_same_output_is_refused_while_one_holds_it(tmp_path)
     out = tmp_path / 'shared'
     run = Optimizer(OptimizerConfig(output_dir=str(out), targets=('tf',)), log=lambda _: None)
     with exclusive(out):
-        with pytest.raises(EngineError, match='another optimizer run is writing'):
+        with pytest.raises(ArtefactError, match='another optimizer run is writing'):
             run.run()
     assert not list(out.glob('run-*'))  # refused before writing anything
     with exclusive(out):  # released on exit, also when the holder raised

@@ -5,7 +5,8 @@ import pytest
 
 from jetson_seg.vision.postprocess import (ArgmaxScratch, class_mask, color_mask, overlay,
                                            probability_planes, regions)
-from jetson_seg.vision.preprocess import Letterbox
+from jetson_seg.vision.image_conversion import DecodedImage
+from jetson_seg.vision.preprocess import Letterbox, to_network_input
 from jetson_seg.training.scenes import CLASS_COLORS, boxes_from_mask, scene_stream
 
 RNG = np.random.default_rng(0)
@@ -52,7 +53,7 @@ def test_letterbox_and_inverse_map_pixels_back(src):
     assert box.content_w == 256 or box.content_h == 192  # fills one side
     image = np.zeros((src[1], src[0], 3), np.uint8)
     image[:, : src[0] // 2] = 200  # left half bright
-    net = box.apply(image)
+    net = to_network_input(DecodedImage(image, 'rgb'), (192, 256), box=box)
     assert net.shape == (192, 256, 3)
     if box.pad_x:  # padding is black, content is centred
         assert net[:, :box.pad_x - 1].max() == 0 and net[:, -box.pad_x + 1:].max() == 0
@@ -89,3 +90,15 @@ def test_regions_match_drawn_objects_with_scores():
     assert all(r.score == pytest.approx(0.7) for r in found)
     small = regions(scene.mask, planes, min_area=10_000)
     assert all(r.area >= 10_000 for r in small) and len(small) < len(found)
+
+
+def test_network_input_reuses_a_dirty_buffer_and_keeps_padding_black():
+    image = np.full((600, 200, 3), 90, np.uint8)  # tall: padded left and right
+    out = np.full((192, 256, 3), 255, np.uint8)
+    result = to_network_input(DecodedImage(image, 'rgb'), (192, 256), out)
+    box = Letterbox.for_input((600, 200), (192, 256))
+    assert result is out and box.pad_x > 0
+    assert out[:, :box.pad_x].max() == 0 and out[:, box.pad_x + box.content_w:].max() == 0
+    assert (box.content(out) == 90).all()
+    bgr = DecodedImage(np.ascontiguousarray(image[..., ::-1]), 'bgr')  # same pixels, bgr order
+    np.testing.assert_array_equal(to_network_input(bgr, (192, 256)), out)

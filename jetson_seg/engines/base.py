@@ -6,9 +6,8 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
-
-class EngineError(RuntimeError):
-    """A model could not be loaded or run by an engine; the message says what and why."""
+#: Values of the node's `engine` parameter; auto = the fastest that can run here.
+ENGINES = ('auto', 'tf', 'tftrt', 'litert')
 
 
 class Engine(ABC):

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from jetson_seg.engines.base import Engine, EngineError
+from jetson_seg.engines.base import Engine
+from jetson_seg.errors import EngineError
 
 
 class LiteRtEngine(Engine):

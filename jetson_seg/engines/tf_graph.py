@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from jetson_seg.engines.base import Engine, EngineError
+from jetson_seg.engines.base import Engine
+from jetson_seg.errors import EngineError
 
 
 class FrozenGraphEngine(Engine):
@@ -34,6 +35,12 @@ class FrozenGraphEngine(Engine):
         config.gpu_options.allow_growth = True
         self._session = tf.compat.v1.Session(graph=self._graph, config=config)
         self._run = self._session.make_callable(self._output, [self._input])
+
+    @classmethod
+    def from_frozen(cls, frozen, threads: int = 0) -> 'FrozenGraphEngine':
+        """Engine over an optimize.freeze.FrozenModel (its graph, tensor names and shape)."""
+        return cls(frozen.graph_def, frozen.input_name, frozen.output_name, frozen.input_hw,
+                   frozen.num_classes, threads)
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
         return self._run(batch)

@@ -10,22 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
-from jetson_seg.engines.base import Engine, EngineError
-from jetson_seg.engines.gpu_memory import configure_gpu_memory
-
-
-def gpu_and_tensorrt() -> tuple[str, str] | None:
-    """(GPU name, loaded TensorRT version) of this machine, or None without TensorRT + GPU."""
-    from jetson_seg.optimize.convert_tftrt import tensorrt_available
-    if not tensorrt_available():
-        return None
-    import tensorflow as tf
-    from tensorflow.python.compiler.tensorrt import trt_convert
-
-    gpu = tf.config.list_physical_devices('GPU')[0]
-    name = tf.config.experimental.get_device_details(gpu).get('device_name', gpu.name)
-    version = trt_convert._pywrap_py_utils.get_loaded_tensorrt_version()
-    return name, '.'.join(str(v) for v in version)
+from jetson_seg.engines.base import Engine
+from jetson_seg.errors import EngineError
+from jetson_seg.engines.gpu import configure_gpu_memory, gpu_and_tensorrt
 
 
 def open_tftrt(path: Path, manifest: dict, info) -> 'TfTrtEngine':

@@ -21,7 +21,7 @@ import shutil
 import time
 from pathlib import Path
 
-from jetson_seg.engines.base import EngineError
+from jetson_seg.errors import ArtefactError
 
 MANIFEST = 'manifest.json'
 LOCK_FILE = '.lock'
@@ -71,8 +71,8 @@ def exclusive(output_dir: Path):
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise EngineError(f'another optimizer run is writing {output_dir}; wait for it '
-                              f'or choose another output_dir') from None
+            raise ArtefactError(f'another optimizer run is writing {output_dir}; wait for it '
+                                f'or choose another output_dir') from None
         yield
 
 
@@ -104,12 +104,12 @@ def read_manifest(output_dir: Path) -> dict:
     try:
         manifest = json.loads(path.read_text())
     except FileNotFoundError as exc:
-        raise EngineError(f'no {MANIFEST} in {output_dir}') from exc
+        raise ArtefactError(f'no {MANIFEST} in {output_dir}') from exc
     except ValueError as exc:
-        raise EngineError(f'{path} is not valid JSON: {exc}') from exc
+        raise ArtefactError(f'{path} is not valid JSON: {exc}') from exc
     for key in ('run', 'targets', 'model'):
         if key not in manifest:
-            raise EngineError(f'{path} lacks "{key}"')
+            raise ArtefactError(f'{path} lacks "{key}"')
     return manifest
 
 
@@ -118,12 +118,12 @@ def verified_file(output_dir: Path, manifest: dict, target: str, role: str) -> P
     entry = next((f for f in manifest['targets'][target].get('files', [])
                   if f['role'] == role), None)
     if entry is None:
-        raise EngineError(f'manifest target {target!r} has no {role!r} file')
+        raise ArtefactError(f'manifest target {target!r} has no {role!r} file')
     path = output_dir / manifest['run'] / entry['path']
     if not path.is_file():
-        raise EngineError(f'{path} is missing (named by {output_dir / MANIFEST})')
+        raise ArtefactError(f'{path} is missing (named by {output_dir / MANIFEST})')
     actual = sha256_of(path)
     if actual != entry.get('sha256'):
-        raise EngineError(f'{path} does not match its manifest checksum '
-                          f'(sha256 {actual[:12]}... != {str(entry.get("sha256"))[:12]}...)')
+        raise ArtefactError(f'{path} does not match its manifest checksum '
+                            f'(sha256 {actual[:12]}... != {str(entry.get("sha256"))[:12]}...)')
     return path

@@ -9,17 +9,9 @@ import cv2
 import numpy as np
 
 from jetson_seg.vision.image_conversion import DecodedImage, decode_compressed, decode_image
-from jetson_seg.vision.preprocess import Letterbox
+from jetson_seg.vision.preprocess import to_network_input
 
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp')
-
-
-def _to_network(image: DecodedImage, input_hw: tuple[int, int]) -> np.ndarray:
-    from jetson_seg.vision.image_conversion import resize_to_rgb
-
-    height, width = image.pixels.shape[:2]
-    box = Letterbox.fit(width, height, input_hw[1], input_hw[0])
-    return box.apply(resize_to_rgb(image, box.content_w, box.content_h))
 
 
 def bag_images(bag: Path, topic: str) -> Iterator[DecodedImage]:
@@ -61,5 +53,5 @@ def calibration_source(config) -> Callable[[tuple[int, int]], Iterable[np.ndarra
         for count, image in enumerate(images()):
             if count >= config.calibration_frames:
                 return
-            yield _to_network(image, input_hw)
+            yield to_network_input(image, input_hw)
     return frames

@@ -8,7 +8,9 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from jetson_seg.ros.parameters import PRECISIONS
+from jetson_seg.errors import ConfigurationError
+
+PRECISIONS = ('FP32', 'FP16', 'INT8')
 
 
 def convert_to_litert(model, precision: str,
@@ -21,7 +23,7 @@ def convert_to_litert(model, precision: str,
     import tensorflow as tf
 
     if precision not in PRECISIONS:
-        raise ValueError(f'LiteRT precision must be one of {PRECISIONS}, got {precision}')
+        raise ConfigurationError(f'LiteRT precision must be one of {PRECISIONS}, got {precision}')
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     if precision == 'FP16':
         converter.optimizations = [tf.lite.Optimize.DEFAULT]

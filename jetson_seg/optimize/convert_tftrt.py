@@ -74,21 +74,6 @@ class SegmentReport:
                 'left_in_tensorflow': self.left_in_tensorflow, 'reasons': self.reasons}
 
 
-def tensorrt_available() -> bool:
-    """True when TensorFlow is built with TF-TRT and libnvinfer is loadable, and a GPU exists.
-
-    Only `is_tensorrt_enabled` is asked: querying TensorRT's version without libnvinfer aborts
-    the whole process (seen with TF 2.17.1).
-    """
-    try:
-        import tensorflow as tf
-        from tensorflow.python.compiler.tensorrt import trt_convert
-        enabled = trt_convert._pywrap_py_utils.is_tensorrt_enabled()
-    except (ImportError, AttributeError):
-        return False
-    return bool(enabled) and bool(tf.config.list_physical_devices('GPU'))
-
-
 @contextmanager
 def _op_denylist(op_types: tuple[str, ...]):
     """TF-TRT reads its op deny list from TF_TRT_OP_DENYLIST (op types, comma-separated)."""

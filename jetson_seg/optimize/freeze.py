@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import collections
 from dataclasses import dataclass, field
-from pathlib import Path
 
 #: Grappler passes that fold BatchNorm and constants but keep plain Conv2D ops, so the result
 #: stays convertible by TF-TRT (the remapper's _FusedConv2D is not).
@@ -61,13 +60,6 @@ class FrozenModel:
 def _step(name: str, graph_def) -> FreezeStep:
     counts = collections.Counter(node.op for node in graph_def.node)
     return FreezeStep(name, len(graph_def.node), dict(sorted(counts.items())))
-
-
-def load_keras(path: str | Path):
-    """Load a Keras model with safe_mode, so a model file cannot run arbitrary code."""
-    import keras
-
-    return keras.models.load_model(str(path), compile=False, safe_mode=True)
 
 
 def grappler_meta_graph(graph_def, input_name: str, output_name: str):

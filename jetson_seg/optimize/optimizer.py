@@ -16,9 +16,13 @@ from typing import Callable, Iterable
 
 import numpy as np
 
+from jetson_seg.model_info import KERAS_FILE, default_model_dir, load_keras, read_model_info
 from jetson_seg.optimize import artefacts
 from jetson_seg.optimize.convert_tftrt import TrtSettings
-from jetson_seg.ros.parameters import TARGETS
+from jetson_seg.errors import JetsonSegError
+
+#: What the optimizer can produce (the optimizer node's `targets` parameter).
+TARGETS = ('tf', 'tftrt', 'litert')
 
 #: Minimum fraction of pixels whose class must agree with the source model, per artefact kind.
 MASK_AGREEMENT = {'tf': 0.9999, 'tftrt': 0.9999, 'litert/FP32': 0.9999, 'litert/FP16': 0.999,
@@ -26,7 +30,7 @@ MASK_AGREEMENT = {'tf': 0.9999, 'tftrt': 0.9999, 'litert/FP32': 0.9999, 'litert/
                   'tftrt/INT8': 0.97}
 
 
-class OptimizerError(RuntimeError):
+class OptimizerError(JetsonSegError):
     """The run cannot continue; the message says what to do."""
 
 
@@ -83,16 +87,14 @@ CHECK_SEED, CALIBRATION_SEED = 99, 199
 
 def check_frames(count: int, input_hw: tuple[int, int], seed: int = CHECK_SEED) -> np.ndarray:
     """Generated scenes shrunk to the network input: what the model will really see."""
-    from jetson_seg.vision.preprocess import Letterbox
     from jetson_seg.training.scenes import scene_stream
+    from jetson_seg.vision.image_conversion import DecodedImage
+    from jetson_seg.vision.preprocess import to_network_input
 
-    height, width = input_hw
     stream = scene_stream(seed)
-    frames = np.zeros((count, height, width, 3), np.uint8)
+    frames = np.zeros((count, *input_hw, 3), np.uint8)
     for i in range(count):
-        scene = next(stream)
-        Letterbox.fit(scene.image.shape[1], scene.image.shape[0], width, height).apply(
-            scene.image, out=frames[i])
+        to_network_input(DecodedImage(next(stream).image, 'rgb'), input_hw, frames[i])
     return frames
 
 
@@ -144,13 +146,11 @@ class Optimizer:
 
     def run(self) -> dict:
         """Execute the run; returns the published manifest (or the current one if up to date)."""
-        from jetson_seg.model_store import default_model_dir
-
         cfg = self.config
         source = Path(cfg.input_model).expanduser() if cfg.input_model else \
-            default_model_dir() / 'model.keras'
-        if source.is_dir() and (source / 'model.keras').is_file():
-            source = source / 'model.keras'
+            default_model_dir() / KERAS_FILE
+        if source.is_dir() and (source / KERAS_FILE).is_file():
+            source = source / KERAS_FILE
         if not source.is_file():
             raise OptimizerError(f'input_model {source} is not a Keras .keras file; pass '
                                  f'-p input_model:=<path to model.keras>')
@@ -160,8 +160,7 @@ class Optimizer:
 
     def _build(self, source: Path, output: Path) -> dict:
         """Everything after the inputs are known, with `output` locked against other runs."""
-        from jetson_seg.optimize.freeze import freeze_keras_model, load_keras
-        from jetson_seg.model_store import read_model_info
+        from jetson_seg.optimize.freeze import freeze_keras_model
 
         cfg = self.config
         source_hash = _source_hash(source)
@@ -190,11 +189,7 @@ class Optimizer:
                                           frames, reference, run_dir)
         manifest = {
             'model': {'source': str(source), 'source_sha256': source_hash,
-                      'input': {'height': info.input_hw[0], 'width': info.input_hw[1],
-                                'channels': 3, 'dtype': 'uint8', 'color': 'rgb',
-                                'normalization': 'in graph'},
-                      'class_names': list(info.class_names),
-                      'class_colors': [list(c) for c in info.class_colors]},
+                      **info.description()},
             'settings': settings,
             'freeze_steps': [asdict(step) for step in frozen_cpu.steps],
             'targets': targets,
@@ -241,8 +236,7 @@ class Optimizer:
         path = run_dir / 'tf' / 'model.pb'
         path.parent.mkdir(parents=True)
         path.write_bytes(frozen.graph_def.SerializeToString())
-        engine = FrozenGraphEngine(frozen.graph_def, frozen.input_name, frozen.output_name,
-                                   frozen.input_hw, frozen.num_classes, threads=1)
+        engine = FrozenGraphEngine.from_frozen(frozen, threads=1)
         check = self._check('tf', engine.infer, frames, reference)
         engine.close()
         return {'files': [{'role': 'graph', 'path': 'tf/model.pb'}],
@@ -270,9 +264,9 @@ class Optimizer:
         return {'files': files, 'check': checks}
 
     def _target_tftrt(self, model, frozen_cpu, frames, reference, run_dir: Path) -> dict:
-        from jetson_seg.optimize.convert_tftrt import (native_segments_graph, rewrite_for_tensorrt,
-                                                       tensorrt_available)
+        from jetson_seg.engines.gpu import tensorrt_available
         from jetson_seg.engines.tf_graph import FrozenGraphEngine
+        from jetson_seg.optimize.convert_tftrt import native_segments_graph, rewrite_for_tensorrt
         from jetson_seg.optimize.freeze import freeze_keras_model
 
         settings = self.config.trt
@@ -300,7 +294,8 @@ class Optimizer:
     def _target_tftrt_gpu(self, model, frames, reference, run_dir: Path) -> dict:
         """Convert and pre-build engines on this GPU (not exercised in CI: no GPU there)."""
         from jetson_seg.optimize.convert_tftrt import convert_with_tensorrt
-        from jetson_seg.engines.tftrt import TfTrtEngine, gpu_and_tensorrt
+        from jetson_seg.engines.gpu import gpu_and_tensorrt
+        from jetson_seg.engines.tftrt import TfTrtEngine
 
         cfg = self.config
         out = run_dir / 'tftrt' / 'saved_model'
@@ -317,7 +312,7 @@ class Optimizer:
 def _versions() -> dict:
     import tensorflow as tf
 
-    from jetson_seg.optimize.convert_tftrt import tensorrt_available
+    from jetson_seg.engines.gpu import tensorrt_available
     gpus = tf.config.list_physical_devices('GPU')
     return {'tensorflow': tf.__version__, 'python': platform.python_version(),
             'machine': platform.machine(), 'tensorrt_available': tensorrt_available(),

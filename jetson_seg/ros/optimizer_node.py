@@ -15,8 +15,8 @@ import rclpy
 
 from jetson_seg.optimize.calibration import calibration_source
 from jetson_seg.optimize.convert_tftrt import TrtSettings
-from jetson_seg.engines.base import EngineError
-from jetson_seg.optimize.optimizer import (Optimizer, OptimizerConfig, OptimizerError,
+from jetson_seg.errors import JetsonSegError
+from jetson_seg.optimize.optimizer import (Optimizer, OptimizerConfig,
                                            default_output_dir)
 from jetson_seg.ros.parameters import OPTIMIZER_PARAMS
 from jetson_seg.ros.ros_params import PARAM_ERRORS, declare_all
@@ -69,7 +69,7 @@ def main(args: list[str] | None = None) -> int:
         try:
             calibration = calibration_source(config)
             manifest = Optimizer(config, log=log.info, calibration=calibration).run()
-        except (OptimizerError, EngineError, OSError, ValueError) as exc:
+        except (JetsonSegError, OSError, ValueError) as exc:
             log.error(f'optimization failed: {exc}')
             return 1
         log.info(f'done: {config.output_dir} (run {manifest["run"]}); serve it with '

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from jetson_seg.engines.base import ENGINES
+from jetson_seg.optimize.convert_litert import PRECISIONS
+from jetson_seg.optimize.optimizer import TARGETS
+
 QOS_RELIABILITY = ('best_effort', 'reliable')
-ENGINES = ('auto', 'tf', 'tftrt', 'litert')
-TARGETS = ('tf', 'tftrt', 'litert')
-PRECISIONS = ('FP32', 'FP16', 'INT8')
 
 
 @dataclass(frozen=True)

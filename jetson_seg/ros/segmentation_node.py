@@ -22,8 +22,8 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 from vision_msgs.msg import Detection2DArray, LabelInfo
 
-from jetson_seg.engines.base import EngineError
-from jetson_seg.engines.gpu_memory import configure_gpu_memory
+from jetson_seg.engines.gpu import configure_gpu_memory
+from jetson_seg.errors import JetsonSegError
 from jetson_seg.vision.frame_stats import FrameStats
 from jetson_seg.vision.image_conversion import (ImageRejected, check_compressed, check_image,
                                                 decode_compressed, decode_image)
@@ -92,7 +92,7 @@ class SegmentationNode(LifecycleNode):
             engine, info = open_model(self._param('model_path'), self._param('engine'),
                                       self._param('threads'), self._param('engine_fallback'),
                                       log=self.get_logger().warning)
-        except EngineError as exc:
+        except JetsonSegError as exc:
             self.get_logger().error(f'configure failed: {exc}')
             return TransitionCallbackReturn.FAILURE
         except Exception as exc:  # rclpy would turn it into a silent ERROR transition

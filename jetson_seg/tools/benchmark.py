@@ -55,13 +55,13 @@ def _engine_worker(kind: str, iterations: int) -> dict:
     """Time one runtime on the default model; runs in a fresh process."""
     import tensorflow as tf
 
-    from jetson_seg.optimize.freeze import freeze_keras_model, load_keras
-    from jetson_seg.model_store import default_model_dir
+    from jetson_seg.model_info import KERAS_FILE, default_model_dir, load_keras
+    from jetson_seg.optimize.freeze import freeze_keras_model
     from jetson_seg.optimize.optimizer import check_frames
 
     tf.config.threading.set_intra_op_parallelism_threads(os.cpu_count())
     tf.config.threading.set_inter_op_parallelism_threads(1)
-    model = load_keras(default_model_dir() / 'model.keras')
+    model = load_keras(default_model_dir() / KERAS_FILE)
     frame = check_frames(1, tuple(model.input_shape[1:3]))
     if kind == 'keras_eager':
         def run():
@@ -75,8 +75,7 @@ def _engine_worker(kind: str, iterations: int) -> dict:
     elif kind == 'tf_frozen':
         from jetson_seg.engines.tf_graph import FrozenGraphEngine
         frozen = freeze_keras_model(model)
-        engine = FrozenGraphEngine(frozen.graph_def, frozen.input_name, frozen.output_name,
-                                   frozen.input_hw, frozen.num_classes, threads=os.cpu_count())
+        engine = FrozenGraphEngine.from_frozen(frozen, threads=os.cpu_count())
 
         def run():
             return engine.infer(frame)
@@ -332,9 +331,9 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(_hot_path_worker()))
         return
 
-    from jetson_seg.model_store import default_model_dir
+    from jetson_seg.model_info import MODEL_JSON, default_model_dir
 
-    meta = json.loads((default_model_dir() / 'model.json').read_text())
+    meta = json.loads((default_model_dir() / MODEL_JSON).read_text())
     gflop = meta['gflop_per_frame']
     iterations = 50 if args.quick else args.iterations
     args.output.mkdir(parents=True, exist_ok=True)

@@ -59,7 +59,7 @@ def stamp_key(stamp) -> int:
 
 def isolated_env(domain_id: int) -> dict[str, str]:
     """Environment for a measured run: own DDS domain, local discovery, large-image profile."""
-    from jetson_seg.model_store import default_model_dir
+    from jetson_seg.model_info import default_model_dir
 
     profile = next(p for p in (default_model_dir().parent.parent / 'config', CONFIG_DIR)
                    if (p / 'fastdds_large_images.xml').is_file()) / 'fastdds_large_images.xml'

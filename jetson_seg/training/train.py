@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from jetson_seg.model_info import InputSpec, ModelInfo, OutputSpec, write_model_json
 from jetson_seg.training.scenes import CLASS_COLORS, CLASS_NAMES, SceneSpec, generate_scene
 
 HELD_OUT_SEED = 1_000_003
@@ -27,7 +28,8 @@ HELD_OUT_SEED = 1_000_003
 def _render_chunk(args: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
     import cv2
 
-    from jetson_seg.vision.preprocess import Letterbox
+    from jetson_seg.vision.image_conversion import DecodedImage
+    from jetson_seg.vision.preprocess import Letterbox, to_network_input
 
     seed, count, net_w, net_h = args
     rng = np.random.default_rng(seed)
@@ -37,7 +39,7 @@ def _render_chunk(args: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarr
     masks = np.zeros((count, net_h, net_w), np.uint8)
     for i in range(count):
         scene = generate_scene(rng, spec)
-        box.apply(scene.image, out=images[i])
+        to_network_input(DecodedImage(scene.image, 'rgb'), (net_h, net_w), images[i], box)
         box.content(masks[i])[...] = cv2.resize(scene.mask, (box.content_w, box.content_h),
                                                 interpolation=cv2.INTER_NEAREST)
     return images, masks
@@ -73,7 +75,8 @@ def evaluate(model_fn, count: int, seed: int = HELD_OUT_SEED) -> dict:
     """mIoU of `model_fn` (uint8 batch -> probabilities) on held-out scenes at 640x480."""
     from jetson_seg.training.metrics import ConfusionMatrix
     from jetson_seg.vision.postprocess import class_mask, probability_planes
-    from jetson_seg.vision.preprocess import Letterbox
+    from jetson_seg.vision.image_conversion import DecodedImage
+    from jetson_seg.vision.preprocess import Letterbox, to_network_input
 
     rng = np.random.default_rng(seed)
     spec = SceneSpec()
@@ -82,7 +85,8 @@ def evaluate(model_fn, count: int, seed: int = HELD_OUT_SEED) -> dict:
     box = Letterbox.fit(spec.width, spec.height, net_w, net_h)
     for _ in tqdm(range(count), desc='held-out evaluation', unit='scene'):
         scene = generate_scene(rng, spec)
-        probs = model_fn(box.apply(scene.image)[None])[0]
+        probs = model_fn(to_network_input(DecodedImage(scene.image, 'rgb'), (net_h, net_w),
+                                          box=box)[None])[0]
         conf.add(scene.mask, class_mask(probability_planes(probs, box, True)))
     iou = conf.iou()
     return {'scenes': count, 'seed': seed, 'resolution': [spec.width, spec.height],
@@ -98,6 +102,12 @@ class _KerasPredictor:
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         return self._fn(batch).numpy()
+
+
+def default_model_info(model_dir: Path, spec) -> ModelInfo:
+    """The default model's description: uint8 RGB in, letterboxed, softmax out."""
+    return ModelInfo(model_dir, CLASS_NAMES, CLASS_COLORS,
+                     InputSpec(height=spec.height, width=spec.width), OutputSpec())
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -122,7 +132,7 @@ def main(argv: list[str] | None = None) -> None:
     started = time.time()
     images, masks = render_dataset(args.seed, args.scenes, spec.width, spec.height)
     if args.init:
-        from jetson_seg.optimize.freeze import load_keras
+        from jetson_seg.model_info import load_keras
         model = load_keras(args.init)
     else:
         model = build_model(spec)
@@ -147,12 +157,9 @@ def main(argv: list[str] | None = None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     model.save(out / 'model.keras')
     report = evaluate(_KerasPredictor(model), args.eval_scenes)
-    metadata = {
-        'name': 'jetson_seg_unet', 'input': {'height': spec.height, 'width': spec.width,
-                                             'channels': 3, 'dtype': 'uint8', 'color': 'rgb',
-                                             'normalization': 'in graph: x / 127.5 - 1'},
-        'output': 'softmax probabilities (N, H, W, C)',
-        'class_names': list(CLASS_NAMES), 'class_colors': [list(c) for c in CLASS_COLORS],
+    info = default_model_info(out, spec)
+    record = {
+        'name': 'jetson_seg_unet', 'normalization': 'in graph: x / 127.5 - 1',
         'parameters': int(model.count_params()), 'gflop_per_frame': count_flops(model) / 1e9,
         'training': {'seed': args.seed, 'scenes': args.scenes, 'epochs': args.epochs,
                      'batch': args.batch, 'seconds': round(train_seconds, 1),
@@ -160,8 +167,8 @@ def main(argv: list[str] | None = None) -> None:
                      'tensorflow': tf.__version__, 'keras': keras.__version__},
         'evaluation': report,
     }
-    (out / 'model.json').write_text(json.dumps(metadata, indent=2) + '\n')
-    print(json.dumps({k: metadata[k] for k in ('parameters', 'gflop_per_frame', 'evaluation')},
+    write_model_json(out, info, record)
+    print(json.dumps({k: record[k] for k in ('parameters', 'gflop_per_frame', 'evaluation')},
                      indent=2))
 
 

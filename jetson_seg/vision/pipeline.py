@@ -13,10 +13,10 @@ import cv2
 import numpy as np
 
 from jetson_seg.engines.base import Engine
-from jetson_seg.vision.image_conversion import DecodedImage, resize_to_rgb, to_rgb
+from jetson_seg.vision.image_conversion import DecodedImage, to_rgb
 from jetson_seg.vision.postprocess import (ArgmaxScratch, Region, class_mask, color_mask, overlay,
                                            probability_planes, regions)
-from jetson_seg.vision.preprocess import Letterbox
+from jetson_seg.vision.preprocess import Letterbox, to_network_input
 
 
 @dataclass(frozen=True)
@@ -81,8 +81,8 @@ class SegmentationPipeline:
         if box is None:
             if len(self._boxes) > 16:  # bounded: a stream of odd sizes must not grow this
                 self._boxes.clear()
-            net_h, net_w = self.engine.input_hw
-            box = self._boxes[(width, height)] = Letterbox.fit(width, height, net_w, net_h)
+            box = self._boxes[(width, height)] = Letterbox.for_input((height, width),
+                                                                     self.engine.input_hw)
         return box
 
     def run(self, image: DecodedImage, wanted: Wanted = Wanted()) -> FrameResult:
@@ -107,9 +107,7 @@ class SegmentationPipeline:
         for slot, image in enumerate(images):
             height, width = image.pixels.shape[:2]
             box = self._letterbox_for(width, height)
-            if not box.is_identity_aspect:
-                self._batch[slot] = 0  # padding stays black
-            box.apply(resize_to_rgb(image, box.content_w, box.content_h), out=self._batch[slot])
+            to_network_input(image, self.engine.input_hw, self._batch[slot], box)
             boxes.append(box)
         t1 = clock()
         probs = self.engine.infer(self._batch)

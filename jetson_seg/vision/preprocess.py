@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
+
+from jetson_seg.vision.image_conversion import DecodedImage, resize_to_rgb
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,11 @@ class Letterbox:
     content_h: int
 
     @classmethod
+    def for_input(cls, image_hw: tuple[int, int], input_hw: tuple[int, int]) -> 'Letterbox':
+        """Placement of an image of (height, width) `image_hw` in a network of `input_hw`."""
+        return cls.fit(image_hw[1], image_hw[0], input_hw[1], input_hw[0])
+
+    @classmethod
     def fit(cls, src_w: int, src_h: int, dst_w: int, dst_h: int) -> 'Letterbox':
         scale = min(dst_w / src_w, dst_h / src_h)
         content_w = min(dst_w, max(1, int(round(src_w * scale))))
@@ -39,20 +45,25 @@ class Letterbox:
     def is_identity_aspect(self) -> bool:
         return self.content_w == self.dst_w and self.content_h == self.dst_h
 
-    def apply(self, rgb: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        """Resize `rgb` (src size) into a dst-size image; reuses `out` when given."""
-        if out is None:
-            out = np.zeros((self.dst_h, self.dst_w, rgb.shape[2]), rgb.dtype)
-        interp = cv2.INTER_AREA if self.scale < 1 else cv2.INTER_LINEAR
-        region = out[self.pad_y:self.pad_y + self.content_h,
-                     self.pad_x:self.pad_x + self.content_w]
-        if (rgb.shape[1], rgb.shape[0]) == (self.content_w, self.content_h):
-            region[...] = rgb
-        else:
-            cv2.resize(rgb, (self.content_w, self.content_h), dst=region, interpolation=interp)
-        return out
-
     def content(self, net_output: np.ndarray) -> np.ndarray:
         """The part of a dst-size array that covers the input image (a view, no copy)."""
         return net_output[self.pad_y:self.pad_y + self.content_h,
                           self.pad_x:self.pad_x + self.content_w]
+
+
+def to_network_input(image: DecodedImage, input_hw: tuple[int, int],
+                     out: np.ndarray | None = None, box: Letterbox | None = None) -> np.ndarray:
+    """The one way a frame becomes network input: letterboxed RGB on black padding.
+
+    The node, INT8 calibration, the optimizer's checks and training all call this, so the
+    network sees the same pixels everywhere (resize_to_rgb holds the interpolation rule).
+    `out` (input_hw x 3 uint8) is reused when given; `box` saves refitting a known size.
+    """
+    if box is None:
+        box = Letterbox.for_input(image.pixels.shape[:2], input_hw)
+    if out is None:
+        out = np.zeros((*input_hw, 3), np.uint8)
+    elif not box.is_identity_aspect:
+        out[...] = 0
+    box.content(out)[...] = resize_to_rgb(image, box.content_w, box.content_h)
+    return out

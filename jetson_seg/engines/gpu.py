@@ -1,0 +1,64 @@
+"""This machine's GPU as TensorFlow sees it: memory policy and TensorRT availability.
+
+On a Jetson the GPU shares memory with the CPU; TensorFlow grabbing it all starves the rest of
+the robot (and hung the origin's board). TensorFlow fixes this when it first touches the GPU, so
+the node applies it before loading any model.
+"""
+
+from __future__ import annotations
+
+
+def configure_gpu_memory(limit_mb: int = 0) -> list[str]:
+    """Growth on every GPU (limit_mb 0) or a cap of `limit_mb` MiB; returns what was applied.
+
+    Once TensorFlow has initialised a GPU the setting cannot change; such GPUs keep the first
+    one and are reported as unchanged.
+    """
+    import tensorflow as tf
+
+    applied = []
+    for gpu in tf.config.list_physical_devices('GPU'):
+        try:
+            if limit_mb > 0:
+                tf.config.set_logical_device_configuration(
+                    gpu, [tf.config.LogicalDeviceConfiguration(memory_limit=limit_mb)])
+                applied.append(f'{gpu.name}: capped at {limit_mb} MiB')
+            else:
+                tf.config.experimental.set_memory_growth(gpu, True)
+                applied.append(f'{gpu.name}: memory growth')
+        except (RuntimeError, ValueError):  # already initialised: keeps its first setting
+            applied.append(f'{gpu.name}: unchanged (already initialised)')
+    return applied
+
+
+def tensorrt_available() -> bool:
+    """True when TensorFlow is built with TF-TRT and libnvinfer is loadable, and a GPU exists.
+
+    Only `is_tensorrt_enabled` is asked: querying TensorRT's version without libnvinfer aborts
+    the whole process (seen with TF 2.17.1).
+    """
+    try:
+        import tensorflow as tf
+        from tensorflow.python.compiler.tensorrt import trt_convert
+        enabled = trt_convert._pywrap_py_utils.is_tensorrt_enabled()
+    except (ImportError, AttributeError):
+        return False
+    return bool(enabled) and bool(tf.config.list_physical_devices('GPU'))
+
+
+def gpu_and_tensorrt() -> tuple[str, str] | None:
+    """(GPU name, loaded TensorRT version) of this machine, or None without TensorRT + GPU."""
+    if not tensorrt_available():
+        return None
+    import tensorflow as tf
+    from tensorflow.python.compiler.tensorrt import trt_convert
+
+    gpu = tf.config.list_physical_devices('GPU')[0]
+    name = tf.config.experimental.get_device_details(gpu).get('device_name', gpu.name)
+    version = trt_convert._pywrap_py_utils.get_loaded_tensorrt_version()
+    return name, '.'.join(str(v) for v in version)
+
+
+def has_gpu() -> bool:
+    import tensorflow as tf
+    return bool(tf.config.list_physical_devices('GPU'))

@@ -1,0 +1,225 @@
+"""The model description: what a network expects and what its output means (model.json).
+
+A model folder holds one model file and `model.json`; an optimizer output folder carries the same
+description in its manifest's `model` section. Both are read and validated here, once, so every
+mismatch is refused with the file and what to change. See DESIGN.md "Model description".
+"""
+
+from __future__ import annotations
+
+import colorsys
+import json
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+from jetson_seg.errors import ModelError
+
+MODEL_JSON = 'model.json'
+KERAS_FILE = 'model.keras'
+INPUT_DTYPES = ('uint8', 'float32')
+CHANNEL_ORDERS = ('rgb', 'bgr')
+RESIZE_MODES = ('letterbox', 'stretch')
+OUTPUT_TYPES = ('softmax', 'logits', 'sigmoid', 'argmax')
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """How a camera frame becomes the network input.
+
+    uint8: pixels fed as they are (normalisation inside the model). float32: fed as
+    (pixel / 255 - mean) / std per channel, in `channel_order`.
+    """
+
+    height: int | None = None
+    width: int | None = None
+    dtype: str = 'uint8'
+    channel_order: str = 'rgb'
+    mean: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    std: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    resize: str = 'letterbox'
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    """What the network's output holds: probabilities, logits, sigmoid scores or class ids."""
+
+    type: str = 'softmax'
+    threshold: float = 0.5
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """A model's description plus the folder it came from."""
+
+    path: Path
+    class_names: tuple[str, ...]
+    class_colors: tuple[tuple[int, int, int], ...]
+    input: InputSpec = field(default_factory=InputSpec)
+    output: OutputSpec = field(default_factory=OutputSpec)
+
+    @property
+    def input_hw(self) -> tuple[int, int]:
+        if self.input.height is None or self.input.width is None:
+            raise ModelError(f'{self.path / MODEL_JSON}: the model input size is dynamic; give '
+                             f'input.height and input.width')
+        return self.input.height, self.input.width
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def with_input_size(self, height: int, width: int) -> 'ModelInfo':
+        return replace(self, input=replace(self.input, height=height, width=width))
+
+    def description(self) -> dict:
+        """The model.json / manifest form (names and unset fields left out)."""
+        described = {'input': {k: list(v) if isinstance(v, tuple) else v
+                               for k, v in asdict(self.input).items() if v is not None},
+                     'output': {k: v for k, v in asdict(self.output).items() if v is not None},
+                     'class_names': list(self.class_names),
+                     'class_colors': [list(c) for c in self.class_colors]}
+        return described
+
+
+def default_palette(count: int) -> tuple[tuple[int, int, int], ...]:
+    """Black background, then evenly spread saturated hues: distinct for any class count."""
+    colors = [(0, 0, 0)]
+    for index in range(1, count):
+        hue = (index - 1) * 0.618033988749895 % 1.0  # golden-ratio steps never repeat
+        r, g, b = colorsys.hsv_to_rgb(hue, 0.85, 0.95)
+        colors.append((round(r * 255), round(g * 255), round(b * 255)))
+    return tuple(colors)
+
+
+def _choice(section: dict, key: str, choices: tuple[str, ...], default: str, where: str) -> str:
+    value = section.get(key, default)
+    if value not in choices:
+        raise ModelError(f'{where}: {key} {value!r} is not one of {", ".join(choices)}')
+    return value
+
+
+def _triple(section: dict, key: str, default: tuple[float, ...], where: str,
+            positive: bool = False) -> tuple[float, float, float]:
+    value = section.get(key, default)
+    try:
+        triple = tuple(float(v) for v in value)
+    except (TypeError, ValueError):
+        triple = ()
+    if len(triple) != 3 or (positive and min(triple) <= 0):
+        need = 'three positive numbers' if positive else 'three numbers'
+        raise ModelError(f'{where}: {key} must be {need} (one per channel), got {value!r}')
+    return triple  # type: ignore[return-value]
+
+
+def _size(section: dict, key: str, where: str) -> int | None:
+    value = section.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise ModelError(f'{where}: {key} must be a positive whole number of pixels, '
+                         f'got {value!r}')
+    return value
+
+
+def _known_keys(section: dict, known: tuple[str, ...], where: str) -> None:
+    unknown = sorted(set(section) - set(known))
+    if unknown:
+        raise ModelError(f'{where}: unknown key(s) {unknown}; known: {", ".join(known)}')
+
+
+def parse_description(data: object, where: str, path: Path) -> ModelInfo:
+    """Validate a description (model.json content or a manifest's model section).
+
+    `where` names the file in every message. Keys beside the description (training record,
+    evaluation, checksums) are allowed at the top level; inside input/output they are refused,
+    so a misspelt option does not silently fall back to its default.
+    """
+    if not isinstance(data, dict):
+        raise ModelError(f'{where}: expected a JSON object, got {type(data).__name__}')
+    names = data.get('class_names')
+    if not isinstance(names, list) or not names or \
+            not all(isinstance(n, str) and n for n in names):
+        raise ModelError(f'{where}: class_names must be a non-empty list of names, one per '
+                         f'output class (index 0 first)')
+    inp = data.get('input', {})
+    out = data.get('output', {})
+    if not isinstance(inp, dict) or not isinstance(out, dict):
+        raise ModelError(f'{where}: input and output must be JSON objects (see DESIGN.md '
+                         f'"Model description")')
+    _known_keys(inp, tuple(InputSpec.__dataclass_fields__), f'{where} input')
+    _known_keys(out, tuple(OutputSpec.__dataclass_fields__), f'{where} output')
+    input_spec = InputSpec(
+        height=_size(inp, 'height', where), width=_size(inp, 'width', where),
+        dtype=_choice(inp, 'dtype', INPUT_DTYPES, 'uint8', f'{where} input'),
+        channel_order=_choice(inp, 'channel_order', CHANNEL_ORDERS, 'rgb', f'{where} input'),
+        mean=_triple(inp, 'mean', InputSpec.mean, f'{where} input'),
+        std=_triple(inp, 'std', InputSpec.std, f'{where} input', positive=True),
+        resize=_choice(inp, 'resize', RESIZE_MODES, 'letterbox', f'{where} input'),
+        name=inp.get('name'))
+    threshold = out.get('threshold', 0.5)
+    if not isinstance(threshold, (int, float)) or not 0.0 < threshold < 1.0:
+        raise ModelError(f'{where}: output.threshold must be between 0 and 1, got {threshold!r}')
+    output_spec = OutputSpec(
+        type=_choice(out, 'type', OUTPUT_TYPES, 'softmax', f'{where} output'),
+        threshold=float(threshold), name=out.get('name'))
+    if output_spec.type == 'sigmoid' and len(names) < 2:
+        raise ModelError(f'{where}: a sigmoid head needs class_names with background first, '
+                         f'e.g. ["background", "person"]')
+    colors = data.get('class_colors')
+    if colors is None:
+        palette = default_palette(len(names))
+    else:
+        try:
+            palette = tuple(tuple(int(c) for c in rgb) for rgb in colors)
+        except (TypeError, ValueError):
+            palette = ()
+        if len(palette) != len(names) or any(len(c) != 3 or not all(0 <= v <= 255 for v in c)
+                                             for c in palette):
+            raise ModelError(f'{where}: class_colors must give one [r, g, b] (0-255) per class '
+                             f'({len(names)} classes), or be left out for a default palette')
+    return ModelInfo(path, tuple(names), palette, input_spec, output_spec)  # type: ignore
+
+
+def read_model_info(model_dir: Path) -> ModelInfo:
+    """Parse and validate `model_dir`/model.json."""
+    meta_path = model_dir / MODEL_JSON
+    try:
+        data = json.loads(meta_path.read_text())
+    except FileNotFoundError as exc:
+        raise ModelError(f'model description missing: {meta_path} (see DESIGN.md "Model '
+                         f'description")') from exc
+    except ValueError as exc:
+        raise ModelError(f'{meta_path} is not valid JSON: {exc}') from exc
+    return parse_description(data, str(meta_path), model_dir)
+
+
+def write_model_json(model_dir: Path, info: ModelInfo, extra: dict | None = None) -> Path:
+    """Write the description (plus `extra` top-level records, e.g. training) as model.json."""
+    path = model_dir / MODEL_JSON
+    path.write_text(json.dumps({**info.description(), **(extra or {})}, indent=2) + '\n')
+    return path
+
+
+def default_model_dir() -> Path:
+    """The packaged default model: the ROS share directory, else the source tree."""
+    try:
+        from ament_index_python.packages import (PackageNotFoundError,
+                                                 get_package_share_directory)
+        try:
+            shared = Path(get_package_share_directory('jetson_seg')) / 'models' / 'default'
+            if (shared / KERAS_FILE).is_file():
+                return shared
+        except (PackageNotFoundError, OSError):  # OSError: no AMENT_PREFIX_PATH at all
+            pass
+    except ImportError:
+        pass
+    return Path(__file__).resolve().parent.parent / 'models' / 'default'
+
+
+def load_keras(path: str | Path):
+    """Load a Keras model with safe_mode, so a model file cannot run arbitrary code."""
+    import keras
+
+    return keras.models.load_model(str(path), compile=False, safe_mode=True)
