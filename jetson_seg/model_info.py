@@ -20,6 +20,10 @@ INPUT_DTYPES = ('uint8', 'float32')
 CHANNEL_ORDERS = ('rgb', 'bgr')
 RESIZE_MODES = ('letterbox', 'stretch')
 OUTPUT_TYPES = ('softmax', 'logits', 'sigmoid', 'argmax')
+#: Model file in a model folder -> its format.
+MODEL_FILES = {'model.keras': 'keras', 'model.h5': 'h5', 'saved_model.pb': 'saved_model',
+               'model.tflite': 'tflite'}
+_SUFFIXES = {'.keras': 'keras', '.h5': 'h5', '.hdf5': 'h5', '.tflite': 'tflite'}
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,35 @@ class ModelInfo:
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
+
+    @property
+    def output_channels(self) -> int:
+        """Channels the network's output must have for this description."""
+        special = {'sigmoid': self.num_classes - 1, 'argmax': 1}
+        return special.get(self.output.type, self.num_classes)
+
+    def check_network(self, input_hw: tuple[int, int], output_channels: int,
+                      input_dtype: str, where: str) -> 'ModelInfo':
+        """The description completed by and checked against the network it describes.
+
+        Returns a copy with a missing input size filled in; every mismatch says what to change.
+        """
+        info = self
+        if self.input.height is None or self.input.width is None:
+            info = self.with_input_size(*input_hw)
+        elif input_hw != self.input_hw:
+            raise ModelError(f'{where} takes {input_hw[1]}x{input_hw[0]} (width x height) but '
+                             f'{self.path / MODEL_JSON} says {self.input.width}x'
+                             f'{self.input.height}; fix input.width/height')
+        if output_channels != self.output_channels:
+            raise ModelError(f'{where} outputs {output_channels} channel(s) but a '
+                             f'{self.output.type} head with {self.num_classes} class_names '
+                             f'needs {self.output_channels}; fix class_names or output.type in '
+                             f'{self.path / MODEL_JSON}')
+        if input_dtype != self.input.dtype:
+            raise ModelError(f'{where} takes {input_dtype} input but {self.path / MODEL_JSON} '
+                             f'says input.dtype {self.input.dtype!r}; set it to {input_dtype!r}')
+        return info
 
     def with_input_size(self, height: int, width: int) -> 'ModelInfo':
         return replace(self, input=replace(self.input, height=height, width=width))
@@ -202,6 +235,25 @@ def write_model_json(model_dir: Path, info: ModelInfo, extra: dict | None = None
     return path
 
 
+def locate_model(path: Path) -> tuple[Path, Path, str]:
+    """(model folder, model file or SavedModel folder, format) for a folder or a file in it."""
+    if path.is_file():
+        if path.name == 'saved_model.pb':
+            return path.parent, path.parent, 'saved_model'
+        fmt = _SUFFIXES.get(path.suffix.lower())
+        if fmt is None:
+            raise ModelError(f'{path}: not a model file this package serves (.keras, .h5, '
+                             f'.tflite or a SavedModel folder)')
+        return path.parent, path, fmt
+    found = [(name, fmt) for name, fmt in MODEL_FILES.items() if (path / name).is_file()]
+    if len(found) != 1:
+        have = ', '.join(name for name, _ in found) or 'none of them'
+        raise ModelError(f'{path} must hold exactly one of {", ".join(MODEL_FILES)} (has '
+                         f'{have}); or set model_path to the model file itself')
+    name, fmt = found[0]
+    return path, (path if fmt == 'saved_model' else path / name), fmt
+
+
 def default_model_dir() -> Path:
     """The packaged default model: the ROS share directory, else the source tree."""
     try:
@@ -218,8 +270,35 @@ def default_model_dir() -> Path:
     return Path(__file__).resolve().parent.parent / 'models' / 'default'
 
 
-def load_keras(path: str | Path):
-    """Load a Keras model with safe_mode, so a model file cannot run arbitrary code."""
+#: Keras layer classes that carry Python code (marshalled bytecode) in their config.
+CODE_LAYERS = frozenset({'Lambda', 'TFOpLambda', '__lambda__'})
+
+
+def _classes_in(config: object) -> set[str]:
+    if isinstance(config, dict):
+        found = {config['class_name']} if isinstance(config.get('class_name'), str) else set()
+        return found.union(*(_classes_in(v) for v in config.values()))
+    if isinstance(config, list):
+        return set().union(*(_classes_in(v) for v in config))
+    return set()
+
+
+def load_keras(path: str | Path, trust: bool = False):
+    """Load a .keras or legacy .h5 model, refusing code inside it unless `trust`.
+
+    Keras's safe_mode guards .keras files only: a legacy .h5 with a Lambda layer loads (and
+    runs its bytecode) even in safe mode, so its config is read first and such layers refused.
+    """
     import keras
 
-    return keras.models.load_model(str(path), compile=False, safe_mode=True)
+    path = Path(path)
+    if path.suffix.lower() in ('.h5', '.hdf5') and not trust:
+        import h5py
+
+        with h5py.File(path, 'r') as handle:
+            config = handle.attrs.get('model_config')
+        code = sorted(_classes_in(json.loads(config)) & CODE_LAYERS) if config else []
+        if code:
+            raise ModelError(f'{path} holds {", ".join(code)} layers (Python code that would '
+                             f'run on load); set trust_model:=true only if you trust its source')
+    return keras.models.load_model(str(path), compile=False, safe_mode=not trust)

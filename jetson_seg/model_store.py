@@ -10,9 +10,9 @@ from pathlib import Path
 
 from jetson_seg.engines.base import ENGINES, Engine
 from jetson_seg.engines.gpu import has_gpu
-from jetson_seg.errors import ConfigurationError, EngineError, JetsonSegError, ModelError
-from jetson_seg.model_info import (KERAS_FILE, MODEL_JSON, ModelInfo, default_model_dir,
-                                   load_keras, parse_description, read_model_info)
+from jetson_seg.errors import ConfigurationError, EngineError, ModelError
+from jetson_seg.model_info import (ModelInfo, default_model_dir, load_keras, locate_model,
+                                   parse_description, read_model_info)
 from jetson_seg.optimize.artefacts import MANIFEST
 
 
@@ -26,66 +26,104 @@ def _auto_order(has_gpu: bool) -> tuple[str, ...]:
 
 
 def open_model(model_path: str, engine: str = 'auto', threads: int = 0,
-               allow_fallback: bool = False, log=None) -> tuple[Engine, ModelInfo]:
+               allow_fallback: bool = False, log=None,
+               trust: bool = False) -> tuple[Engine, ModelInfo]:
     """Open `model_path` ('' = default model) with `engine`; raises JetsonSegError (the cause).
 
-    `model_path` is a Keras model (file or directory with model.keras + model.json) or an
-    optimizer output directory (manifest.json). With `allow_fallback`, an engine that cannot
-    run here is replaced by the automatic choice (and `log` is told why).
+    `model_path` is a model folder (one of model.keras, model.h5, a SavedModel or model.tflite,
+    plus model.json), a model file inside one, or an optimizer output folder (manifest.json).
+    With `allow_fallback`, an engine that cannot run here is replaced by the automatic choice
+    (and `log` is told why). `trust` lets models with code or file access load.
     """
     if engine not in ENGINES:
         raise ConfigurationError(f'unknown engine {engine!r}; choose one of {ENGINES}')
     path = Path(model_path).expanduser() if model_path else default_model_dir()
     if not path.exists():
         raise ModelError(f'model path does not exist: {path}')
-    opener = _open_artefacts if (path / MANIFEST).is_file() else _open_keras
+    if path.is_dir() and (path / MANIFEST).is_file():
+        def opener(name: str) -> tuple[Engine, ModelInfo]:
+            return _open_artefacts(path, name, threads)
+        candidates = ('litert', 'tf', 'tftrt')
+    else:
+        model_dir, model_file, fmt = locate_model(path)
+        info = read_model_info(model_dir)
+
+        def opener(name: str) -> tuple[Engine, ModelInfo]:
+            return _open_source(model_file, fmt, info, name, threads, trust)
+        candidates = ('litert',) if fmt == 'tflite' else ('litert', 'tf')
     if engine == 'auto':
         errors = []
-        for candidate in _auto_order(has_gpu()):
+        order = candidates if candidates == ('litert',) else \
+            [name for name in _auto_order(has_gpu()) if name in candidates]
+        for candidate in order:
             try:
-                return opener(path, candidate, threads)
-            except JetsonSegError as exc:
+                return opener(candidate)
+            except EngineError as exc:  # a model error is the same for every engine
                 errors.append(f'{candidate}: {exc}')
         raise EngineError('no engine can run ' + str(path) + ': ' + '; '.join(errors))
     try:
-        return opener(path, engine, threads)
+        return opener(engine)
     except EngineError as exc:
         if not allow_fallback:
             raise
         if log is not None:
             log(f'engine {engine} cannot run here ({exc}); falling back to auto')
-        return open_model(model_path, 'auto', threads)
+        return open_model(model_path, 'auto', threads, trust=trust)
 
 
-def _open_keras(path: Path, engine: str, threads: int) -> tuple[Engine, ModelInfo]:
-    """A Keras model frozen (tf) or converted to LiteRT in memory at start-up."""
-    model_dir = path.parent if path.is_file() else path
-    keras_file = path if path.is_file() else path / KERAS_FILE
-    if not keras_file.is_file():
-        raise ModelError(f'no {KERAS_FILE} in {model_dir}')
+def _open_source(model_file: Path, fmt: str, info: ModelInfo, engine: str,
+                 threads: int, trust: bool) -> tuple[Engine, ModelInfo]:
+    """A user's model file, frozen (tf) or converted to LiteRT in memory at start-up."""
     if engine == 'tftrt':
         raise EngineError('tftrt needs engines converted by the optimizer on the target GPU: '
                           'run optimizer_node and point model_path at its output directory')
-    info = read_model_info(model_dir)
-    try:
-        keras_model = load_keras(keras_file)
-    except Exception as exc:  # Keras raises many types for a bad file; report them all alike
-        raise ModelError(f'cannot load Keras model {keras_file}: {exc}') from exc
-    shape = tuple(keras_model.input_shape[1:3])
-    classes = int(keras_model.output_shape[-1])
-    if shape != info.input_hw or classes != len(info.class_names):
-        raise ModelError(f'{keras_file} does not match {model_dir / MODEL_JSON}: input '
-                         f'{shape} vs {info.input_hw}, classes {classes} '
-                         f'vs {len(info.class_names)}')
-    if engine == 'litert':
-        from jetson_seg.optimize.convert_litert import convert_to_litert
+    if fmt == 'tflite':
+        if engine != 'litert':
+            raise EngineError(f'{model_file} is a LiteRT model: it runs with engine litert')
         from jetson_seg.engines.litert import LiteRtEngine
-        return LiteRtEngine(convert_to_litert(keras_model, 'FP32'), classes, threads), info
-    from jetson_seg.engines.tf_graph import FrozenGraphEngine
-    from jetson_seg.optimize.freeze import freeze_keras_model
+        opened = LiteRtEngine(model_file, threads, _size_or_none(info))
+        return opened, _checked(info, opened, model_file)
+    if fmt == 'saved_model':
+        if engine == 'litert':
+            raise EngineError('LiteRT from a SavedModel is made by the optimizer (target litert); '
+                              'serve the SavedModel with engine tf, or run the optimizer')
+        from jetson_seg.engines.tf_graph import FrozenGraphEngine
+        from jetson_seg.optimize.freeze import freeze_saved_model
+        frozen = freeze_saved_model(model_file, info.input.name, info.output.name,
+                                    _size_or_none(info), for_cpu=not has_gpu(), trust=trust)
+        opened = FrozenGraphEngine.from_frozen(frozen, threads)
+        return opened, _checked(info, opened, model_file)
+    try:
+        keras_model = load_keras(model_file, trust)
+    except ModelError:
+        raise
+    except Exception as exc:  # Keras raises many types for a bad file; report them all alike
+        hint = '' if trust else ' (a model with Lambda or custom layers needs trust_model:=true)'
+        raise ModelError(f'cannot load Keras model {model_file}: {exc}{hint}') from exc
+    if engine == 'litert':
+        from jetson_seg.engines.litert import LiteRtEngine
+        from jetson_seg.optimize.convert_litert import convert_to_litert
+        opened = LiteRtEngine(convert_to_litert(keras_model, 'FP32'), threads)
+    else:
+        from jetson_seg.engines.tf_graph import FrozenGraphEngine
+        from jetson_seg.optimize.freeze import freeze_keras_model
+        frozen = freeze_keras_model(keras_model, for_cpu=not has_gpu())  # CPU fusions pin
+        opened = FrozenGraphEngine.from_frozen(frozen, threads)          # to the CPU
+    return opened, _checked(info, opened, model_file)
 
-    frozen = freeze_keras_model(keras_model, for_cpu=not has_gpu())  # CPU fusions pin to CPU
-    return FrozenGraphEngine.from_frozen(frozen, threads), info
+
+def _size_or_none(info: ModelInfo) -> tuple[int, int] | None:
+    return None if info.input.height is None or info.input.width is None else info.input_hw
+
+
+def _checked(info: ModelInfo, engine: Engine, where: Path) -> ModelInfo:
+    """The description checked against the opened network (the engine closed on a mismatch)."""
+    try:
+        return info.check_network(engine.input_hw, engine.output_channels, engine.input_dtype,
+                                  str(where))
+    except ModelError:
+        engine.close()
+        raise
 
 
 def _open_artefacts(path: Path, engine: str, threads: int) -> tuple[Engine, ModelInfo]:
@@ -105,10 +143,10 @@ def _open_artefacts(path: Path, engine: str, threads: int) -> tuple[Engine, Mode
         graph_def = tf.compat.v1.GraphDef()
         graph_def.ParseFromString(verified_file(path, manifest, 'tf', 'graph').read_bytes())
         return FrozenGraphEngine(graph_def, target['input_tensor'], target['output_tensor'],
-                                 info.input_hw, len(info.class_names), threads), info
+                                 info.input_hw, info.output_channels, threads), info
     if engine == 'litert':
         from jetson_seg.engines.litert import LiteRtEngine
-        return LiteRtEngine(verified_file(path, manifest, 'litert', 'fp32'),
-                            len(info.class_names), threads), info
+        return LiteRtEngine(verified_file(path, manifest, 'litert', 'fp32'), threads,
+                            info.input_hw), info
     from jetson_seg.engines.tftrt import open_tftrt
     return open_tftrt(path, manifest, info), info

@@ -58,8 +58,7 @@ def test_outputs_nobody_wants_are_not_computed():
     from jetson_seg.model_store import open_model
 
     engine, info = open_model('', 'auto', threads=1)
-    pipeline = SegmentationPipeline(engine, np.array(info.class_colors, np.uint8),
-                                    PipelineConfig())
+    pipeline = SegmentationPipeline(engine, info, PipelineConfig())
     image = DecodedImage(next(scene_stream(1)).image, 'rgb')
     only_mask = pipeline.run(image, Wanted(mask=True, color_mask=False, overlay=False,
                                            detections=False))

@@ -189,7 +189,7 @@ def test_tftrt_native_segments_match_the_source(frozen_for_trt):
     native = native_segments_graph(graph)
     assert not _trt_nodes(native)
     engine = FrozenGraphEngine(native, frozen.input_name, frozen.output_name, frozen.input_hw,
-                               frozen.num_classes, threads=1)
+                               frozen.output_channels, threads=1)
     frames = check_frames(2, frozen.input_hw)
     diff = np.abs(engine.infer(frames) - model(frames, training=False).numpy()).max()
     assert diff < 1e-4  # float summation order only: 1.6e-5 seen with the default model

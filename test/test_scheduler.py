@@ -70,7 +70,7 @@ class RecordingSink:
 @pytest.fixture(scope='module')
 def pipeline():
     engine, info = open_model('', 'litert', threads=1)
-    yield SegmentationPipeline(engine, np.array(info.class_colors, np.uint8), PipelineConfig())
+    yield SegmentationPipeline(engine, info, PipelineConfig())
     engine.close()
 
 

@@ -11,18 +11,25 @@ ENGINES = ('auto', 'tf', 'tftrt', 'litert')
 
 
 class Engine(ABC):
-    """Runs the network: uint8 RGB batch (N, H, W, 3) -> float32 probabilities (N, H, W, C)."""
+    """Runs the network: input batch (N, H, W, 3) -> its raw output (N, H, W, C) or (N, H, W).
+
+    The input is uint8 pixels or float32 normalised values, as `input_dtype` says; what the
+    output means (probabilities, logits, sigmoid scores, class ids) is the model description's
+    business (model_info.OutputSpec), not the engine's.
+    """
 
     #: Short name reported in diagnostics and benchmarks, e.g. 'tf', 'litert'.
     name: str = 'engine'
 
-    def __init__(self, input_hw: tuple[int, int], num_classes: int) -> None:
+    def __init__(self, input_hw: tuple[int, int], output_channels: int,
+                 input_dtype: str = 'uint8') -> None:
         self.input_hw = input_hw
-        self.num_classes = num_classes
+        self.output_channels = output_channels
+        self.input_dtype = input_dtype
 
     @abstractmethod
     def infer(self, batch: np.ndarray) -> np.ndarray:
-        """Probabilities for a contiguous uint8 batch of network-sized RGB images."""
+        """Raw output for a contiguous batch of network-sized images."""
 
     def close(self) -> None:
         """Release runtime resources (sessions, interpreters); idempotent."""

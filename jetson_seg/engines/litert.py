@@ -1,4 +1,8 @@
-"""Engine over a LiteRT (TensorFlow Lite) model, run by XNNPACK with a set thread count."""
+"""Engine over a LiteRT (TensorFlow Lite) model, run by XNNPACK with a set thread count.
+
+Imports only the LiteRT runtime, never TensorFlow: serving a `.tflite` stays small and quick to
+start, which matters on a Jetson where CPU and GPU share memory.
+"""
 
 from __future__ import annotations
 
@@ -7,30 +11,50 @@ from pathlib import Path
 import numpy as np
 
 from jetson_seg.engines.base import Engine
-from jetson_seg.errors import EngineError
+from jetson_seg.errors import EngineError, ModelError
 
 
 class LiteRtEngine(Engine):
-    """One interpreter per engine; the batch size follows the input (tensors resized on change)."""
+    """One interpreter per engine; the batch size follows the input (tensors resized on change).
+
+    Quantized outputs are dequantized with the model's own scale and zero point, so callers
+    always get float32 (or the model's integer ids for an argmax head).
+    """
 
     name = 'litert'
 
-    def __init__(self, model: Path | bytes, num_classes: int, threads: int = 0) -> None:
+    def __init__(self, model: Path | bytes, threads: int = 0,
+                 input_hw: tuple[int, int] | None = None) -> None:
         try:
             from ai_edge_litert.interpreter import Interpreter
         except ImportError as exc:  # pragma: no cover - the venv pins ai-edge-litert
             raise EngineError('LiteRT runtime (ai-edge-litert) is not installed') from exc
+        where = 'in memory' if isinstance(model, bytes) else str(model)
         try:
             source = {'model_content': model} if isinstance(model, bytes) else \
                 {'model_path': str(model)}
             self._interp = Interpreter(**source, num_threads=threads if threads > 0 else None)
         except (ValueError, RuntimeError) as exc:
-            where = 'in memory' if isinstance(model, bytes) else str(model)
-            raise EngineError(f'cannot load LiteRT model {where}: {exc}') from exc
+            raise ModelError(f'cannot load LiteRT model {where}: {exc}') from exc
+        if len(self._interp.get_input_details()) != 1:
+            raise ModelError(f'LiteRT model {where} has several inputs; one image input needed')
         self._input = self._interp.get_input_details()[0]
         self._output = self._interp.get_output_details()[0]
-        _, height, width, _ = self._input['shape']
-        super().__init__((int(height), int(width)), num_classes)
+        shape = [int(v) for v in self._input['shape_signature']]
+        if len(shape) != 4 or shape[-1] != 3:
+            raise ModelError(f'LiteRT model {where} input has shape {shape}; expected NHWC with 3 '
+                             f'channels (an NCHW model must be converted NHWC)')
+        height, width = shape[1], shape[2]
+        if height <= 0 or width <= 0:  # dynamic: the description gives the size
+            if input_hw is None:
+                raise ModelError(f'LiteRT model {where} has a dynamic input size; give '
+                                 f'input.height and input.width in model.json')
+            height, width = input_hw
+        out_shape = [int(v) for v in self._output['shape']]
+        super().__init__((height, width), out_shape[-1] if len(out_shape) == 4 else 1,
+                         np.dtype(self._input['dtype']).name)
+        scale, zero = self._output.get('quantization', (0.0, 0))
+        self._dequantize = (float(scale), int(zero)) if scale else None
         self._batch = 0
         self._allocate(1)
 
@@ -45,7 +69,11 @@ class LiteRtEngine(Engine):
         self._allocate(batch.shape[0])
         self._interp.set_tensor(self._input['index'], batch)
         self._interp.invoke()
-        return self._interp.get_tensor(self._output['index'])
+        out = self._interp.get_tensor(self._output['index'])
+        if self._dequantize is not None and out.dtype != np.float32:
+            scale, zero = self._dequantize
+            return (out.astype(np.float32) - zero) * scale
+        return out
 
     def close(self) -> None:
         self._interp = None

@@ -18,8 +18,7 @@ class FrozenGraphEngine(Engine):
     name = 'tf'
 
     def __init__(self, graph_def, input_name: str, output_name: str, input_hw: tuple[int, int],
-                 num_classes: int, threads: int = 0) -> None:
-        super().__init__(input_hw, num_classes)
+                 output_channels: int, threads: int = 0) -> None:
         import tensorflow as tf
 
         self._graph = tf.Graph()
@@ -30,6 +29,7 @@ class FrozenGraphEngine(Engine):
             self._output = self._graph.get_tensor_by_name(output_name)
         except KeyError as exc:
             raise EngineError(f'frozen graph has no tensor {exc}') from exc
+        super().__init__(input_hw, output_channels, self._input.dtype.name)
         config = tf.compat.v1.ConfigProto(intra_op_parallelism_threads=threads,
                                           inter_op_parallelism_threads=1 if threads else 0)
         config.gpu_options.allow_growth = True
@@ -40,7 +40,7 @@ class FrozenGraphEngine(Engine):
     def from_frozen(cls, frozen, threads: int = 0) -> 'FrozenGraphEngine':
         """Engine over an optimize.freeze.FrozenModel (its graph, tensor names and shape)."""
         return cls(frozen.graph_def, frozen.input_name, frozen.output_name, frozen.input_hw,
-                   frozen.num_classes, threads)
+                   frozen.output_channels, threads)
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
         return self._run(batch)

@@ -36,7 +36,7 @@ def open_tftrt(path: Path, manifest: dict, info) -> 'TfTrtEngine':
                           f'{here[1]}; rebuild them here with the optimizer')
     from jetson_seg.optimize.artefacts import verified_file
     saved_model = verified_file(path, manifest, 'tftrt', 'saved_model').parent
-    return TfTrtEngine(saved_model, info.input_hw, len(info.class_names))
+    return TfTrtEngine(saved_model, info.input_hw, info.output_channels)
 
 
 class TfTrtEngine(Engine):
@@ -45,14 +45,15 @@ class TfTrtEngine(Engine):
     name = 'tftrt'
 
     def __init__(self, saved_model_dir: Path, input_hw: tuple[int, int],
-                 num_classes: int) -> None:
-        super().__init__(input_hw, num_classes)
+                 output_channels: int) -> None:
         import tensorflow as tf
 
         configure_gpu_memory()  # growth, unless the node capped memory first
         self._model = tf.saved_model.load(str(saved_model_dir))
         self._fn = self._model.signatures['serving_default']
         self._tf = tf
+        (spec,) = self._fn.structured_input_signature[1].values()
+        super().__init__(input_hw, output_channels, spec.dtype.name)
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
         outputs = self._fn(self._tf.constant(batch))

@@ -39,7 +39,7 @@ class FrozenModel:
     input_name: str
     output_name: str
     input_hw: tuple[int, int]
-    num_classes: int
+    output_channels: int  # C of (N, H, W, C); 1 for an id map (N, H, W)
     steps: list[FreezeStep] = field(default_factory=list)
 
     def report(self) -> str:
@@ -184,15 +184,111 @@ def bias_add_from_add(graph_def):
     return out
 
 
+#: Ops that reach outside the model (files, Python, processes): a SavedModel holding any of them
+#: in its serving function is refused unless the user trusts it (`trust_model`).
+UNSAFE_OPS = frozenset({'ReadFile', 'WriteFile', 'PyFunc', 'PyFuncStateless', 'EagerPyFunc',
+                        'MatchingFiles', 'Save', 'SaveV2', 'SaveSlices', 'Restore', 'RestoreV2',
+                        'RestoreSlice', 'MergeV2Checkpoints', 'ImmutableConst', 'DebugIdentity',
+                        'PrintV2', 'Print'})
+
+
 def freeze_keras_model(model, for_cpu: bool = True) -> FrozenModel:
-    """Freeze `model` (batch dimension left dynamic) and optimize it step by step."""
+    """Freeze a Keras model (BatchNorm in inference mode, batch dimension left dynamic)."""
+    import tensorflow as tf
+
+    height, width, channels = model.input_shape[1:]
+    spec = tf.TensorSpec((None, height, width, channels), model.inputs[0].dtype, name='image')
+    return freeze_function(lambda x: model(x, training=False), spec, for_cpu)
+
+
+def freeze_saved_model(path, input_name: str | None, output_name: str | None,
+                       input_hw: tuple[int, int] | None, for_cpu: bool = True,
+                       trust: bool = False) -> FrozenModel:
+    """Freeze one signature of a TensorFlow SavedModel into the same lean graph as Keras models.
+
+    The signature is 'serving_default', or the one whose input is `input_name`; a signature
+    with several inputs or outputs needs `input_name` / `output_name` (model.json). A dynamic
+    height/width is fixed to `input_hw`.
+    """
+    import tensorflow as tf
+
+    from jetson_seg.errors import ModelError
+
+    try:
+        loaded = tf.saved_model.load(str(path))
+    except Exception as exc:  # TensorFlow raises many types for a bad SavedModel
+        raise ModelError(f'cannot load SavedModel {path}: {exc}') from exc
+    where = f'SavedModel {path}'
+    signature_key, fn = _pick_signature(loaded.signatures, input_name, where)
+    inputs = fn.structured_input_signature[1]
+    outputs = fn.structured_outputs
+    in_key = _one_name(inputs, input_name, 'input', signature_key, where)
+    out_key = _one_name(outputs, output_name, 'output', signature_key, where)
+    shape = list(inputs[in_key].shape)
+    if len(shape) != 4 or shape[-1] != 3:
+        raise ModelError(f'{where}: input {in_key!r} has shape {shape}; expected NHWC with 3 '
+                         f'channels (an NCHW model must be exported NHWC)')
+    height, width = shape[1], shape[2]
+    if height is None or width is None:
+        if input_hw is None:
+            raise ModelError(f'{where}: input size is dynamic; give input.height and '
+                             f'input.width in model.json')
+        height, width = input_hw
+    spec = tf.TensorSpec((None, height, width, 3), inputs[in_key].dtype, name='image')
+    frozen = freeze_function(lambda x: fn(**{in_key: x})[out_key], spec, for_cpu,
+                             keep_alive=loaded)
+    if not trust:
+        unsafe = sorted({node.op for node in frozen.graph_def.node} & UNSAFE_OPS)
+        if unsafe:
+            raise ModelError(f'{where} runs {", ".join(unsafe)} (file or system access); a model '
+                             f'is a program: set trust_model:=true only if you trust its source')
+    return frozen
+
+
+def _pick_signature(signatures, input_name: str | None, where: str):
+    from jetson_seg.errors import ModelError
+
+    keys = sorted(signatures.keys())
+    if not keys:
+        raise ModelError(f'{where} has no signatures; export it with a serving signature')
+    if input_name is not None:
+        matching = [k for k in keys if input_name in signatures[k].structured_input_signature[1]]
+        if len(matching) == 1:
+            return matching[0], signatures[matching[0]]
+    if 'serving_default' in keys:
+        return 'serving_default', signatures['serving_default']
+    if len(keys) == 1:
+        return keys[0], signatures[keys[0]]
+    raise ModelError(f'{where} has signatures {keys} and none is serving_default; name the '
+                     f'input to use as input.name in model.json')
+
+
+def _one_name(tensors: dict, wanted: str | None, kind: str, signature: str, where: str) -> str:
+    from jetson_seg.errors import ModelError
+
+    names = sorted(tensors)
+    if wanted is not None:
+        if wanted not in tensors:
+            raise ModelError(f'{where}: signature {signature!r} has no {kind} {wanted!r} (it has '
+                             f'{names}); fix {kind}.name in model.json')
+        return wanted
+    if len(names) != 1:
+        raise ModelError(f'{where}: signature {signature!r} has {kind}s {names}; name the one '
+                         f'to use as {kind}.name in model.json')
+    return names[0]
+
+
+def freeze_function(fn, spec, for_cpu: bool = True, keep_alive=None) -> FrozenModel:
+    """Trace `fn` for `spec`, freeze it and optimize the graph step by step.
+
+    `keep_alive` holds the object the function's variables belong to (a loaded SavedModel)
+    until freezing is done: without a reference TensorFlow frees them mid-way.
+    """
     import tensorflow as tf
     from tensorflow.python.framework.convert_to_constants import (
         convert_variables_to_constants_v2)
 
-    height, width, channels = model.input_shape[1:]
-    spec = tf.TensorSpec((None, height, width, channels), model.inputs[0].dtype, name='image')
-    concrete = tf.function(lambda x: model(x, training=False)).get_concrete_function(spec)
+    concrete = tf.function(fn).get_concrete_function(spec)
     steps = [_step('traced (variables)', concrete.graph.as_graph_def())]
     frozen_fn = convert_variables_to_constants_v2(concrete)
     graph_def = frozen_fn.graph.as_graph_def()
@@ -209,5 +305,7 @@ def freeze_keras_model(model, for_cpu: bool = True) -> FrozenModel:
             node.device = node.device or '/device:CPU:0'
         graph_def = run_grappler(graph_def, input_name, output_name, CPU_PASS)
         steps.append(_step('fuse conv+bias+relu (CPU)', graph_def))
-    return FrozenModel(graph_def, input_name, output_name, (height, width),
-                       int(model.output_shape[-1]), steps)
+    out_shape = frozen_fn.outputs[0].shape
+    channels = int(out_shape[-1]) if len(out_shape) == 4 else 1  # (N, H, W): an id map
+    return FrozenModel(graph_def, input_name, output_name, tuple(spec.shape[1:3]), channels,
+                       steps)

@@ -257,7 +257,7 @@ class Optimizer:
                                      lambda: self._calibration_frames(frozen.input_hw))
             rel = f'litert/model_{precision.lower()}.tflite'
             (run_dir / rel).write_bytes(data)
-            engine = LiteRtEngine(run_dir / rel, frozen.num_classes, threads=1)
+            engine = LiteRtEngine(run_dir / rel, threads=1)
             checks[precision] = self._check(f'litert/{precision}', engine.infer, frames,
                                             reference)
             files.append({'role': precision.lower(), 'path': rel, 'bytes': len(data)})
@@ -279,7 +279,7 @@ class Optimizer:
                  'above is a preview of the segments TF-TRT would build with these settings.')
         native = native_segments_graph(rewritten)
         engine = FrozenGraphEngine(native, frozen.input_name, frozen.output_name,
-                                   frozen.input_hw, frozen.num_classes, threads=1)
+                                   frozen.input_hw, frozen.output_channels, threads=1)
         check = self._check('tftrt', engine.infer, frames, reference,
                             note='TRTEngineOps replaced by their native TF segments')
         engine.close()

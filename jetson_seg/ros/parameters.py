@@ -32,8 +32,11 @@ class ParamSpec:
 
 
 SEGMENTATION_PARAMS: tuple[ParamSpec, ...] = (
-    ParamSpec('model_path', '', 'Keras model directory/file, or optimizer output directory; '
-              "'' = the packaged default model"),
+    ParamSpec('model_path', '', 'Model folder (model.keras, model.h5, SavedModel or model.tflite '
+              "+ model.json), a model file in one, or an optimizer output folder; '' = the "
+              'packaged default model'),
+    ParamSpec('trust_model', False, 'Allow models that run code or touch files (.h5/.keras '
+              'Lambda or custom layers, SavedModel file/Python ops): only for trusted sources'),
     ParamSpec('engine', 'auto', 'Inference runtime; auto picks the fastest that runs here',
               choices=ENGINES),
     ParamSpec('engine_fallback', False, 'If the chosen engine cannot run here, use auto '

@@ -12,7 +12,6 @@ from __future__ import annotations
 import sys
 import time
 
-import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.executors import ExternalShutdownException
@@ -91,7 +90,8 @@ class SegmentationNode(LifecycleNode):
                 self.get_logger().info(f'GPU {line}')
             engine, info = open_model(self._param('model_path'), self._param('engine'),
                                       self._param('threads'), self._param('engine_fallback'),
-                                      log=self.get_logger().warning)
+                                      log=self.get_logger().warning,
+                                      trust=self._param('trust_model'))
         except JetsonSegError as exc:
             self.get_logger().error(f'configure failed: {exc}')
             return TransitionCallbackReturn.FAILURE
@@ -100,8 +100,7 @@ class SegmentationNode(LifecycleNode):
             return TransitionCallbackReturn.FAILURE
         self._engine = engine
         self._class_names = info.class_names
-        self._pipeline = SegmentationPipeline(engine, np.array(info.class_colors, np.uint8),
-                                              self._pipeline_config())
+        self._pipeline = SegmentationPipeline(engine, info, self._pipeline_config())
         self._scheduler = FrameScheduler(self._pipeline, self, self.stats, self.check)
         out_qos = _qos(self._param('output_reliability'), self._param('output_depth'))
         self._cameras = tuple(dict.fromkeys(self._param('cameras')))

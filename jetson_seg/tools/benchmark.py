@@ -104,8 +104,7 @@ def _hot_path_worker() -> dict:
     from jetson_seg.training.scenes import scene_stream
 
     engine, info = open_model('', 'auto', threads=0)
-    pipeline = SegmentationPipeline(engine, np.array(info.class_colors, np.uint8),
-                                    PipelineConfig())
+    pipeline = SegmentationPipeline(engine, info, PipelineConfig())
     msg = image_msg(Header(frame_id='bench'), next(scene_stream(3)).image, 'rgb8')
 
     def frame(wanted: Wanted) -> None:

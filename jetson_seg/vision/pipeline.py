@@ -13,10 +13,12 @@ import cv2
 import numpy as np
 
 from jetson_seg.engines.base import Engine
+from jetson_seg.model_info import ModelInfo
 from jetson_seg.vision.image_conversion import DecodedImage, to_rgb
-from jetson_seg.vision.postprocess import (ArgmaxScratch, Region, class_mask, color_mask, overlay,
-                                           probability_planes, regions)
-from jetson_seg.vision.preprocess import Letterbox, to_network_input
+from jetson_seg.vision.postprocess import (ArgmaxScratch, Region, class_mask, class_scores,
+                                           color_mask, id_mask, overlay, probability_planes,
+                                           regions)
+from jetson_seg.vision.preprocess import Letterbox, NetworkInput
 
 
 @dataclass(frozen=True)
@@ -67,12 +69,13 @@ class Inferred:
 class SegmentationPipeline:
     """Runs one frame at a time through preprocessing, the engine and postprocessing."""
 
-    def __init__(self, engine: Engine, palette: np.ndarray, config: PipelineConfig) -> None:
+    def __init__(self, engine: Engine, info: ModelInfo, config: PipelineConfig) -> None:
         self.engine = engine
-        self.palette = np.ascontiguousarray(palette, np.uint8)
+        self.info = info
+        self.palette = np.array(info.class_colors, np.uint8)
         self.config = config
         self._boxes: dict[tuple[int, int], Letterbox] = {}
-        self._batch = np.zeros((0, *engine.input_hw, 3), np.uint8)
+        self._input = NetworkInput(info.input, engine.input_hw)
         self._planes: list[np.ndarray] | None = None  # reused output-size probability planes
         self._argmax: ArgmaxScratch | None = None
 
@@ -81,8 +84,7 @@ class SegmentationPipeline:
         if box is None:
             if len(self._boxes) > 16:  # bounded: a stream of odd sizes must not grow this
                 self._boxes.clear()
-            box = self._boxes[(width, height)] = Letterbox.for_input((height, width),
-                                                                     self.engine.input_hw)
+            box = self._boxes[(width, height)] = self._input.letterbox((height, width))
         return box
 
     def run(self, image: DecodedImage, wanted: Wanted = Wanted()) -> FrameResult:
@@ -101,16 +103,11 @@ class SegmentationPipeline:
         """
         clock = time.perf_counter
         t0 = clock()
-        if len(self._batch) != len(images):
-            self._batch = np.zeros((len(images), *self.engine.input_hw, 3), np.uint8)
-        boxes = []
-        for slot, image in enumerate(images):
-            height, width = image.pixels.shape[:2]
-            box = self._letterbox_for(width, height)
-            to_network_input(image, self.engine.input_hw, self._batch[slot], box)
-            boxes.append(box)
+        boxes = [self._letterbox_for(image.pixels.shape[1], image.pixels.shape[0])
+                 for image in images]
+        batch = self._input.fill(images, boxes)
         t1 = clock()
-        probs = self.engine.infer(self._batch)
+        probs = self.engine.infer(batch)
         t2 = clock()
         return Inferred(images, boxes, probs, (t1 - t0) * 1e3 / len(images),
                         (t2 - t1) * 1e3 / len(images))
@@ -128,16 +125,24 @@ class SegmentationPipeline:
             results.append(result)
         return results
 
-    def _finish(self, probs: np.ndarray, image: DecodedImage, box: Letterbox,
+    def _class_mask(self, raw: np.ndarray, box: Letterbox,
+                    wanted: Wanted) -> tuple[np.ndarray, list[np.ndarray] | None]:
+        """Mask on the output grid, and the score planes behind it (None for an argmax head)."""
+        at_input = self.config.mask_at_input_resolution
+        if self.info.output.type == 'argmax':
+            return id_mask(raw, box, at_input), None
+        scores = class_scores(raw, self.info.output, need_probabilities=wanted.detections)
+        planes = probability_planes(scores, box, at_input, self._planes)
+        if at_input:
+            self._planes = planes
+        self._argmax = ArgmaxScratch.fitting(self._argmax, planes[0].shape, len(planes))
+        return class_mask(planes, self._argmax), planes
+
+    def _finish(self, raw: np.ndarray, image: DecodedImage, box: Letterbox,
                 wanted: Wanted) -> FrameResult:
         result = FrameResult()
         height, width = image.pixels.shape[:2]
-        planes = probability_planes(probs, box, self.config.mask_at_input_resolution,
-                                    self._planes)
-        if self.config.mask_at_input_resolution:
-            self._planes = planes
-        self._argmax = ArgmaxScratch.fitting(self._argmax, planes[0].shape, len(planes))
-        mask = class_mask(planes, self._argmax)
+        mask, planes = self._class_mask(raw, box, wanted)
         if wanted.mask:
             result.mask = mask
         if wanted.detections:

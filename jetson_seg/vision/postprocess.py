@@ -1,4 +1,9 @@
-"""From network probabilities to the published products: class mask, colours, overlay, regions.
+"""From network output to the published products: class mask, colours, overlay, regions.
+
+The model's head (model_info.OutputSpec) is turned into per-class score planes whose argmax is
+the class: softmax probabilities as they are, logits as they are (softmax only when detection
+scores need probabilities), sigmoid scores behind a background plane held at the threshold; an
+argmax head's id map is cropped and resized directly.
 
 Everything works on the input image's pixel grid by default: probabilities are cropped to the
 letterbox content and resized (bilinear) before the argmax, so mask edges fall between input
@@ -14,6 +19,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from jetson_seg.model_info import OutputSpec
 from jetson_seg.vision.preprocess import Letterbox
 
 
@@ -28,6 +34,35 @@ class Region:
     y1: int  # exclusive
     area: int
     score: float  # mean probability of `class_id` over the region
+
+
+def class_scores(raw: np.ndarray, output: OutputSpec, need_probabilities: bool) -> np.ndarray:
+    """One frame's output (h, w, C) at network size -> scores (h, w, classes), argmax = class.
+
+    Works at network resolution, where a copy is small; softmax output passes through as is.
+    """
+    if output.type == 'softmax' or (output.type == 'logits' and not need_probabilities):
+        return raw  # argmax of logits = argmax of their softmax
+    if output.type == 'logits':
+        shifted = raw - raw.max(axis=-1, keepdims=True)
+        np.exp(shifted, out=shifted)
+        shifted /= shifted.sum(axis=-1, keepdims=True)
+        return shifted
+    if output.type == 'sigmoid':  # background wins unless some class exceeds the threshold
+        scores = np.empty((*raw.shape[:2], raw.shape[2] + 1), np.float32)
+        scores[..., 0] = output.threshold
+        scores[..., 1:] = raw
+        return scores
+    raise ValueError(f'{output.type} output has no class scores (use id_mask)')
+
+
+def id_mask(raw: np.ndarray, letterbox: Letterbox, at_input_resolution: bool) -> np.ndarray:
+    """An argmax head's id map (h, w) or (h, w, 1) -> uint8 class mask on the output grid."""
+    ids = letterbox.content(raw.reshape(raw.shape[:2])).astype(np.uint8)
+    size = (letterbox.src_w, letterbox.src_h)
+    if not at_input_resolution or size == (ids.shape[1], ids.shape[0]):
+        return ids
+    return cv2.resize(ids, size, interpolation=cv2.INTER_NEAREST)
 
 
 def probability_planes(probs: np.ndarray, letterbox: Letterbox, at_input_resolution: bool,
@@ -98,13 +133,15 @@ def overlay(rgb: np.ndarray, colors: np.ndarray, mask: np.ndarray, alpha: float,
     return out
 
 
-def regions(mask: np.ndarray, planes: list[np.ndarray], min_area: int = 1) -> list[Region]:
+def regions(mask: np.ndarray, planes: list[np.ndarray] | None,
+            min_area: int = 1) -> list[Region]:
     """Find the 8-connected regions of each non-background class, with their mean score.
 
-    `planes` (one probability plane per class) must be on the same grid as `mask`. Scores are
-    summed inside each region's box only, so the cost follows the objects' size.
+    `planes` (one probability plane per class) must be on the same grid as `mask`; without
+    them (an argmax head) every score is 1.0. Scores are summed inside each region's box only,
+    so the cost follows the objects' size.
     """
-    present = np.flatnonzero(np.bincount(mask.ravel(), minlength=len(planes)))
+    present = np.flatnonzero(np.bincount(mask.ravel()))
     found = []
     for class_id in present[present > 0]:
         binary = (mask == class_id).view(np.uint8)
@@ -113,7 +150,9 @@ def regions(mask: np.ndarray, planes: list[np.ndarray], min_area: int = 1) -> li
             x, y, w, h, area = (int(v) for v in stats[i])
             if area < min_area:
                 continue
-            inside = labels[y:y + h, x:x + w] == i
-            score = float(planes[class_id][y:y + h, x:x + w][inside].mean())
+            score = 1.0
+            if planes is not None:
+                inside = labels[y:y + h, x:x + w] == i
+                score = float(planes[class_id][y:y + h, x:x + w][inside].mean())
             found.append(Region(int(class_id), x, y, x + w, y + h, area, score))
     return found

@@ -1,8 +1,9 @@
 """Fit a camera frame into the network input, and map the network output back exactly.
 
 Frames whose aspect ratio differs from the network's are letterboxed (scaled to fit, centred,
-padded) so shapes are not distorted; the inverse crops the padding and scales back to the input
-size, so a mask pixel lines up with the input pixel it labels.
+padded) so shapes are not distorted, or stretched when the model was trained that way; the
+inverse crops the padding and scales back to the input size, so a mask pixel lines up with the
+input pixel it labels. Float models get their normalisation folded into one pass over the batch.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from jetson_seg.model_info import InputSpec
 from jetson_seg.vision.image_conversion import DecodedImage, resize_to_rgb
 
 
@@ -29,8 +31,13 @@ class Letterbox:
     content_h: int
 
     @classmethod
-    def for_input(cls, image_hw: tuple[int, int], input_hw: tuple[int, int]) -> 'Letterbox':
+    def for_input(cls, image_hw: tuple[int, int], input_hw: tuple[int, int],
+                  stretch: bool = False) -> 'Letterbox':
         """Placement of an image of (height, width) `image_hw` in a network of `input_hw`."""
+        if stretch:  # the whole input, aspect not kept: content fills the network input
+            return cls(image_hw[1], image_hw[0], input_hw[1], input_hw[0],
+                       min(input_hw[1] / image_hw[1], input_hw[0] / image_hw[0]), 0, 0,
+                       input_hw[1], input_hw[0])
         return cls.fit(image_hw[1], image_hw[0], input_hw[1], input_hw[0])
 
     @classmethod
@@ -67,3 +74,42 @@ def to_network_input(image: DecodedImage, input_hw: tuple[int, int],
         out[...] = 0
     box.content(out)[...] = resize_to_rgb(image, box.content_w, box.content_h)
     return out
+
+
+class NetworkInput:
+    """The network input batch of one model, built in reused buffers.
+
+    Frames are letterboxed (or stretched) as uint8 RGB; a bgr model reads them through a
+    reversed-channel view, and a float32 model gets (pixel / 255 - mean) / std written in one
+    multiply and one subtract into its own float buffer.
+    """
+
+    def __init__(self, spec: InputSpec, input_hw: tuple[int, int]) -> None:
+        self.spec = spec
+        self.input_hw = input_hw
+        self._pixels = np.zeros((0, *input_hw, 3), np.uint8)
+        self._ready = self._pixels
+        self._scale = (1.0 / (255.0 * np.asarray(spec.std, np.float32))).astype(np.float32)
+        self._offset = (np.asarray(spec.mean, np.float32) / np.asarray(spec.std, np.float32))
+
+    def letterbox(self, image_hw: tuple[int, int]) -> Letterbox:
+        return Letterbox.for_input(image_hw, self.input_hw, self.spec.resize == 'stretch')
+
+    def fill(self, images: list[DecodedImage], boxes: list[Letterbox]) -> np.ndarray:
+        """The batch of `images` placed by `boxes`, in the dtype and channel order of the model."""
+        if len(self._pixels) != len(images):
+            self._pixels = np.zeros((len(images), *self.input_hw, 3), np.uint8)
+            self._ready = self._pixels if self.spec.dtype == 'uint8' and \
+                self.spec.channel_order == 'rgb' else \
+                np.empty(self._pixels.shape, np.dtype(self.spec.dtype))
+        for slot, (image, box) in enumerate(zip(images, boxes)):
+            to_network_input(image, self.input_hw, self._pixels[slot], box)
+        if self._ready is self._pixels:
+            return self._pixels
+        pixels = self._pixels[..., ::-1] if self.spec.channel_order == 'bgr' else self._pixels
+        if self.spec.dtype == 'uint8':
+            np.copyto(self._ready, pixels)
+        else:
+            np.multiply(pixels, self._scale, out=self._ready)
+            np.subtract(self._ready, self._offset, out=self._ready)
+        return self._ready

@@ -1,0 +1,219 @@
+"""Bring your own model: every format and head served, matched with a direct run, or refused.
+
+The models are built here (test/own_models.py), saved in their format with a model.json, and
+compared with the same model run by its own runtime on the same frame.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from image_msgs import image_from_rgb, stamped
+from own_models import KINDS, OwnModel, reference_mask, colour_frame, write_model
+from ros_harness import NodeProcess, SegmentationClient
+
+from jetson_seg.errors import EngineError, ModelError
+from jetson_seg.model_store import open_model
+from jetson_seg.vision.image_conversion import DecodedImage
+from jetson_seg.vision.pipeline import PipelineConfig, SegmentationPipeline, Wanted
+
+STAMPS = itertools.count(70_000)
+ENGINES = {'keras': ('tf', 'litert'), 'h5': ('tf', 'litert'), 'saved_model': ('tf',),
+           'tflite': ('litert',)}
+
+
+@pytest.fixture(scope='module')
+def folders(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp('own_models')
+    return {kind.name: write_model(kind, root / kind.name) for kind in KINDS}
+
+
+def _agreement(mask: np.ndarray, expected: np.ndarray) -> float:
+    assert mask.shape == expected.shape
+    return float((mask == expected).mean())
+
+
+def _meaningful(expected: np.ndarray) -> None:
+    """The reference must show objects, or agreement would say nothing."""
+    counts = np.bincount(expected.ravel())
+    assert (counts / expected.size > 0.02).sum() >= 2, counts
+
+
+@pytest.mark.parametrize('kind', KINDS, ids=[k.name for k in KINDS])
+def test_every_engine_matches_a_direct_run_of_the_model(kind: OwnModel, folders):
+    frame = colour_frame()
+    expected = reference_mask(kind, folders[kind.name], frame)
+    _meaningful(expected)
+    for engine_name in ENGINES[kind.fmt]:
+        engine, info = open_model(str(folders[kind.name]), engine_name, threads=1)
+        try:
+            pipeline = SegmentationPipeline(engine, info,
+                                            PipelineConfig(mask_at_input_resolution=False))
+            result = pipeline.run(DecodedImage(frame, 'rgb'), Wanted())
+        finally:
+            engine.close()
+        assert _agreement(result.mask, expected) >= 0.99, engine_name
+        assert result.regions and all(0.0 < r.score <= 1.0 for r in result.regions)
+        if kind.head == 'argmax':
+            assert {r.score for r in result.regions} == {1.0}
+
+
+@pytest.mark.parametrize('kind', KINDS, ids=[k.name for k in KINDS])
+def test_node_serves_the_model_over_dds(kind: OwnModel, folders, ros_env):
+    namespace = f'/own_{kind.name}'
+    model_file = folders[kind.name] / {'keras': 'model.keras', 'h5': 'model.h5',
+                                       'saved_model': '', 'tflite': 'model.tflite'}[kind.fmt]
+    node = NodeProcess({'threads': 1, 'model_path': str(model_file).rstrip('/'),
+                        'mask_resolution': 'network'}, ros_env, namespace=namespace)
+    client = SegmentationClient(f'client_{kind.name}', namespace=namespace,
+                                outputs=('mask', 'detections'))
+    try:
+        node.wait_for_output('active: listening')
+        client.wait_connected()
+        frame = colour_frame(1)
+        answer = client.request(stamped(image_from_rgb(frame, 'bgr8'), next(STAMPS)))
+        mask = np.frombuffer(answer['mask'].data, np.uint8).reshape(
+            answer['mask'].height, answer['mask'].width)
+        expected = reference_mask(kind, folders[kind.name], frame)
+        _meaningful(expected)
+        assert _agreement(mask, expected) >= 0.99
+        assert client.label_info and [c.class_name for c in client.label_info[-1].class_map] \
+            == list(kind.classes)
+    finally:
+        client.close()
+        assert node.stop() == 0, node.text
+
+
+def _copy(folders, name: str, tmp_path: Path, **changes) -> Path:
+    folder = tmp_path / name
+    shutil.copytree(folders[name], folder)
+    description = json.loads((folder / 'model.json').read_text())
+    for section, values in changes.items():
+        if isinstance(values, dict):
+            description.setdefault(section, {}).update(values)
+        else:
+            description[section] = values
+    (folder / 'model.json').write_text(json.dumps(description))
+    return folder
+
+
+def test_output_channels_must_match_class_names(folders, tmp_path):
+    folder = _copy(folders, 'softmax_keras', tmp_path, class_names=['bg', 'a', 'b', 'c'])
+    with pytest.raises(ModelError, match=r'outputs 3 channel.*4 class_names.*model.json'):
+        open_model(str(folder), 'tf')
+    sigmoid = _copy(folders, 'sigmoid_savedmodel', tmp_path, class_names=['bg', 'a', 'b'])
+    with pytest.raises(ModelError, match='outputs 1 channel.*sigmoid head.*needs 2'):
+        open_model(str(sigmoid), 'tf')
+
+
+def test_input_dtype_and_size_must_match_the_network(folders, tmp_path):
+    folder = _copy(folders, 'bgr_tflite_pm1', tmp_path, input={'dtype': 'uint8'})
+    with pytest.raises(ModelError, match="float32 input.*set it to 'float32'"):
+        open_model(str(folder), 'litert')
+    wrong = _copy(folders, 'argmax_tflite', tmp_path, input={'height': 32})
+    with pytest.raises(ModelError, match='takes 96x64.*says 96x32'):
+        open_model(str(wrong), 'litert')
+
+
+def test_size_may_be_left_out_when_the_network_has_one(folders, tmp_path):
+    description = json.loads((folders['softmax_keras'] / 'model.json').read_text())
+    del description['input']['height'], description['input']['width']
+    folder = _copy(folders, 'softmax_keras', tmp_path, input=description['input'])
+    (folder / 'model.json').write_text(json.dumps(description))
+    engine, info = open_model(str(folder), 'litert')
+    assert info.input_hw == (64, 96)
+    engine.close()
+
+
+def _tflite(folder: Path, model, description: dict) -> Path:
+    import tensorflow as tf
+
+    folder.mkdir()
+    (folder / 'model.tflite').write_bytes(
+        tf.lite.TFLiteConverter.from_keras_model(model).convert())
+    (folder / 'model.json').write_text(json.dumps(description))
+    return folder
+
+
+def test_nchw_and_dynamic_inputs(tmp_path):
+    import keras
+
+    nchw_in = keras.Input((3, 32, 32))
+    nchw = keras.Model(nchw_in, keras.layers.Conv2D(2, 1)(keras.layers.Permute((2, 3, 1))(
+        nchw_in)))
+    folder = _tflite(tmp_path / 'nchw', nchw, {'class_names': ['bg', 'x']})
+    with pytest.raises(ModelError, match='expected NHWC with 3 channels'):
+        open_model(str(folder), 'litert')
+    dyn_in = keras.Input((None, None, 3))
+    dynamic = keras.Model(dyn_in, keras.layers.Conv2D(2, 1)(dyn_in))
+    folder = _tflite(tmp_path / 'dynamic', dynamic,
+                     {'class_names': ['bg', 'x'], 'input': {'dtype': 'float32'}})
+    with pytest.raises(ModelError, match='dynamic input size; give input.height'):
+        open_model(str(folder), 'litert')
+    description = {'class_names': ['bg', 'x'],
+                   'input': {'dtype': 'float32', 'height': 48, 'width': 40}}
+    (folder / 'model.json').write_text(json.dumps(description))
+    engine, info = open_model(str(folder), 'litert')
+    assert engine.input_hw == info.input_hw == (48, 40)
+    engine.close()
+
+
+def test_savedmodel_with_several_outputs_needs_output_name(tmp_path):
+    import tensorflow as tf
+
+    module = tf.Module()
+    spec = tf.TensorSpec((None, 16, 16, 3), tf.float32)
+
+    @tf.function(input_signature=[spec])
+    def serve(image):
+        return {'scores': tf.nn.softmax(tf.concat([image[..., :1], -image[..., :1]], -1)),
+                'features': image * 2.0}
+
+    module.serve = serve
+    tf.saved_model.save(module, str(tmp_path), signatures={'serving_default': serve})
+    (tmp_path / 'model.json').write_text(json.dumps(
+        {'class_names': ['bg', 'x'], 'input': {'dtype': 'float32'}}))
+    with pytest.raises(ModelError, match=r"outputs \['features', 'scores'\].*output.name"):
+        open_model(str(tmp_path), 'tf')
+    (tmp_path / 'model.json').write_text(json.dumps(
+        {'class_names': ['bg', 'x'], 'input': {'dtype': 'float32'},
+         'output': {'name': 'scores'}}))
+    engine, info = open_model(str(tmp_path), 'tf')
+    assert engine.output_channels == 2 and info.input_hw == (16, 16)
+    engine.close()
+
+
+def test_code_in_a_model_is_refused_unless_trusted(tmp_path):
+    import keras
+
+    inputs = keras.Input((16, 16, 3))
+    model = keras.Model(inputs, keras.layers.Conv2D(2, 1)(
+        keras.layers.Lambda(lambda t: t * 2.0)(inputs)))
+    for fmt in ('h5', 'keras'):
+        folder = tmp_path / fmt
+        folder.mkdir()
+        model.save(folder / f'model.{fmt}')
+        (folder / 'model.json').write_text(json.dumps(
+            {'class_names': ['bg', 'x'], 'input': {'dtype': 'float32'},
+             'output': {'type': 'logits'}}))
+        with pytest.raises(ModelError, match='Lambda|trust_model'):
+            open_model(str(folder), 'tf')
+        engine, _ = open_model(str(folder), 'tf', trust=True)
+        engine.close()
+
+
+def test_a_folder_needs_exactly_one_model_and_tflite_runs_on_litert(folders, tmp_path):
+    both = _copy(folders, 'argmax_tflite', tmp_path)
+    shutil.copy(folders['softmax_keras'] / 'model.keras', both / 'model.keras')
+    with pytest.raises(ModelError, match='exactly one of'):
+        open_model(str(both), 'auto')
+    engine, _ = open_model(str(both / 'model.tflite'), 'auto')  # the file itself: chosen
+    assert engine.name == 'litert'
+    engine.close()
+    with pytest.raises(EngineError, match='runs with engine litert'):
+        open_model(str(both / 'model.tflite'), 'tf')
