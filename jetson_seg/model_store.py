@@ -84,14 +84,12 @@ def _open_source(model_file: Path, fmt: str, info: ModelInfo, engine: str,
         opened = LiteRtEngine(model_file, threads, _size_or_none(info))
         return opened, _checked(info, opened, model_file)
     if fmt == 'saved_model':
-        if engine == 'litert':
-            raise EngineError('LiteRT from a SavedModel is made by the optimizer (target litert); '
-                              'serve the SavedModel with engine tf, or run the optimizer')
-        from jetson_seg.engines.tf_graph import FrozenGraphEngine
         from jetson_seg.optimize.freeze import freeze_saved_model
+        litert = engine == 'litert'
         frozen = freeze_saved_model(model_file, info.input.name, info.output.name,
-                                    _size_or_none(info), for_cpu=not has_gpu(), trust=trust)
-        opened = FrozenGraphEngine.from_frozen(frozen, threads)
+                                    _size_or_none(info), for_cpu=not (litert or has_gpu()),
+                                    trust=trust)
+        opened = _litert_from(frozen, threads) if litert else _tf_graph_from(frozen, threads)
         return opened, _checked(info, opened, model_file)
     try:
         keras_model = load_keras(model_file, trust)
@@ -101,15 +99,24 @@ def _open_source(model_file: Path, fmt: str, info: ModelInfo, engine: str,
         hint = '' if trust else ' (a model with Lambda or custom layers needs trust_model:=true)'
         raise ModelError(f'cannot load Keras model {model_file}: {exc}{hint}') from exc
     if engine == 'litert':
-        from jetson_seg.engines.litert import LiteRtEngine
-        from jetson_seg.optimize.convert_litert import convert_to_litert
-        opened = LiteRtEngine(convert_to_litert(keras_model, 'FP32'), threads)
+        opened = _litert_from(keras_model, threads)
     else:
-        from jetson_seg.engines.tf_graph import FrozenGraphEngine
         from jetson_seg.optimize.freeze import freeze_keras_model
         frozen = freeze_keras_model(keras_model, for_cpu=not has_gpu())  # CPU fusions pin
-        opened = FrozenGraphEngine.from_frozen(frozen, threads)          # to the CPU
+        opened = _tf_graph_from(frozen, threads)                         # to the CPU
     return opened, _checked(info, opened, model_file)
+
+
+def _litert_from(model, threads: int) -> Engine:
+    """LiteRT engine over a Keras model or frozen graph converted in memory at start-up."""
+    from jetson_seg.engines.litert import LiteRtEngine
+    from jetson_seg.optimize.convert_litert import convert_to_litert
+    return LiteRtEngine(convert_to_litert(model, 'FP32'), threads)
+
+
+def _tf_graph_from(frozen, threads: int) -> Engine:
+    from jetson_seg.engines.tf_graph import FrozenGraphEngine
+    return FrozenGraphEngine.from_frozen(frozen, threads)
 
 
 def _size_or_none(info: ModelInfo) -> tuple[int, int] | None:

@@ -181,8 +181,7 @@ def run_directly(kind: OwnModel, folder: Path, batch: np.ndarray) -> np.ndarray:
 
 
 def reference_mask(kind: OwnModel, folder: Path, rgb: np.ndarray) -> np.ndarray:
-    """Class mask at network resolution over the frame's placement (what the node publishes
-    with mask_resolution:=network)."""
+    """Class mask at network size over the frame's placement (mask_resolution:=network)."""
     batch, (x, y, w, h) = network_input(kind, rgb)
     raw = run_directly(kind, folder, batch)[0]
     if kind.head == 'argmax':

@@ -11,6 +11,7 @@ import json
 import shutil
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from image_msgs import image_from_rgb, stamped
@@ -19,11 +20,13 @@ from ros_harness import NodeProcess, SegmentationClient
 
 from jetson_seg.errors import EngineError, ModelError
 from jetson_seg.model_store import open_model
+from jetson_seg.optimize.convert_tftrt import TrtSettings
+from jetson_seg.optimize.optimizer import Optimizer, OptimizerConfig
 from jetson_seg.vision.image_conversion import DecodedImage
 from jetson_seg.vision.pipeline import PipelineConfig, SegmentationPipeline, Wanted
 
 STAMPS = itertools.count(70_000)
-ENGINES = {'keras': ('tf', 'litert'), 'h5': ('tf', 'litert'), 'saved_model': ('tf',),
+ENGINES = {'keras': ('tf', 'litert'), 'h5': ('tf', 'litert'), 'saved_model': ('tf', 'litert'),
            'tflite': ('litert',)}
 
 
@@ -31,6 +34,24 @@ ENGINES = {'keras': ('tf', 'litert'), 'h5': ('tf', 'litert'), 'saved_model': ('t
 def folders(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp('own_models')
     return {kind.name: write_model(kind, root / kind.name) for kind in KINDS}
+
+
+@pytest.fixture(scope='module')
+def optimized(folders, tmp_path_factory) -> dict[str, tuple[Path, dict]]:
+    """Each model through the optimizer, checked on the user's own frames (an image folder)."""
+    root = tmp_path_factory.mktemp('optimized')
+    frames = root / 'frames'
+    frames.mkdir()
+    for index in range(3):
+        cv2.imwrite(str(frames / f'{index}.png'), colour_frame(index)[..., ::-1])
+    runs = {}
+    for kind in KINDS:
+        log: list[str] = []
+        config = OptimizerConfig(input_model=str(folders[kind.name]),
+                                 output_dir=str(root / kind.name), check_images=str(frames),
+                                 check_frames=3, trt=TrtSettings(precision_mode='FP16'))
+        runs[kind.name] = (Path(config.output_dir), Optimizer(config, log=log.append).run())
+    return runs
 
 
 def _agreement(mask: np.ndarray, expected: np.ndarray) -> float:
@@ -64,13 +85,40 @@ def test_every_engine_matches_a_direct_run_of_the_model(kind: OwnModel, folders)
 
 
 @pytest.mark.parametrize('kind', KINDS, ids=[k.name for k in KINDS])
-def test_node_serves_the_model_over_dds(kind: OwnModel, folders, ros_env):
-    namespace = f'/own_{kind.name}'
+def test_optimizer_takes_every_format_and_its_output_serves(kind: OwnModel, folders,
+                                                            optimized):
+    out, manifest = optimized[kind.name]
+    expected = reference_mask(kind, folders[kind.name], colour_frame())
+    if kind.fmt == 'tflite':  # no TensorFlow graph inside: copied, checked, described
+        assert set(manifest['targets']) == {'litert'}
+        assert set(manifest['skipped_targets']) == {'tf', 'tftrt'}
+    else:
+        assert set(manifest['targets']) == {'tf', 'tftrt', 'litert'}
+        assert manifest['targets']['litert']['check']['FP16']['mask_agreement'] >= 0.999
+    assert manifest['model']['output']['type'] == kind.head
+    assert manifest['model']['class_names'] == list(kind.classes)
+    for engine_name in sorted(set(manifest['targets']) - {'tftrt'}):
+        engine, info = open_model(str(out), engine_name, threads=1)
+        try:
+            pipeline = SegmentationPipeline(engine, info,
+                                            PipelineConfig(mask_at_input_resolution=False))
+            mask = pipeline.run(DecodedImage(colour_frame(), 'rgb'), Wanted()).mask
+        finally:
+            engine.close()
+        assert _agreement(mask, expected) >= 0.99, engine_name
+
+
+@pytest.mark.parametrize('served', ['model', 'optimized'])
+@pytest.mark.parametrize('kind', KINDS, ids=[k.name for k in KINDS])
+def test_node_serves_the_model_over_dds(kind: OwnModel, served: str, folders, optimized,
+                                        ros_env):
+    namespace = f'/own_{kind.name}_{served}'
     model_file = folders[kind.name] / {'keras': 'model.keras', 'h5': 'model.h5',
                                        'saved_model': '', 'tflite': 'model.tflite'}[kind.fmt]
-    node = NodeProcess({'threads': 1, 'model_path': str(model_file).rstrip('/'),
-                        'mask_resolution': 'network'}, ros_env, namespace=namespace)
-    client = SegmentationClient(f'client_{kind.name}', namespace=namespace,
+    path = str(model_file).rstrip('/') if served == 'model' else str(optimized[kind.name][0])
+    node = NodeProcess({'threads': 1, 'model_path': path, 'mask_resolution': 'network'},
+                       ros_env, namespace=namespace)
+    client = SegmentationClient(f'client_{kind.name}_{served}', namespace=namespace,
                                 outputs=('mask', 'detections'))
     try:
         node.wait_for_output('active: listening')

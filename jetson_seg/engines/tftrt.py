@@ -36,7 +36,7 @@ def open_tftrt(path: Path, manifest: dict, info) -> 'TfTrtEngine':
                           f'{here[1]}; rebuild them here with the optimizer')
     from jetson_seg.optimize.artefacts import verified_file
     saved_model = verified_file(path, manifest, 'tftrt', 'saved_model').parent
-    return TfTrtEngine(saved_model, info.input_hw, info.output_channels)
+    return TfTrtEngine(saved_model, info.input_hw, info.output_channels, info.output.name)
 
 
 class TfTrtEngine(Engine):
@@ -45,19 +45,23 @@ class TfTrtEngine(Engine):
     name = 'tftrt'
 
     def __init__(self, saved_model_dir: Path, input_hw: tuple[int, int],
-                 output_channels: int) -> None:
+                 output_channels: int, output_name: str | None = None) -> None:
         import tensorflow as tf
 
         configure_gpu_memory()  # growth, unless the node capped memory first
         self._model = tf.saved_model.load(str(saved_model_dir))
-        self._fn = self._model.signatures['serving_default']
+        signatures = self._model.signatures
+        self._fn = signatures['serving_default'] if 'serving_default' in signatures else \
+            next(iter(signatures.values()))
+        self._output_name = output_name
         self._tf = tf
         (spec,) = self._fn.structured_input_signature[1].values()
         super().__init__(input_hw, output_channels, spec.dtype.name)
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
         outputs = self._fn(self._tf.constant(batch))
-        return next(iter(outputs.values())).numpy()
+        name = self._output_name or next(iter(outputs))
+        return outputs[name].numpy()
 
     def close(self) -> None:
         self._fn = self._model = None

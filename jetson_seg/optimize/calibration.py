@@ -1,15 +1,13 @@
-"""INT8 calibration frames from a rosbag image topic or an image folder, shrunk as in the node."""
+"""The user's own frames (a rosbag image topic or an image folder) for calibration and checks."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterator
 
 import cv2
-import numpy as np
 
 from jetson_seg.vision.image_conversion import DecodedImage, decode_compressed, decode_image
-from jetson_seg.vision.preprocess import to_network_input
 
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp')
 
@@ -40,18 +38,13 @@ def folder_images(folder: Path) -> Iterator[DecodedImage]:
             yield DecodedImage(pixels, 'bgr')
 
 
-def calibration_source(config) -> Callable[[tuple[int, int]], Iterable[np.ndarray]] | None:
-    """A factory of calibration frames for `config`, or None to use generated scenes."""
-    if config.calibration_bag:
-        images = lambda: bag_images(Path(config.calibration_bag), config.calibration_topic)  # noqa
-    elif config.calibration_images:
-        images = lambda: folder_images(Path(config.calibration_images))  # noqa: E731
-    else:
-        return None
+def user_images(bag: str, topic: str, folder: str) -> Callable[[], Iterator[DecodedImage]] | None:
+    """A factory of the user's images (a bag topic, else a folder), or None if neither is given.
 
-    def frames(input_hw: tuple[int, int]) -> Iterator[np.ndarray]:
-        for count, image in enumerate(images()):
-            if count >= config.calibration_frames:
-                return
-            yield to_network_input(image, input_hw)
-    return frames
+    A factory, because calibration may read the frames more than once.
+    """
+    if bag:
+        return lambda: bag_images(Path(bag), topic)
+    if folder:
+        return lambda: folder_images(Path(folder))
+    return None

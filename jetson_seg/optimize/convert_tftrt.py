@@ -171,24 +171,24 @@ def native_segments_graph(rewritten):
     return graph
 
 
-def convert_with_tensorrt(model, settings: TrtSettings, out_dir, build_batch_sizes,
+def convert_with_tensorrt(saved_model_dir, signature: str, input_hw: tuple[int, int],
+                          input_dtype: str, settings: TrtSettings, out_dir, build_batch_sizes,
                           build_engines: bool, calibration) -> None:
     """Full TF-TRT conversion (GPU + TensorRT only): SavedModel with engines pre-built.
 
-    Engines are built with `build()` before `save()` so the first frame on the robot does not
-    wait minutes for them.
+    The converter takes a SavedModel (the origin's path); Keras models are exported to one
+    first. Engines are built with `build()` before `save()` so the first frame on the robot
+    does not wait minutes for them.
     """
-    import tempfile
-
     import numpy as np
     import tensorflow as tf
     from tensorflow.python.compiler.tensorrt import trt_convert as trt
 
-    height, width, channels = model.input_shape[1:]
-    with tempfile.TemporaryDirectory() as source, _op_denylist(settings.deny_op_types):
-        model.export(source)  # a Keras 3 serving SavedModel the converter accepts
+    height, width = input_hw
+    with _op_denylist(settings.deny_op_types):
         converter = trt.TrtGraphConverterV2(
-            input_saved_model_dir=source, precision_mode=settings.precision_mode,
+            input_saved_model_dir=str(saved_model_dir), input_saved_model_signature_key=signature,
+            precision_mode=settings.precision_mode,
             max_workspace_size_bytes=settings.max_workspace_size_bytes,
             minimum_segment_size=settings.minimum_segment_size,
             maximum_cached_engines=settings.maximum_cached_engines,
@@ -200,6 +200,6 @@ def convert_with_tensorrt(model, settings: TrtSettings, out_dir, build_batch_siz
             converter.convert()
         if build_engines:
             converter.build(input_fn=lambda: (
-                (tf.constant(np.zeros((n, height, width, channels), np.uint8)),)
+                (tf.constant(np.zeros((n, height, width, 3), input_dtype)),)
                 for n in build_batch_sizes))
         converter.save(str(out_dir))

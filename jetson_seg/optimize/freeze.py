@@ -41,6 +41,7 @@ class FrozenModel:
     input_hw: tuple[int, int]
     output_channels: int  # C of (N, H, W, C); 1 for an id map (N, H, W)
     steps: list[FreezeStep] = field(default_factory=list)
+    signature: str | None = None  # the SavedModel signature it came from
 
     def report(self) -> str:
         """A table of node counts per step and the op types that changed."""
@@ -237,6 +238,7 @@ def freeze_saved_model(path, input_name: str | None, output_name: str | None,
     spec = tf.TensorSpec((None, height, width, 3), inputs[in_key].dtype, name='image')
     frozen = freeze_function(lambda x: fn(**{in_key: x})[out_key], spec, for_cpu,
                              keep_alive=loaded)
+    frozen.signature = signature_key
     if not trust:
         unsafe = sorted({node.op for node in frozen.graph_def.node} & UNSAFE_OPS)
         if unsafe:

@@ -1,7 +1,9 @@
 """Freeze, optimize and convert a trained model into checked artefacts a node can load.
 
-Every artefact is compared with the source model on generated frames before it is published;
-any mismatch aborts the run and leaves the previous output in place (see artefacts.py).
+Every artefact is compared with the source model, run by its own runtime, on the user's frames
+(check_bag/check_images) or generated ones before it is published; any mismatch aborts the run
+and leaves the previous output in place (see artefacts.py). Sources of every format the node
+serves are taken (sources.py); a target a format cannot give is left out with the reason.
 """
 
 from __future__ import annotations
@@ -12,12 +14,17 @@ import platform
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
-from jetson_seg.model_info import KERAS_FILE, default_model_dir, load_keras, read_model_info
+from jetson_seg.model_info import InputSpec, ModelInfo, OutputSpec, default_model_dir
 from jetson_seg.optimize import artefacts
+from jetson_seg.optimize.calibration import user_images
+from jetson_seg.optimize.sources import ModelSource, TargetUnavailable
+from jetson_seg.vision.image_conversion import DecodedImage
+from jetson_seg.vision.postprocess import class_ids
+from jetson_seg.vision.preprocess import NetworkInput
 from jetson_seg.optimize.convert_tftrt import TrtSettings
 from jetson_seg.errors import JetsonSegError
 
@@ -55,8 +62,12 @@ class OptimizerConfig:
     calibration_topic: str = ''
     calibration_images: str = ''
     calibration_frames: int = 32
+    check_bag: str = ''
+    check_topic: str = ''
+    check_images: str = ''
     check_frames: int = 8
     force_rebuild: bool = False
+    trust_model: bool = False
 
 
 @dataclass
@@ -71,13 +82,13 @@ class CheckResult:
 
 
 def compare_outputs(reference: np.ndarray, candidate: np.ndarray, threshold: float,
-                    note: str = '') -> CheckResult:
-    """Max abs probability difference and fraction of pixels with the same class."""
+                    note: str = '', output: OutputSpec = OutputSpec()) -> CheckResult:
+    """Max abs output difference and fraction of pixels with the same class (per the head)."""
     if candidate.shape != reference.shape:
         return CheckResult(float('inf'), 0.0, len(reference), False,
                            f'output shape {candidate.shape} != {reference.shape}')
     diff = float(np.abs(candidate.astype(np.float64) - reference).max())
-    agree = float((candidate.argmax(-1) == reference.argmax(-1)).mean())
+    agree = float((class_ids(candidate, output) == class_ids(reference, output)).mean())
     passed = bool(agree >= threshold and np.isfinite(diff))
     return CheckResult(diff, agree, len(reference), passed, note)
 
@@ -85,17 +96,32 @@ def compare_outputs(reference: np.ndarray, candidate: np.ndarray, threshold: flo
 CHECK_SEED, CALIBRATION_SEED = 99, 199
 
 
-def check_frames(count: int, input_hw: tuple[int, int], seed: int = CHECK_SEED) -> np.ndarray:
-    """Generated scenes shrunk to the network input: what the model will really see."""
+def scene_images(seed: int) -> Iterator[DecodedImage]:
+    """Generated scenes of the default task, for models that bring no frames of their own."""
     from jetson_seg.training.scenes import scene_stream
-    from jetson_seg.vision.image_conversion import DecodedImage
-    from jetson_seg.vision.preprocess import to_network_input
 
-    stream = scene_stream(seed)
-    frames = np.zeros((count, *input_hw, 3), np.uint8)
-    for i in range(count):
-        to_network_input(DecodedImage(next(stream).image, 'rgb'), input_hw, frames[i])
-    return frames
+    for scene in scene_stream(seed):
+        yield DecodedImage(scene.image, 'rgb')
+
+
+def model_frames(images: Iterable[DecodedImage], count: int, input_hw: tuple[int, int],
+                 spec: InputSpec = InputSpec()) -> np.ndarray:
+    """Up to `count` images as the model takes them (NetworkInput, as in the node).
+
+    Checks and calibration then see what inference will see.
+    """
+    picked = [image for image, _ in zip(images, range(count))]
+    if not picked:
+        raise OptimizerError('no images to check or calibrate with; check the bag topic or '
+                             'image folder')
+    net = NetworkInput(spec, input_hw)
+    return net.fill(picked, [net.letterbox(im.pixels.shape[:2]) for im in picked]).copy()
+
+
+def check_frames(count: int, input_hw: tuple[int, int], seed: int = CHECK_SEED,
+                 spec: InputSpec = InputSpec()) -> np.ndarray:
+    """Generated scenes as the model takes them: what the default model will really see."""
+    return model_frames(scene_images(seed), count, input_hw, spec)
 
 
 def _source_hash(path: Path) -> str:
@@ -120,23 +146,21 @@ def _settings_key(config: OptimizerConfig) -> dict:
 class Optimizer:
     """One optimizer run: load, freeze, convert each target, check, publish."""
 
-    def __init__(self, config: OptimizerConfig, log: Callable[[str], None] = print,
-                 calibration: Callable[[tuple[int, int]], Iterable[np.ndarray]] | None = None
-                 ) -> None:
+    def __init__(self, config: OptimizerConfig, log: Callable[[str], None] = print) -> None:
         self.config = config
         self.log = log
-        self.calibration = calibration
         self.timings: dict[str, float] = {}
 
-    def _calibration_frames(self, input_hw: tuple[int, int]) -> Iterable[np.ndarray]:
-        """INT8 calibration data: the user's bag or images, else generated scenes.
+    def _frames(self, info: ModelInfo, bag: str, topic: str, folder: str, count: int,
+                seed: int) -> np.ndarray:
+        """The user's frames (bag topic or image folder) when given, else generated scenes.
 
-        The generated ones are not the check frames: calibrating on the frames the check uses
-        would flatter the check.
+        Calibration and checks use different generated seeds: calibrating on the frames the
+        check uses would flatter the check.
         """
-        if self.calibration is not None:
-            return self.calibration(input_hw)
-        return iter(check_frames(self.config.calibration_frames, input_hw, CALIBRATION_SEED))
+        images = user_images(bag, topic, folder)
+        return model_frames(images() if images else scene_images(seed), count,
+                            info.input_hw, info.input)
 
     def _timed(self, name: str, fn, *args, **kwargs):
         start = time.perf_counter()
@@ -147,52 +171,57 @@ class Optimizer:
     def run(self) -> dict:
         """Execute the run; returns the published manifest (or the current one if up to date)."""
         cfg = self.config
-        source = Path(cfg.input_model).expanduser() if cfg.input_model else \
-            default_model_dir() / KERAS_FILE
-        if source.is_dir() and (source / KERAS_FILE).is_file():
-            source = source / KERAS_FILE
-        if not source.is_file():
-            raise OptimizerError(f'input_model {source} is not a Keras .keras file; pass '
-                                 f'-p input_model:=<path to model.keras>')
+        source = Path(cfg.input_model).expanduser() if cfg.input_model else default_model_dir()
+        if not source.exists():
+            raise OptimizerError(f'input_model {source} does not exist; pass -p input_model:='
+                                 f'<model folder or file (.keras, .h5, SavedModel, .tflite)>')
         output = Path(cfg.output_dir).expanduser()
         with artefacts.exclusive(output):
             return self._build(source, output)
 
-    def _build(self, source: Path, output: Path) -> dict:
+    def _build(self, source_path: Path, output: Path) -> dict:
         """Everything after the inputs are known, with `output` locked against other runs."""
-        from jetson_seg.optimize.freeze import freeze_keras_model
-
         cfg = self.config
-        source_hash = _source_hash(source)
+        source_hash = _source_hash(source_path)
         settings = _settings_key(cfg)
         if not cfg.force_rebuild:
             current = self._up_to_date(output, source_hash, settings)
             if current is not None:
-                self.log(f'{output} is up to date for {source} (force_rebuild:=true to redo)')
+                self.log(f'{output} is up to date for {source_path} (force_rebuild:=true to '
+                         f'redo)')
                 return current
-        info = read_model_info(source.parent)
-        model = self._timed('load', load_keras, source)
-        frozen_cpu = self._timed('freeze', freeze_keras_model, model, True)
-        self.log('freeze report (node counts per step):\n' + frozen_cpu.report())
-        frames = check_frames(cfg.check_frames, frozen_cpu.input_hw)
-        reference = model(frames, training=False).numpy()
+        source = self._timed('load', ModelSource.open, source_path, cfg.trust_model)
+        info = source.info
+        frames = self._frames(info, cfg.check_bag, cfg.check_topic, cfg.check_images,
+                              cfg.check_frames, CHECK_SEED)
+        reference = source.reference(frames)
 
         artefacts.remove_stale_runs(output, keep=artefacts.current_run(output))
         run_dir = artefacts.new_run_dir(output)
         targets: dict[str, dict] = {}
+        skipped: dict[str, str] = {}
         for target in TARGETS:
             if target not in cfg.targets:
                 continue
             convert = {'tf': self._target_tf, 'litert': self._target_litert,
                        'tftrt': self._target_tftrt}[target]
-            targets[target] = self._timed(f'target {target}', convert, model, frozen_cpu,
-                                          frames, reference, run_dir)
+            try:
+                targets[target] = self._timed(f'target {target}', convert, source, frames,
+                                              reference, run_dir)
+            except TargetUnavailable as exc:
+                skipped[target] = str(exc)
+                self.log(f'target {target} left out: {exc}')
+        if not targets:
+            raise OptimizerError(f'no target could be made from {source_path}: '
+                                 + '; '.join(skipped.values()))
+        frozen_steps = source.freeze(True).steps if 'tf' in targets else []
         manifest = {
-            'model': {'source': str(source), 'source_sha256': source_hash,
-                      **info.description()},
+            'model': {'source': str(source_path), 'source_format': source.fmt,
+                      'source_sha256': source_hash, **info.description()},
             'settings': settings,
-            'freeze_steps': [asdict(step) for step in frozen_cpu.steps],
+            'freeze_steps': [asdict(step) for step in frozen_steps],
             'targets': targets,
+            'skipped_targets': skipped,
             'versions': _versions(),
             'created': time.strftime('%Y-%m-%dT%H:%M:%S%z'),
             'timings_s': self.timings,
@@ -218,9 +247,9 @@ class Optimizer:
         return manifest
 
     def _check(self, kind: str, infer: Callable[[np.ndarray], np.ndarray], frames: np.ndarray,
-               reference: np.ndarray, note: str = '') -> dict:
+               reference: np.ndarray, output: OutputSpec, note: str = '') -> dict:
         out = np.concatenate([infer(frames[i:i + 1]) for i in range(len(frames))])
-        result = compare_outputs(reference, out, MASK_AGREEMENT[kind], note)
+        result = compare_outputs(reference, out, MASK_AGREEMENT[kind], note, output)
         self.log(f'check {kind}: max |diff| {result.max_abs_diff:.2e}, mask agreement '
                  f'{result.mask_agreement:.5f} -> {"ok" if result.passed else "FAILED"}')
         if not result.passed:
@@ -230,49 +259,52 @@ class Optimizer:
                                  f' nothing was published')
         return asdict(result)
 
-    def _target_tf(self, model, frozen, frames, reference, run_dir: Path) -> dict:
+    def _target_tf(self, source: ModelSource, frames, reference, run_dir: Path) -> dict:
         from jetson_seg.engines.tf_graph import FrozenGraphEngine
 
+        frozen = self._timed('freeze', source.freeze, True)
+        self.log('freeze report (node counts per step):\n' + frozen.report())
         path = run_dir / 'tf' / 'model.pb'
         path.parent.mkdir(parents=True)
         path.write_bytes(frozen.graph_def.SerializeToString())
         engine = FrozenGraphEngine.from_frozen(frozen, threads=1)
-        check = self._check('tf', engine.infer, frames, reference)
+        check = self._check('tf', engine.infer, frames, reference, source.info.output)
         engine.close()
         return {'files': [{'role': 'graph', 'path': 'tf/model.pb'}],
                 'input_tensor': frozen.input_name, 'output_tensor': frozen.output_name,
                 'nodes': len(frozen.graph_def.node), 'check': check}
 
-    def _target_litert(self, model, frozen, frames, reference, run_dir: Path) -> dict:
-        from jetson_seg.optimize.convert_litert import convert_to_litert
+    def _target_litert(self, source: ModelSource, frames, reference, run_dir: Path) -> dict:
         from jetson_seg.engines.litert import LiteRtEngine
 
+        cfg = self.config
         precisions = ['FP32']
-        if self.config.trt.precision_mode in ('FP16', 'INT8'):
-            precisions.append(self.config.trt.precision_mode)
+        if cfg.trt.precision_mode in ('FP16', 'INT8') and source.fmt != 'tflite':
+            precisions.append(cfg.trt.precision_mode)
         files, checks = [], {}
         (run_dir / 'litert').mkdir(parents=True)
         for precision in precisions:
-            data = convert_to_litert(model, precision,
-                                     lambda: self._calibration_frames(frozen.input_hw))
+            data = source.to_litert(precision, lambda: iter(self._frames(
+                source.info, cfg.calibration_bag, cfg.calibration_topic,
+                cfg.calibration_images, cfg.calibration_frames, CALIBRATION_SEED)))
             rel = f'litert/model_{precision.lower()}.tflite'
             (run_dir / rel).write_bytes(data)
-            engine = LiteRtEngine(run_dir / rel, threads=1)
+            engine = LiteRtEngine(run_dir / rel, threads=1, input_hw=source.info.input_hw)
             checks[precision] = self._check(f'litert/{precision}', engine.infer, frames,
-                                            reference)
+                                            reference, source.info.output)
+            engine.close()
             files.append({'role': precision.lower(), 'path': rel, 'bytes': len(data)})
         return {'files': files, 'check': checks}
 
-    def _target_tftrt(self, model, frozen_cpu, frames, reference, run_dir: Path) -> dict:
+    def _target_tftrt(self, source: ModelSource, frames, reference, run_dir: Path) -> dict:
         from jetson_seg.engines.gpu import tensorrt_available
         from jetson_seg.engines.tf_graph import FrozenGraphEngine
         from jetson_seg.optimize.convert_tftrt import native_segments_graph, rewrite_for_tensorrt
-        from jetson_seg.optimize.freeze import freeze_keras_model
 
         settings = self.config.trt
         if tensorrt_available():
-            return self._target_tftrt_gpu(model, frames, reference, run_dir)
-        frozen = freeze_keras_model(model, for_cpu=False)  # no _FusedConv2D: TF-TRT-convertible
+            return self._target_tftrt_gpu(source, frames, reference, run_dir)
+        frozen = source.freeze(for_cpu=False)  # no _FusedConv2D: TF-TRT-convertible
         rewritten, report = rewrite_for_tensorrt(frozen, settings)
         self.log(report.text())
         self.log('TensorRT engines were NOT built: no GPU/TensorRT on this machine. The rewrite '
@@ -280,7 +312,7 @@ class Optimizer:
         native = native_segments_graph(rewritten)
         engine = FrozenGraphEngine(native, frozen.input_name, frozen.output_name,
                                    frozen.input_hw, frozen.output_channels, threads=1)
-        check = self._check('tftrt', engine.infer, frames, reference,
+        check = self._check('tftrt', engine.infer, frames, reference, source.info.output,
                             note='TRTEngineOps replaced by their native TF segments')
         engine.close()
         path = run_dir / 'tftrt' / 'rewritten_graph.pb'
@@ -291,18 +323,24 @@ class Optimizer:
                 'reason': 'no GPU/TensorRT on the converting machine: segment preview only',
                 'settings': asdict(settings), 'segments': report.as_dict(), 'check': check}
 
-    def _target_tftrt_gpu(self, model, frames, reference, run_dir: Path) -> dict:
+    def _target_tftrt_gpu(self, source: ModelSource, frames, reference, run_dir: Path) -> dict:
         """Convert and pre-build engines on this GPU (not exercised in CI: no GPU there)."""
-        from jetson_seg.optimize.convert_tftrt import convert_with_tensorrt
         from jetson_seg.engines.gpu import gpu_and_tensorrt
         from jetson_seg.engines.tftrt import TfTrtEngine
+        from jetson_seg.optimize.convert_tftrt import convert_with_tensorrt
 
-        cfg = self.config
+        cfg, info = self.config, source.info
         out = run_dir / 'tftrt' / 'saved_model'
-        convert_with_tensorrt(model, cfg.trt, out, cfg.build_batch_sizes, cfg.build_engines,
-                              lambda: self._calibration_frames(frames.shape[1:3]))
-        engine = TfTrtEngine(out, frames.shape[1:3], reference.shape[-1])
-        check = self._check(f'tftrt/{cfg.trt.precision_mode}', engine.infer, frames, reference)
+        with source.serving_saved_model() as (saved_model, signature):
+            convert_with_tensorrt(saved_model, signature, info.input_hw, info.input.dtype,
+                                  cfg.trt, out, cfg.build_batch_sizes, cfg.build_engines,
+                                  lambda: iter(self._frames(
+                                      info, cfg.calibration_bag, cfg.calibration_topic,
+                                      cfg.calibration_images, cfg.calibration_frames,
+                                      CALIBRATION_SEED)))
+        engine = TfTrtEngine(out, info.input_hw, info.output_channels, info.output.name)
+        check = self._check(f'tftrt/{cfg.trt.precision_mode}', engine.infer, frames, reference,
+                            info.output)
         gpu_name, trt_version = gpu_and_tensorrt()
         return {'files': [{'role': 'saved_model', 'path': 'tftrt/saved_model/saved_model.pb'}],
                 'engines_built': cfg.build_engines, 'loadable': True, 'gpu_name': gpu_name,

@@ -13,7 +13,6 @@ import sys
 
 import rclpy
 
-from jetson_seg.optimize.calibration import calibration_source
 from jetson_seg.optimize.convert_tftrt import TrtSettings
 from jetson_seg.errors import JetsonSegError
 from jetson_seg.optimize.optimizer import (Optimizer, OptimizerConfig,
@@ -33,8 +32,9 @@ def config_from_node(node) -> OptimizerConfig:
     if p['precision_mode'] == 'INT8' and not (p['calibration_bag'] or p['calibration_images']):
         node.get_logger().warning('INT8 without calibration_bag/calibration_images: '
                                   'calibrating on generated scenes')
-    if bool(p['calibration_bag']) != bool(p['calibration_topic']):
-        raise ValueError('calibration_bag and calibration_topic go together')
+    for kind in ('calibration', 'check'):
+        if bool(p[f'{kind}_bag']) != bool(p[f'{kind}_topic']):
+            raise ValueError(f'{kind}_bag and {kind}_topic go together')
     trt = TrtSettings(precision_mode=p['precision_mode'],
                       max_workspace_size_bytes=p['max_workspace_size_bytes'],
                       minimum_segment_size=p['minimum_segment_size'],
@@ -48,8 +48,10 @@ def config_from_node(node) -> OptimizerConfig:
         build_batch_sizes=tuple(p['build_batch_sizes']),
         calibration_bag=p['calibration_bag'], calibration_topic=p['calibration_topic'],
         calibration_images=p['calibration_images'],
-        calibration_frames=p['calibration_frames'], check_frames=p['check_frames'],
-        force_rebuild=p['force_rebuild'])
+        calibration_frames=p['calibration_frames'], check_bag=p['check_bag'],
+        check_topic=p['check_topic'], check_images=p['check_images'],
+        check_frames=p['check_frames'], force_rebuild=p['force_rebuild'],
+        trust_model=p['trust_model'])
 
 
 def main(args: list[str] | None = None) -> int:
@@ -67,8 +69,7 @@ def main(args: list[str] | None = None) -> int:
         log.info(f'optimizing {config.input_model or "the default model"} -> '
                  f'{config.output_dir}, targets {list(config.targets)}')
         try:
-            calibration = calibration_source(config)
-            manifest = Optimizer(config, log=log.info, calibration=calibration).run()
+            manifest = Optimizer(config, log=log.info).run()
         except (JetsonSegError, OSError, ValueError) as exc:
             log.error(f'optimization failed: {exc}')
             return 1

@@ -95,7 +95,10 @@ def validate(spec: ParamSpec, value: object) -> str | None:
 
 
 OPTIMIZER_PARAMS: tuple[ParamSpec, ...] = (
-    ParamSpec('input_model', '', "Keras .keras file or its directory; '' = packaged default"),
+    ParamSpec('input_model', '', 'Model folder (model.keras, model.h5, SavedModel or '
+              "model.tflite + model.json) or a model file in one; '' = packaged default"),
+    ParamSpec('trust_model', False, 'Allow models that run code or touch files (see the '
+              'segmentation node parameter of the same name)'),
     ParamSpec('output_dir', '', "Artefact directory; '' = $XDG_DATA_HOME/jetson_seg/models "
               '(~/.local/share/jetson_seg/models)'),
     ParamSpec('targets', list(TARGETS), 'What to produce', choices=TARGETS),
@@ -119,7 +122,11 @@ OPTIMIZER_PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec('calibration_images', '', 'Folder of PNG/JPEG images for INT8 calibration'),
     ParamSpec('calibration_frames', 32, 'Frames used for calibration', minimum=1,
               maximum=100000),
-    ParamSpec('check_frames', 8, 'Generated frames each artefact is checked on', minimum=1,
+    ParamSpec('check_bag', '', 'rosbag2 folder with images to check artefacts on (default: '
+              'generated scenes, which mean nothing to a model of other classes)'),
+    ParamSpec('check_topic', '', 'Image topic in check_bag'),
+    ParamSpec('check_images', '', 'Folder of PNG/JPEG images to check artefacts on'),
+    ParamSpec('check_frames', 8, 'Frames each artefact is checked on', minimum=1,
               maximum=10000),
     ParamSpec('force_rebuild', False, 'Rebuild even when the output matches source and settings'),
 )

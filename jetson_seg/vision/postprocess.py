@@ -56,6 +56,15 @@ def class_scores(raw: np.ndarray, output: OutputSpec, need_probabilities: bool) 
     raise ValueError(f'{output.type} output has no class scores (use id_mask)')
 
 
+def class_ids(raw: np.ndarray, output: OutputSpec) -> np.ndarray:
+    """Class id per pixel of a raw output batch at network size, for comparing two runs."""
+    if output.type == 'argmax':
+        return raw.reshape(raw.shape[:3]).astype(np.int64)
+    if output.type == 'sigmoid':
+        return np.where(raw.max(-1) > output.threshold, raw.argmax(-1) + 1, 0)
+    return raw.argmax(-1)
+
+
 def id_mask(raw: np.ndarray, letterbox: Letterbox, at_input_resolution: bool) -> np.ndarray:
     """An argmax head's id map (h, w) or (h, w, 1) -> uint8 class mask on the output grid."""
     ids = letterbox.content(raw.reshape(raw.shape[:2])).astype(np.uint8)

@@ -95,15 +95,27 @@ class NetworkInput:
     def letterbox(self, image_hw: tuple[int, int]) -> Letterbox:
         return Letterbox.for_input(image_hw, self.input_hw, self.spec.resize == 'stretch')
 
-    def fill(self, images: list[DecodedImage], boxes: list[Letterbox]) -> np.ndarray:
-        """The batch of `images` placed by `boxes`, in the dtype and channel order of the model."""
-        if len(self._pixels) != len(images):
-            self._pixels = np.zeros((len(images), *self.input_hw, 3), np.uint8)
+    def _resize(self, batch: int) -> None:
+        if len(self._pixels) != batch:
+            self._pixels = np.zeros((batch, *self.input_hw, 3), np.uint8)
             self._ready = self._pixels if self.spec.dtype == 'uint8' and \
                 self.spec.channel_order == 'rgb' else \
                 np.empty(self._pixels.shape, np.dtype(self.spec.dtype))
+
+    def fill(self, images: list[DecodedImage], boxes: list[Letterbox]) -> np.ndarray:
+        """The batch of `images` placed by `boxes`, in the dtype and channel order of the model."""
+        self._resize(len(images))
         for slot, (image, box) in enumerate(zip(images, boxes)):
             to_network_input(image, self.input_hw, self._pixels[slot], box)
+        return self._finish()
+
+    def prepare(self, pixels: np.ndarray) -> np.ndarray:
+        """Network-sized uint8 RGB frames (N, H, W, 3) -> the model's input (a new array)."""
+        self._resize(len(pixels))
+        np.copyto(self._pixels, pixels)
+        return self._finish().copy()
+
+    def _finish(self) -> np.ndarray:
         if self._ready is self._pixels:
             return self._pixels
         pixels = self._pixels[..., ::-1] if self.spec.channel_order == 'bgr' else self._pixels
