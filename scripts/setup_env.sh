@@ -129,6 +129,29 @@ else
   echo "[setup] no setup.py yet: jetson_seg not installed" >&2
 fi
 
+# --- test assets: a pretrained model from elsewhere and real photos, from packages on PyPI -------
+# MediaPipe's selfie segmentation (Apache-2.0) is a LiteRT person segmenter a team might bring;
+# scikit-image ships public-domain photos. Only these files are kept, nothing is installed.
+ASSETS="$VENV/share/jetson_seg/test_assets"
+if [ ! -f "$ASSETS/selfie_segmentation.tflite" ] || [ ! -f "$ASSETS/astronaut.png" ]; then
+  step "test assets (a pretrained .tflite, real photos)"
+  DOWNLOAD=$(mktemp -d -t jetson_seg_assets.XXXXXX)
+  pip_q download --no-deps --only-binary=:all: -d "$DOWNLOAD" mediapipe==0.10.14 \
+    scikit-image==0.24.0 || die "downloading the test assets failed (output above)"
+  "$PY" - "$DOWNLOAD" "$ASSETS" <<'PYEOF' || die "extracting the test assets failed"
+import pathlib, sys, zipfile
+source, target = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+target.mkdir(parents=True, exist_ok=True)
+wanted = ('mediapipe/modules/selfie_segmentation/selfie_segmentation.tflite',
+          'skimage/data/astronaut.png', 'skimage/data/camera.png', 'skimage/data/coffee.png')
+for wheel in source.glob('*.whl'):
+    with zipfile.ZipFile(wheel) as archive:
+        for name in set(wanted) & set(archive.namelist()):
+            (target / pathlib.Path(name).name).write_bytes(archive.read(name))
+PYEOF
+  rm -rf "$DOWNLOAD"
+fi
+
 step ""
 fingerprint > "$STAMP"
 echo "environment ready: .venv (set up in $((SECONDS - T0)) s)"

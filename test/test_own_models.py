@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import cv2
@@ -265,3 +266,45 @@ def test_a_folder_needs_exactly_one_model_and_tflite_runs_on_litert(folders, tmp
     engine.close()
     with pytest.raises(EngineError, match='runs with engine litert'):
         open_model(str(both / 'model.tflite'), 'tf')
+
+
+ASSETS = Path(sys.prefix) / 'share' / 'jetson_seg' / 'test_assets'  # scripts/setup_env.sh
+
+
+def test_a_pretrained_tflite_from_elsewhere_serves_real_photos(ros_env, tmp_path):
+    """MediaPipe's selfie segmenter (256x256 float [0, 1], one sigmoid channel), as a team
+    would bring it: the .tflite plus a model.json, served over DDS on photos of people."""
+    folder = tmp_path / 'selfie'
+    folder.mkdir()
+    shutil.copy(ASSETS / 'selfie_segmentation.tflite', folder / 'model.tflite')
+    (folder / 'model.json').write_text(json.dumps(
+        {'input': {'dtype': 'float32', 'resize': 'stretch'},
+         'output': {'type': 'sigmoid', 'threshold': 0.5},
+         'class_names': ['background', 'person']}))
+    from ai_edge_litert.interpreter import Interpreter
+    direct = Interpreter(model_path=str(folder / 'model.tflite'))
+    direct.allocate_tensors()
+    node = NodeProcess({'threads': 1, 'model_path': str(folder), 'mask_resolution': 'network'},
+                       ros_env, namespace='/selfie')
+    client = SegmentationClient('selfie_client', namespace='/selfie', outputs=('mask',))
+    try:
+        node.wait_for_output('active: listening')
+        client.wait_connected()
+        for name in ('astronaut.png', 'camera.png'):  # colour, and grey (sent as mono8)
+            photo = cv2.imread(str(ASSETS / name), cv2.IMREAD_UNCHANGED)
+            encoding = 'mono8' if photo.ndim == 2 else 'bgr8'
+            rgb = cv2.cvtColor(photo, cv2.COLOR_GRAY2RGB if photo.ndim == 2 else
+                               cv2.COLOR_BGR2RGB)
+            answer = client.request(stamped(image_from_rgb(rgb, encoding), next(STAMPS)))
+            mask = np.frombuffer(answer['mask'].data, np.uint8).reshape(256, 256)
+            batch = cv2.resize(rgb, (256, 256), interpolation=cv2.INTER_AREA)[None]
+            direct.set_tensor(direct.get_input_details()[0]['index'],
+                              batch.astype(np.float32) / 255.0)
+            direct.invoke()
+            expected = (direct.get_tensor(direct.get_output_details()[0]['index'])[0, ..., 0]
+                        > 0.5).astype(np.uint8)
+            assert _agreement(mask, expected) >= 0.99, name
+            assert 0.2 < expected.mean() < 0.8, name  # a person fills much of these photos
+    finally:
+        client.close()
+        assert node.stop() == 0, node.text
