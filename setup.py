@@ -1,6 +1,7 @@
 """ament_python package set-up: console entry points and the files ROS expects under share/."""
 
 from glob import glob
+from pathlib import Path
 
 from setuptools import find_packages, setup
 
@@ -15,7 +16,9 @@ setup(
         (f'share/{PACKAGE}', ['package.xml']),
         (f'share/{PACKAGE}/launch', glob('launch/*.launch.py')),
         (f'share/{PACKAGE}/config', glob('config/*')),
-        (f'share/{PACKAGE}/models/default', glob('models/default/*')),
+        *((f'share/{PACKAGE}/{folder}', [f for f in glob(f'{folder}/*') if Path(f).is_file()])
+          for folder in sorted({str(Path(f).parent) for f in glob('models/**/*', recursive=True)
+                                if Path(f).is_file()})),
     ],
     install_requires=['setuptools'],
     zip_safe=True,

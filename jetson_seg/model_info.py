@@ -254,6 +254,21 @@ def locate_model(path: Path) -> tuple[Path, Path, str]:
     return path, (path if fmt == 'saved_model' else path / name), fmt
 
 
+def source_files(path: Path) -> list[Path]:
+    """The files that make a model what it is: the model (all of a SavedModel) and model.json.
+
+    Anything else in the folder (an optimizer output kept beside it, notes) is not the model.
+    """
+    model_dir, model_file, fmt = locate_model(path)
+    files = [model_dir / MODEL_JSON]
+    if fmt != 'saved_model':
+        return [model_file, *files]
+    parts = [model_file / 'saved_model.pb']
+    for sub in ('variables', 'assets'):
+        parts.extend((model_file / sub).rglob('*'))
+    return sorted(p for p in parts if p.is_file()) + files
+
+
 def default_model_dir() -> Path:
     """The packaged default model: the ROS share directory, else the source tree."""
     try:

@@ -13,7 +13,13 @@ from jetson_seg.engines.gpu import has_gpu
 from jetson_seg.errors import ConfigurationError, EngineError, ModelError
 from jetson_seg.model_info import (ModelInfo, default_model_dir, load_keras, locate_model,
                                    parse_description, read_model_info)
-from jetson_seg.optimize.artefacts import MANIFEST
+from jetson_seg.optimize.artefacts import MANIFEST, source_digest
+
+#: Values of the node's `precision` parameter. auto: the fastest artefact whose check passed
+#: (INT8 LiteRT on a CPU when the optimizer made one), FP32 for a model converted at start-up.
+PRECISIONS = ('auto', 'fp32', 'fp16', 'int8')
+#: The optimizer output shipped beside the packaged default model (made by the optimizer).
+DEFAULT_OPTIMIZED = 'optimized'
 
 
 def _auto_order(has_gpu: bool) -> tuple[str, ...]:
@@ -25,28 +31,57 @@ def _auto_order(has_gpu: bool) -> tuple[str, ...]:
     return ('tftrt', 'tf', 'litert') if has_gpu else ('litert', 'tf')
 
 
+def default_model_path(log=None, model_dir: Path | None = None, engine: str = 'auto') -> Path:
+    """The packaged default model: its shipped optimizer output while that is up to date.
+
+    The output holds LiteRT only; another engine asked for by name gets model.keras. A stale
+    output (model.keras or model.json changed since the optimizer ran) is ignored with a
+    warning, and the model is converted at start-up instead.
+    """
+    model_dir = model_dir or default_model_dir()
+    optimized = model_dir / DEFAULT_OPTIMIZED
+    if (optimized / MANIFEST).is_file():
+        from jetson_seg.optimize.artefacts import read_manifest
+        manifest = read_manifest(optimized)
+        if engine != 'auto' and engine not in manifest['targets']:
+            return model_dir
+        if manifest['model'].get('source_sha256') == source_digest(model_dir):
+            return optimized
+        if log is not None:
+            log(f'{optimized} is stale (the default model changed since the optimizer ran); '
+                f'converting {model_dir} at start-up instead')
+    return model_dir
+
+
 def open_model(model_path: str, engine: str = 'auto', threads: int = 0,
-               allow_fallback: bool = False, log=None,
-               trust: bool = False) -> tuple[Engine, ModelInfo]:
+               allow_fallback: bool = False, log=None, trust: bool = False,
+               precision: str = 'auto') -> tuple[Engine, ModelInfo]:
     """Open `model_path` ('' = default model) with `engine`; raises JetsonSegError (the cause).
 
     `model_path` is a model folder (one of model.keras, model.h5, a SavedModel or model.tflite,
     plus model.json), a model file inside one, or an optimizer output folder (manifest.json).
     With `allow_fallback`, an engine that cannot run here is replaced by the automatic choice
-    (and `log` is told why). `trust` lets models with code or file access load.
+    (and `log` is told why). `trust` lets models with code or file access load. `precision`
+    picks among the artefacts an optimizer output holds (see PRECISIONS).
     """
     if engine not in ENGINES:
         raise ConfigurationError(f'unknown engine {engine!r}; choose one of {ENGINES}')
-    path = Path(model_path).expanduser() if model_path else default_model_dir()
+    if precision not in PRECISIONS:
+        raise ConfigurationError(f'unknown precision {precision!r}; choose one of {PRECISIONS}')
+    path = Path(model_path).expanduser() if model_path else default_model_path(log, None, engine)
     if not path.exists():
         raise ModelError(f'model path does not exist: {path}')
     if path.is_dir() and (path / MANIFEST).is_file():
         def opener(name: str) -> tuple[Engine, ModelInfo]:
-            return _open_artefacts(path, name, threads)
+            return _open_artefacts(path, name, threads, precision)
         candidates = ('litert', 'tf', 'tftrt')
     else:
         model_dir, model_file, fmt = locate_model(path)
         info = read_model_info(model_dir)
+        if precision not in ('auto', 'fp32'):
+            raise EngineError(f'{model_file} is converted at start-up in FP32; for {precision} '
+                              f'run the optimizer (precision_mode:={precision.upper()}) and '
+                              f'serve its output')
 
         def opener(name: str) -> tuple[Engine, ModelInfo]:
             return _open_source(model_file, fmt, info, name, threads, trust)
@@ -68,7 +103,7 @@ def open_model(model_path: str, engine: str = 'auto', threads: int = 0,
             raise
         if log is not None:
             log(f'engine {engine} cannot run here ({exc}); falling back to auto')
-        return open_model(model_path, 'auto', threads, trust=trust)
+        return open_model(model_path, 'auto', threads, trust=trust, precision=precision)
 
 
 def _open_source(model_file: Path, fmt: str, info: ModelInfo, engine: str,
@@ -133,7 +168,23 @@ def _checked(info: ModelInfo, engine: Engine, where: Path) -> ModelInfo:
         raise
 
 
-def _open_artefacts(path: Path, engine: str, threads: int) -> tuple[Engine, ModelInfo]:
+def _litert_role(path: Path, target: dict, precision: str) -> str:
+    """The LiteRT file to serve: `precision`, or for auto INT8 when made, else FP32.
+
+    The optimizer publishes a file only after its check passed, so every file listed passed.
+    FP16 is served only when asked: XNNPACK expands FP16 weights to FP32 on a CPU (no gain).
+    """
+    roles = [entry['role'] for entry in target.get('files', [])]
+    if precision == 'auto':
+        return 'int8' if 'int8' in roles else 'fp32'
+    if precision not in roles:
+        raise EngineError(f'{path / MANIFEST} has no {precision} LiteRT file (it has {roles}); '
+                          f'rerun the optimizer with precision_mode:={precision.upper()}')
+    return precision
+
+
+def _open_artefacts(path: Path, engine: str, threads: int,
+                    precision: str) -> tuple[Engine, ModelInfo]:
     """An optimizer output directory: files are checked against the manifest before use."""
     from jetson_seg.optimize.artefacts import read_manifest, verified_file
 
@@ -144,6 +195,9 @@ def _open_artefacts(path: Path, engine: str, threads: int) -> tuple[Engine, Mode
         raise EngineError(f'{path / MANIFEST} has no {engine!r} target (it has '
                           f'{sorted(manifest["targets"])}); rerun the optimizer with it')
     if engine == 'tf':
+        if precision not in ('auto', 'fp32'):
+            raise EngineError(f'the tf target of {path} is FP32; precision {precision} is '
+                              f'served by litert or tftrt')
         import tensorflow as tf
 
         from jetson_seg.engines.tf_graph import FrozenGraphEngine
@@ -153,7 +207,16 @@ def _open_artefacts(path: Path, engine: str, threads: int) -> tuple[Engine, Mode
                                  info.input_hw, info.output_channels, threads), info
     if engine == 'litert':
         from jetson_seg.engines.litert import LiteRtEngine
-        return LiteRtEngine(verified_file(path, manifest, 'litert', 'fp32'), threads,
-                            info.input_hw), info
+        role = _litert_role(path, target, precision)
+        opened = LiteRtEngine(verified_file(path, manifest, 'litert', role), threads,
+                              info.input_hw)
+        opened.precision = role
+        return opened, info
+    built = target.get('settings', {}).get('precision_mode', 'FP32').lower()
+    if precision not in ('auto', built):
+        raise EngineError(f'the tftrt engines in {path} were built in {built}; rerun the '
+                          f'optimizer with precision_mode:={precision.upper()}')
     from jetson_seg.engines.tftrt import open_tftrt
-    return open_tftrt(path, manifest, info), info
+    opened = open_tftrt(path, manifest, info)
+    opened.precision = built
+    return opened, info

@@ -45,7 +45,7 @@ def test_invalid_metadata(model_copy):
 
 def test_keras_model_cannot_be_served_as_tftrt():
     with pytest.raises(EngineError, match='run optimizer_node'):
-        open_model('', 'tftrt')
+        open_model('', 'tftrt')  # the shipped output has no tftrt: model.keras is asked
 
 
 def test_one_base_error_for_every_refusal(tmp_path):
@@ -59,3 +59,80 @@ def test_one_base_error_for_every_refusal(tmp_path):
 def test_default_model_opens_with_each_cpu_engine(engine):
     opened, info = open_model('', engine, threads=1)
     assert opened.name == engine and info.class_names[0] == 'background'
+
+
+def test_packaged_optimizer_output_is_current_and_served_in_int8():
+    """models/default/optimized was made by the optimizer from this model.keras + model.json:
+    rerun it when they change (README: "The default model")."""
+    from jetson_seg.model_store import DEFAULT_OPTIMIZED, default_model_path
+    from jetson_seg.optimize.artefacts import read_manifest, source_digest
+
+    optimized = default_model_dir() / DEFAULT_OPTIMIZED
+    manifest = read_manifest(optimized)
+    assert manifest['model']['source_sha256'] == source_digest(default_model_dir()), \
+        'stale: python -m jetson_seg.ros.optimizer_node (README "The default model")'
+    checks = manifest['targets']['litert']['check']
+    assert checks['INT8']['passed'] and checks['INT8']['mask_agreement'] >= 0.99
+    assert default_model_path() == optimized
+    engine, info = open_model('', 'auto', threads=1)
+    assert engine.label == 'litert/int8' and info.path == optimized
+    engine.close()
+
+
+@pytest.mark.parametrize('precision, label', [('fp32', 'litert/fp32'), ('int8', 'litert/int8')])
+def test_precision_picks_the_artefact(precision, label):
+    engine, _ = open_model('', 'litert', threads=1, precision=precision)
+    assert engine.label == label
+    engine.close()
+
+
+def test_precisions_that_were_not_made_are_refused_with_the_fix(model_copy):
+    with pytest.raises(EngineError, match=r"no fp16 LiteRT file \(it has \['fp32', 'int8'\]\)"
+                                          r".*precision_mode:=FP16"):
+        open_model('', 'litert', precision='fp16')
+    with pytest.raises(EngineError, match='converted at start-up in FP32.*INT8'):
+        open_model(str(model_copy), 'litert', precision='int8')
+
+
+def test_a_stale_packaged_output_is_ignored_with_a_warning(model_copy):
+    from jetson_seg.model_store import default_model_path
+
+    assert default_model_path(model_dir=model_copy) == model_copy / 'optimized'
+    meta = json.loads((model_copy / 'model.json').read_text())
+    meta['class_colors'][1] = [1, 2, 3]
+    (model_copy / 'model.json').write_text(json.dumps(meta))
+    warnings: list[str] = []
+    assert default_model_path(warnings.append, model_copy) == model_copy
+    assert 'stale' in warnings[0]
+
+
+LEAN_PROBE = """
+import sys
+import numpy as np
+import jetson_seg.ros.segmentation_node  # everything the node imports
+from jetson_seg.engines.gpu import configure_gpu_memory
+from jetson_seg.model_store import open_model
+from jetson_seg.vision.image_conversion import DecodedImage
+from jetson_seg.vision.pipeline import PipelineConfig, SegmentationPipeline, Wanted
+configure_gpu_memory(0)
+engine, info = open_model(sys.argv[1], 'auto', threads=1)
+result = SegmentationPipeline(engine, info, PipelineConfig()).run(
+    DecodedImage(np.full((480, 640, 3), 90, np.uint8), 'rgb'), Wanted())
+assert result.mask.shape == (480, 640)
+print(engine.label, sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))
+"""
+
+
+@pytest.mark.parametrize('model', ['', 'selfie'])
+def test_serving_litert_never_imports_tensorflow(model, tmp_path):
+    """The default model (its shipped INT8 output) and a bare .tflite, as the node opens them."""
+    import subprocess
+    import sys
+
+    path = ''
+    if model:
+        from own_models import KINDS, write_model
+        path = str(write_model(KINDS[-1], tmp_path / 'tflite'))
+    out = subprocess.run([sys.executable, '-c', LEAN_PROBE, path], capture_output=True,
+                         text=True, check=True).stdout.split()
+    assert out[-2:] == (['litert/int8', '[]'] if not model else ['litert/fp32', '[]']), out

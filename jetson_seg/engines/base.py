@@ -20,6 +20,13 @@ class Engine(ABC):
 
     #: Short name reported in diagnostics and benchmarks, e.g. 'tf', 'litert'.
     name: str = 'engine'
+    #: Numeric precision of what runs: 'fp32', 'fp16' or 'int8' (set by whoever opened it).
+    precision: str = 'fp32'
+
+    @property
+    def label(self) -> str:
+        """What diagnostics and logs name: engine and precision, e.g. 'litert/int8'."""
+        return f'{self.name}/{self.precision}'
 
     def __init__(self, input_hw: tuple[int, int], output_channels: int,
                  input_dtype: str = 'uint8') -> None:

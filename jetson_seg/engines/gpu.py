@@ -7,6 +7,20 @@ the node applies it before loading any model.
 
 from __future__ import annotations
 
+import glob
+
+#: Device nodes an NVIDIA GPU shows: desktop/server drivers, and Jetson's integrated GPU.
+_GPU_DEVICE_NODES = ('/dev/nvidia[0-9]*', '/dev/nvhost-*gpu*', '/dev/nvgpu*')
+
+
+def gpu_device_present() -> bool:
+    """True when an NVIDIA GPU device node exists: a check that needs no TensorFlow.
+
+    Importing TensorFlow costs a LiteRT-only node hundreds of MB and seconds; where no GPU can
+    exist the GPU questions below are answered without it.
+    """
+    return any(glob.glob(pattern) for pattern in _GPU_DEVICE_NODES)
+
 
 def configure_gpu_memory(limit_mb: int = 0) -> list[str]:
     """Growth on every GPU (limit_mb 0) or a cap of `limit_mb` MiB; returns what was applied.
@@ -14,6 +28,8 @@ def configure_gpu_memory(limit_mb: int = 0) -> list[str]:
     Once TensorFlow has initialised a GPU the setting cannot change; such GPUs keep the first
     one and are reported as unchanged.
     """
+    if not gpu_device_present():
+        return []
     import tensorflow as tf
 
     applied = []
@@ -37,6 +53,8 @@ def tensorrt_available() -> bool:
     Only `is_tensorrt_enabled` is asked: querying TensorRT's version without libnvinfer aborts
     the whole process (seen with TF 2.17.1).
     """
+    if not gpu_device_present():
+        return False
     try:
         import tensorflow as tf
         from tensorflow.python.compiler.tensorrt import trt_convert
@@ -60,5 +78,8 @@ def gpu_and_tensorrt() -> tuple[str, str] | None:
 
 
 def has_gpu() -> bool:
+    """A GPU TensorFlow can use (TensorFlow is imported only where a GPU device exists)."""
+    if not gpu_device_present():
+        return False
     import tensorflow as tf
     return bool(tf.config.list_physical_devices('GPU'))

@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from jetson_seg.errors import ArtefactError
+from jetson_seg.model_info import locate_model, source_files
 
 MANIFEST = 'manifest.json'
 LOCK_FILE = '.lock'
@@ -33,6 +34,16 @@ def sha256_of(path: Path) -> str:
     with open(path, 'rb') as handle:
         for block in iter(lambda: handle.read(1 << 20), b''):
             digest.update(block)
+    return digest.hexdigest()
+
+
+def source_digest(model_path: Path) -> str:
+    """SHA-256 over a model's defining files (model_info.source_files), names included."""
+    root = locate_model(model_path)[0]
+    digest = hashlib.sha256()
+    for item in source_files(model_path):
+        digest.update(item.relative_to(root).as_posix().encode())
+        digest.update(sha256_of(item).encode())
     return digest.hexdigest()
 
 

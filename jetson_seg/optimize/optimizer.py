@@ -124,17 +124,6 @@ def check_frames(count: int, input_hw: tuple[int, int], seed: int = CHECK_SEED,
     return model_frames(scene_images(seed), count, input_hw, spec)
 
 
-def _source_hash(path: Path) -> str:
-    if path.is_file():
-        return artefacts.sha256_of(path)
-    import hashlib
-    digest = hashlib.sha256()
-    for item in sorted(p for p in path.rglob('*') if p.is_file()):
-        digest.update(item.relative_to(path).as_posix().encode())
-        digest.update(artefacts.sha256_of(item).encode())
-    return digest.hexdigest()
-
-
 def _settings_key(config: OptimizerConfig) -> dict:
     keep = asdict(config)
     for key in ('output_dir', 'force_rebuild', 'input_model'):
@@ -182,7 +171,7 @@ class Optimizer:
     def _build(self, source_path: Path, output: Path) -> dict:
         """Everything after the inputs are known, with `output` locked against other runs."""
         cfg = self.config
-        source_hash = _source_hash(source_path)
+        source_hash = artefacts.source_digest(source_path)
         settings = _settings_key(cfg)
         if not cfg.force_rebuild:
             current = self._up_to_date(output, source_hash, settings)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from jetson_seg.engines.base import ENGINES
+from jetson_seg.model_store import PRECISIONS as MODEL_PRECISIONS
 from jetson_seg.optimize.convert_litert import PRECISIONS
 from jetson_seg.optimize.optimizer import TARGETS
 
@@ -39,6 +40,9 @@ SEGMENTATION_PARAMS: tuple[ParamSpec, ...] = (
               'Lambda or custom layers, SavedModel file/Python ops): only for trusted sources'),
     ParamSpec('engine', 'auto', 'Inference runtime; auto picks the fastest that runs here',
               choices=ENGINES),
+    ParamSpec('precision', 'auto', 'Artefact precision to serve from an optimizer output; auto = '
+              'the fastest made and checked (INT8 LiteRT on a CPU when present)',
+              choices=MODEL_PRECISIONS),
     ParamSpec('engine_fallback', False, 'If the chosen engine cannot run here, use auto '
               'instead of failing to configure'),
     ParamSpec('threads', 0, 'CPU threads for the engine (0 = runtime default)', minimum=0,

@@ -91,7 +91,8 @@ class SegmentationNode(LifecycleNode):
             engine, info = open_model(self._param('model_path'), self._param('engine'),
                                       self._param('threads'), self._param('engine_fallback'),
                                       log=self.get_logger().warning,
-                                      trust=self._param('trust_model'))
+                                      trust=self._param('trust_model'),
+                                      precision=self._param('precision'))
         except JetsonSegError as exc:
             self.get_logger().error(f'configure failed: {exc}')
             return TransitionCallbackReturn.FAILURE
@@ -107,7 +108,7 @@ class SegmentationNode(LifecycleNode):
         self._pubs = {cam: self._camera_publishers(cam, out_qos) for cam in self._cameras}
         self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self.get_logger().info(
-            f'configured: engine={engine.name} model={info.path} input={info.input_hw} '
+            f'configured: engine={engine.label} model={info.path} input={info.input_hw} '
             f'classes={list(info.class_names)} in {time.monotonic() - started:.1f} s')
         return TransitionCallbackReturn.SUCCESS
 
@@ -212,7 +213,7 @@ class SegmentationNode(LifecycleNode):
 
     def _publish_diagnostics(self) -> None:
         figures = self.stats.snapshot()
-        figures['engine'] = self._engine.name if self._engine else 'none'
+        figures['engine'] = self._engine.label if self._engine else 'none'
         figures['cameras'] = len(self._cameras)
         recent = figures['rejected'] - self._rejected_reported
         self._rejected_reported = figures['rejected']
