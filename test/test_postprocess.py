@@ -3,7 +3,9 @@
 import numpy as np
 import pytest
 
-from jetson_seg.vision.postprocess import (ArgmaxScratch, class_mask, color_mask, overlay,
+from jetson_seg.model_info import OutputSpec
+from jetson_seg.vision.postprocess import (ArgmaxScratch, class_ids, class_mask, class_scores,
+                                           color_mask, id_mask, overlay, palette_lut,
                                            probability_planes, regions)
 from jetson_seg.vision.image_conversion import DecodedImage
 from jetson_seg.vision.preprocess import Letterbox, to_network_input
@@ -72,7 +74,7 @@ def test_overlay_keeps_background_and_blends_objects():
     mask = np.zeros((20, 30), np.uint8)
     mask[5:10, 5:10] = 2
     palette = np.array(CLASS_COLORS, np.uint8)
-    out = overlay(rgb, color_mask(mask, palette), mask, 0.5)
+    out = overlay(rgb, color_mask(mask, palette_lut(palette)), mask, 0.5)
     np.testing.assert_array_equal(out[mask == 0], rgb[mask == 0])
     blend = (rgb[mask == 2].astype(int) + palette[2].astype(int)) / 2
     assert np.abs(out[mask == 2] - blend).max() <= 1
@@ -84,11 +86,11 @@ def test_regions_match_drawn_objects_with_scores():
     rows, cols = np.indices(scene.mask.shape)
     probs[rows, cols, scene.mask] = 0.7
     planes = [probs[..., k] for k in range(4)]
-    found = regions(scene.mask, planes, min_area=1)
+    found = regions(scene.mask, planes, 4, min_area=1)
     assert {(r.x0, r.y0, r.x1, r.y1, r.class_id) for r in found} == set(boxes_from_mask(
         scene.mask))
     assert all(r.score == pytest.approx(0.7) for r in found)
-    small = regions(scene.mask, planes, min_area=10_000)
+    small = regions(scene.mask, planes, 4, min_area=10_000)
     assert all(r.area >= 10_000 for r in small) and len(small) < len(found)
 
 
@@ -102,3 +104,43 @@ def test_network_input_reuses_a_dirty_buffer_and_keeps_padding_black():
     assert (box.content(out) == 90).all()
     bgr = DecodedImage(np.ascontiguousarray(image[..., ::-1]), 'bgr')  # same pixels, bgr order
     np.testing.assert_array_equal(to_network_input(bgr, (192, 256)), out)
+
+
+def test_color_mask_is_the_palette_lookup():
+    mask = RNG.integers(0, 4, (48, 64), dtype=np.uint8)
+    palette = np.array(CLASS_COLORS, np.uint8)
+    np.testing.assert_array_equal(color_mask(mask, palette_lut(palette)), palette[mask])
+
+
+def test_regions_without_scores_score_one():
+    mask = np.zeros((40, 60), np.uint8)
+    mask[5:15, 5:20], mask[20:30, 30:50] = 1, 2
+    found = regions(mask, None, 3)
+    assert {(r.class_id, r.x0, r.y0, r.x1, r.y1, r.score) for r in found} == \
+        {(1, 5, 5, 20, 15, 1.0), (2, 30, 20, 50, 30, 1.0)}
+
+
+def test_heads_become_class_scores_with_the_same_argmax():
+    logits = RNG.normal(0, 3, (12, 16, 4)).astype(np.float32)
+    softmax = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+    as_is = class_scores(logits, OutputSpec('logits'), need_probabilities=False)
+    assert as_is is logits  # no work when only the class is needed
+    probs = class_scores(logits.copy(), OutputSpec('logits'), need_probabilities=True)
+    np.testing.assert_allclose(probs, softmax, rtol=1e-5)
+    np.testing.assert_array_equal(class_ids(logits[None], OutputSpec('logits'))[0],
+                                  softmax.argmax(-1))
+    sigmoid = RNG.uniform(0, 1, (12, 16, 2)).astype(np.float32)
+    scores = class_scores(sigmoid, OutputSpec('sigmoid', threshold=0.6), True)
+    expected = np.where(sigmoid.max(-1) > 0.6, sigmoid.argmax(-1) + 1, 0)
+    np.testing.assert_array_equal(scores.argmax(-1), expected)
+    np.testing.assert_array_equal(class_ids(sigmoid[None], OutputSpec('sigmoid', 0.6))[0],
+                                  expected)
+
+
+def test_an_id_map_is_cropped_and_resized_nearest():
+    ids = np.zeros((192, 256), np.int64)
+    ids[:, 128:] = 2
+    box = Letterbox.for_input((480, 640), (192, 256))
+    mask = id_mask(ids[..., None], box, at_input_resolution=True)
+    assert mask.shape == (480, 640) and mask.dtype == np.uint8
+    assert set(np.unique(mask[:, :310])) == {0} and set(np.unique(mask[:, 330:])) == {2}

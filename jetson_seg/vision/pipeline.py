@@ -16,8 +16,8 @@ from jetson_seg.engines.base import Engine
 from jetson_seg.model_info import ModelInfo
 from jetson_seg.vision.image_conversion import DecodedImage, to_rgb
 from jetson_seg.vision.postprocess import (ArgmaxScratch, Region, class_mask, class_scores,
-                                           color_mask, id_mask, overlay, probability_planes,
-                                           regions)
+                                           color_mask, id_mask, overlay, palette_lut,
+                                           probability_planes, regions)
 from jetson_seg.vision.preprocess import Letterbox, NetworkInput
 
 
@@ -73,6 +73,7 @@ class SegmentationPipeline:
         self.engine = engine
         self.info = info
         self.palette = np.array(info.class_colors, np.uint8)
+        self._lut = palette_lut(self.palette)
         self.config = config
         self._boxes: dict[tuple[int, int], Letterbox] = {}
         self._input = NetworkInput(info.input, engine.input_hw)
@@ -150,9 +151,10 @@ class SegmentationPipeline:
             result.regions = [
                 Region(r.class_id, round(r.x0 * sx), round(r.y0 * sy), round(r.x1 * sx),
                        round(r.y1 * sy), r.area, r.score)
-                for r in regions(mask, planes, self.config.min_region_area)]
+                for r in regions(mask, planes, self.info.num_classes,
+                                 self.config.min_region_area)]
         if wanted.color_mask or wanted.overlay:
-            colors = color_mask(mask, self.palette)
+            colors = color_mask(mask, self._lut)
             if wanted.color_mask:
                 result.color_mask = colors
             if wanted.overlay:
