@@ -15,7 +15,12 @@ from jetson_seg.errors import EngineError, ModelError
 
 
 class LiteRtEngine(Engine):
-    """One interpreter per engine; the batch size follows the input (tensors resized on change).
+    """One interpreter per batch size seen, so several cameras never reallocate tensors.
+
+    A node serving N cameras infers 1..N frames at a time, as many as are pending. Resizing one
+    interpreter's tensors on every change of that count costs an allocation each time; a
+    zero-padded fixed batch would waste inference on empty slots. Interpreters are small (the
+    model plus its arena), so one per count is kept.
 
     Quantized outputs are dequantized with the model's own scale and zero point, so callers
     always get float32 (or the model's integer ids for an argmax head).
@@ -30,10 +35,12 @@ class LiteRtEngine(Engine):
         except ImportError as exc:  # pragma: no cover - the venv pins ai-edge-litert
             raise EngineError('LiteRT runtime (ai-edge-litert) is not installed') from exc
         where = 'in memory' if isinstance(model, bytes) else str(model)
+        source = {'model_content': model} if isinstance(model, bytes) else \
+            {'model_path': str(model)}
+        self._new_interpreter = lambda: Interpreter(
+            **source, num_threads=threads if threads > 0 else None)
         try:
-            source = {'model_content': model} if isinstance(model, bytes) else \
-                {'model_path': str(model)}
-            self._interp = Interpreter(**source, num_threads=threads if threads > 0 else None)
+            self._interp = self._new_interpreter()
         except (ValueError, RuntimeError) as exc:
             raise ModelError(f'cannot load LiteRT model {where}: {exc}') from exc
         if len(self._interp.get_input_details()) != 1:
@@ -55,21 +62,29 @@ class LiteRtEngine(Engine):
                          np.dtype(self._input['dtype']).name)
         scale, zero = self._output.get('quantization', (0.0, 0))
         self._dequantize = (float(scale), int(zero)) if scale else None
-        self._batch = 0
-        self._allocate(1)
+        self._by_batch: dict[int, object] = {}
+        self._interpreter(1)
 
-    def _allocate(self, batch: int) -> None:
-        if batch != self._batch:
+    @property
+    def batch_sizes(self) -> list[int]:
+        """Batch sizes with an interpreter allocated (for diagnostics and tests)."""
+        return sorted(self._by_batch)
+
+    def _interpreter(self, batch: int):
+        interp = self._by_batch.get(batch)
+        if interp is None:
+            interp = self._interp if not self._by_batch else self._new_interpreter()
             height, width = self.input_hw
-            self._interp.resize_tensor_input(self._input['index'], [batch, height, width, 3])
-            self._interp.allocate_tensors()
-            self._batch = batch
+            interp.resize_tensor_input(self._input['index'], [batch, height, width, 3])
+            interp.allocate_tensors()
+            self._by_batch[batch] = interp
+        return interp
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
-        self._allocate(batch.shape[0])
-        self._interp.set_tensor(self._input['index'], batch)
-        self._interp.invoke()
-        out = self._interp.get_tensor(self._output['index'])
+        interp = self._interpreter(batch.shape[0])
+        interp.set_tensor(self._input['index'], batch)
+        interp.invoke()
+        out = interp.get_tensor(self._output['index'])
         if self._dequantize is not None and out.dtype != np.float32:
             scale, zero = self._dequantize
             return (out.astype(np.float32) - zero) * scale
@@ -77,3 +92,4 @@ class LiteRtEngine(Engine):
 
     def close(self) -> None:
         self._interp = None
+        self._by_batch = {}

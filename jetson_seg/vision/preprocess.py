@@ -89,6 +89,7 @@ class NetworkInput:
         self.input_hw = input_hw
         self._pixels = np.zeros((0, *input_hw, 3), np.uint8)
         self._ready = self._pixels
+        self._by_batch: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # cameras: 1..N frames
         self._scale = (1.0 / (255.0 * np.asarray(spec.std, np.float32))).astype(np.float32)
         self._offset = (np.asarray(spec.mean, np.float32) / np.asarray(spec.std, np.float32))
 
@@ -96,11 +97,16 @@ class NetworkInput:
         return Letterbox.for_input(image_hw, self.input_hw, self.spec.resize == 'stretch')
 
     def _resize(self, batch: int) -> None:
-        if len(self._pixels) != batch:
-            self._pixels = np.zeros((batch, *self.input_hw, 3), np.uint8)
-            self._ready = self._pixels if self.spec.dtype == 'uint8' and \
+        """Buffers for `batch` frames, kept per count so a changing count allocates once."""
+        if len(self._pixels) == batch:
+            return
+        if batch not in self._by_batch:
+            pixels = np.zeros((batch, *self.input_hw, 3), np.uint8)
+            ready = pixels if self.spec.dtype == 'uint8' and \
                 self.spec.channel_order == 'rgb' else \
-                np.empty(self._pixels.shape, np.dtype(self.spec.dtype))
+                np.empty(pixels.shape, np.dtype(self.spec.dtype))
+            self._by_batch[batch] = (pixels, ready)
+        self._pixels, self._ready = self._by_batch[batch]
 
     def fill(self, images: list[DecodedImage], boxes: list[Letterbox]) -> np.ndarray:
         """The batch of `images` placed by `boxes`, in the dtype and channel order of the model."""
