@@ -3,12 +3,12 @@
 import numpy as np
 import pytest
 
-from jetson_seg.model_info import OutputSpec
+from jetson_seg.model_info import InputSpec, OutputSpec
 from jetson_seg.vision.postprocess import (ArgmaxScratch, class_ids, class_mask, class_scores,
                                            color_mask, id_mask, overlay, palette_lut,
                                            probability_planes, regions)
 from jetson_seg.vision.image_conversion import DecodedImage
-from jetson_seg.vision.preprocess import Letterbox, to_network_input
+from jetson_seg.vision.preprocess import Letterbox, NetworkInput, to_network_input
 from jetson_seg.training.scenes import CLASS_COLORS, boxes_from_mask, scene_stream
 
 RNG = np.random.default_rng(0)
@@ -123,14 +123,22 @@ def test_regions_without_scores_score_one():
 def test_heads_become_class_scores_with_the_same_argmax():
     logits = RNG.normal(0, 3, (12, 16, 4)).astype(np.float32)
     softmax = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
-    as_is = class_scores(logits, OutputSpec('logits'), need_probabilities=False)
-    assert as_is is logits  # no work when only the class is needed
-    probs = class_scores(logits.copy(), OutputSpec('logits'), need_probabilities=True)
-    np.testing.assert_allclose(probs, softmax, rtol=1e-5)
+    assert class_scores(logits, OutputSpec('logits')) is logits  # no work for the class
+    blobs = logits.copy()
+    blobs[..., 0] += 30.0  # background everywhere but two separate blobs
+    blobs[2:6, 2:7, 1] += 60.0
+    blobs[7:11, 9:15, 2] += 60.0
+    blob_softmax = np.exp(blobs) / np.exp(blobs).sum(-1, keepdims=True)
+    found = regions(blobs.argmax(-1).astype(np.uint8), [blobs[..., k].copy() for k in range(4)],
+                    4, logits=True)  # softmax over each region's pixels only
+    assert {(r.class_id, r.area) for r in found} == {(1, 20), (2, 24)}
+    for region in found:
+        window = blob_softmax[region.y0:region.y1, region.x0:region.x1, region.class_id]
+        assert region.score == pytest.approx(float(window.mean()), rel=1e-5)
     np.testing.assert_array_equal(class_ids(logits[None], OutputSpec('logits'))[0],
                                   softmax.argmax(-1))
     sigmoid = RNG.uniform(0, 1, (12, 16, 2)).astype(np.float32)
-    scores = class_scores(sigmoid, OutputSpec('sigmoid', threshold=0.6), True)
+    scores = class_scores(sigmoid, OutputSpec('sigmoid', threshold=0.6))
     expected = np.where(sigmoid.max(-1) > 0.6, sigmoid.argmax(-1) + 1, 0)
     np.testing.assert_array_equal(scores.argmax(-1), expected)
     np.testing.assert_array_equal(class_ids(sigmoid[None], OutputSpec('sigmoid', 0.6))[0],
@@ -144,3 +152,21 @@ def test_an_id_map_is_cropped_and_resized_nearest():
     mask = id_mask(ids[..., None], box, at_input_resolution=True)
     assert mask.shape == (480, 640) and mask.dtype == np.uint8
     assert set(np.unique(mask[:, :310])) == {0} and set(np.unique(mask[:, 330:])) == {2}
+
+
+@pytest.mark.parametrize('spec', [
+    InputSpec(dtype='float32', mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225)),
+    InputSpec(dtype='float32', channel_order='bgr', mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)),
+    InputSpec(channel_order='bgr')], ids=['float_imagenet', 'float_bgr_pm1', 'uint8_bgr'])
+def test_network_input_normalises_as_the_model_expects(spec):
+    rgb = RNG.integers(0, 256, (480, 640, 3), dtype=np.uint8)
+    net = NetworkInput(spec, (192, 256))
+    batch = net.fill([DecodedImage(rgb, 'rgb')] * 2, [net.letterbox((480, 640))] * 2)
+    placed = to_network_input(DecodedImage(rgb, 'rgb'), (192, 256))
+    ordered = placed[..., ::-1] if spec.channel_order == 'bgr' else placed
+    if spec.dtype == 'uint8':
+        expected = ordered
+    else:
+        expected = (ordered / 255.0 - np.array(spec.mean)) / np.array(spec.std)
+    assert batch.dtype == np.dtype(spec.dtype) and batch.shape == (2, 192, 256, 3)
+    np.testing.assert_allclose(batch[1], expected, atol=1e-5)

@@ -132,7 +132,7 @@ class SegmentationPipeline:
         at_input = self.config.mask_at_input_resolution
         if self.info.output.type == 'argmax':
             return id_mask(raw, box, at_input), None
-        scores = class_scores(raw, self.info.output, need_probabilities=wanted.detections)
+        scores = class_scores(raw, self.info.output)
         planes = probability_planes(scores, box, at_input, self._planes)
         if at_input:
             self._planes = planes
@@ -152,7 +152,8 @@ class SegmentationPipeline:
                 Region(r.class_id, round(r.x0 * sx), round(r.y0 * sy), round(r.x1 * sx),
                        round(r.y1 * sy), r.area, r.score)
                 for r in regions(mask, planes, self.info.num_classes,
-                                 self.config.min_region_area)]
+                                 self.config.min_region_area,
+                                 logits=self.info.output.type == 'logits')]
         if wanted.color_mask or wanted.overlay:
             colors = color_mask(mask, self._lut)
             if wanted.color_mask:

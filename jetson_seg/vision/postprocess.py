@@ -1,9 +1,10 @@
 """From network output to the published products: class mask, colours, overlay, regions.
 
 The model's head (model_info.OutputSpec) is turned into per-class score planes whose argmax is
-the class: softmax probabilities as they are, logits as they are (softmax only when detection
-scores need probabilities), sigmoid scores behind a background plane held at the threshold; an
-argmax head's id map is cropped and resized directly.
+the class: softmax probabilities and logits as they are (a region's detection score takes the
+softmax over that region's pixels only: over the whole frame it cost 3.7 ms), sigmoid scores
+behind a background plane held at the threshold; an argmax head's id map is cropped and resized
+directly.
 
 Everything works on the input image's pixel grid by default: probabilities are cropped to the
 letterbox content and resized (bilinear) before the argmax, so mask edges fall between input
@@ -36,18 +37,13 @@ class Region:
     score: float  # mean probability of `class_id` over the region
 
 
-def class_scores(raw: np.ndarray, output: OutputSpec, need_probabilities: bool) -> np.ndarray:
+def class_scores(raw: np.ndarray, output: OutputSpec) -> np.ndarray:
     """One frame's output (h, w, C) at network size -> scores (h, w, classes), argmax = class.
 
-    Works at network resolution, where a copy is small; softmax output passes through as is.
+    Softmax and logits pass through as they are (argmax of logits = argmax of their softmax).
     """
-    if output.type == 'softmax' or (output.type == 'logits' and not need_probabilities):
-        return raw  # argmax of logits = argmax of their softmax
-    if output.type == 'logits':
-        shifted = raw - raw.max(axis=-1, keepdims=True)
-        np.exp(shifted, out=shifted)
-        shifted /= shifted.sum(axis=-1, keepdims=True)
-        return shifted
+    if output.type in ('softmax', 'logits'):
+        return raw
     if output.type == 'sigmoid':  # background wins unless some class exceeds the threshold
         scores = np.empty((*raw.shape[:2], raw.shape[2] + 1), np.float32)
         scores[..., 0] = output.threshold
@@ -152,12 +148,22 @@ def overlay(rgb: np.ndarray, colors: np.ndarray, mask: np.ndarray, alpha: float,
     return out
 
 
+def _mean_probability(planes: list[np.ndarray], class_id: int, window: tuple[slice, slice],
+                      inside: np.ndarray, logits: bool) -> float:
+    if not logits:
+        return float(planes[class_id][window][inside].mean())
+    values = np.stack([plane[window][inside] for plane in planes])  # (classes, region pixels)
+    values = np.exp(values - values.max(axis=0))
+    return float((values[class_id] / values.sum(axis=0)).mean())
+
+
 def regions(mask: np.ndarray, planes: list[np.ndarray] | None, num_classes: int,
-            min_area: int = 1) -> list[Region]:
+            min_area: int = 1, logits: bool = False) -> list[Region]:
     """Find the 8-connected regions of each non-background class, with their mean score.
 
-    `planes` (one probability plane per class) must be on the same grid as `mask`; without
-    them (an argmax head) every score is 1.0. Components are labelled only inside the box
+    `planes` (one score plane per class) must be on the same grid as `mask`; without them (an
+    argmax head) every score is 1.0; with `logits` the score is the mean softmax probability,
+    computed over the region's pixels only. Components are labelled only inside the box
     around each class's pixels and scores summed inside each region's box, so the cost
     follows the objects' size (0.37 ms instead of 4.3 ms at 640x480 over whole-image labels).
     """
@@ -175,8 +181,8 @@ def regions(mask: np.ndarray, planes: list[np.ndarray] | None, num_classes: int,
                 continue
             score = 1.0
             if planes is not None:
-                inside = labels[y:y + h, x:x + w] == i
-                score = float(planes[class_id][by + y:by + y + h, bx + x:bx + x + w][inside]
-                              .mean())
+                window = (slice(by + y, by + y + h), slice(bx + x, bx + x + w))
+                score = _mean_probability(planes, class_id, window,
+                                          labels[y:y + h, x:x + w] == i, logits)
             found.append(Region(class_id, bx + x, by + y, bx + x + w, by + y + h, area, score))
     return found
