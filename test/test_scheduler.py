@@ -115,19 +115,28 @@ def _balanced(stats: FrameStats) -> bool:
                               + stats.unwanted)
 
 
-def test_newest_frame_wins_while_the_engine_is_busy(pipeline, frame_image):
+def _while_engine_busy(pipeline, frame_image, arrivals: list[tuple[str, int]],
+                       answers: int) -> tuple[FrameScheduler, RecordingSink]:
+    """Frame 0 of the first camera is held in the engine while `arrivals` come in."""
     gated, sink = GatedPipeline(pipeline), RecordingSink()
     scheduler = FrameScheduler(gated, sink)
     scheduler.start()
     try:
-        scheduler.submit('cam', _frame(frame_image, 0))
+        scheduler.submit(arrivals[0][0], _frame(frame_image, 0))
         assert gated.entered.wait(10.0)  # frame 0 is in the engine
-        for index in range(1, 6):  # frames 1..4 are replaced by the next before the engine
-            scheduler.submit('cam', _frame(frame_image, index))  # is free
+        for camera, index in arrivals:
+            scheduler.submit(camera, _frame(frame_image, index))
         gated.gate.set()
-        assert _wait(lambda: scheduler.stats.answered == 2)
+        assert _wait(lambda: scheduler.stats.answered == answers)
     finally:
         scheduler.stop()
+    return scheduler, sink
+
+
+def test_newest_frame_wins_while_the_engine_is_busy(pipeline, frame_image):
+    # frames 1..4 are replaced by the next before the engine is free
+    scheduler, sink = _while_engine_busy(pipeline, frame_image,
+                                         [('cam', i) for i in range(1, 6)], answers=2)
     assert [sec for _, sec in sink.published] == [1000, 1005]
     assert scheduler.stats.dropped == 4 and _balanced(scheduler.stats)
     np.testing.assert_array_equal(sink.masks[0], sink.masks[1])  # same image, same mask
@@ -135,18 +144,8 @@ def test_newest_frame_wins_while_the_engine_is_busy(pipeline, frame_image):
 
 
 def test_each_camera_keeps_its_own_newest_frame(pipeline, frame_image):
-    gated, sink = GatedPipeline(pipeline), RecordingSink()
-    scheduler = FrameScheduler(gated, sink)
-    scheduler.start()
-    try:
-        scheduler.submit('front', _frame(frame_image, 0))
-        assert gated.entered.wait(10.0)
-        for index, camera in enumerate(['front', 'rear', 'front', 'rear'], start=1):
-            scheduler.submit(camera, _frame(frame_image, index))
-        gated.gate.set()
-        assert _wait(lambda: scheduler.stats.answered == 3)
-    finally:
-        scheduler.stop()
+    arrivals = list(zip(['front', 'rear', 'front', 'rear'], range(1, 5)))
+    scheduler, sink = _while_engine_busy(pipeline, frame_image, arrivals, answers=3)
     assert sorted(sink.published) == [('front', 1000), ('front', 1003), ('rear', 1004)]
     assert scheduler.stats.dropped == 2 and _balanced(scheduler.stats)
 
