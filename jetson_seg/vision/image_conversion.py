@@ -211,11 +211,19 @@ def to_rgb(image: DecodedImage) -> np.ndarray:
     return cv2.cvtColor(image.pixels, _TO_RGB[image.order])
 
 
+def interpolation(src_wh: tuple[int, int], dst_wh: tuple[int, int]) -> int:
+    """The one resize rule for camera frames: INTER_AREA unless a side grows, then LINEAR.
+
+    Area averaging does not alias when shrinking; it is undefined for growing.
+    """
+    shrinking = dst_wh[0] <= src_wh[0] and dst_wh[1] <= src_wh[1]
+    return cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
+
+
 def resize_to_rgb(image: DecodedImage, width: int, height: int) -> np.ndarray:
     """HxWx3 RGB at width x height, resized first so the colour conversion touches fewer pixels.
 
-    INTER_AREA when neither side grows (no aliasing), INTER_LINEAR otherwise. Resizing works
-    per channel, so the result equals resizing the RGB image.
+    Resizing works per channel, so the result equals resizing the RGB image.
     """
     if width <= 0 or height <= 0:
         raise ValueError(f'target size must be positive, got {width}x{height}')
@@ -223,9 +231,8 @@ def resize_to_rgb(image: DecodedImage, width: int, height: int) -> np.ndarray:
     src_h, src_w = pixels.shape[:2]
     if (src_w, src_h) == (width, height):
         return to_rgb(image)
-    shrinking = width <= src_w and height <= src_h
     pixels = cv2.resize(pixels, (width, height),
-                        interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+                        interpolation=interpolation((src_w, src_h), (width, height)))
     if pixels.ndim == 2:  # OpenCV drops a single channel axis
         pixels = pixels[..., None]
     return to_rgb(DecodedImage(pixels, image.order))

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from jetson_seg.model_info import InputSpec
-from jetson_seg.vision.image_conversion import DecodedImage, resize_to_rgb
+from jetson_seg.vision.image_conversion import DecodedImage, interpolation, resize_to_rgb
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,14 @@ def to_network_input(image: DecodedImage, input_hw: tuple[int, int],
         out = np.zeros((*input_hw, 3), np.uint8)
     elif not box.is_identity_aspect:
         out[...] = 0
-    box.content(out)[...] = resize_to_rgb(image, box.content_w, box.content_h)
+    content = box.content(out)
+    src_wh, dst_wh = (box.src_w, box.src_h), (box.content_w, box.content_h)
+    if image.order in ('rgb', 'bgr') and src_wh != dst_wh:  # resized straight into `out`
+        cv2.resize(image.pixels, dst_wh, dst=content, interpolation=interpolation(src_wh, dst_wh))
+        if image.order == 'bgr':
+            cv2.cvtColor(content, cv2.COLOR_BGR2RGB, dst=content)
+    else:
+        content[...] = resize_to_rgb(image, *dst_wh)
     return out
 
 
