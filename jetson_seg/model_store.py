@@ -216,7 +216,9 @@ def _open_artefacts(path: Path, engine: str, threads: int,
     if precision not in ('auto', built):
         raise EngineError(f'the tftrt engines in {path} were built in {built}; rerun the '
                           f'optimizer with precision_mode:={precision.upper()}')
-    from jetson_seg.engines.tftrt import open_tftrt
-    opened = open_tftrt(path, manifest, info)
+    from jetson_seg.engines.tftrt import TfTrtEngine, check_runnable_here
+    check_runnable_here(path, target)
+    opened = TfTrtEngine(verified_file(path, manifest, 'tftrt', 'saved_model').parent,
+                         info.input_hw, info.output_channels, info.output.name)
     opened.precision = built
     return opened, info

@@ -51,3 +51,41 @@ def test_core_modules_import_no_ros_module():
     # imports accumulate in one interpreter, so the first module that pulls one in is named
     offenders = {name: mods for name, mods in found.items() if mods}
     assert not offenders, f'first module to import ROS: {next(iter(offenders), None)}'
+
+
+#: Rooms, lowest first: a module may import its own room and the rooms below, never above.
+LAYERS = {'errors': 0, 'model_info': 0, 'vision': 1, 'engines': 1, 'training': 2, 'optimize': 3,
+          'model_store': 4, 'ros': 5, 'tools': 6}
+
+
+def _room(module: str) -> str:
+    return module.split('.')[1]
+
+
+def _imports(path: Path) -> set[str]:
+    import ast
+
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and \
+                node.module.startswith('jetson_seg.'):
+            found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.startswith('jetson_seg.'))
+    return found
+
+
+def test_imports_point_down_the_layers():
+    """errors, model_info <- vision, engines <- training <- optimize <- model_store <- ros, tools.
+
+    Rooms are ordered, so an import circle between rooms cannot arise either.
+    """
+    upward = []
+    for path in sorted(PACKAGE.rglob('*.py')):
+        module = '.'.join(path.relative_to(PACKAGE.parent).with_suffix('').parts)
+        if module.count('.') == 0 or module.endswith('__init__'):
+            continue
+        mine = LAYERS[_room(module)]
+        upward += [f'{module} -> {target}' for target in _imports(path)
+                   if LAYERS[_room(target)] > mine]
+    assert not upward, upward

@@ -15,13 +15,12 @@ from jetson_seg.errors import EngineError
 from jetson_seg.engines.gpu import configure_gpu_memory, gpu_and_tensorrt
 
 
-def open_tftrt(path: Path, manifest: dict, info) -> 'TfTrtEngine':
-    """Refuse artefacts that cannot run here with the reason; otherwise load them.
+def check_runnable_here(path: Path, target: dict) -> None:
+    """Refuse a manifest's tftrt target that cannot run on this machine, with the reason.
 
     Artefacts converted with build_engines false are accepted: TensorRT builds the engines on
     the first frames (slow start, same result).
     """
-    target = manifest['targets']['tftrt']
     if not target.get('loadable'):  # a CPU preview: segments marked, no engines inside
         raise EngineError(f'tftrt artefact in {path} holds no TensorRT engines '
                           f'({target.get("reason", "not built")}); run the optimizer on the '
@@ -34,9 +33,6 @@ def open_tftrt(path: Path, manifest: dict, info) -> 'TfTrtEngine':
         raise EngineError(f'tftrt engines in {path} were built for GPU {built[0]} with '
                           f'TensorRT {built[1]}, this machine has {here[0]} with TensorRT '
                           f'{here[1]}; rebuild them here with the optimizer')
-    from jetson_seg.optimize.artefacts import verified_file
-    saved_model = verified_file(path, manifest, 'tftrt', 'saved_model').parent
-    return TfTrtEngine(saved_model, info.input_hw, info.output_channels, info.output.name)
 
 
 class TfTrtEngine(Engine):
