@@ -10,6 +10,7 @@ from pathlib import Path
 
 from jetson_seg.engines.base import ENGINES, Engine
 from jetson_seg.engines.gpu import has_gpu
+from jetson_seg.engines.onnxruntime import PROVIDERS
 from jetson_seg.errors import ConfigurationError, EngineError, ModelError
 from jetson_seg.model_info import (ModelInfo, default_model_dir, load_keras, locate_model,
                                    parse_description, read_model_info)
@@ -20,15 +21,20 @@ from jetson_seg.optimize.artefacts import MANIFEST, source_digest
 PRECISIONS = ('auto', 'fp32', 'fp16', 'int8')
 #: The optimizer output shipped beside the packaged default model (made by the optimizer).
 DEFAULT_OPTIMIZED = 'optimized'
+#: The optimizer target each engine serves, where the names differ.
+TARGET_OF = {'onnxruntime': 'onnx'}
 
 
 def _auto_order(has_gpu: bool) -> tuple[str, ...]:
     """Engines to try, fastest first.
 
     On this project's 2-core CPU LiteRT (XNNPACK) beat the frozen TF graph (README benchmarks);
-    on a GPU, TF-TRT and TensorFlow use it and LiteRT does not.
+    on a GPU, TF-TRT and TensorFlow use it and LiteRT does not. ONNX Runtime (an optimizer
+    output's onnx target) comes after TF-TRT on a GPU, where its TensorRT provider runs, and
+    after LiteRT on a CPU, where its CPU provider measured slower (README benchmarks).
     """
-    return ('tftrt', 'tf', 'litert') if has_gpu else ('litert', 'tf')
+    return ('tftrt', 'onnxruntime', 'tf', 'litert') if has_gpu else \
+        ('litert', 'onnxruntime', 'tf')
 
 
 def default_model_path(log=None, model_dir: Path | None = None, engine: str = 'auto') -> Path:
@@ -55,14 +61,16 @@ def default_model_path(log=None, model_dir: Path | None = None, engine: str = 'a
 
 def open_model(model_path: str, engine: str = 'auto', threads: int = 0,
                allow_fallback: bool = False, log=None, trust: bool = False,
-               precision: str = 'auto') -> tuple[Engine, ModelInfo]:
+               precision: str = 'auto',
+               onnx_providers: tuple[str, ...] = PROVIDERS) -> tuple[Engine, ModelInfo]:
     """Open `model_path` ('' = default model) with `engine`; raises JetsonSegError (the cause).
 
     `model_path` is a model folder (one of model.keras, model.h5, a SavedModel or model.tflite,
     plus model.json), a model file inside one, or an optimizer output folder (manifest.json).
     With `allow_fallback`, an engine that cannot run here is replaced by the automatic choice
     (and `log` is told why). `trust` lets models with code or file access load. `precision`
-    picks among the artefacts an optimizer output holds (see PRECISIONS).
+    picks among the artefacts an optimizer output holds (see PRECISIONS); `onnx_providers`
+    are ONNX Runtime's execution providers in order of preference.
     """
     if engine not in ENGINES:
         raise ConfigurationError(f'unknown engine {engine!r}; choose one of {ENGINES}')
@@ -73,8 +81,8 @@ def open_model(model_path: str, engine: str = 'auto', threads: int = 0,
         raise ModelError(f'model path does not exist: {path}')
     if path.is_dir() and (path / MANIFEST).is_file():
         def opener(name: str) -> tuple[Engine, ModelInfo]:
-            return _open_artefacts(path, name, threads, precision)
-        candidates = ('litert', 'tf', 'tftrt')
+            return _open_artefacts(path, name, threads, precision, onnx_providers, log)
+        candidates = ('litert', 'tf', 'tftrt', 'onnxruntime')
     else:
         model_dir, model_file, fmt = locate_model(path)
         info = read_model_info(model_dir)
@@ -103,15 +111,18 @@ def open_model(model_path: str, engine: str = 'auto', threads: int = 0,
             raise
         if log is not None:
             log(f'engine {engine} cannot run here ({exc}); falling back to auto')
-        return open_model(model_path, 'auto', threads, trust=trust, precision=precision)
+        return open_model(model_path, 'auto', threads, log=log, trust=trust,
+                          precision=precision, onnx_providers=onnx_providers)
 
 
 def _open_source(model_file: Path, fmt: str, info: ModelInfo, engine: str,
                  threads: int, trust: bool) -> tuple[Engine, ModelInfo]:
     """A user's model file, frozen (tf) or converted to LiteRT in memory at start-up."""
-    if engine == 'tftrt':
-        raise EngineError('tftrt needs engines converted by the optimizer on the target GPU: '
-                          'run optimizer_node and point model_path at its output directory')
+    if engine in ('tftrt', 'onnxruntime'):
+        made = {'tftrt': 'engines converted by the optimizer on the target GPU',
+                'onnxruntime': "the optimizer's onnx target (targets:=[onnx])"}[engine]
+        raise EngineError(f'{engine} needs {made}: run optimizer_node and point model_path at '
+                          f'its output directory')
     if fmt == 'tflite':
         if engine != 'litert':
             raise EngineError(f'{model_file} is a LiteRT model: it runs with engine litert')
@@ -183,16 +194,17 @@ def _litert_role(path: Path, target: dict, precision: str) -> str:
     return precision
 
 
-def _open_artefacts(path: Path, engine: str, threads: int,
-                    precision: str) -> tuple[Engine, ModelInfo]:
+def _open_artefacts(path: Path, engine: str, threads: int, precision: str,
+                    onnx_providers: tuple[str, ...], log) -> tuple[Engine, ModelInfo]:
     """An optimizer output directory: files are checked against the manifest before use."""
     from jetson_seg.optimize.artefacts import read_manifest, verified_file
 
     manifest = read_manifest(path)
     info = parse_description(manifest['model'], f'{path / MANIFEST} (model section)', path)
-    target = manifest['targets'].get(engine)
+    target_name = TARGET_OF.get(engine, engine)
+    target = manifest['targets'].get(target_name)
     if target is None:
-        raise EngineError(f'{path / MANIFEST} has no {engine!r} target (it has '
+        raise EngineError(f'{path / MANIFEST} has no {target_name!r} target (it has '
                           f'{sorted(manifest["targets"])}); rerun the optimizer with it')
     if engine == 'tf':
         if precision not in ('auto', 'fp32'):
@@ -212,6 +224,10 @@ def _open_artefacts(path: Path, engine: str, threads: int,
                               info.input_hw)
         opened.precision = role
         return opened, info
+    if engine == 'onnxruntime':
+        from jetson_seg.engines.onnxruntime import OnnxRuntimeEngine
+        return OnnxRuntimeEngine(verified_file(path, manifest, 'onnx', 'model'), threads,
+                                 onnx_providers, info.input_hw, precision, path, log), info
     built = target.get('settings', {}).get('precision_mode', 'FP32').lower()
     if precision not in ('auto', built):
         raise EngineError(f'the tftrt engines in {path} were built in {built}; rerun the '

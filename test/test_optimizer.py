@@ -112,7 +112,8 @@ def test_killed_runs_leave_previous_output_loadable(ros_env, tmp_path):
 
 
 @pytest.mark.parametrize('params,code,fragment', [
-    (('targets:=[tf,onnx]',), 2, "items must be in ['tf', 'tftrt', 'litert']"),
+    (('targets:=[tf,openvino]',), 2,
+     "items must be in ['tf', 'tftrt', 'litert', 'onnx', 'tensorrt']"),
     (('precision_mode:=FP8',), 2, 'precision_mode must be one of'),
     (('minimum_segment_size:=0',), 2, 'minimum_segment_size'),
     (('is_dynamic_op:=false',), 2, 'TF 2.x TF-TRT builds dynamic ops only'),

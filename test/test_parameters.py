@@ -11,7 +11,7 @@ def test_defaults_are_valid():
 
 
 @pytest.mark.parametrize('name,value,fragment', [
-    ('engine', 'cuda', "one of ['auto', 'tf', 'tftrt', 'litert']"),
+    ('engine', 'cuda', "one of ['auto', 'tf', 'tftrt', 'litert', 'onnxruntime']"),
     ('overlay_alpha', 1.5, '<= 1.0'),
     ('overlay_alpha', -0.1, '>= 0.0'),
     ('threads', -1, '>= 0'),

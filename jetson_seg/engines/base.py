@@ -7,7 +7,7 @@ from abc import ABC, abstractmethod
 import numpy as np
 
 #: Values of the node's `engine` parameter; auto = the fastest that can run here.
-ENGINES = ('auto', 'tf', 'tftrt', 'litert')
+ENGINES = ('auto', 'tf', 'tftrt', 'litert', 'onnxruntime')
 
 
 class Engine(ABC):

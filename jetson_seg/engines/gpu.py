@@ -8,6 +8,8 @@ the node applies it before loading any model.
 from __future__ import annotations
 
 import glob
+import subprocess
+from pathlib import Path
 
 #: Device nodes an NVIDIA GPU shows: desktop/server drivers, and Jetson's integrated GPU.
 _GPU_DEVICE_NODES = ('/dev/nvidia[0-9]*', '/dev/nvhost-*gpu*', '/dev/nvgpu*')
@@ -83,3 +85,39 @@ def has_gpu() -> bool:
         return False
     import tensorflow as tf
     return bool(tf.config.list_physical_devices('GPU'))
+
+
+def _tensorrt_version() -> str:
+    """TensorRT's version from its Python package, else from libnvinfer itself."""
+    try:
+        import tensorrt
+        return tensorrt.__version__
+    except ImportError:
+        pass
+    import ctypes
+    for lib in ('libnvinfer.so.10', 'libnvinfer.so.8', 'libnvinfer.so'):
+        try:
+            number = ctypes.CDLL(lib).getInferLibVersion()
+        except (OSError, AttributeError):
+            continue
+        major, rest = (number // 10000, number % 10000) if number >= 100000 else \
+            (number // 1000, number % 1000)
+        return f'{major}.{rest // 100}.{rest % 100}'
+    return 'unknown'
+
+
+def nvidia_gpu_and_tensorrt() -> tuple[str, str]:
+    """(GPU or Jetson board name, TensorRT version) without TensorFlow, for the ONNX route.
+
+    Names what TensorRT engines built here are bound to; 'unknown' where it cannot be told.
+    """
+    board = Path('/proc/device-tree/model')  # a Jetson names its module here
+    gpu = board.read_text().strip('\x00 \n') if board.is_file() else ''
+    if not gpu:
+        try:
+            out = subprocess.run(['nvidia-smi', '--query-gpu=name', '--format=csv,noheader'],
+                                 capture_output=True, text=True, timeout=20, check=False)
+            gpu = out.stdout.strip().splitlines()[0] if out.stdout.strip() else ''
+        except (OSError, subprocess.TimeoutExpired):
+            gpu = ''
+    return gpu or 'unknown', _tensorrt_version()

@@ -28,13 +28,17 @@ from jetson_seg.vision.preprocess import NetworkInput
 from jetson_seg.optimize.convert_tftrt import TrtSettings
 from jetson_seg.errors import JetsonSegError
 
-#: What the optimizer can produce (the optimizer node's `targets` parameter).
-TARGETS = ('tf', 'tftrt', 'litert')
+#: What the optimizer can produce (the optimizer node's `targets` parameter), in build order:
+#: tensorrt is built from the onnx target's file.
+TARGETS = ('tf', 'tftrt', 'litert', 'onnx', 'tensorrt')
+#: What a run makes when `targets` is not given.
+DEFAULT_TARGETS = ('tf', 'tftrt', 'litert')
 
 #: Minimum fraction of pixels whose class must agree with the source model, per artefact kind.
 MASK_AGREEMENT = {'tf': 0.9999, 'tftrt': 0.9999, 'litert/FP32': 0.9999, 'litert/FP16': 0.999,
                   'litert/INT8': 0.97, 'tftrt/FP32': 0.9999, 'tftrt/FP16': 0.999,
-                  'tftrt/INT8': 0.97}
+                  'tftrt/INT8': 0.97, 'onnx': 0.9999, 'tensorrt/FP32': 0.9999,
+                  'tensorrt/FP16': 0.999, 'tensorrt/INT8': 0.97}
 
 
 class OptimizerError(JetsonSegError):
@@ -54,7 +58,7 @@ class OptimizerConfig:
 
     input_model: str = ''
     output_dir: str = field(default_factory=default_output_dir)
-    targets: tuple[str, ...] = ('tf', 'tftrt', 'litert')
+    targets: tuple[str, ...] = DEFAULT_TARGETS
     trt: TrtSettings = TrtSettings()
     build_engines: bool = True
     build_batch_sizes: tuple[int, ...] = (1,)
@@ -193,7 +197,8 @@ class Optimizer:
             if target not in cfg.targets:
                 continue
             convert = {'tf': self._target_tf, 'litert': self._target_litert,
-                       'tftrt': self._target_tftrt}[target]
+                       'tftrt': self._target_tftrt, 'onnx': self._target_onnx,
+                       'tensorrt': self._target_tensorrt}[target]
             try:
                 targets[target] = self._timed(f'target {target}', convert, source, frames,
                                               reference, run_dir)
@@ -334,6 +339,59 @@ class Optimizer:
         return {'files': [{'role': 'saved_model', 'path': 'tftrt/saved_model/saved_model.pb'}],
                 'engines_built': cfg.build_engines, 'loadable': True, 'gpu_name': gpu_name,
                 'tensorrt': trt_version, 'settings': asdict(cfg.trt), 'check': check}
+
+    def _target_onnx(self, source: ModelSource, frames, reference, run_dir: Path) -> dict:
+        """ONNX from the frozen graph (or tf2onnx's LiteRT path), checked on ONNX Runtime CPU."""
+        from jetson_seg.engines.onnxruntime import CPU_EP, OnnxRuntimeEngine
+        from jetson_seg.optimize.convert_onnx import OPSET, serialize
+
+        model = source.to_onnx()
+        path = run_dir / 'onnx' / 'model.onnx'
+        path.parent.mkdir(parents=True)
+        data = serialize(model, source.info.description())
+        path.write_bytes(data)
+        self.log('ONNX nodes: ' + ', '.join(f'{k} {v}' for k, v in model.steps.items()))
+        engine = OnnxRuntimeEngine(path, threads=1, providers=(CPU_EP,),
+                                   input_hw=source.info.input_hw)
+        check = self._check('onnx', engine.infer, frames, reference, source.info.output,
+                            note='ONNX Runtime CPUExecutionProvider')
+        engine.close()
+        return {'files': [{'role': 'model', 'path': 'onnx/model.onnx', 'bytes': len(data)}],
+                'opset': OPSET, 'converter': model.converter, 'nodes': model.steps,
+                'input_tensor': model.input_name, 'output_tensor': model.output_name,
+                'check': check}
+
+    def _target_tensorrt(self, source: ModelSource, frames, reference, run_dir: Path) -> dict:
+        """A serialized TensorRT engine from the ONNX file; only on a GPU with TensorRT."""
+        from jetson_seg.optimize import convert_tensorrt
+
+        why_not = convert_tensorrt.unavailable_reason()
+        if why_not:
+            raise TargetUnavailable(
+                f'the tensorrt target builds a TensorRT engine on the GPU that will run it, and '
+                f'this machine cannot: {why_not}. Run the optimizer on the Jetson/GPU, or serve '
+                f'the onnx target with engine:=onnxruntime (its TensorRT provider builds '
+                f'engines there)')
+        onnx_file = run_dir / 'onnx' / 'model.onnx'
+        if not onnx_file.is_file():
+            self._target_onnx(source, frames, reference, run_dir)
+        cfg = self.config
+        calibration = (lambda: iter(self._frames(
+            source.info, cfg.calibration_bag, cfg.calibration_topic, cfg.calibration_images,
+            cfg.calibration_frames, CALIBRATION_SEED)))
+        built = convert_tensorrt.build_engine(onnx_file, source.info.input_hw, cfg.trt,
+                                              cfg.build_batch_sizes, calibration)
+        rel = f'tensorrt/model_{cfg.trt.precision_mode.lower()}.engine'
+        (run_dir / 'tensorrt').mkdir()
+        (run_dir / rel).write_bytes(built.data)
+        runner = convert_tensorrt.EngineRunner(run_dir / rel)
+        check = self._check(f'tensorrt/{cfg.trt.precision_mode}', runner.infer, frames,
+                            reference, source.info.output)
+        runner.close()
+        return {'files': [{'role': cfg.trt.precision_mode.lower(), 'path': rel,
+                           'bytes': len(built.data)}],
+                'gpu_name': built.gpu_name, 'tensorrt': built.tensorrt,
+                'settings': asdict(cfg.trt), 'check': check}
 
 
 def _versions() -> dict:

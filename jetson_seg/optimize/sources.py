@@ -1,9 +1,9 @@
 """A user's trained model, opened for the optimizer in whatever format it came.
 
-The optimizer asks a source for four things: reference outputs (the model run by its own
-runtime, what every artefact is checked against), a frozen graph, a LiteRT flatbuffer and a
-SavedModel for TF-TRT. A format that cannot give one says why (a .tflite holds no TensorFlow
-graph to freeze), and the optimizer leaves that target out.
+The optimizer asks a source for five things: reference outputs (the model run by its own
+runtime, what every artefact is checked against), a frozen graph, a LiteRT flatbuffer, an ONNX
+model and a SavedModel for TF-TRT. A format that cannot give one says why (a .tflite holds no
+TensorFlow graph to freeze), and the optimizer leaves that target out.
 """
 
 from __future__ import annotations
@@ -103,6 +103,16 @@ class ModelSource:
         if self.keras_model is not None:
             return convert_to_litert(self.keras_model, precision, calibration)
         return convert_to_litert(self.freeze(for_cpu=False), precision, calibration)
+
+    def to_onnx(self):
+        """The model as ONNX (convert_onnx.OnnxModel), from the frozen TF-TRT graph.
+
+        A .tflite goes through tf2onnx's LiteRT path, refused with the ops it cannot map.
+        """
+        from jetson_seg.optimize import convert_onnx
+        if self.fmt == 'tflite':
+            return convert_onnx.from_tflite(self.path)
+        return convert_onnx.from_frozen(self.freeze(for_cpu=False))
 
     @contextlib.contextmanager
     def serving_saved_model(self) -> Iterator[tuple[Path, str]]:

@@ -15,7 +15,7 @@ import rclpy
 
 from jetson_seg.optimize.convert_tftrt import TrtSettings
 from jetson_seg.errors import JetsonSegError
-from jetson_seg.optimize.optimizer import (Optimizer, OptimizerConfig,
+from jetson_seg.optimize.optimizer import (TARGETS, Optimizer, OptimizerConfig,
                                            default_output_dir)
 from jetson_seg.ros.parameters import OPTIMIZER_PARAMS
 from jetson_seg.ros.ros_params import PARAM_ERRORS, declare_all
@@ -25,7 +25,7 @@ def config_from_node(node) -> OptimizerConfig:
     """Translate the node's parameters into an OptimizerConfig."""
     p = {spec.name: node.get_parameter(spec.name).value for spec in OPTIMIZER_PARAMS}
     if not p['targets']:
-        raise ValueError('targets is empty: give at least one of tf, tftrt, litert')
+        raise ValueError(f'targets is empty: give at least one of {", ".join(TARGETS)}')
     if not p['is_dynamic_op']:
         raise ValueError('is_dynamic_op:=false is TF1-only; TF 2.x TF-TRT builds dynamic ops '
                          'only (set it to true)')

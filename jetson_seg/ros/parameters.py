@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from jetson_seg.engines.base import ENGINES
 from jetson_seg.model_store import PRECISIONS as MODEL_PRECISIONS
 from jetson_seg.optimize.convert_litert import PRECISIONS
-from jetson_seg.optimize.optimizer import TARGETS
+from jetson_seg.engines.onnxruntime import PROVIDERS
+from jetson_seg.optimize.optimizer import DEFAULT_TARGETS, TARGETS
 
 QOS_RELIABILITY = ('best_effort', 'reliable')
 
@@ -43,6 +44,9 @@ SEGMENTATION_PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec('precision', 'auto', 'Artefact precision to serve from an optimizer output; auto = '
               'the fastest made and checked (INT8 LiteRT on a CPU when present)',
               choices=MODEL_PRECISIONS),
+    ParamSpec('onnx_providers', list(PROVIDERS), 'ONNX Runtime execution providers in order of '
+              'preference (engine onnxruntime); those missing here are skipped with the reason '
+              'in the log, and /diagnostics names the one that runs'),
     ParamSpec('engine_fallback', False, 'If the chosen engine cannot run here, use auto '
               'instead of failing to configure'),
     ParamSpec('threads', 0, 'CPU threads for the engine (0 = runtime default)', minimum=0,
@@ -105,7 +109,8 @@ OPTIMIZER_PARAMS: tuple[ParamSpec, ...] = (
               'segmentation node parameter of the same name)'),
     ParamSpec('output_dir', '', "Artefact directory; '' = $XDG_DATA_HOME/jetson_seg/models "
               '(~/.local/share/jetson_seg/models)'),
-    ParamSpec('targets', list(TARGETS), 'What to produce', choices=TARGETS),
+    ParamSpec('targets', list(DEFAULT_TARGETS), 'What to produce (onnx: checked on ONNX '
+              'Runtime; tensorrt: a TensorRT engine, GPU only)', choices=TARGETS),
     ParamSpec('precision_mode', 'FP16', 'TF-TRT precision; LiteRT also gets this precision '
               'beside FP32', choices=PRECISIONS),
     ParamSpec('max_workspace_size_bytes', 1 << 30, 'TensorRT builder workspace', minimum=1 << 20,

@@ -92,7 +92,8 @@ class SegmentationNode(LifecycleNode):
                                       self._param('threads'), self._param('engine_fallback'),
                                       log=self.get_logger().warning,
                                       trust=self._param('trust_model'),
-                                      precision=self._param('precision'))
+                                      precision=self._param('precision'),
+                                      onnx_providers=tuple(self._param('onnx_providers')))
         except JetsonSegError as exc:
             self.get_logger().error(f'configure failed: {exc}')
             return TransitionCallbackReturn.FAILURE

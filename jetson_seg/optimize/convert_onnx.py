@@ -1,0 +1,103 @@
+"""Frozen graph or LiteRT model -> ONNX (tf2onnx), simplified with onnxslim.
+
+The first half of the route to TensorRT on current JetPack: ONNX Runtime (TensorRT, CUDA or CPU
+provider) or TensorRT's own ONNX parser take the file. The frozen graph handed over is the
+TF-TRT one (BatchNorm folded, no CPU-only fused kernels, which tf2onnx would have to unpick).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+#: ONNX opset written. 17 is the newest every target parses: TensorRT 8.5 (JetPack 5.1), 8.6
+#: (JetPack 6.0) and 10.x (JetPack 6.1+), and ONNX Runtime 1.14 onwards; its ops cover the
+#: network (LayerNormalization-era ops are not needed).
+OPSET = 17
+#: metadata_props key of the ONNX file that carries the model description (model.json keys).
+DESCRIPTION_KEY = 'jetson_seg.model'
+
+
+@dataclass
+class OnnxModel:
+    """The converted model (onnx.ModelProto), its tensor names and node counts per step."""
+
+    proto: object
+    converter: str
+    steps: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def input_name(self) -> str:
+        """The image input the engine feeds."""
+        return self.proto.graph.input[0].name
+
+    @property
+    def output_name(self) -> str:
+        """The network output the engine fetches."""
+        return self.proto.graph.output[0].name
+
+
+def _quiet():
+    """tf2onnx logs every rewrite at INFO and prints TensorFlow's deprecation notes."""
+    logging.getLogger('tf2onnx').setLevel(logging.WARNING)
+    return contextlib.redirect_stdout(io.StringIO())
+
+
+def from_frozen(frozen) -> OnnxModel:
+    """Convert an optimize.freeze.FrozenModel (its input and output tensors only)."""
+    import tf2onnx
+
+    with _quiet():
+        proto, _ = tf2onnx.convert.from_graph_def(
+            frozen.graph_def, input_names=[frozen.input_name],
+            output_names=[frozen.output_name], opset=OPSET)
+    return _finish(proto, f'tf2onnx {tf2onnx.__version__} (frozen graph)')
+
+
+def from_tflite(path: Path) -> OnnxModel:
+    """Convert a .tflite with tf2onnx's LiteRT path; ops it cannot map are refused by name.
+
+    tf2onnx leaves an op it cannot map in the graph under its LiteRT name (MediaPipe's
+    `Convolution2DTransposeBias`, for one), which only fails later when a runtime loads it.
+    """
+    import onnx
+    import tf2onnx
+
+    from jetson_seg.optimize.sources import TargetUnavailable
+
+    with _quiet():
+        proto, _ = tf2onnx.convert.from_tflite(str(path), opset=OPSET)
+    unknown = sorted({node.op_type for node in proto.graph.node
+                      if not onnx.defs.has(node.op_type, node.domain)})
+    if unknown:
+        raise TargetUnavailable(f'{path}: tf2onnx cannot map LiteRT op(s) {unknown} to ONNX; '
+                                f'convert the float model it came from instead')
+    return _finish(proto, f'tf2onnx {tf2onnx.__version__} (LiteRT)')
+
+
+def _finish(proto, converter: str) -> OnnxModel:
+    """Name the batch dimension, then simplify with onnxslim when that keeps a valid model."""
+    import onnx
+    import onnxslim
+
+    for value in (proto.graph.input[0], proto.graph.output[0]):
+        value.type.tensor_type.shape.dim[0].dim_param = 'batch'
+    model = OnnxModel(proto, converter, {'converted': len(proto.graph.node)})
+    slim = onnxslim.slim(proto)
+    onnx.checker.check_model(slim)
+    model.proto = slim
+    model.converter += f', onnxslim {onnxslim.__version__}'
+    model.steps['simplified (onnxslim)'] = len(slim.graph.node)
+    return model
+
+
+def serialize(model: OnnxModel, description: dict) -> bytes:
+    """The ONNX file, carrying the model description so it stays usable on its own."""
+    del model.proto.metadata_props[:]
+    entry = model.proto.metadata_props.add()
+    entry.key, entry.value = DESCRIPTION_KEY, json.dumps(description, sort_keys=True)
+    return model.proto.SerializeToString()
