@@ -31,7 +31,8 @@ def _auto_order(has_gpu: bool) -> tuple[str, ...]:
     On this project's 2-core CPU LiteRT (XNNPACK) beat the frozen TF graph (README benchmarks);
     on a GPU, TF-TRT and TensorFlow use it and LiteRT does not. ONNX Runtime (an optimizer
     output's onnx target) comes after TF-TRT on a GPU, where its TensorRT provider runs, and
-    after LiteRT on a CPU, where its CPU provider measured slower (README benchmarks).
+    after LiteRT on a CPU, where its CPU provider measured slower at one thread (README
+    benchmarks); before TensorFlow, which it matched and which it spares loading.
     """
     return ('tftrt', 'onnxruntime', 'tf', 'litert') if has_gpu else \
         ('litert', 'onnxruntime', 'tf')

@@ -17,7 +17,8 @@ from own_models import KINDS, colour_frame, reference_mask, write_model
 from ros_harness import NodeProcess, SegmentationClient
 
 from jetson_seg.engines.onnxruntime import (CPU_EP, CUDA_EP, PROVIDERS, TENSORRT_EP,
-                                            OnnxRuntimeEngine, choose_providers, trt_cache_key)
+                                            TRT_CACHE, OnnxRuntimeEngine, choose_providers,
+                                            tensorrt_options, trt_cache_key)
 from jetson_seg.errors import EngineError
 from jetson_seg.model_info import default_model_dir
 from jetson_seg.model_store import open_model
@@ -139,6 +140,14 @@ def test_engine_on_this_cpu_runs_the_cpu_provider_and_says_so(converted):
         OnnxRuntimeEngine(path, precision='fp16')
     with pytest.raises(EngineError, match='none of onnx_providers'):
         open_model(str(out), 'onnxruntime', onnx_providers=(TENSORRT_EP, CUDA_EP))
+
+
+def test_tensorrt_provider_caches_engines_in_the_model_folder(tmp_path):
+    options = tensorrt_options('fp16', tmp_path)
+    cache = Path(options['trt_engine_cache_path'])
+    assert cache.is_dir() and cache.parent == tmp_path / TRT_CACHE
+    assert cache.name.endswith('-fp16') and options['trt_fp16_enable'] == 'True'
+    assert Path(tensorrt_options('fp32', tmp_path)['trt_engine_cache_path']) != cache
 
 
 def test_trt_cache_key_separates_gpu_tensorrt_and_precision():

@@ -155,6 +155,13 @@ class Optimizer:
         return model_frames(images() if images else scene_images(seed), count,
                             info.input_hw, info.input)
 
+    def _calibration(self, info: ModelInfo) -> Callable[[], Iterator[np.ndarray]]:
+        """INT8 calibration frames on demand: read only when a converter asks for them."""
+        cfg = self.config
+        return lambda: iter(self._frames(info, cfg.calibration_bag, cfg.calibration_topic,
+                                         cfg.calibration_images, cfg.calibration_frames,
+                                         CALIBRATION_SEED))
+
     def _timed(self, name: str, fn, *args, **kwargs):
         start = time.perf_counter()
         result = fn(*args, **kwargs)
@@ -278,9 +285,7 @@ class Optimizer:
         files, checks = [], {}
         (run_dir / 'litert').mkdir(parents=True)
         for precision in precisions:
-            data = source.to_litert(precision, lambda: iter(self._frames(
-                source.info, cfg.calibration_bag, cfg.calibration_topic,
-                cfg.calibration_images, cfg.calibration_frames, CALIBRATION_SEED)))
+            data = source.to_litert(precision, self._calibration(source.info))
             rel = f'litert/model_{precision.lower()}.tflite'
             (run_dir / rel).write_bytes(data)
             engine = LiteRtEngine(run_dir / rel, threads=1, input_hw=source.info.input_hw)
@@ -328,10 +333,7 @@ class Optimizer:
         with source.serving_saved_model() as (saved_model, signature):
             convert_with_tensorrt(saved_model, signature, info.input_hw, info.input.dtype,
                                   cfg.trt, out, cfg.build_batch_sizes, cfg.build_engines,
-                                  lambda: iter(self._frames(
-                                      info, cfg.calibration_bag, cfg.calibration_topic,
-                                      cfg.calibration_images, cfg.calibration_frames,
-                                      CALIBRATION_SEED)))
+                                  self._calibration(info))
         engine = TfTrtEngine(out, info.input_hw, info.output_channels, info.output.name)
         check = self._check(f'tftrt/{cfg.trt.precision_mode}', engine.infer, frames, reference,
                             info.output)
@@ -373,14 +375,12 @@ class Optimizer:
                 f'the onnx target with engine:=onnxruntime (its TensorRT provider builds '
                 f'engines there)')
         onnx_file = run_dir / 'onnx' / 'model.onnx'
-        if not onnx_file.is_file():
-            self._target_onnx(source, frames, reference, run_dir)
+        files = [] if onnx_file.is_file() else \
+            self._target_onnx(source, frames, reference, run_dir)['files']  # onnx not asked
         cfg = self.config
-        calibration = (lambda: iter(self._frames(
-            source.info, cfg.calibration_bag, cfg.calibration_topic, cfg.calibration_images,
-            cfg.calibration_frames, CALIBRATION_SEED)))
         built = convert_tensorrt.build_engine(onnx_file, source.info.input_hw, cfg.trt,
-                                              cfg.build_batch_sizes, calibration)
+                                              cfg.build_batch_sizes,
+                                              self._calibration(source.info))
         rel = f'tensorrt/model_{cfg.trt.precision_mode.lower()}.engine'
         (run_dir / 'tensorrt').mkdir()
         (run_dir / rel).write_bytes(built.data)
@@ -388,8 +388,9 @@ class Optimizer:
         check = self._check(f'tensorrt/{cfg.trt.precision_mode}', runner.infer, frames,
                             reference, source.info.output)
         runner.close()
-        return {'files': [{'role': cfg.trt.precision_mode.lower(), 'path': rel,
-                           'bytes': len(built.data)}],
+        files.append({'role': cfg.trt.precision_mode.lower(), 'path': rel,
+                      'bytes': len(built.data)})
+        return {'files': files,
                 'gpu_name': built.gpu_name, 'tensorrt': built.tensorrt,
                 'settings': asdict(cfg.trt), 'check': check}
 

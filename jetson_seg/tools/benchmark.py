@@ -32,7 +32,8 @@ from jetson_seg.tools.report import markdown_table, save_figure
 NODE_THREADS = 1
 #: Yardstick kinds first: they are printed before the rest is measured.
 ENGINE_KINDS = ('keras_eager', 'litert_fp32_1', 'tf_function', 'tf_frozen', 'litert_fp32_2',
-                'litert_fp16_1', 'litert_int8_1', 'litert_int8_2')
+                'litert_fp16_1', 'litert_int8_1', 'litert_int8_2', 'onnxruntime_1',
+                'onnxruntime_2')
 
 
 def _timeit(fn, iterations: int, warmup: int = 10) -> dict:
@@ -93,6 +94,18 @@ def _engine_worker(kind: str, iterations: int) -> dict:
             engine = LiteRtEngine(convert_to_litert(model, 'FP16'), int(threads))
         else:
             engine, _ = open_model('', 'litert', int(threads), precision=precision)
+
+        def run():
+            return engine.infer(frame)
+    elif kind.startswith('onnxruntime_'):  # the optimizer's onnx target, CPU provider
+        import tempfile
+
+        from jetson_seg.engines.onnxruntime import CPU_EP, OnnxRuntimeEngine
+        from jetson_seg.optimize import convert_onnx
+        path = Path(tempfile.mkdtemp()) / 'model.onnx'
+        path.write_bytes(convert_onnx.serialize(
+            convert_onnx.from_frozen(freeze_keras_model(model, for_cpu=False)), {}))
+        engine = OnnxRuntimeEngine(path, threads=int(kind[-1]), providers=(CPU_EP,))
 
         def run():
             return engine.infer(frame)
