@@ -43,7 +43,8 @@ def generate_launch_description():
         DeclareLaunchArgument('model_path', default_value='',
                               description="Model directory ('' = as in params_file)"),
         DeclareLaunchArgument('engine', default_value='',
-                              description="auto | tf | tftrt | litert | onnxruntime ('' = as in params_file)"),
+                              description='auto | tf | tftrt | litert | onnxruntime '
+                                          "('' = as in params_file)"),
         DeclareLaunchArgument('fastdds_profile',
                               default_value=os.path.join(share, 'config',
                                                          'fastdds_large_images.xml'),

@@ -55,35 +55,42 @@ def from_frozen(frozen) -> OnnxModel:
         proto, _ = tf2onnx.convert.from_graph_def(
             frozen.graph_def, input_names=[frozen.input_name],
             output_names=[frozen.output_name], opset=OPSET)
-    return _finish(proto, f'tf2onnx {tf2onnx.__version__} (frozen graph)')
+    return _finish(proto, f'tf2onnx {tf2onnx.__version__} (frozen graph)',
+                   'replace them in the model, or serve it with the tf or litert target')
 
 
 def from_tflite(path: Path) -> OnnxModel:
-    """Convert a .tflite with tf2onnx's LiteRT path; ops it cannot map are refused by name.
-
-    tf2onnx leaves an op it cannot map in the graph under its LiteRT name (MediaPipe's
-    `Convolution2DTransposeBias`, for one), which only fails later when a runtime loads it.
-    """
-    import onnx
+    """Convert a .tflite with tf2onnx's LiteRT path; left out where that path fails."""
     import tf2onnx
 
     from jetson_seg.optimize.sources import TargetUnavailable
 
-    with _quiet():
-        proto, _ = tf2onnx.convert.from_tflite(str(path), opset=OPSET)
-    unknown = sorted({node.op_type for node in proto.graph.node
-                      if not onnx.defs.has(node.op_type, node.domain)})
-    if unknown:
-        raise TargetUnavailable(f'{path}: tf2onnx cannot map LiteRT op(s) {unknown} to ONNX; '
-                                f'convert the float model it came from instead')
-    return _finish(proto, f'tf2onnx {tf2onnx.__version__} (LiteRT)')
+    try:
+        with _quiet():
+            proto, _ = tf2onnx.convert.from_tflite(str(path), opset=OPSET)
+    except Exception as exc:  # tf2onnx raises many types for what it cannot read
+        raise TargetUnavailable(f"{path}: tf2onnx's LiteRT path failed ({exc}); convert the "
+                                f'float model it came from instead') from exc
+    return _finish(proto, f'tf2onnx {tf2onnx.__version__} (LiteRT)',
+                   'convert the float model it came from instead')
 
 
-def _finish(proto, converter: str) -> OnnxModel:
-    """Name the batch dimension, then simplify with onnxslim when that keeps a valid model."""
+def _finish(proto, converter: str, hint: str) -> OnnxModel:
+    """Refuse ops ONNX lacks, name the batch dimension, simplify with onnxslim (checked).
+
+    tf2onnx leaves an op it cannot map in the graph under its own name (MediaPipe's LiteRT
+    `Convolution2DTransposeBias`, for one), which would only fail when a runtime loads it.
+    """
     import onnx
     import onnxslim
 
+    from jetson_seg.optimize.sources import TargetUnavailable
+
+    unknown = sorted({node.op_type for node in proto.graph.node
+                      if not onnx.defs.has(node.op_type, node.domain)})
+    if unknown:
+        raise TargetUnavailable(f'tf2onnx cannot map op(s) {unknown} to ONNX opset {OPSET}; '
+                                f'{hint}')
     for value in (proto.graph.input[0], proto.graph.output[0]):
         value.type.tensor_type.shape.dim[0].dim_param = 'batch'
     model = OnnxModel(proto, converter, {'converted': len(proto.graph.node)})
