@@ -7,6 +7,8 @@ from __future__ import annotations
 import itertools
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -118,6 +120,16 @@ def test_tensorrt_alone_is_refused_with_the_reason(tmp_path):
     with pytest.raises(OptimizerError, match="no GPU|TensorRT's Python API"):
         Optimizer(config, log=lambda line: None).run()
     assert not (tmp_path / 'out' / 'manifest.json').exists()
+
+
+def test_optimizer_node_refuses_tensorrt_with_the_reason(ros_env, tmp_path):
+    result = subprocess.run([sys.executable, '-m', 'jetson_seg.ros.optimizer_node',
+                             '--ros-args', '-p', f'output_dir:={tmp_path}',
+                             '-p', 'targets:=[tensorrt]'],
+                            env=ros_env, capture_output=True, text=True, timeout=300)
+    text = result.stdout + result.stderr
+    assert result.returncode == 1, text
+    assert "TensorRT's Python API (the tensorrt module) is not installed" in text, text
 
 
 def test_missing_providers_fall_away_with_the_reason():
