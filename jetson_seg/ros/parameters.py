@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from jetson_seg.engines.base import ENGINES
+from jetson_seg.engines.onnxruntime import PROVIDERS
 from jetson_seg.model_store import PRECISIONS as MODEL_PRECISIONS
 from jetson_seg.optimize.convert_litert import PRECISIONS
-from jetson_seg.engines.onnxruntime import PROVIDERS
 from jetson_seg.optimize.optimizer import DEFAULT_TARGETS, TARGETS
 
 QOS_RELIABILITY = ('best_effort', 'reliable')
