@@ -27,6 +27,16 @@ class BuiltEngine:
     tensorrt: str
 
 
+def _cudart():
+    """cuda-python's runtime: cuda.bindings.runtime, or cuda.cudart before 12.6 (gone in 13)."""
+    try:
+        from cuda.bindings import runtime
+        return runtime
+    except ImportError:
+        from cuda import cudart
+        return cudart
+
+
 def unavailable_reason() -> str:
     """Why no engine can be built here ('' when TensorRT, cuda-python and a GPU are present)."""
     try:
@@ -34,7 +44,7 @@ def unavailable_reason() -> str:
     except ImportError:
         return "TensorRT's Python API (the tensorrt module) is not installed"
     try:
-        from cuda import cudart
+        cudart = _cudart()
     except ImportError:
         return 'cuda-python (for device buffers) is not installed'
     err, count = cudart.cudaGetDeviceCount()
@@ -45,9 +55,7 @@ def unavailable_reason() -> str:
 
 def _cuda(result):
     """Unwrap a cuda-python call's (error, value...) result, raising on an error."""
-    from cuda import cudart
-
-    if result[0] != cudart.cudaError_t.cudaSuccess:
+    if result[0] != _cudart().cudaError_t.cudaSuccess:
         raise RuntimeError(f'CUDA call failed: {result[0]}')
     return result[1] if len(result) > 1 else None
 
@@ -55,7 +63,8 @@ def _cuda(result):
 def _calibrator(frames: Callable[[], Iterable[np.ndarray]], cache: Path):
     """An entropy calibrator over the optimizer's calibration frames (one frame per batch)."""
     import tensorrt as trt
-    from cuda import cudart
+
+    cudart = _cudart()
 
     class Calibrator(trt.IInt8EntropyCalibrator2):
         def __init__(self) -> None:
@@ -131,9 +140,8 @@ class EngineRunner:
 
     def __init__(self, path: Path) -> None:
         import tensorrt as trt
-        from cuda import cudart
 
-        self._trt, self._cudart = trt, cudart
+        self._trt, self._cudart = trt, _cudart()
         self._runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
         self._engine = self._runtime.deserialize_cuda_engine(path.read_bytes())
         if self._engine is None:
@@ -143,7 +151,7 @@ class EngineRunner:
         mode = trt.TensorIOMode.INPUT
         self._input = next(n for n in names if self._engine.get_tensor_mode(n) == mode)
         self._output = next(n for n in names if self._engine.get_tensor_mode(n) != mode)
-        self._stream = _cuda(cudart.cudaStreamCreate())
+        self._stream = _cuda(self._cudart.cudaStreamCreate())
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
         """Copy in, execute, copy out."""
