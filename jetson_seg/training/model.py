@@ -22,6 +22,7 @@ class ModelSpec:
     width: int = 256
     num_classes: int = 4
     widths: tuple[int, int, int, int] = (16, 24, 40, 64)
+    residual_blocks: tuple[int, int] = (0, 0)  # extra blocks at 1/4 and 1/8 of the input
 
 
 def _conv_bn(x, filters: int, kernel: int = 3, stride: int = 1, name: str = ''):
@@ -51,6 +52,14 @@ def _context(x, filters: int, name: str):
     return _conv_bn(merged, filters, 1, name=f'{name}_merge')
 
 
+def _residual(x, count: int, name: str):
+    """`count` separable blocks with identity shortcuts: depth where pixels are few (cheap)."""
+    for i in range(count):
+        y = _sep_bn(x, x.shape[-1], name=f'{name}{i}')
+        x = layers.Add(name=f'{name}{i}_add')([x, y])
+    return x
+
+
 def _up(x, skip, filters: int, name: str):
     x = layers.UpSampling2D(2, interpolation='bilinear', name=f'{name}_up')(x)
     x = layers.Concatenate(name=f'{name}_cat')([x, skip])
@@ -65,7 +74,9 @@ def build_model(spec: ModelSpec = ModelSpec()) -> keras.Model:
     s0 = _conv_bn(x, w0, name='enc0')                       # 1/1
     s1 = _sep_bn(_sep_bn(s0, w1, stride=2, name='enc1a'), w1, name='enc1b')   # 1/2
     s2 = _sep_bn(_sep_bn(s1, w2, stride=2, name='enc2a'), w2, name='enc2b')   # 1/4
+    s2 = _residual(s2, spec.residual_blocks[0], name='enc2r')
     s3 = _sep_bn(_sep_bn(s2, w3, stride=2, name='enc3a'), w3, name='enc3b')   # 1/8
+    s3 = _residual(s3, spec.residual_blocks[1], name='enc3r')
     c = _context(s3, w3, name='ctx')
     d2 = _up(c, s2, w2, name='dec2')
     d1 = _up(d2, s1, w1, name='dec1')

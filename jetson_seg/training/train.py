@@ -1,10 +1,20 @@
-"""Train the default model on generated scenes and write it with its metadata.
+"""Train the default model on generated scenes, on any Keras 3 backend, and package it.
 
-    python -m jetson_seg.training.train --output models/default --seed 7
+    # on a GPU machine (JAX backend): train, write weights + training.json
+    KERAS_BACKEND=jax python -m jetson_seg.training.train --output run --steps 9000 --workers 15
+    # in the package's venv: rebuild the network, load the weights, evaluate, write the model
+    .venv/bin/python -m jetson_seg.training.train --package run --output models/default
+    # on a CPU (TensorFlow backend): both in one command
+    .venv/bin/python -m jetson_seg.training.train --output models/default --steps 4000
 
-Scenes are drawn at 640x480 and shrunk exactly as the node does (letterbox), so training sees
-what inference sees. Evaluation uses a held-out seed and scores masks at 640x480, the resolution
-the node publishes.
+Scenes are drawn at their frame size, shrunk exactly as the node does (letterbox), and labelled
+with each class's share of every network pixel (soft labels): the node resizes probabilities
+bilinearly to the frame before the argmax, so probabilities that follow coverage put mask edges
+between network pixels where they belong. Worker processes keep rendering new scenes while the
+accelerator trains; the scene pool grows on a fixed schedule, so a seed gives the same batches
+whatever the render speed. Evaluation scores masks at the frame's size, as the node publishes
+them, on a plain held-out set and one per shift (scenes.SHIFTS), with detection
+precision/recall of the node's region filter.
 """
 
 from __future__ import annotations
@@ -12,96 +22,345 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import queue
+import threading
 import time
+from dataclasses import asdict
 from multiprocessing import Pool
 from pathlib import Path
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 from tqdm import tqdm
 
 from jetson_seg.model_info import InputSpec, ModelInfo, OutputSpec, write_model_json
-from jetson_seg.training.scenes import CLASS_COLORS, CLASS_NAMES, SceneSpec, generate_scene
+from jetson_seg.training.scenes import (CLASS_COLORS, CLASS_NAMES, SHIFTS, SceneSpec,
+                                        generate_scene)
 
-HELD_OUT_SEED = 1_000_003
+HELD_OUT_SEED = 1_000_003  # the plain held-out set; shift i uses HELD_OUT_SEED + 1 + i
+CALIBRATION_SEED = 2_000_003  # INT8 calibration frames: training-like, never evaluated
+WEIGHTS_FILE = 'model.weights.h5'
+RUN_FILE = 'training.json'
+#: Region filters (smallest region in mask pixels) scored in every evaluation.
+MIN_AREAS = (1, 4, 16, 32, 64, 100, 150)
 
 
-def _render_chunk(args: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+def _letterboxed(image: np.ndarray, mask: np.ndarray, net_w: int, net_h: int,
+                 num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Network input and soft labels (uint8 share x 255 of each class per network pixel)."""
     import cv2
 
     from jetson_seg.vision.image_conversion import DecodedImage
     from jetson_seg.vision.preprocess import Letterbox, to_network_input
 
-    seed, count, net_w, net_h = args
+    box = Letterbox.fit(image.shape[1], image.shape[0], net_w, net_h)
+    frame = to_network_input(DecodedImage(image, 'rgb'), (net_h, net_w), box=box)
+    labels = np.zeros((net_h, net_w, num_classes), np.uint8)
+    labels[..., 0] = 255  # padding is background
+    onehot = (mask[..., None] == np.arange(num_classes, dtype=np.uint8)).astype(np.float32)
+    interp = cv2.INTER_AREA if box.scale < 1 else cv2.INTER_LINEAR
+    share = cv2.resize(onehot, (box.content_w, box.content_h), interpolation=interp)
+    box.content(labels)[...] = np.round(share.reshape(box.content_h, box.content_w, -1) * 255)
+    return frame, labels
+
+
+def _render_chunk(job: tuple[int, int, int, int, SceneSpec]) -> tuple[np.ndarray, np.ndarray]:
+    seed, count, net_w, net_h, spec = job
     rng = np.random.default_rng(seed)
-    spec = SceneSpec()
-    box = Letterbox.fit(spec.width, spec.height, net_w, net_h)
     images = np.zeros((count, net_h, net_w, 3), np.uint8)
-    masks = np.zeros((count, net_h, net_w), np.uint8)
+    labels = np.zeros((count, net_h, net_w, len(CLASS_NAMES)), np.uint8)
     for i in range(count):
         scene = generate_scene(rng, spec)
-        to_network_input(DecodedImage(scene.image, 'rgb'), (net_h, net_w), images[i], box)
-        box.content(masks[i])[...] = cv2.resize(scene.mask, (box.content_w, box.content_h),
-                                                interpolation=cv2.INTER_NEAREST)
-    return images, masks
+        images[i], labels[i] = _letterboxed(scene.image, scene.mask, net_w, net_h,
+                                            len(CLASS_NAMES))
+    return images, labels
 
 
-def render_dataset(seed: int, count: int, net_w: int, net_h: int,
-                   workers: int = 2, chunk: int = 50) -> tuple[np.ndarray, np.ndarray]:
-    """Scenes shrunk to the network input, reproducible for a seed (independent of `workers`)."""
-    jobs = [(seed * 100_003 + i, min(chunk, count - i * chunk), net_w, net_h)
-            for i in range((count + chunk - 1) // chunk)]
-    with Pool(workers) as pool:
-        parts = list(tqdm(pool.imap(_render_chunk, jobs), total=len(jobs),
-                          desc=f'scenes (seed {seed})', unit='chunk'))
-    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+class SceneFeed:
+    """Training batches from scenes that worker processes render while the model trains.
+
+    Chunk k of `chunk` scenes (seed derived from `seed` and k) joins the pool at a fixed step,
+    so the pool grows linearly until `grow` of the steps and the batches depend only on the
+    seed. Batches are drawn with replacement and turned upside down at random (the classes
+    are symmetric; a left-right flip copies pixel by pixel and slows the feed several times);
+    a thread prepares them ahead of the accelerator. `pool` must be forked before the backend
+    starts.
+    """
+
+    def __init__(self, seed: int, scenes: int, steps: int, batch: int, spec: SceneSpec,
+                 net_hw: tuple[int, int], pool: Pool, chunk: int = 32,
+                 grow: float = 0.75) -> None:
+        net_h, net_w = net_hw
+        self.seed, self.steps, self.batch = seed, steps, batch
+        sizes = [min(chunk, scenes - k) for k in range(0, scenes, chunk)]
+        jobs = [(seed * 1_000_003 + k, n, net_w, net_h, spec) for k, n in enumerate(sizes)]
+        self._ends = np.cumsum(sizes)
+        self._first = max(1, min(len(jobs), -(-4 * batch // chunk)))
+        self._grow_steps = max(1, int(grow * steps))
+        self.images = np.empty((scenes, net_h, net_w, 3), np.uint8)
+        self.labels = np.empty((scenes, net_h, net_w, len(CLASS_NAMES)), np.uint8)
+        self._loaded = 0
+        self._results = pool.imap(_render_chunk, jobs)
+        self.waited = 0.0  # seconds the trainer waited for rendering
+
+    def _chunks_at(self, step: int) -> int:
+        extra = (len(self._ends) - self._first) * min(1.0, step / self._grow_steps)
+        return self._first + int(np.ceil(extra))
+
+    def _load(self, chunks: int) -> int:
+        while self._loaded < chunks:
+            start = time.perf_counter()
+            images, labels = next(self._results)
+            self.waited += time.perf_counter() - start
+            end = self._ends[self._loaded]
+            self.images[end - len(images):end] = images
+            self.labels[end - len(labels):end] = labels
+            self._loaded += 1
+        return int(self._ends[self._loaded - 1])
+
+    def _batches(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        for step in range(self.steps):
+            available = self._load(self._chunks_at(step))
+            rng = np.random.default_rng((self.seed, step))
+            idx = np.sort(rng.integers(0, available, self.batch))
+            x, y = self.images[idx], self.labels[idx]
+            flip = rng.random(self.batch) < 0.5  # upside down: rows copy whole, cheaply
+            x[flip], y[flip] = x[flip, ::-1], y[flip, ::-1]
+            yield x, y
+
+    def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        ahead: queue.Queue = queue.Queue(maxsize=8)
+
+        def produce() -> None:
+            for item in self._batches():
+                ahead.put(item)
+            ahead.put(None)
+
+        threading.Thread(target=produce, daemon=True).start()
+        while (item := ahead.get()) is not None:
+            yield item
+
+    @property
+    def scenes_used(self) -> int:
+        return int(self._ends[self._loaded - 1]) if self._loaded else 0
 
 
-def _dice_ce_loss(num_classes: int):
-    import tensorflow as tf
+def soft_dice_ce(num_classes: int) -> Callable:
+    """Cross-entropy against soft labels plus soft Dice per class (keras.ops: any backend).
+
+    Dice keeps the small classes (a 10 px triangle) from drowning in background pixels.
+    """
+    from keras import ops
 
     def loss(y_true, y_pred):
-        y_true = tf.cast(tf.squeeze(y_true, -1), tf.int32)
-        ce = tf.keras.losses.sparse_categorical_crossentropy(y_true, y_pred)
-        onehot = tf.one_hot(y_true, num_classes)
-        inter = tf.reduce_sum(onehot * y_pred, axis=(1, 2))
-        denom = tf.reduce_sum(onehot + y_pred, axis=(1, 2))
+        y = ops.cast(y_true, 'float32') / 255.0
+        p = ops.cast(y_pred, 'float32')
+        ce = -ops.mean(ops.sum(y * ops.log(ops.clip(p, 1e-7, 1.0)), axis=-1), axis=(1, 2))
+        inter = ops.sum(y * p, axis=(1, 2))
+        denom = ops.sum(y + p, axis=(1, 2))
         dice = 1.0 - (2.0 * inter + 1.0) / (denom + 1.0)
-        return tf.reduce_mean(ce, axis=(1, 2)) + tf.reduce_mean(dice, axis=-1)
+        return ce + ops.mean(dice, axis=-1)
 
+    loss.__name__ = f'soft_dice_ce_{num_classes}'
     return loss
 
 
-def evaluate(model_fn, count: int, seed: int = HELD_OUT_SEED) -> dict:
-    """mIoU of `model_fn` (uint8 batch -> probabilities) on held-out scenes at 640x480."""
-    from jetson_seg.training.metrics import ConfusionMatrix
-    from jetson_seg.vision.postprocess import class_mask, probability_planes
+def pixel_accuracy(y_true, y_pred):
+    """Share of network pixels whose argmax matches the majority label."""
+    from keras import ops
+
+    return ops.mean(ops.cast(ops.argmax(y_true, -1) == ops.argmax(y_pred, -1), 'float32'))
+
+
+# ------------------------------------------------------------------------- evaluation
+
+def _held_out_set(job: tuple[str, int, int, int, int]) -> tuple[str, np.ndarray, list]:
+    """Network inputs and (mask, boxes) truth of one held-out set, drawn in sequence."""
+    from jetson_seg.training.scenes import scene_stream
     from jetson_seg.vision.image_conversion import DecodedImage
-    from jetson_seg.vision.preprocess import Letterbox, to_network_input
+    from jetson_seg.vision.preprocess import to_network_input
 
-    rng = np.random.default_rng(seed)
-    spec = SceneSpec()
+    name, seed, count, net_w, net_h = job
+    spec = SceneSpec() if name == 'plain' else SceneSpec(shifts=(name,))
+    stream = scene_stream(seed, spec)
+    frames = np.zeros((count, net_h, net_w, 3), np.uint8)
+    truth = []
+    for i in range(count):
+        scene = next(stream)
+        to_network_input(DecodedImage(scene.image, 'rgb'), (net_h, net_w), frames[i])
+        truth.append((scene.mask, scene.boxes))
+    return name, frames, truth
+
+
+def _score(job: tuple[np.ndarray, np.ndarray, list]) -> tuple[np.ndarray, np.ndarray]:
+    """Confusion matrix and (tp, fp, fn) per MIN_AREAS of masks made as the node makes them."""
+    from jetson_seg.training.metrics import ConfusionMatrix, match_boxes
+    from jetson_seg.vision.postprocess import class_mask, probability_planes, regions
+    from jetson_seg.vision.preprocess import Letterbox
+
+    probs, _, truth = job
     conf = ConfusionMatrix(len(CLASS_NAMES))
-    net_h, net_w = model_fn.input_hw
-    box = Letterbox.fit(spec.width, spec.height, net_w, net_h)
-    for _ in tqdm(range(count), desc='held-out evaluation', unit='scene'):
-        scene = generate_scene(rng, spec)
-        probs = model_fn(to_network_input(DecodedImage(scene.image, 'rgb'), (net_h, net_w),
-                                          box=box)[None])[0]
-        conf.add(scene.mask, class_mask(probability_planes(probs, box, True)))
-    iou = conf.iou()
-    return {'scenes': count, 'seed': seed, 'resolution': [spec.width, spec.height],
-            'mean_iou': conf.mean_iou(), 'pixel_accuracy': conf.pixel_accuracy(),
-            'iou': {name: float(v) for name, v in zip(CLASS_NAMES, iou)}}
+    det = np.zeros((len(MIN_AREAS), 3), np.int64)
+    for p, (gt_mask, gt_boxes) in zip(probs, truth):
+        h, w = gt_mask.shape
+        planes = probability_planes(p, Letterbox.fit(w, h, p.shape[1], p.shape[0]), True)
+        mask = class_mask(planes)
+        conf.add(gt_mask, mask)
+        found = regions(mask, planes, len(CLASS_NAMES), 1)
+        for k, area in enumerate(MIN_AREAS):
+            boxes = [(r.x0, r.y0, r.x1, r.y1, r.class_id) for r in found if r.area >= area]
+            det[k] += match_boxes(gt_boxes, boxes, 0.5)
+    return conf.matrix, det
 
 
-class _KerasPredictor:
-    def __init__(self, model) -> None:
-        import tensorflow as tf
-        self._fn = tf.function(model)
-        self.input_hw = tuple(model.input_shape[1:3])
+def held_out_sets(count: int, input_hw: tuple[int, int], pool: Pool,
+                  sets: Sequence[str] = ('plain',) + SHIFTS) -> dict[str, tuple]:
+    """Each named set (plain or a shift) rendered once: {name: (frames, truth)}."""
+    net_h, net_w = input_hw
+    jobs = [(name, HELD_OUT_SEED if name == 'plain' else HELD_OUT_SEED + 1 + SHIFTS.index(name),
+             count, net_w, net_h) for name in sets]
+    found = {name: (frames, truth) for name, frames, truth in
+             tqdm(pool.imap_unordered(_held_out_set, jobs), total=len(jobs),
+                  desc=f'held-out sets ({count} scenes each)', unit='set')}
+    return {name: found[name] for name in sets}
 
-    def __call__(self, batch: np.ndarray) -> np.ndarray:
-        return self._fn(batch).numpy()
+
+def evaluate(predict: Callable[[np.ndarray], np.ndarray], sets: dict[str, tuple],
+             pool: Pool, batch: int = 50) -> dict:
+    """mIoU, per-class IoU and detection P/R per region filter, for each held-out set."""
+    from jetson_seg.training.metrics import ConfusionMatrix
+
+    report = {}
+    for name, (frames, truth) in tqdm(sets.items(), desc='evaluation', unit='set'):
+        jobs = [(predict(frames[i:i + batch]), None, truth[i:i + batch])
+                for i in range(0, len(frames), batch)]
+        conf = ConfusionMatrix(len(CLASS_NAMES))
+        det = np.zeros((len(MIN_AREAS), 3), np.int64)
+        for matrix, counts in pool.imap(_score, jobs):
+            conf.matrix += matrix
+            det += counts
+        report[name] = {
+            'scenes': len(frames), 'mean_iou': round(conf.mean_iou(), 4),
+            'pixel_accuracy': round(conf.pixel_accuracy(), 4),
+            'iou': {n: round(float(v), 4) for n, v in zip(CLASS_NAMES, conf.iou())},
+            'detection': {str(area): {'precision': round(tp / max(tp + fp, 1), 4),
+                                      'recall': round(tp / max(tp + fn, 1), 4)}
+                          for area, (tp, fp, fn) in zip(MIN_AREAS, det)}}
+    return report
+
+
+def summary_line(report: dict, min_area: int) -> str:
+    """One line per set: mIoU, worst class, detection P/R at `min_area`."""
+    lines = []
+    for name, r in report.items():
+        det = r['detection'][str(min_area)]
+        iou = ' '.join(f'{k[:4]} {v:.3f}' for k, v in r['iou'].items())
+        lines.append(f'  {name:<10} mIoU {r["mean_iou"]:.4f} ({iou})  '
+                     f'P/R@{min_area}px {det["precision"]:.3f}/{det["recall"]:.3f}')
+    return '\n'.join(lines)
+
+
+def _predictor(model) -> Callable[[np.ndarray], np.ndarray]:
+    """Inference in the running backend, batch by batch, as numpy."""
+    return lambda batch: np.asarray(model.predict_on_batch(batch))
+
+
+# ------------------------------------------------------------------------- training
+
+def _load_initial(model, path: str) -> None:
+    """Weights from a .weights.h5, a .keras file, or a run/model folder holding either."""
+    source = Path(path)
+    if source.is_dir():
+        source = next(p for p in (source / WEIGHTS_FILE, source / 'model.keras') if p.exists())
+    model.load_weights(source)
+
+
+def train(args: argparse.Namespace, pool: Pool, eval_scenes: int) -> Path:
+    """Train in the current backend; writes the weights and training.json to args.output.
+
+    `pool` (forked before the backend started) renders the scenes; with `eval_scenes` the
+    trained weights are also scored here, in the training backend (a quick look before
+    packaging).
+    """
+    from jetson_seg.training.model import ModelSpec
+
+    spec = ModelSpec(residual_blocks=tuple(args.residual_blocks))
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    scene_spec = SceneSpec(shift_rate=args.shift_rate)
+    feed = SceneFeed(args.seed, args.scenes, args.steps, args.batch, scene_spec,
+                     (spec.height, spec.width), pool)
+
+    import keras
+
+    from jetson_seg.training.model import build_model
+
+    keras.utils.set_random_seed(args.seed)
+    model = build_model(spec)
+    if args.init:
+        _load_initial(model, args.init)
+    schedule = keras.optimizers.schedules.CosineDecay(
+        args.lr / 40, args.steps - args.steps // 20, warmup_target=args.lr,
+        warmup_steps=args.steps // 20, alpha=0.01)
+    model.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=args.weight_decay),
+                  loss=soft_dice_ce(spec.num_classes), metrics=[pixel_accuracy])
+    per_epoch = min(args.steps, args.steps_per_epoch)
+
+    def record(steps_done: int, loss: float) -> dict:
+        """What the run did so far, written beside its weights."""
+        run = {'seed': args.seed, 'scenes': args.scenes, 'shift_rate': args.shift_rate,
+               'steps': args.steps, 'steps_done': steps_done, 'batch': args.batch,
+               'peak_lr': args.lr, 'weight_decay': args.weight_decay, 'init': args.init,
+               'loss': 'soft-label cross-entropy + soft Dice',
+               'optimizer': 'AdamW, cosine decay', 'seconds': round(time.time() - started, 1),
+               'waited_for_rendering_s': round(feed.waited, 1), 'final_loss': round(loss, 4),
+               'backend': keras.backend.backend(), 'keras': keras.__version__,
+               'devices': _devices(), 'scene_spec': asdict(scene_spec),
+               'model_spec': asdict(spec)}
+        model.save_weights(out / WEIGHTS_FILE)
+        (out / RUN_FILE).write_text(json.dumps(run, indent=2) + '\n')
+        return run
+
+    class Checkpoint(keras.callbacks.Callback):
+        """Weights and record after every epoch: a run stopped by a time limit leaves both."""
+
+        def on_epoch_end(self, epoch, logs=None):
+            record((epoch + 1) * per_epoch, float((logs or {}).get('loss', float('nan'))))
+            print(f'  scenes in pool {feed.scenes_used}, waited for rendering '
+                  f'{feed.waited:.1f} s, {time.time() - started:.0f} s since start', flush=True)
+
+    history = model.fit(iter(feed), steps_per_epoch=per_epoch, epochs=args.steps // per_epoch,
+                        verbose=1 if args.progress else 2, callbacks=[Checkpoint()])
+    run = record(args.steps // per_epoch * per_epoch, float(history.history['loss'][-1]))
+    print(f'trained in {run["seconds"]:.0f} s; {out / WEIGHTS_FILE} and {out / RUN_FILE} '
+          f'written')
+    if eval_scenes:
+        sets = held_out_sets(eval_scenes, (spec.height, spec.width), pool)
+        run['backend_evaluation'] = evaluate(_predictor(model), sets, pool)
+        (out / RUN_FILE).write_text(json.dumps(run, indent=2) + '\n')
+        print('held-out, in the training backend:\n'
+              + summary_line(run['backend_evaluation'], args.min_area))
+    return out
+
+
+def _devices() -> list[str]:
+    import keras
+
+    if keras.backend.backend() == 'jax':
+        import jax
+        return [str(d.device_kind) for d in jax.devices()]
+    return []
+
+
+# ------------------------------------------------------------------------- packaging
+
+def calibration_frames(count: int, input_hw: tuple[int, int]) -> np.ndarray:
+    """INT8 calibration frames: the training distribution (shifts included), another seed."""
+    net_h, net_w = input_hw
+    frames, _ = _render_chunk((CALIBRATION_SEED, count, net_w, net_h,
+                               SceneSpec(shift_rate=0.15)))
+    return frames
 
 
 def default_model_info(model_dir: Path, spec) -> ModelInfo:
@@ -110,66 +369,102 @@ def default_model_info(model_dir: Path, spec) -> ModelInfo:
                      InputSpec(height=spec.height, width=spec.width), OutputSpec())
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--output', default='models/default')
-    parser.add_argument('--seed', type=int, default=7)
-    parser.add_argument('--scenes', type=int, default=4000)
-    parser.add_argument('--epochs', type=int, default=10)
-    parser.add_argument('--batch', type=int, default=16)
-    parser.add_argument('--eval-scenes', type=int, default=200)
-    parser.add_argument('--init', help='continue from this model.keras instead of from scratch')
-    parser.add_argument('--lr', type=float, default=4e-3, help='peak learning rate')
-    args = parser.parse_args(argv)
+def package(run_dir: Path, output: Path, eval_scenes: int, pool: Pool, min_area: int) -> dict:
+    """Rebuild the network here, load a run's weights, evaluate, save model.keras + model.json.
 
+    Needs TensorFlow (FLOP count, INT8 LiteRT check): run it in the package's venv, so the
+    shipped .keras is written by the Keras that will read it.
+    """
     import keras
     import tensorflow as tf
 
+    from jetson_seg.engines.litert import LiteRtEngine
+    from jetson_seg.optimize.convert_litert import convert_to_litert
     from jetson_seg.training.model import ModelSpec, build_model, count_flops
 
-    keras.utils.set_random_seed(args.seed)
-    spec = ModelSpec()
-    started = time.time()
-    images, masks = render_dataset(args.seed, args.scenes, spec.width, spec.height)
-    if args.init:
-        from jetson_seg.model_info import load_keras
-        model = load_keras(args.init)
-    else:
-        model = build_model(spec)
-    steps = args.epochs * (len(images) // args.batch)
-    schedule = keras.optimizers.schedules.CosineDecay(args.lr / 40, steps, warmup_target=args.lr,
-                                                      warmup_steps=steps // 20)
-    model.compile(optimizer=keras.optimizers.Adam(schedule),
-                  loss=_dice_ce_loss(spec.num_classes))
+    run_path = run_dir / RUN_FILE
+    run = json.loads(run_path.read_text()) if run_path.exists() else {}
+    spec = ModelSpec(**{k: tuple(v) if isinstance(v, list) else v
+                        for k, v in run.get('model_spec', {}).items()})
+    model = build_model(spec)
+    model.load_weights(run_dir / WEIGHTS_FILE)
+    run.pop('backend_evaluation', None)  # superseded by the evaluation below
+    output.mkdir(parents=True, exist_ok=True)
+    model.save(output / 'model.keras')
+    if output.resolve() == run_dir.resolve():  # a CPU run packaged in place: keep it clean
+        (output / WEIGHTS_FILE).unlink(missing_ok=True)
+        run_path.unlink(missing_ok=True)
 
-    def flip(x, y):
-        if tf.random.uniform(()) < 0.5:
-            x, y = tf.reverse(x, [1]), tf.reverse(y, [1])
-        return x, y
-
-    data = (tf.data.Dataset.from_tensor_slices((images, masks[..., None]))
-            .shuffle(len(images), seed=args.seed).map(flip).batch(args.batch, drop_remainder=True)
-            .prefetch(2))
-    model.fit(data, epochs=args.epochs, verbose=1)
-    train_seconds = time.time() - started
-
-    out = Path(args.output)
-    out.mkdir(parents=True, exist_ok=True)
-    model.save(out / 'model.keras')
-    report = evaluate(_KerasPredictor(model), args.eval_scenes)
-    info = default_model_info(out, spec)
-    record = {
+    sets = held_out_sets(eval_scenes, (spec.height, spec.width), pool)
+    fn = tf.function(model)
+    fp32 = evaluate(lambda b: fn(b).numpy(), sets, pool)
+    calibration = calibration_frames(64, (spec.height, spec.width))
+    int8 = LiteRtEngine(convert_to_litert(model, 'INT8', lambda: iter(calibration)),
+                        threads=2)
+    frames = sets['plain'][0]
+    agree = float(np.mean([(fn(frames[i:i + 50]).numpy().argmax(-1) ==
+                            int8.infer(frames[i:i + 50]).argmax(-1)).mean()
+                           for i in range(0, len(frames), 50)]))
+    int8_report = evaluate(int8.infer, {'plain': sets['plain']}, pool)['plain']
+    metadata = {
         'name': 'jetson_seg_unet', 'normalization': 'in graph: x / 127.5 - 1',
         'parameters': int(model.count_params()), 'gflop_per_frame': count_flops(model) / 1e9,
-        'training': {'seed': args.seed, 'scenes': args.scenes, 'epochs': args.epochs,
-                     'batch': args.batch, 'seconds': round(train_seconds, 1),
-                     'init': args.init, 'peak_lr': args.lr,
-                     'tensorflow': tf.__version__, 'keras': keras.__version__},
-        'evaluation': report,
+        'training': run | {'packaged_with': {'tensorflow': tf.__version__,
+                                             'keras': keras.__version__}},
+        'evaluation': {
+            'resolution': 'each frame at its own size (plain: 640x480), as the node publishes',
+            'seeds': {'plain': HELD_OUT_SEED,
+                      **{s: HELD_OUT_SEED + 1 + i for i, s in enumerate(SHIFTS)}},
+            'min_region_area': min_area, 'sets': fp32,
+            'int8_litert': {'mask_agreement_with_fp32': round(agree, 5),
+                            'plain_mean_iou': int8_report['mean_iou'],
+                            'calibration': f'64 training-like scenes, seed {CALIBRATION_SEED}'}},
     }
-    write_model_json(out, info, record)
-    print(json.dumps({k: record[k] for k in ('parameters', 'gflop_per_frame', 'evaluation')},
-                     indent=2))
+    write_model_json(output, default_model_info(output, spec), metadata)
+    print(f'{output}: {metadata["parameters"]} parameters, '
+          f'{metadata["gflop_per_frame"]:.3f} GFLOP/frame; held-out:\n'
+          + summary_line(fp32, min_area)
+          + f'\n  INT8 LiteRT: mask agreement {agree:.4f}, plain mIoU {int8_report["mean_iou"]}')
+    return metadata
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--output', default='models/default')
+    parser.add_argument('--package', metavar='RUN_DIR',
+                        help='only package the weights of this training run into --output')
+    parser.add_argument('--seed', type=int, default=7)
+    parser.add_argument('--scenes', type=int, default=4000, help='distinct training scenes')
+    parser.add_argument('--shift-rate', type=float, default=0.15,
+                        help='probability of each shift per training scene')
+    parser.add_argument('--steps', type=int, default=4000)
+    parser.add_argument('--steps-per-epoch', type=int, default=250)
+    parser.add_argument('--batch', type=int, default=64)
+    parser.add_argument('--residual-blocks', type=int, nargs=2, default=[0, 0],
+                        metavar=('QUARTER', 'EIGHTH'),
+                        help='extra residual blocks at 1/4 and 1/8 resolution')
+    parser.add_argument('--lr', type=float, default=3e-3, help='peak learning rate')
+    parser.add_argument('--weight-decay', type=float, default=1e-4)
+    parser.add_argument('--init', help='start from these weights (.weights.h5, .keras, or a '
+                                       'folder holding either)')
+    parser.add_argument('--eval-scenes', type=int, default=200, help='per held-out set')
+    parser.add_argument('--min-area', type=int, default=32,
+                        help='region filter whose detection P/R the summary prints')
+    parser.add_argument('--workers', type=int, default=os.cpu_count() or 2)
+    parser.add_argument('--weights-only', action='store_true',
+                        help='do not package after training (implied off TensorFlow)')
+    parser.add_argument('--no-progress', dest='progress', action='store_false')
+    args = parser.parse_args(argv)
+    with Pool(args.workers) as pool:  # forked before any backend starts its threads
+        if args.package:
+            package(Path(args.package), Path(args.output), args.eval_scenes, pool,
+                    args.min_area)
+            return
+        packaging = os.environ.get('KERAS_BACKEND', 'tensorflow') == 'tensorflow' \
+            and not args.weights_only
+        run_dir = train(args, pool, 0 if packaging else args.eval_scenes)
+        if packaging:
+            package(run_dir, Path(args.output), args.eval_scenes, pool, args.min_area)
 
 
 if __name__ == '__main__':
