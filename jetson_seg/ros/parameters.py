@@ -62,7 +62,7 @@ SEGMENTATION_PARAMS: tuple[ParamSpec, ...] = (
               'network size', choices=('input', 'network'), runtime=True),
     ParamSpec('overlay_alpha', 0.5, 'Weight of class colours in the overlay', minimum=0.0,
               maximum=1.0, runtime=True),
-    ParamSpec('min_region_area', 4, 'Smallest connected region (mask pixels) reported as a '
+    ParamSpec('min_region_area', 32, 'Smallest connected region (mask pixels) reported as a '
               'detection', minimum=1, maximum=1 << 30, runtime=True),
     ParamSpec('max_image_pixels', 4096 * 4096, 'Larger images are rejected before any '
               'allocation', minimum=1, maximum=1 << 31, runtime=True),

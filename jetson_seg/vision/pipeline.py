@@ -27,7 +27,7 @@ class PipelineConfig:
 
     mask_at_input_resolution: bool = True
     overlay_alpha: float = 0.5
-    min_region_area: int = 4
+    min_region_area: int = 32
 
 
 @dataclass(frozen=True)
