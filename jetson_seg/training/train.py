@@ -330,9 +330,10 @@ def train(args: argparse.Namespace, pool: Pool, eval_scenes: int) -> Path:
             print(f'  scenes in pool {feed.scenes_used}, waited for rendering '
                   f'{feed.waited:.1f} s, {time.time() - started:.0f} s since start', flush=True)
 
-    history = model.fit(iter(feed), steps_per_epoch=per_epoch, epochs=args.steps // per_epoch,
+    epochs = min(args.steps, args.stop_after or args.steps) // per_epoch
+    history = model.fit(iter(feed), steps_per_epoch=per_epoch, epochs=epochs,
                         verbose=1 if args.progress else 2, callbacks=[Checkpoint()])
-    run = record(args.steps // per_epoch * per_epoch, float(history.history['loss'][-1]))
+    run = record(epochs * per_epoch, float(history.history['loss'][-1]))
     print(f'trained in {run["seconds"]:.0f} s; {out / WEIGHTS_FILE} and {out / RUN_FILE} '
           f'written')
     if eval_scenes:
@@ -438,6 +439,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument('--shift-rate', type=float, default=0.15,
                         help='probability of each shift per training scene')
     parser.add_argument('--steps', type=int, default=4000)
+    parser.add_argument('--stop-after', type=int, metavar='STEPS',
+                        help='stop after this many steps, the schedule still planned for '
+                             '--steps (how the shipped runs ended: at a time limit)')
     parser.add_argument('--steps-per-epoch', type=int, default=250)
     parser.add_argument('--batch', type=int, default=64)
     parser.add_argument('--residual-blocks', type=int, nargs=2, default=[0, 0],
