@@ -97,8 +97,10 @@ def _colorize(t: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def _other_background(rng: np.random.Generator, spec: SceneSpec) -> np.ndarray:
-    """Textures the plain generator never draws: gratings, fine tiles, fractal noise, grain,
-    marble. Tiles stay small so that no background square passes for a rectangle."""
+    """Textures the plain generator never draws: gratings, tiles, fractal noise, grain, marble.
+
+    Tiles stay small so that no background square passes for a rectangle.
+    """
     h, w = spec.height, spec.width
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     kind = rng.integers(5)
@@ -191,8 +193,11 @@ def _window(center: np.ndarray, radius: float, margin: int, spec: SceneSpec
 
 def _coverage(cls: int, size: float, center: np.ndarray, rng: np.random.Generator,
               spec: SceneSpec, margin: int) -> _Patch | None:
-    """Coverage of one object, drawn with sub-pixel precision in a window `margin` px larger
-    than the shape (room for blur): the cost follows the object, not the frame."""
+    """Coverage of one object, drawn with sub-pixel precision in a window around it.
+
+    The window is `margin` px larger than the shape (room for blur): the cost follows the
+    object, not the frame.
+    """
     shift = 2
     if cls == 1:
         radius = size / 2
@@ -258,7 +263,9 @@ def _blend(img: np.ndarray, patch: _Patch, color: np.ndarray) -> None:
 def _draw_occluders(img: np.ndarray, mask: np.ndarray, rng: np.random.Generator,
                     spec: SceneSpec) -> None:
     """Background things in front of objects: thick cables/branches and irregular blobs.
-    Where they cover an object, the truth becomes background."""
+
+    Where they cover an object, the truth becomes background.
+    """
     h, w = mask.shape
     for _ in range(rng.integers(1, 5)):
         cov = np.zeros((h, w), np.uint8)

@@ -38,7 +38,6 @@ from jetson_seg.training.scenes import (CLASS_COLORS, CLASS_NAMES, SHIFTS, Scene
                                         generate_scene)
 
 HELD_OUT_SEED = 1_000_003  # the plain held-out set; shift i uses HELD_OUT_SEED + 1 + i
-CALIBRATION_SEED = 2_000_003  # INT8 calibration frames: training-like, never evaluated
 WEIGHTS_FILE = 'model.weights.h5'
 RUN_FILE = 'training.json'
 #: Region filters (smallest region in mask pixels) scored in every evaluation.
@@ -356,14 +355,6 @@ def _devices() -> list[str]:
 
 # ------------------------------------------------------------------------- packaging
 
-def calibration_frames(count: int, input_hw: tuple[int, int]) -> np.ndarray:
-    """INT8 calibration frames: the training distribution (shifts included), another seed."""
-    net_h, net_w = input_hw
-    frames, _ = _render_chunk((CALIBRATION_SEED, count, net_w, net_h,
-                               SceneSpec(shift_rate=0.15)))
-    return frames
-
-
 def default_model_info(model_dir: Path, spec) -> ModelInfo:
     """The default model's description: uint8 RGB in, letterboxed, softmax out."""
     return ModelInfo(model_dir, CLASS_NAMES, CLASS_COLORS,
@@ -373,23 +364,22 @@ def default_model_info(model_dir: Path, spec) -> ModelInfo:
 def package(run_dir: Path, output: Path, eval_scenes: int, pool: Pool, min_area: int) -> dict:
     """Rebuild the network here, load a run's weights, evaluate, save model.keras + model.json.
 
-    Needs TensorFlow (FLOP count, INT8 LiteRT check): run it in the package's venv, so the
-    shipped .keras is written by the Keras that will read it.
+    Needs TensorFlow (FLOP count): run it in the package's venv, so the shipped .keras is
+    written by the Keras that will read it. INT8 files come from the optimizer afterwards;
+    `--evaluate` scores them.
     """
     import keras
     import tensorflow as tf
 
-    from jetson_seg.engines.litert import LiteRtEngine
-    from jetson_seg.optimize.convert_litert import convert_to_litert
     from jetson_seg.training.model import ModelSpec, build_model, count_flops
 
     run_path = run_dir / RUN_FILE
     run = json.loads(run_path.read_text()) if run_path.exists() else {}
+    run.pop('backend_evaluation', None)  # superseded by the evaluation below
     spec = ModelSpec(**{k: tuple(v) if isinstance(v, list) else v
                         for k, v in run.get('model_spec', {}).items()})
     model = build_model(spec)
     model.load_weights(run_dir / WEIGHTS_FILE)
-    run.pop('backend_evaluation', None)  # superseded by the evaluation below
     output.mkdir(parents=True, exist_ok=True)
     model.save(output / 'model.keras')
     if output.resolve() == run_dir.resolve():  # a CPU run packaged in place: keep it clean
@@ -399,14 +389,6 @@ def package(run_dir: Path, output: Path, eval_scenes: int, pool: Pool, min_area:
     sets = held_out_sets(eval_scenes, (spec.height, spec.width), pool)
     fn = tf.function(model)
     fp32 = evaluate(lambda b: fn(b).numpy(), sets, pool)
-    calibration = calibration_frames(64, (spec.height, spec.width))
-    int8 = LiteRtEngine(convert_to_litert(model, 'INT8', lambda: iter(calibration)),
-                        threads=2)
-    frames = sets['plain'][0]
-    agree = float(np.mean([(fn(frames[i:i + 50]).numpy().argmax(-1) ==
-                            int8.infer(frames[i:i + 50]).argmax(-1)).mean()
-                           for i in range(0, len(frames), 50)]))
-    int8_report = evaluate(int8.infer, {'plain': sets['plain']}, pool)['plain']
     metadata = {
         'name': 'jetson_seg_unet', 'normalization': 'in graph: x / 127.5 - 1',
         'parameters': int(model.count_params()), 'gflop_per_frame': count_flops(model) / 1e9,
@@ -416,17 +398,45 @@ def package(run_dir: Path, output: Path, eval_scenes: int, pool: Pool, min_area:
             'resolution': 'each frame at its own size (plain: 640x480), as the node publishes',
             'seeds': {'plain': HELD_OUT_SEED,
                       **{s: HELD_OUT_SEED + 1 + i for i, s in enumerate(SHIFTS)}},
-            'min_region_area': min_area, 'sets': fp32,
-            'int8_litert': {'mask_agreement_with_fp32': round(agree, 5),
-                            'plain_mean_iou': int8_report['mean_iou'],
-                            'calibration': f'64 training-like scenes, seed {CALIBRATION_SEED}'}},
+            'min_region_area': min_area, 'sets': fp32},
     }
     write_model_json(output, default_model_info(output, spec), metadata)
     print(f'{output}: {metadata["parameters"]} parameters, '
           f'{metadata["gflop_per_frame"]:.3f} GFLOP/frame; held-out:\n'
-          + summary_line(fp32, min_area)
-          + f'\n  INT8 LiteRT: mask agreement {agree:.4f}, plain mIoU {int8_report["mean_iou"]}')
+          + summary_line(fp32, min_area))
     return metadata
+
+
+def evaluate_file(path: Path, reference: Path, eval_scenes: int, pool: Pool,
+                  min_area: int) -> dict:
+    """Score a .keras or LiteRT file on every held-out set, with its mask agreement.
+
+    Agreement is with the `reference` .keras: how much an INT8 file changes the masks. Writes
+    nothing: model.json is part of the digest the optimizer output is checked against.
+    """
+    import keras
+    import tensorflow as tf
+
+    from jetson_seg.engines.litert import LiteRtEngine
+
+    ref = tf.function(keras.saving.load_model(reference, compile=False))
+    if path.suffix == '.tflite':
+        engine = LiteRtEngine(path, threads=2)
+        predict, input_hw = engine.infer, engine.input_hw
+    else:
+        model = keras.saving.load_model(path, compile=False)
+        fn = tf.function(model)
+        predict, input_hw = (lambda b: fn(b).numpy()), tuple(model.input_shape[1:3])
+    sets = held_out_sets(eval_scenes, input_hw, pool)
+    report = evaluate(predict, sets, pool)
+    for name, (frames, _) in sets.items():
+        report[name]['mask_agreement'] = round(float(np.mean(
+            [(ref(frames[i:i + 50]).numpy().argmax(-1) == predict(frames[i:i + 50]).argmax(-1))
+             .mean() for i in range(0, len(frames), 50)])), 5)
+    print(f'{path} on the held-out sets:\n' + summary_line(report, min_area) + '\n  mask '
+          'agreement with ' + str(reference) + ': '
+          + ', '.join(f'{k} {v["mask_agreement"]:.4f}' for k, v in report.items()))
+    return report
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -434,6 +444,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument('--output', default='models/default')
     parser.add_argument('--package', metavar='RUN_DIR',
                         help='only package the weights of this training run into --output')
+    parser.add_argument('--evaluate', metavar='FILE', type=Path,
+                        help='only score this .keras or .tflite on the held-out sets')
+    parser.add_argument('--reference', type=Path, default=Path('models/default/model.keras'),
+                        help='the .keras whose masks --evaluate compares with')
     parser.add_argument('--seed', type=int, default=7)
     parser.add_argument('--scenes', type=int, default=4000, help='distinct training scenes')
     parser.add_argument('--shift-rate', type=float, default=0.15,
@@ -463,6 +477,9 @@ def main(argv: list[str] | None = None) -> None:
         if args.package:
             package(Path(args.package), Path(args.output), args.eval_scenes, pool,
                     args.min_area)
+            return
+        if args.evaluate:
+            evaluate_file(args.evaluate, args.reference, args.eval_scenes, pool, args.min_area)
             return
         packaging = os.environ.get('KERAS_BACKEND', 'tensorflow') == 'tensorflow' \
             and not args.weights_only
