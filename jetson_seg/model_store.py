@@ -180,15 +180,31 @@ def _checked(info: ModelInfo, engine: Engine, where: Path) -> ModelInfo:
         raise
 
 
-def _litert_role(path: Path, target: dict, precision: str) -> str:
-    """The LiteRT file to serve: `precision`, or for auto INT8 when made, else FP32.
+#: auto serves INT8 only when its class masks match FP32's this closely (mean class IoU on the
+#: optimizer's check frames): faster, but not at the cost of the objects.
+INT8_AUTO_CLASS_IOU = 0.98
 
-    The optimizer publishes a file only after its check passed, so every file listed passed.
-    FP16 is served only when asked: XNNPACK expands FP16 weights to FP32 on a CPU (no gain).
+
+def litert_role(path: Path, target: dict, precision: str, log=None) -> str:
+    """The LiteRT file to serve: `precision`, or for auto INT8 when it keeps the objects.
+
+    The optimizer publishes a file only after its check passed, so every file listed passed;
+    auto takes INT8 only if its mean class IoU against the source reached
+    INT8_AUTO_CLASS_IOU, else FP32 (said in the log). FP16 is served only when asked: XNNPACK
+    expands FP16 weights to FP32 on a CPU (no gain).
     """
     roles = [entry['role'] for entry in target.get('files', [])]
     if precision == 'auto':
-        return 'int8' if 'int8' in roles else 'fp32'
+        if 'int8' not in roles:
+            return 'fp32'
+        class_iou = target.get('check', {}).get('INT8', {}).get('class_iou', 0.0)
+        if class_iou >= INT8_AUTO_CLASS_IOU:
+            return 'int8'
+        if log is not None:
+            log(f'serving FP32: the INT8 file in {path} keeps objects at class IoU '
+                f'{class_iou:.3f} < {INT8_AUTO_CLASS_IOU} against FP32 (precision:=int8 serves '
+                f'it anyway, faster)')
+        return 'fp32'
     if precision not in roles:
         raise EngineError(f'{path / MANIFEST} has no {precision} LiteRT file (it has {roles}); '
                           f'rerun the optimizer with precision_mode:={precision.upper()}')
@@ -220,7 +236,7 @@ def _open_artefacts(path: Path, engine: str, threads: int, precision: str,
                                  info.input_hw, info.output_channels, threads), info
     if engine == 'litert':
         from jetson_seg.engines.litert import LiteRtEngine
-        role = _litert_role(path, target, precision)
+        role = litert_role(path, target, precision, log)
         opened = LiteRtEngine(verified_file(path, manifest, 'litert', role), threads,
                               info.input_hw)
         opened.precision = role

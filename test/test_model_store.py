@@ -7,7 +7,7 @@ import pytest
 
 from jetson_seg.errors import EngineError, JetsonSegError, ModelError
 from jetson_seg.model_info import default_model_dir
-from jetson_seg.model_store import open_model
+from jetson_seg.model_store import INT8_AUTO_CLASS_IOU, litert_role, open_model
 
 
 @pytest.fixture
@@ -61,9 +61,12 @@ def test_default_model_opens_with_each_cpu_engine(engine):
     assert opened.name == engine and info.class_names[0] == 'background'
 
 
-def test_packaged_optimizer_output_is_current_and_served_in_int8():
-    """models/default/optimized was made by the optimizer from this model.keras + model.json:
-    rerun it when they change (README: "The default model")."""
+def test_packaged_optimizer_output_is_current_and_served_without_loss():
+    """models/default/optimized was made by the optimizer from this model.keras + model.json.
+
+    Rerun it when they change (README: "The default model"). auto serves its INT8 file only
+    if that keeps the objects (class IoU against FP32), else FP32, and says why.
+    """
     from jetson_seg.model_store import DEFAULT_OPTIMIZED, default_model_path
     from jetson_seg.optimize.artefacts import read_manifest, source_digest
 
@@ -74,9 +77,22 @@ def test_packaged_optimizer_output_is_current_and_served_in_int8():
     checks = manifest['targets']['litert']['check']
     assert checks['INT8']['passed'] and checks['INT8']['mask_agreement'] >= 0.99
     assert default_model_path() == optimized
-    engine, info = open_model('', 'auto', threads=1)
-    assert engine.label == 'litert/int8' and info.path == optimized
+    said: list[str] = []
+    engine, info = open_model('', 'auto', threads=1, log=said.append)
+    int8_keeps_objects = checks['INT8']['class_iou'] >= INT8_AUTO_CLASS_IOU
+    assert engine.label == ('litert/int8' if int8_keeps_objects else 'litert/fp32')
+    assert info.path == optimized and (int8_keeps_objects or 'class IoU' in said[0])
     engine.close()
+
+
+@pytest.mark.parametrize('class_iou, served', [(0.995, 'int8'), (0.91, 'fp32')])
+def test_auto_serves_int8_only_when_it_keeps_the_objects(class_iou, served, tmp_path):
+    target = {'files': [{'role': 'fp32'}, {'role': 'int8'}],
+              'check': {'INT8': {'mask_agreement': 0.997, 'class_iou': class_iou}}}
+    said: list[str] = []
+    assert litert_role(tmp_path, target, 'auto', said.append) == served
+    assert litert_role(tmp_path, target, 'int8') == 'int8'  # asked for: served anyway
+    assert bool(said) == (served == 'fp32')
 
 
 @pytest.mark.parametrize('precision, label', [('fp32', 'litert/fp32'), ('int8', 'litert/int8')])
@@ -135,4 +151,4 @@ def test_serving_litert_never_imports_tensorflow(model, tmp_path):
         path = str(write_model(KINDS[-1], tmp_path / 'tflite'))
     out = subprocess.run([sys.executable, '-c', LEAN_PROBE, path], capture_output=True,
                          text=True, check=True).stdout.split()
-    assert out[-2:] == (['litert/int8', '[]'] if not model else ['litert/fp32', '[]']), out
+    assert out[-2].startswith('litert/') and out[-1] == '[]', out

@@ -83,6 +83,9 @@ class CheckResult:
     frames: int
     passed: bool
     note: str = ''
+    #: Mean over classes of the IoU between the artefact's and the source's class masks: pixel
+    #: agreement is mostly background, this says how much of each object survives.
+    class_iou: float = 1.0
 
 
 def compare_outputs(reference: np.ndarray, candidate: np.ndarray, threshold: float,
@@ -92,9 +95,13 @@ def compare_outputs(reference: np.ndarray, candidate: np.ndarray, threshold: flo
         return CheckResult(float('inf'), 0.0, len(reference), False,
                            f'output shape {candidate.shape} != {reference.shape}')
     diff = float(np.abs(candidate.astype(np.float64) - reference).max())
-    agree = float((class_ids(candidate, output) == class_ids(reference, output)).mean())
+    ours, theirs = class_ids(candidate, output), class_ids(reference, output)
+    agree = float((ours == theirs).mean())
+    ious = [np.logical_and(ours == k, theirs == k).sum() / union
+            for k in np.union1d(np.unique(ours), np.unique(theirs))
+            if (union := np.logical_or(ours == k, theirs == k).sum())]
     passed = bool(agree >= threshold and np.isfinite(diff))
-    return CheckResult(diff, agree, len(reference), passed, note)
+    return CheckResult(diff, agree, len(reference), passed, note, float(np.mean(ious)))
 
 
 CHECK_SEED, CALIBRATION_SEED = 99, 199
