@@ -156,9 +156,9 @@ def test_player_publishes_bag_messages_intact_with_remap(ros_env, tmp_path):
 
 def test_recording_interrupted_by_sigterm_leaves_a_readable_bag(ros_env, tmp_path):
     import rclpy
-    from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import Image
 
+    from jetson_seg.ros.interface import qos
     from jetson_seg.ros.messages import image_msg
 
     out = tmp_path / 'rec'
@@ -167,8 +167,7 @@ def test_recording_interrupted_by_sigterm_leaves_a_readable_bag(ros_env, tmp_pat
                              '--ros-args', '-r', '__node:=launched_recorder'], env=ros_env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     node = rclpy.create_node('rec_publisher')
-    pub = node.create_publisher(Image, '/rec_test/image',
-                                QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
+    pub = node.create_publisher(Image, '/rec_test/image', qos('reliable', 10))
     deadline = time.time() + 30
     while pub.get_subscription_count() == 0 and time.time() < deadline:
         rclpy.spin_once(node, timeout_sec=0.1)

@@ -13,36 +13,25 @@ import sys
 import time
 
 import rclpy
-from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.executors import ExternalShutdownException
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import CompressedImage, Image
+from rclpy.qos import QoSProfile
+from sensor_msgs.msg import CompressedImage
 from std_msgs.msg import Header
-from vision_msgs.msg import Detection2DArray, LabelInfo
 
 from jetson_seg.engines.gpu import configure_gpu_memory
 from jetson_seg.errors import JetsonSegError
 from jetson_seg.vision.frame_stats import FrameStats
 from jetson_seg.vision.image_conversion import (ImageRejected, check_compressed, check_image,
                                                 decode_compressed, decode_image)
+from jetson_seg.ros.interface import (DIAGNOSTICS, DIAGNOSTICS_QOS, LABEL_INFO, LABEL_INFO_QOS,
+                                      OUTPUTS, input_topic, qos)
 from jetson_seg.ros.messages import detections_msg, diagnostics_msg, image_msg, label_info_msg
 from jetson_seg.model_store import open_model
 from jetson_seg.ros.parameters import SEGMENTATION_PARAMS, SPECS_BY_NAME
 from jetson_seg.vision.pipeline import FrameResult, PipelineConfig, SegmentationPipeline, Wanted
 from jetson_seg.vision.scheduler import FrameScheduler, PendingFrame
 from jetson_seg.ros.ros_params import PARAM_ERRORS, declare_all
-
-OUTPUT_TOPICS = {'mask': 'segmentation/mask', 'color_mask': 'segmentation/color_mask',
-                 'overlay': 'segmentation/overlay', 'detections': 'segmentation/detections'}
-
-
-def _qos(reliability: str, depth: int, latched: bool = False) -> QoSProfile:
-    return QoSProfile(
-        depth=depth,
-        reliability=ReliabilityPolicy.RELIABLE if reliability == 'reliable'
-        else ReliabilityPolicy.BEST_EFFORT,
-        durability=DurabilityPolicy.TRANSIENT_LOCAL if latched else DurabilityPolicy.VOLATILE)
 
 
 class SegmentationNode(LifecycleNode):
@@ -104,24 +93,22 @@ class SegmentationNode(LifecycleNode):
         self._class_names = info.class_names
         self._pipeline = SegmentationPipeline(engine, info, self._pipeline_config())
         self._scheduler = FrameScheduler(self._pipeline, self, self.stats, self.check)
-        out_qos = _qos(self._param('output_reliability'), self._param('output_depth'))
+        out_qos = qos(self._param('output_reliability'), self._param('output_depth'))
         self._cameras = tuple(dict.fromkeys(self._param('cameras')))
         self._pubs = {cam: self._camera_publishers(cam, out_qos) for cam in self._cameras}
-        self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self._diag_pub = self.create_publisher(DIAGNOSTICS.type, DIAGNOSTICS.name,
+                                               DIAGNOSTICS_QOS)
         self.get_logger().info(
             f'configured: engine={engine.label} model={info.path} input={info.input_hw} '
             f'classes={list(info.class_names)} in {time.monotonic() - started:.1f} s')
         return TransitionCallbackReturn.SUCCESS
 
-    def _camera_publishers(self, camera: str, qos: QoSProfile) -> dict[str, object]:
+    def _camera_publishers(self, camera: str, profile: QoSProfile) -> dict[str, object]:
         """Publishers of one camera's outputs under `<camera>/segmentation/`."""
-        prefix = f'{camera}/' if camera else ''
-        pubs = {key: self.create_publisher(Image, prefix + topic, qos)
-                for key, topic in OUTPUT_TOPICS.items() if key != 'detections'}
-        pubs['detections'] = self.create_publisher(
-            Detection2DArray, prefix + OUTPUT_TOPICS['detections'], qos)
-        pubs['label_info'] = self.create_publisher(
-            LabelInfo, prefix + 'segmentation/label_info', _qos('reliable', 1, latched=True))
+        pubs = {key: self.create_publisher(topic.type, topic.under(camera), profile)
+                for key, topic in OUTPUTS.items()}
+        pubs['label_info'] = self.create_publisher(LABEL_INFO.type, LABEL_INFO.under(camera),
+                                                   LABEL_INFO_QOS)
         return pubs
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -129,12 +116,11 @@ class SegmentationNode(LifecycleNode):
         for pubs in self._pubs.values():
             pubs['label_info'].publish(label_info_msg(header, self._class_names))
         self._scheduler.start()
-        in_qos = _qos(self._param('input_reliability'), self._param('input_depth'))
-        compressed = self._param('image_transport') == 'compressed'
+        in_qos = qos(self._param('input_reliability'), self._param('input_depth'))
+        topic = input_topic(self._param('image_transport') == 'compressed')
         for cam in self._cameras:
-            topic = (f'{cam}/' if cam else '') + ('image/compressed' if compressed else 'image')
             self._subs.append(self.create_subscription(
-                CompressedImage if compressed else Image, topic,
+                topic.type, topic.under(cam),
                 lambda msg, cam=cam: self._scheduler.submit(cam, msg), in_qos))
         self._diag_timer = self.create_timer(self._param('diagnostics_period'),
                                              self._publish_diagnostics)
@@ -177,7 +163,7 @@ class SegmentationNode(LifecycleNode):
 
     def wanted(self, camera: str) -> Wanted:
         pubs = self._pubs[camera]
-        return Wanted(**{key: pubs[key].get_subscription_count() > 0 for key in OUTPUT_TOPICS})
+        return Wanted(**{key: pubs[key].get_subscription_count() > 0 for key in OUTPUTS})
 
     def check(self, msg) -> None:
         """Header-only validation in the callback: a malformed message never displaces a frame."""

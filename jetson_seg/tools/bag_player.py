@@ -17,23 +17,17 @@ from pathlib import Path
 
 import rclpy
 from rclpy.duration import Duration
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
+from jetson_seg.ros.interface import CLIENT_OUTPUT_QOS, OUTPUTS, qos, stamp_key
 from jetson_seg.tools.bags import bag_topics, deserialize, read_messages
-from jetson_seg.tools.replay import message_class, split_ros_args, stamp_key
-
-
-def qos_profile(name: str) -> QoSProfile:
-    return QoSProfile(depth=10, durability=DurabilityPolicy.VOLATILE,
-                      reliability=ReliabilityPolicy.RELIABLE if name == 'reliable'
-                      else ReliabilityPolicy.BEST_EFFORT)
+from jetson_seg.tools.replay import message_class, split_ros_args
 
 
 class BagPlayer:
     """Publishes a bag's messages; one publisher per (remapped) topic."""
 
     def __init__(self, node, bag: Path, topics: list[str] | None, remap: dict[str, str],
-                 qos: str) -> None:
+                 reliability: str) -> None:
         self.node = node
         self.bag = bag
         available = bag_topics(bag)
@@ -43,7 +37,7 @@ class BagPlayer:
         self.topics = topics or sorted(available)
         self.types = {t: available[t][0] for t in self.topics}
         self.publishers = {t: node.create_publisher(message_class(self.types[t]),
-                                                    remap.get(t, t), qos_profile(qos))
+                                                    remap.get(t, t), qos(reliability, 10))
                            for t in self.topics}
         self.answers: set[int] = set()
 
@@ -65,7 +59,7 @@ class BagPlayer:
         from sensor_msgs.msg import Image
         self.node.create_subscription(
             Image, answer_topic, lambda m: self.answers.add(stamp_key(m.header.stamp)),
-            QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE))
+            CLIENT_OUTPUT_QOS)
 
     def play(self, rate: float = 1.0, start_offset: float = 0.0, loop: bool = False,
              lockstep_topic: str | None = None, lockstep_timeout: float = 5.0) -> int:
@@ -114,7 +108,7 @@ def main(argv: list[str] | None = None) -> None:
                         help='send the next image only after the node answered the last')
     parser.add_argument('--image-topic', default='/camera/image_raw',
                         help='bag topic whose answers lockstep waits for')
-    parser.add_argument('--answer-topic', default='segmentation/mask')
+    parser.add_argument('--answer-topic', default=OUTPUTS['mask'].name)
     parser.add_argument('--wait', type=float, default=10.0,
                         help='seconds to wait for subscribers before playing')
     parser.add_argument('--delay', type=float, default=0.5,

@@ -17,9 +17,10 @@ import time
 from pathlib import Path
 
 import rclpy
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos import DurabilityPolicy, ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
 
+from jetson_seg.ros.interface import qos
 from jetson_seg.tools.bags import STORAGES, typestore
 from jetson_seg.tools.replay import message_class, split_ros_args
 
@@ -51,10 +52,6 @@ class BagRecorder:
                 i.qos_profile.reliability == ReliabilityPolicy.RELIABLE for i in infos)
             latched = bool(infos) and all(  # e.g. label_info: get what was sent before we came
                 i.qos_profile.durability == DurabilityPolicy.TRANSIENT_LOCAL for i in infos)
-            qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE if reliable
-                             else ReliabilityPolicy.BEST_EFFORT,
-                             durability=DurabilityPolicy.TRANSIENT_LOCAL if latched
-                             else DurabilityPolicy.VOLATILE)
             conn = self.writer.add_connection(topic, msgtype, typestore=self.store)
             self.counts[topic] = 0
 
@@ -62,7 +59,8 @@ class BagRecorder:
                 self.writer.write(conn, time.time_ns(), data)
                 self.counts[topic] += 1
             self.subscriptions[topic] = self.node.create_subscription(
-                message_class(msgtype), topic, write, qos, raw=True)
+                message_class(msgtype), topic, write,
+                qos('reliable' if reliable else 'best_effort', 100, latched), raw=True)
 
     def close(self) -> None:
         """Write the bag's metadata; the bag is complete and readable afterwards."""

@@ -1,0 +1,77 @@
+"""The segmentation node's ROS interface: topic names, QoS profiles and the stamp key.
+
+Written once for the node and everything that talks to it (tools, tests), so a renamed topic or
+a changed profile changes both sides. Outputs carry their input's header; the stamp key is how
+an answer is matched to the frame it answers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CompressedImage, Image
+from vision_msgs.msg import Detection2DArray, LabelInfo
+
+
+@dataclass(frozen=True)
+class Topic:
+    """A topic name (relative, so namespaces and remaps work, unless it starts with '/')."""
+
+    name: str
+    type: type
+
+    def under(self, prefix: str) -> str:
+        """The name in a camera's (node) or a client's namespace; '' leaves it as it is."""
+        return f'{prefix.rstrip("/")}/{self.name}' if prefix else self.name
+
+
+IMAGE = Topic('image', Image)
+COMPRESSED_IMAGE = Topic('image/compressed', CompressedImage)
+#: Per-frame outputs by the names used in Wanted / FrameResult.
+OUTPUTS: dict[str, Topic] = {
+    'mask': Topic('segmentation/mask', Image),
+    'color_mask': Topic('segmentation/color_mask', Image),
+    'overlay': Topic('segmentation/overlay', Image),
+    'detections': Topic('segmentation/detections', Detection2DArray),
+}
+LABEL_INFO = Topic('segmentation/label_info', LabelInfo)
+DIAGNOSTICS = Topic('/diagnostics', DiagnosticArray)
+
+
+def input_topic(compressed: bool) -> Topic:
+    """The image input of the chosen transport (parameter image_transport)."""
+    return COMPRESSED_IMAGE if compressed else IMAGE
+
+
+def qos(reliability: str, depth: int, latched: bool = False) -> QoSProfile:
+    """A keep-last profile; `reliability` is a parameter value, 'reliable' or 'best_effort'."""
+    return QoSProfile(
+        depth=depth,
+        reliability=ReliabilityPolicy.RELIABLE if reliability == 'reliable'
+        else ReliabilityPolicy.BEST_EFFORT,
+        durability=DurabilityPolicy.TRANSIENT_LOCAL if latched else DurabilityPolicy.VOLATILE)
+
+
+#: Class table: published once per configure, so late joiners must get it from the history.
+LABEL_INFO_QOS = qos('reliable', 1, latched=True)
+DIAGNOSTICS_QOS = qos('reliable', 10)
+#: What clients subscribe outputs with: reliable, deep enough for a burst of answers.
+CLIENT_OUTPUT_QOS = qos('reliable', 50)
+
+
+def client_input_qos(reliable: bool) -> QoSProfile:
+    """A client's image publisher: depth 1 like a camera; best effort matches any subscriber."""
+    return qos('reliable' if reliable else 'best_effort', 1)
+
+
+def stamp_key(stamp) -> int:
+    """A header stamp as one integer (nanoseconds): answers are matched to frames by it."""
+    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+
+
+def set_stamp(header, key: int) -> int:
+    """Give `header` the stamp whose key is `key` (e.g. time.time_ns()); returns `key`."""
+    header.stamp.sec, header.stamp.nanosec = divmod(key, 1_000_000_000)
+    return key
