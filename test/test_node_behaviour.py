@@ -15,8 +15,10 @@ from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState, GetState
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
 from rcl_interfaces.srv import GetParameters, SetParameters
-from ros_harness import NodeProcess, SegmentationClient
+from ros_harness import NodeProcess
 
+from jetson_seg.ros.interface import CLIENT_OUTPUT_QOS, OUTPUTS
+from jetson_seg.tools.replay import NodeClient
 from jetson_seg.vision.pipeline import PipelineConfig, SegmentationPipeline, Wanted
 from jetson_seg.training.scenes import CLASS_COLORS, scene_stream
 
@@ -31,19 +33,6 @@ def _call(node, srv_type, name: str, request, timeout: float = 30.0):
     node.destroy_client(client)
     assert future.done(), name
     return future.result()
-
-
-def _diagnostic(client: SegmentationClient, key: str,
-                node: str = '/behaviour/segmentation_node') -> str | None:
-    """Latest value of `key` in the /diagnostics of `node` (other nodes publish there too)."""
-    for msg in reversed(client.diagnostics):
-        for status in msg.status:
-            if status.hardware_id != node:
-                continue
-            for kv in status.values:
-                if kv.key == key:
-                    return kv.value
-    return None
 
 
 def _big_disc() -> np.ndarray:
@@ -80,12 +69,19 @@ def multi_node(ros_env):
 
 
 def test_several_cameras_share_one_model(multi_node):
-    clients = {cam: SegmentationClient(f'client_{cam}', namespace=f'/multi/{cam}',
-                                       outputs=('mask', 'detections'))
+    clients = {cam: NodeClient.on_own_node(f'client_{cam}', namespace=f'/multi/{cam}',
+                                           outputs=('mask', 'detections'),
+                                           node_name='/multi/segmentation_node')
                for cam in ('cam_a', 'cam_b')}
+    other = clients['cam_a']
+    frames_on_a: list[str] = []  # every mask on cam_a's topic, answers to others' frames too
+    mask = OUTPUTS['mask']
+    other.node.create_subscription(mask.type, mask.under('/multi/cam_a'),
+                                   lambda m: frames_on_a.append(m.header.frame_id),
+                                   CLIENT_OUTPUT_QOS)
     try:
         for client in clients.values():
-            client.wait_connected()
+            client.connect()
         scenes = scene_stream(8)
         for cam, client in clients.items():
             scene = next(scenes)
@@ -93,10 +89,8 @@ def test_several_cameras_share_one_model(multi_node):
             answer = client.request(msg)
             assert answer['mask'].header.frame_id == cam
             assert (answer['mask'].height, answer['mask'].width) == (480, 640)
-        other = clients['cam_a']
-        assert not any(m.header.frame_id == 'cam_b' for m in other.received['mask'].values())
-        assert other.spin_until(
-            lambda: _diagnostic(other, 'cameras', '/multi/segmentation_node') == '3', 5.0)
+        assert 'cam_a' in frames_on_a and 'cam_b' not in frames_on_a, frames_on_a
+        assert other.spin_until(lambda: other.figures().get('cameras') == '3', 5.0)
     finally:
         for client in clients.values():
             client.close()
@@ -110,12 +104,6 @@ def single_node(ros_env):
     assert node.stop() == 0, node.text
 
 
-def _counts(client: SegmentationClient, node: str) -> dict[str, int] | None:
-    keys = ('received', 'answered', 'dropped', 'unwanted', 'rejected')
-    values = [_diagnostic(client, k, node) for k in keys]
-    return None if None in values else dict(zip(keys, map(int, values)))
-
-
 def test_overload_drops_stale_frames_and_answers_the_newest(ros_env):
     """Bursts far faster than the node: stale frames are dropped and counted, the newest wins.
 
@@ -126,53 +114,53 @@ def test_overload_drops_stale_frames_and_answers_the_newest(ros_env):
     name = '/overload/segmentation_node'
     node = NodeProcess({'threads': 1, 'input_reliability': 'reliable'}, ros_env,
                        namespace='/overload')
-    client = SegmentationClient('overload_client', namespace='/overload', reliable_input=True,
-                                outputs=('mask',))
+    client = NodeClient.on_own_node('overload_client', namespace='/overload', reliable=True,
+                                    outputs=('mask',), node_name=name)
     try:
         node.wait_for_output('active: listening')
-        client.wait_connected()
+        client.connect()
         scene = next(scene_stream(2))
-        sent, counts = 0, None
+        sent, counts = 0, {}
         for _ in range(5):  # how many frames a burst leaves pending depends on the machine
-            seen = counts['received'] if counts else 0
+            seen = counts.get('received', 0)
             frames = [stamped(image_from_rgb(scene.image, 'rgb8'), next(STAMPS))
                       for _ in range(40)]
             for msg in frames:  # 500 Hz, several times the node's rate: a reliable depth-1
-                client.image_pub.publish(msg)  # link delivers them rather than collapsing
-                time.sleep(0.002)              # the burst into its last frame
+                last = client.send(msg)  # link delivers them rather than collapsing
+                time.sleep(0.002)        # the burst into its last frame
             sent += len(frames)
-            last = (frames[-1].header.stamp.sec, frames[-1].header.stamp.nanosec)
-            answered = client.spin_until(lambda: last in client.received['mask'], 20.0)
-            assert answered, (len(client.received['mask']), node.text[-3000:])
+            answered = client.spin_until(lambda: last.mask_at is not None, 20.0)
+            assert answered, (client.answered(), node.text[-3000:])
 
             def settled() -> bool:
                 nonlocal counts
-                counts = _counts(client, name)
-                return counts is not None and counts['received'] > seen and \
+                counts = client.counters()
+                return counts.get('received', 0) > seen and \
                     counts['received'] == counts['answered'] + counts['dropped'] + \
                     counts['unwanted'] + counts['rejected']  # diagnostics of this burst
             assert client.spin_until(settled, 10.0), counts
             if counts['dropped'] > 0:
                 break
         assert counts['dropped'] > 0 and counts['rejected'] == 0, counts
-        assert len(client.received['mask']) < sent
+        assert client.answered() < sent
     finally:
         client.close()
         node.stop()
 
 
 def test_frames_nobody_subscribes_to_are_counted_not_processed(single_node):
-    client = SegmentationClient('idle_client', namespace='/behaviour', outputs=())
+    client = NodeClient.on_own_node('idle_client', namespace='/behaviour', outputs=(),
+                                    node_name='/behaviour/segmentation_node')
     try:
-        client.wait_connected()
-        before = client.spin_until(lambda: _diagnostic(client, 'unwanted') is not None, 10.0)
-        start = int(_diagnostic(client, 'unwanted')) if before else 0
+        client.connect()
+        client.spin_until(lambda: 'unwanted' in client.counters(), 10.0)
+        start = client.counters().get('unwanted', 0)
         scene = next(scene_stream(3))
         for _ in range(20):  # earlier clients' subscriptions may take a moment to vanish
-            client.image_pub.publish(stamped(image_from_rgb(scene.image, 'rgb8'), next(STAMPS)))
-            if client.spin_until(lambda: int(_diagnostic(client, 'unwanted') or 0) > start, 0.5):
+            client.send(stamped(image_from_rgb(scene.image, 'rgb8'), next(STAMPS)))
+            if client.spin_until(lambda: client.counters().get('unwanted', 0) > start, 0.5):
                 break
-        assert int(_diagnostic(client, 'unwanted') or 0) > start, client.diagnostics[-1:]
+        assert client.counters().get('unwanted', 0) > start, client.figures()
     finally:
         client.close()
 
@@ -185,11 +173,11 @@ def _set(node, target: str, name: str, value: float):
 
 
 def test_parameters_refused_with_reason_or_applied_at_runtime(single_node, ros_env):
-    client = SegmentationClient('param_client', namespace='/behaviour',
-                                outputs=('mask', 'overlay'))
+    client = NodeClient.on_own_node('param_client', namespace='/behaviour',
+                                    outputs=('mask', 'overlay'))
     target = '/behaviour/segmentation_node'
     try:
-        client.wait_connected()
+        client.connect()
         bad = _set(client.node, target, 'overlay_alpha', 1.7)
         assert not bad.successful and 'overlay_alpha' in bad.reason
         got = _call(client.node, GetParameters, f'{target}/get_parameters',

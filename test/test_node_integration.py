@@ -8,10 +8,11 @@ import cv2
 import numpy as np
 import pytest
 from image_msgs import compressed_from_rgb, image_from_rgb, stamped
-from ros_harness import NodeProcess, SegmentationClient
+from ros_harness import NodeProcess
 
 from jetson_seg.vision.image_conversion import decode_image
 from jetson_seg.ros.messages import detection_boxes
+from jetson_seg.tools.replay import NodeClient
 from jetson_seg.training.metrics import ConfusionMatrix, match_boxes
 from jetson_seg.training.scenes import CLASS_COLORS, CLASS_NAMES, SceneSpec, scene_stream
 
@@ -48,8 +49,8 @@ def raw_node(ros_env):
 
 @pytest.fixture(scope='module')
 def client(raw_node):
-    cl = SegmentationClient('test_client')
-    cl.wait_connected()
+    cl = NodeClient.on_own_node('test_client', node_name='/segmentation_node')
+    cl.connect()
     yield cl
     cl.close()
 
@@ -143,24 +144,22 @@ def test_malformed_frames_are_rejected_and_node_answers_next(client, raw_node):
     scene = next(scene_stream(seed=77))
     bad = stamped(image_from_rgb(scene.image, 'rgb8'), next(STAMPS))
     bad.data = bytes(bad.data)[:1000]  # truncated
-    client.image_pub.publish(bad)
+    client.publisher.publish(bad)
     odd = stamped(image_from_rgb(scene.image, 'rgb8'), next(STAMPS))
     odd.encoding = 'yuv422_weird'
-    client.image_pub.publish(odd)
+    client.publisher.publish(odd)
     client.spin_until(lambda: False, 0.5)
     good = stamped(image_from_rgb(scene.image, 'rgb8'), next(STAMPS))
     answer = client.request(good)
     assert _mask_array(answer['mask']).shape == (480, 640)
     raw_node.wait_for_output('rejected image', timeout=10)
-    assert client.spin_until(lambda: any(
-        kv.key == 'rejected' and int(kv.value) >= 1
-        for d in client.diagnostics for s in d.status for kv in s.values), 5.0)
+    assert client.spin_until(lambda: int(client.figures().get('rejected', 0)) >= 1, 5.0)
 
 
 def test_reliable_publisher_is_answered(ros_env, raw_node):
-    cl = SegmentationClient('reliable_client', reliable_input=True)
+    cl = NodeClient.on_own_node('reliable_client', reliable=True)
     try:
-        cl.wait_connected()
+        cl.connect()
         scene = next(scene_stream(seed=31))
         msg = stamped(image_from_rgb(scene.image, 'rgb8'), next(STAMPS))
         assert _mask_array(cl.request(msg)['mask']).shape == (480, 640)
@@ -173,9 +172,9 @@ def test_compressed_input(ros_env):
                        namespace='/compressed_cam')
     try:
         node.wait_for_output('active: listening')
-        cl = SegmentationClient('compressed_client', namespace='/compressed_cam',
-                                outputs=('mask', 'detections'))
-        cl.wait_connected(compressed=True)
+        cl = NodeClient.on_own_node('compressed_client', namespace='/compressed_cam',
+                                    outputs=('mask', 'detections'), compressed=True)
+        cl.connect()
         scenes = scene_stream(seed=12)
         for i, fmt in enumerate(('jpeg', 'png')):
             scene = next(scenes)

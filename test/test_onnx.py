@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from image_msgs import image_from_rgb, stamped
 from own_models import KINDS, colour_frame, reference_mask, write_model
-from ros_harness import NodeProcess, SegmentationClient
+from ros_harness import NodeProcess
 
 from jetson_seg.engines.onnxruntime import (CPU_EP, CUDA_EP, PROVIDERS, TENSORRT_EP,
                                             TRT_CACHE, OnnxRuntimeEngine, choose_providers,
@@ -27,6 +27,7 @@ from jetson_seg.model_store import open_model
 from jetson_seg.optimize.artefacts import verified_file
 from jetson_seg.optimize.convert_onnx import DESCRIPTION_KEY, OPSET
 from jetson_seg.optimize.optimizer import Optimizer, OptimizerConfig, OptimizerError
+from jetson_seg.tools.replay import NodeClient
 from jetson_seg.training.scenes import scene_stream
 from jetson_seg.vision.image_conversion import DecodedImage
 from jetson_seg.vision.pipeline import PipelineConfig, SegmentationPipeline, Wanted
@@ -178,25 +179,17 @@ def test_auto_takes_onnxruntime_when_the_output_has_only_onnx(converted):
         engine.close()
 
 
-def _engine_diagnostic(client: SegmentationClient, node: str) -> str | None:
-    for msg in reversed(client.diagnostics):
-        for status in msg.status:
-            for kv in status.values:
-                if status.hardware_id == node and kv.key == 'engine':
-                    return kv.value
-    return None
-
-
 @pytest.mark.parametrize('name', ['default', 'sigmoid_savedmodel'])
 def test_node_serves_the_onnx_target_over_dds(converted, name, ros_env):
     out = converted[name][0]
     namespace = f'/onnx_{name}'
     node = NodeProcess({'threads': 1, 'model_path': str(out), 'engine': 'onnxruntime',
                         'mask_resolution': 'network'}, ros_env, namespace=namespace)
-    client = SegmentationClient(f'onnx_client_{name}', namespace=namespace, outputs=('mask',))
+    client = NodeClient.on_own_node(f'onnx_client_{name}', namespace=namespace,
+                                    outputs=('mask',), node_name=f'{namespace}/segmentation_node')
     try:
         node.wait_for_output('active: listening')
-        client.wait_connected()
+        client.connect()
         if name == 'default':  # the Keras source, frozen and run by TensorFlow
             frame = next(iter(scene_stream(5))).image
             expected = _network_mask('tf', default_model_dir(), frame)
@@ -207,10 +200,8 @@ def test_node_serves_the_onnx_target_over_dds(converted, name, ros_env):
         mask = np.frombuffer(answer['mask'].data, np.uint8).reshape(
             answer['mask'].height, answer['mask'].width)
         assert _agreement(mask, expected) >= 0.99
-        assert client.spin_until(lambda: _engine_diagnostic(
-            client, f'{namespace}/segmentation_node') is not None, 10.0)
-        assert _engine_diagnostic(client, f'{namespace}/segmentation_node') == \
-            f'onnxruntime/{CPU_EP}/fp32'
+        assert client.spin_until(lambda: 'engine' in client.figures(), 10.0)
+        assert client.figures()['engine'] == f'onnxruntime/{CPU_EP}/fp32'
         assert f'{TENSORRT_EP} not used' in node.text
     finally:
         client.close()

@@ -17,12 +17,13 @@ import numpy as np
 import pytest
 from image_msgs import image_from_rgb, stamped
 from own_models import KINDS, OwnModel, reference_mask, colour_frame, write_model
-from ros_harness import NodeProcess, SegmentationClient
+from ros_harness import NodeProcess
 
 from jetson_seg.errors import EngineError, ModelError
 from jetson_seg.model_store import open_model
 from jetson_seg.optimize.convert_tftrt import TrtSettings
 from jetson_seg.optimize.optimizer import Optimizer, OptimizerConfig
+from jetson_seg.tools.replay import NodeClient
 from jetson_seg.vision.image_conversion import DecodedImage
 from jetson_seg.vision.pipeline import PipelineConfig, SegmentationPipeline, Wanted
 
@@ -119,11 +120,11 @@ def test_node_serves_the_model_over_dds(kind: OwnModel, served: str, folders, op
     path = str(model_file).rstrip('/') if served == 'model' else str(optimized[kind.name][0])
     node = NodeProcess({'threads': 1, 'model_path': path, 'mask_resolution': 'network'},
                        ros_env, namespace=namespace)
-    client = SegmentationClient(f'client_{kind.name}_{served}', namespace=namespace,
-                                outputs=('mask', 'detections'))
+    client = NodeClient.on_own_node(f'client_{kind.name}_{served}', namespace=namespace,
+                                    outputs=('mask', 'detections'))
     try:
         node.wait_for_output('active: listening')
-        client.wait_connected()
+        client.connect()
         frame = colour_frame(1)
         answer = client.request(stamped(image_from_rgb(frame, 'bgr8'), next(STAMPS)))
         mask = np.frombuffer(answer['mask'].data, np.uint8).reshape(
@@ -286,10 +287,10 @@ def test_a_pretrained_tflite_from_elsewhere_serves_real_photos(ros_env, tmp_path
     direct.allocate_tensors()
     node = NodeProcess({'threads': 1, 'model_path': str(folder), 'mask_resolution': 'network'},
                        ros_env, namespace='/selfie')
-    client = SegmentationClient('selfie_client', namespace='/selfie', outputs=('mask',))
+    client = NodeClient.on_own_node('selfie_client', namespace='/selfie', outputs=('mask',))
     try:
         node.wait_for_output('active: listening')
-        client.wait_connected()
+        client.connect()
         for name in ('astronaut.png', 'camera.png'):  # colour, and grey (sent as mono8)
             photo = cv2.imread(str(ASSETS / name), cv2.IMREAD_UNCHANGED)
             encoding = 'mono8' if photo.ndim == 2 else 'bgr8'

@@ -175,7 +175,7 @@ def _node_runs(rates: list[float], seconds: float, domain_id: int, out: Path) ->
     from std_msgs.msg import Header
 
     from jetson_seg.ros.messages import image_msg
-    from jetson_seg.tools.replay import NodeUnderTest, Streamer, isolated_env
+    from jetson_seg.tools.replay import NodeClient, NodeUnderTest, isolated_env
     from jetson_seg.tools.report import summarize
     from jetson_seg.training.scenes import CLASS_NAMES, scene_stream
 
@@ -189,29 +189,27 @@ def _node_runs(rates: list[float], seconds: float, domain_id: int, out: Path) ->
         scenes = [next(stream) for _ in range(60)]
         messages = [image_msg(Header(frame_id='bench'), s.image, 'rgb8') for s in scenes]
         for rate in rates:
-            streamer = Streamer(node, namespace='')
-            streamer.wait_for_node(node_proc)
+            client = NodeClient(node, outputs=('mask', 'detections'))
+            client.connect(node_proc=node_proc)
             total = int(rate * seconds)
             cpu0, t0 = _cpu_seconds(node_proc.proc.pid), time.time()
-            scene_of = streamer.run_camera(messages, rate, total)
+            scene_of = client.stream_camera(messages, rate, total)
             cpu = (_cpu_seconds(node_proc.proc.pid) - cpu0) / (time.time() - t0)
-            records = sorted(streamer.records.values(), key=lambda r: r.sent_at)
+            records = sorted(client.records.values(), key=lambda r: r.sent_at)
+            figures = client.figures()
             summary = summarize(records, lambda k: (scenes[scene_of[k]].mask,
                                                     scenes[scene_of[k]].boxes), CLASS_NAMES)
             summary.update(rate_hz=rate, node_cpu_cores=round(cpu, 2),
                            drop_fraction=round(summary['dropped'] / max(total, 1), 4),
                            stages_ms={k.split('.', 1)[1]: float(v) for k, v in
-                                      streamer.diagnostics.items() if k.startswith('stage_ms.')},
-                           engine=streamer.diagnostics.get('engine'))
+                                      figures.items() if k.startswith('stage_ms.')},
+                           engine=figures.get('engine'))
             runs.append(summary)
             print(f'  node at {rate:g} Hz: answered {summary["answered"]}/{total}, '
                   f'latency p50 {summary["latency_ms"]["p50"]} ms p99 '
                   f'{summary["latency_ms"]["p99"]} ms, mIoU {summary["mean_iou"]}, '
                   f'cpu {cpu:.2f} cores', flush=True)
-            for sub in list(node.subscriptions):
-                node.destroy_subscription(sub)
-            for pub in list(node.publishers):
-                node.destroy_publisher(pub)
+            client.close()
     finally:
         node.destroy_node()
         rclpy.try_shutdown()
@@ -225,8 +223,9 @@ def _multi_camera_runs(counts: list[int], rate: float, seconds: float, domain_id
     import rclpy
     from std_msgs.msg import Header
 
+    from jetson_seg.ros.interface import set_stamp
     from jetson_seg.ros.messages import image_msg
-    from jetson_seg.tools.replay import NodeUnderTest, Streamer, isolated_env
+    from jetson_seg.tools.replay import NodeClient, NodeUnderTest, isolated_env
     from jetson_seg.training.scenes import scene_stream
 
     env = isolated_env(domain_id)
@@ -240,24 +239,23 @@ def _multi_camera_runs(counts: list[int], rate: float, seconds: float, domain_id
                                   out / f'node_{count}cams.log', env, namespace='/bench')
         node = rclpy.create_node(f'bench_cameras_{count}')
         try:
-            streamers = [Streamer(node, namespace=f'/bench/{cam}') for cam in cameras]
-            for streamer in streamers:
-                streamer.wait_for_node(node_proc)
+            clients = [NodeClient(node, namespace=f'/bench/{cam}', outputs=('mask', 'detections'))
+                       for cam in cameras]
+            for client in clients:
+                client.connect(node_proc=node_proc)
             messages = [image_msg(Header(frame_id=cam), frame, 'rgb8') for cam in cameras]
             start = time.time()
             ticks = int(rate * seconds)
             for tick in range(ticks):
                 delay = start + tick / rate - time.time()
                 if delay > 0:
-                    streamers[0].spin_for(delay)
-                now = time.time()
-                for streamer, msg in zip(streamers, messages):
-                    msg.header.stamp.sec = int(now)
-                    msg.header.stamp.nanosec = int(now % 1 * 1e9)
-                    streamer.send(msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec, msg)
-            streamers[0].spin_for(1.5)
-            answered = [sum(r.mask_at is not None for r in s.records.values())
-                        for s in streamers]
+                    clients[0].spin_for(delay)  # one node: serves every client's callbacks
+                now = time.time_ns()
+                for client, msg in zip(clients, messages):
+                    set_stamp(msg.header, now)
+                    client.send(msg)
+            clients[0].spin_for(1.5)
+            answered = [client.answered() for client in clients]
             span = time.time() - start - 1.5
             runs.append({'cameras': count, 'rate_per_camera_hz': rate,
                          'fps_per_camera': round(float(np.mean(answered)) / span, 1),

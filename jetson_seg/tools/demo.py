@@ -17,18 +17,18 @@ import cv2
 import numpy as np
 
 
-def _write_pictures(out: Path, streamer, scene_of: dict, scenes, count: int) -> list[str]:
+def _write_pictures(out: Path, records: list, scene_of: dict, scenes, count: int) -> list[str]:
     from jetson_seg.vision.image_conversion import decode_image, to_rgb
     from jetson_seg.training.scenes import CLASS_COLORS
 
     palette = np.array(CLASS_COLORS, np.uint8)
     written = []
-    for n, (key, msg) in enumerate(sorted(streamer.overlays.items())[:count]):
-        record = streamer.records.get(key)
-        if record is None or record.mask is None:
+    with_overlay = sorted((r for r in records if 'overlay' in r.answers), key=lambda r: r.key)
+    for n, record in enumerate(with_overlay[:count]):
+        if record.mask is None:
             continue
-        overlay = to_rgb(decode_image(msg))
-        scene = scenes[scene_of[key]]
+        overlay = to_rgb(decode_image(record.answers['overlay']))
+        scene = scenes[scene_of[record.key]]
         panel = np.vstack([np.hstack([scene.image, overlay]),
                            np.hstack([palette[scene.mask], palette[record.mask]])])
         for text, xy in (('input', (10, 30)), ('overlay (node)', (650, 30)),
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> None:
     from tqdm import tqdm
 
     from jetson_seg.ros.messages import image_msg
-    from jetson_seg.tools.replay import NodeUnderTest, Streamer, isolated_env
+    from jetson_seg.tools.replay import NodeClient, NodeUnderTest, isolated_env
     from jetson_seg.tools.report import plot_run, summarize, table, write_json
     from jetson_seg.training.scenes import CLASS_NAMES, scene_stream
 
@@ -73,37 +73,36 @@ def main(argv: list[str] | None = None) -> None:
         messages: list[Image] = [image_msg(Header(frame_id='demo_camera'), s.image, 'rgb8')
                                  for s in scenes]
         rclpy.init(args=[])  # our flags are not ROS arguments
-        node = rclpy.create_node('demo_camera')
-        streamer = Streamer(node, keep_overlays=6)
+        client = NodeClient.on_own_node('demo_camera', outputs=('mask', 'detections', 'overlay'),
+                                        keep_at_most={'overlay': 6})
         print('waiting for the node to load the model and subscribe ...', flush=True)
-        streamer.wait_for_node(node_proc)
+        client.connect(node_proc=node_proc, zero_counters=True)
         total = int(args.rate * args.duration)
         with tqdm(total=total, desc=f'camera {args.rate:g} Hz', unit='frame') as bar:
             def progress(sent: int) -> None:
                 if sent % 30 == 0 or sent == total:
-                    answered = sum(r.mask_at is not None for r in streamer.records.values())
-                    bar.set_postfix(answered=answered, refresh=False)
+                    bar.set_postfix(answered=client.answered(), refresh=False)
                     bar.update(sent - bar.n)
-            scene_of = streamer.run_camera(messages, args.rate, total, on_frame=progress)
+            scene_of = client.stream_camera(messages, args.rate, total, on_frame=progress)
 
-        records = sorted(streamer.records.values(), key=lambda r: r.sent_at)
+        records = sorted(client.records.values(), key=lambda r: r.sent_at)
+        figures = client.figures()
         summary = summarize(records, lambda k: (scenes[scene_of[k]].mask,
                                                 scenes[scene_of[k]].boxes),
-                            CLASS_NAMES, int(streamer.diagnostics.get('rejected', 0)))
-        summary['node_diagnostics'] = streamer.diagnostics
-        summary['pictures'] = _write_pictures(out, streamer, scene_of, scenes, 6)
+                            CLASS_NAMES, int(figures.get('rejected', 0)))
+        summary['node_diagnostics'] = figures
+        summary['pictures'] = _write_pictures(out, records, scene_of, scenes, 6)
         plot_run(records, out / 'latency_fps.png',
                  f'jetson_seg node, generated 640x480 camera at {args.rate:g} Hz')
         summary['plot'] = 'latency_fps.png'
         write_json(summary, out / 'summary.json')
         print()
         print(table(summary, f'jetson_seg demo: camera {args.rate:g} Hz for '
-                             f'{args.duration:g} s, engine {streamer.diagnostics.get("engine")}'))
-        stages = {k.split('.', 1)[1]: v for k, v in streamer.diagnostics.items()
-                  if k.startswith('stage_ms.')}
+                             f'{args.duration:g} s, engine {figures.get("engine")}'))
+        stages = {k.split('.', 1)[1]: v for k, v in figures.items() if k.startswith('stage_ms.')}
         print('  node stage medians (ms)  ' + ', '.join(f'{k} {v}' for k, v in stages.items()))
         print(f'\npictures, plot and summary.json in {out}/')
-        node.destroy_node()
+        client.close()
         rclpy.try_shutdown()
     finally:
         node_proc.stop()

@@ -38,7 +38,8 @@ def main(argv: list[str] | None = None) -> None:
     from tqdm import tqdm
 
     from jetson_seg.tools.bags import bag_topics, deserialize, read_messages
-    from jetson_seg.tools.replay import NodeUnderTest, Streamer, isolated_env, stamp_key
+    from jetson_seg.ros.interface import stamp_key
+    from jetson_seg.tools.replay import NodeClient, NodeUnderTest, isolated_env
     from jetson_seg.tools.report import plot_run, summarize, table, write_json
     from jetson_seg.training.scenes import CLASS_NAMES, boxes_from_mask
 
@@ -64,26 +65,26 @@ def main(argv: list[str] | None = None) -> None:
     node_proc = None if args.no_start_node else NodeUnderTest(
         params, args.output / 'node.log', env, args.namespace)
     rclpy.init(args=[])  # our flags are not ROS arguments
-    node = rclpy.create_node('jetson_seg_evaluator')
+    client = NodeClient.on_own_node('jetson_seg_evaluator', namespace=args.namespace,
+                                    outputs=('mask', 'detections'), compressed=compressed)
     try:
-        streamer = Streamer(node, compressed=compressed, namespace=args.namespace)
-        streamer.wait_for_node(node_proc)
+        client.connect(node_proc=node_proc, zero_counters=True)
         mode = f'{args.rate:g} Hz' if args.rate else 'lockstep'
         with tqdm(total=len(frames), desc=f'replaying ({mode})', unit='frame') as bar:
-            streamer.run(frames, args.rate, on_frame=lambda n: bar.update(n - bar.n))
-        streamer.spin_for(1.5)  # one more diagnostics period
-        records = sorted(streamer.records.values(), key=lambda r: r.sent_at)
-        summary = summarize(records, truth.get, CLASS_NAMES,
-                            int(streamer.diagnostics.get('rejected', 0)))
+            client.stream(frames, args.rate, on_frame=lambda n: bar.update(n - bar.n))
+        client.spin_for(1.5)  # one more diagnostics period
+        records = sorted(client.records.values(), key=lambda r: r.sent_at)
+        figures = client.figures()
+        summary = summarize(records, truth.get, CLASS_NAMES, int(figures.get('rejected', 0)))
         summary.update(bag=str(args.bag), mode=mode, image_topic=args.image_topic,
-                       engine=streamer.diagnostics.get('engine'),
-                       node_dropped=int(streamer.diagnostics.get('dropped', 0)))
+                       engine=figures.get('engine'),
+                       node_dropped=int(figures.get('dropped', 0)))
         write_json(summary, args.output / 'report.json')
         plot_run(records, args.output / 'report.png', f'{args.bag.name}: {mode}')
         print(table(summary, f'evaluation of {args.bag} ({mode}, engine {summary["engine"]})'))
         print(f'report.json and report.png in {args.output}/')
     finally:
-        node.destroy_node()
+        client.close()
         rclpy.try_shutdown()
         if node_proc is not None:
             node_proc.stop()

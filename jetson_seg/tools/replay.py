@@ -1,29 +1,37 @@
-"""Drive a segmentation node with frames and collect its answers (the demo's and bag tools' core).
+"""Drive a segmentation node with frames and collect its answers (tools' and tests' client).
 
-`NodeUnderTest` runs the node in its own process, as `ros2 run` would; `Streamer` publishes
-frames at a fixed rate or in lockstep (the next frame only after the previous one was answered)
-and records, per input stamp, when it was sent and when each output arrived.
+`NodeUnderTest` runs the node in its own process, as `ros2 run` would. `NodeClient` talks to a
+running node: it proves the connection with probe frames, then serves single requests (tests)
+and timed streams (demo, benchmark, stress, evaluate: at a fixed rate, or in lockstep, the next
+frame only after the previous one was answered), recording per input stamp when a frame was
+sent and when each output arrived.
 """
 
 from __future__ import annotations
 
+import collections
 import importlib
+import itertools
 import os
 import signal
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
+import cv2
 import numpy as np
 import rclpy
-from rclpy.qos import QoSProfile, ReliabilityPolicy
 
-from jetson_seg.vision.image_conversion import decode_image
+from jetson_seg.ros.interface import (CLIENT_OUTPUT_QOS, DIAGNOSTICS, DIAGNOSTICS_QOS,
+                                      LABEL_INFO, LABEL_INFO_QOS, OUTPUTS, client_input_qos,
+                                      input_topic, set_stamp, stamp_key)
 from jetson_seg.ros.messages import detection_boxes
+from jetson_seg.vision.frame_stats import is_count
+from jetson_seg.vision.image_conversion import decode_image
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / 'config'
 
@@ -51,10 +59,6 @@ def message_class(msgtype: str):
     """'sensor_msgs/msg/Image' -> the rclpy message class."""
     package, _, name = msgtype.split('/')
     return getattr(importlib.import_module(f'{package}.msg'), name)
-
-
-def stamp_key(stamp) -> int:
-    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
 
 
 def isolated_env(domain_id: int) -> dict[str, str]:
@@ -102,98 +106,219 @@ class NodeUnderTest:
         return self.proc.returncode
 
 
+#: Stamp keys of probe frames start here (January 2038): no camera or bag frame is stamped there.
+_PROBE_KEYS = (2**31 - 1) * 1_000_000_000
+
+
+def _probe_frame(compressed: bool):
+    """A small black frame: cheap for the node, valid in either transport."""
+    from sensor_msgs.msg import CompressedImage, Image
+
+    if compressed:
+        png = cv2.imencode('.png', np.zeros((48, 64), np.uint8))[1]
+        return CompressedImage(format='png', data=png.tobytes())
+    return Image(height=48, width=64, encoding='rgb8', step=64 * 3, data=bytes(64 * 48 * 3))
+
+
 @dataclass
 class FrameRecord:
-    """What happened to one input frame."""
+    """What happened to one input frame: when it was sent and when each output answered it."""
 
     key: int
     sent_at: float
-    mask_at: float | None = None
-    mask: np.ndarray | None = None
-    detections: list | None = None
+    arrived_at: dict[str, float] = field(default_factory=dict)  # output -> time.time()
+    answers: dict[str, Any] = field(default_factory=dict)  # output -> message, where kept
+
+    @property
+    def mask_at(self) -> float | None:
+        return self.arrived_at.get('mask')
+
+    @property
+    def mask(self) -> np.ndarray | None:
+        """Class ids: a view of the mask message."""
+        msg = self.answers.get('mask')
+        return None if msg is None else decode_image(msg).pixels[..., 0]
+
+    @property
+    def detections(self) -> list | None:
+        msg = self.answers.get('detections')
+        return None if msg is None else detection_boxes(msg)
 
 
-class Streamer:
-    """Publishes frames to `image` (or `image/compressed`) and collects `segmentation/*`."""
+class NodeClient:
+    """Publishes frames to one camera input of a node and collects its outputs by stamp key.
 
-    def __init__(self, node, compressed: bool = False, reliable: bool = False,
-                 keep_overlays: int = 0, namespace: str = '') -> None:
-        from diagnostic_msgs.msg import DiagnosticArray
-        from sensor_msgs.msg import CompressedImage, Image
-        from vision_msgs.msg import Detection2DArray
+    `connect` proves the connection end to end. Discovery is asymmetric: the node may see our
+    input before its publishers match our subscriptions, and a frame whose outputs nobody wants
+    yet is counted as unwanted, not queued. So it sends probe frames, stamped in 2038 (no record
+    uses those stamps), until one is answered on every collected output. The node counts probes
+    like any frame; `counters()` and `figures()` can leave them out.
+    """
 
+    def __init__(self, node, namespace: str = '', outputs: Sequence[str] = tuple(OUTPUTS),
+                 compressed: bool = False, reliable: bool = False,
+                 keep_at_most: Mapping[str, int] | None = None,
+                 node_name: str | None = None) -> None:
+        """Talk to the camera in `namespace` (e.g. '/robot/front'; '' = the node's own).
+
+        `keep_at_most` caps the messages kept per output (the rest are only timed: overlays of
+        a long stream would fill the memory); `node_name`, fully qualified, picks that node's
+        diagnostics where several nodes publish them.
+        """
         self.node = node
-        prefix = namespace.rstrip('/') + '/' if namespace else ''
-        in_qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE if reliable
-                            else ReliabilityPolicy.BEST_EFFORT)
-        self.input_topic = prefix + ('image/compressed' if compressed else 'image')
-        self.publisher = node.create_publisher(CompressedImage if compressed else Image,
-                                               self.input_topic, in_qos)
-        out_qos = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
+        self.namespace = namespace
+        self.outputs = tuple(outputs)
+        self.compressed = compressed
+        self.node_name = node_name
+        topic = input_topic(compressed)
+        self.publisher = node.create_publisher(topic.type, topic.under(namespace),
+                                               client_input_qos(reliable))
         self.records: dict[int, FrameRecord] = {}
-        self.overlays: dict[int, object] = {}
-        self.keep_overlays = keep_overlays
-        self.diagnostics: dict[str, str] = {}
-        node.create_subscription(Image, prefix + 'segmentation/mask', self._on_mask, out_qos)
-        node.create_subscription(Detection2DArray, prefix + 'segmentation/detections',
-                                 self._on_detections, out_qos)
-        if keep_overlays:
-            node.create_subscription(Image, prefix + 'segmentation/overlay', self._on_overlay,
-                                     out_qos)
-        node.create_subscription(DiagnosticArray, '/diagnostics', self._on_diagnostics, 10)
+        self.label_info: list = []
+        self._room: dict[str, float] = {output: float('inf') for output in self.outputs}
+        self._room.update(keep_at_most or {})
+        self._probes: dict[int, set[str]] = collections.defaultdict(set)
+        self._figures: dict[str, str] = {}
+        self._figures_at = 0.0
+        self._baseline: dict[str, int] = {}
+        self._own_node = False
+        self._subscriptions = [
+            node.create_subscription(OUTPUTS[output].type, OUTPUTS[output].under(namespace),
+                                     self._collector(output), CLIENT_OUTPUT_QOS)
+            for output in self.outputs]
+        self._subscriptions += [
+            node.create_subscription(LABEL_INFO.type, LABEL_INFO.under(namespace),
+                                     self.label_info.append, LABEL_INFO_QOS),
+            node.create_subscription(DIAGNOSTICS.type, DIAGNOSTICS.name, self._on_diagnostics,
+                                     DIAGNOSTICS_QOS)]
 
-    def _on_mask(self, msg) -> None:
-        record = self.records.get(stamp_key(msg.header.stamp))
-        if record is not None and record.mask_at is None:
-            record.mask_at = time.time()
-            record.mask = decode_image(msg).pixels[..., 0]  # a view of the message
+    @classmethod
+    def on_own_node(cls, name: str, **options: Any) -> NodeClient:
+        """A client on a fresh rclpy node named `name`, which `close()` destroys."""
+        client = cls(rclpy.create_node(name), **options)
+        client._own_node = True
+        return client
 
-    def _on_detections(self, msg) -> None:
-        record = self.records.get(stamp_key(msg.header.stamp))
-        if record is not None:
-            record.detections = detection_boxes(msg)
-
-    def _on_overlay(self, msg) -> None:
-        if len(self.overlays) < self.keep_overlays:
-            self.overlays[stamp_key(msg.header.stamp)] = msg
+    def _collector(self, output: str) -> Callable[[Any], None]:
+        def collect(msg) -> None:
+            key = stamp_key(msg.header.stamp)
+            if key >= _PROBE_KEYS:
+                self._probes[key].add(output)
+                return
+            record = self.records.get(key)
+            if record is None or output in record.arrived_at:
+                return
+            record.arrived_at[output] = time.time()
+            if self._room[output] > 0:
+                self._room[output] -= 1
+                record.answers[output] = msg
+        return collect
 
     def _on_diagnostics(self, msg) -> None:
         for status in msg.status:
-            self.diagnostics = {kv.key: kv.value for kv in status.values}
+            if self.node_name in (None, status.hardware_id):
+                self._figures = {kv.key: kv.value for kv in status.values}
+                self._figures_at = time.monotonic()
 
-    def wait_for_node(self, node_proc: NodeUnderTest | None, timeout: float = 120.0) -> None:
-        """Block until the node subscribes to our input and publishes masks."""
-        deadline = time.time() + timeout
-        mask_topic = self.input_topic.rsplit('image', 1)[0] + 'segmentation/mask'
-        while self.publisher.get_subscription_count() == 0 or \
-                self.node.count_publishers(mask_topic) == 0:
-            rclpy.spin_once(self.node, timeout_sec=0.1)
-            if node_proc is not None and node_proc.proc.poll() is not None:
-                raise RuntimeError(f'node exited; see {node_proc.log_path}')
-            if time.time() > deadline:
-                raise RuntimeError('node did not come up in time')
-        end = time.time() + 0.5
-        while time.time() < end:
-            rclpy.spin_once(self.node, timeout_sec=0.05)
+    # ---- connection ----------------------------------------------------------------------
+    def connect(self, timeout: float = 120.0, node_proc: NodeUnderTest | None = None,
+                zero_counters: bool = False) -> None:
+        """Return once the node answers a probe frame on every collected output.
 
-    def send(self, key: int, payload) -> FrameRecord:
-        """Publish one frame (a message object or serialized CDR bytes) under `key`."""
-        record = FrameRecord(key, time.time())
-        self.records[key] = record
+        Without outputs, once it subscribes our input. Raises if `node_proc` exits or `timeout`
+        passes first. `zero_counters` then waits for the node's next diagnostics and counts
+        from there, so the probes stay out of the counts.
+        """
+        deadline = time.monotonic() + timeout
+        topics = [self.node.resolve_topic_name(OUTPUTS[output].under(self.namespace))
+                  for output in self.outputs]
+        self._await(lambda: self.publisher.get_subscription_count() > 0 and
+                    all(self.node.count_publishers(topic) for topic in topics),
+                    deadline, node_proc, 'discovery')
+        if self.outputs:
+            probe = _probe_frame(self.compressed)
+            for index in itertools.count():
+                key = set_stamp(probe.header, _PROBE_KEYS + index)
+                self.publisher.publish(probe)
+                if self.spin_until(lambda: self._probes[key].issuperset(self.outputs), 0.5):
+                    break
+                self._check(deadline, node_proc, 'an answer to a probe frame')
+            self._probes.clear()
+        if zero_counters:  # a status sent before the last probe was counted has arrived by then
+            settled = time.monotonic() + 0.1
+            self._await(lambda: self._figures_at > settled, deadline, node_proc, 'diagnostics')
+            self._baseline = {k: int(v) for k, v in self._figures.items() if is_count(k)}
+
+    @staticmethod
+    def _check(deadline: float, node_proc: NodeUnderTest | None, what: str) -> None:
+        if node_proc is not None and node_proc.proc.poll() is not None:
+            raise RuntimeError(f'node exited while waiting for {what}; see {node_proc.log_path}')
+        if time.monotonic() > deadline:
+            raise TimeoutError(f'no {what} from the node in time')
+
+    def _await(self, predicate: Callable[[], bool], deadline: float,
+               node_proc: NodeUnderTest | None, what: str) -> None:
+        while not self.spin_until(predicate, 0.1):
+            self._check(deadline, node_proc, what)
+
+    def close(self) -> None:
+        """Destroy what this client created (its node too, when it is its own)."""
+        for subscription in self._subscriptions:
+            self.node.destroy_subscription(subscription)
+        self.node.destroy_publisher(self.publisher)
+        if self._own_node:
+            self.node.destroy_node()
+
+    # ---- spinning and figures ------------------------------------------------------------
+    def spin_until(self, predicate: Callable[[], bool], timeout: float) -> bool:
+        """Handle callbacks until `predicate()` holds (True) or `timeout` s passed (False)."""
+        end = time.monotonic() + timeout
+        while not predicate():
+            left = end - time.monotonic()
+            if left <= 0:
+                return False
+            rclpy.spin_once(self.node, timeout_sec=min(0.01, left))
+        return True
+
+    def spin_for(self, seconds: float) -> None:
+        self.spin_until(lambda: False, seconds)
+
+    def answered(self, output: str = 'mask') -> int:
+        """Recorded frames answered on `output` so far."""
+        return sum(output in record.arrived_at for record in self.records.values())
+
+    def figures(self) -> dict[str, str]:
+        """The node's latest diagnostics values, frame counts from `connect(zero_counters)`."""
+        return {k: str(int(v) - self._baseline.get(k, 0)) if is_count(k) else v
+                for k, v in self._figures.items()}
+
+    def counters(self) -> dict[str, int]:
+        """The frame counts among `figures()` (FrameStats: received, answered, ...)."""
+        return {k: int(v) for k, v in self.figures().items() if is_count(k)}
+
+    # ---- frames --------------------------------------------------------------------------
+    def send(self, payload, key: int | None = None) -> FrameRecord:
+        """Publish one frame: a message, or serialized CDR bytes with the `key` of its stamp."""
+        record = FrameRecord(stamp_key(payload.header.stamp) if key is None else key,
+                             time.time())
+        self.records[record.key] = record
         self.publisher.publish(payload)
         return record
 
-    def spin_for(self, seconds: float) -> None:
-        end = time.time() + seconds
-        while time.time() < end:
-            rclpy.spin_once(self.node, timeout_sec=min(0.01, max(0.0, end - time.time())))
+    def request(self, msg, timeout: float = 20.0) -> dict[str, Any]:
+        """Publish `msg` and return its answer on every collected output, by output name."""
+        record = self.send(msg)
+        if not self.spin_until(lambda: len(record.arrived_at) == len(self.outputs), timeout):
+            raise TimeoutError(f'no complete answer for stamp key {record.key}: answered '
+                               f'{sorted(record.arrived_at)} of {list(self.outputs)}')
+        return record.answers
 
-    def run(self, frames: Iterable[tuple[int, object]], rate_hz: float | None,
-            lockstep_timeout: float = 5.0, on_frame: Callable[[int], None] | None = None,
-            restamp: Callable[[int, object, float], int] | None = None) -> None:
-        """Send every frame: at `rate_hz` (None = lockstep: wait for each answer).
+    def stream(self, frames: Iterable[tuple[int, Any]], rate_hz: float | None,
+               lockstep_timeout: float = 5.0, on_frame: Callable[[int], None] | None = None,
+               restamp: Callable[[int, Any], int] | None = None) -> None:
+        """Send every (key, payload): at `rate_hz` (None = lockstep: wait for each mask).
 
-        `restamp(key, payload, now)` may give the payload a fresh stamp and return its key
+        `restamp(key, payload)` may give the payload a fresh stamp and return its key
         (a live camera stamps frames when it takes them).
         """
         start = time.time()
@@ -203,12 +328,10 @@ class Streamer:
                 if delay > 0:
                     self.spin_for(delay)
             if restamp is not None:
-                key = restamp(key, payload, time.time())
-            record = self.send(key, payload)
+                key = restamp(key, payload)
+            record = self.send(payload, key)
             if rate_hz is None:
-                deadline = time.time() + lockstep_timeout
-                while record.mask_at is None and time.time() < deadline:
-                    rclpy.spin_once(self.node, timeout_sec=0.005)
+                self.spin_until(lambda: record.mask_at is not None, lockstep_timeout)
                 self.spin_for(0.002)  # detections follow the mask closely
             else:
                 rclpy.spin_once(self.node, timeout_sec=0)
@@ -216,20 +339,19 @@ class Streamer:
                 on_frame(index + 1)
         self.spin_for(1.5)  # late answers
 
-    def run_camera(self, messages: list, rate_hz: float, total: int,
-                   on_frame: Callable[[int], None] | None = None) -> dict[int, int]:
+    def stream_camera(self, messages: list, rate_hz: float, total: int,
+                      on_frame: Callable[[int], None] | None = None) -> dict[int, int]:
         """Publish prebuilt messages round-robin like a live camera: fresh stamps at `rate_hz`.
 
         Returns stamp key -> index of the message sent with that stamp.
         """
         sent_index: dict[int, int] = {}
 
-        def restamp(index: int, msg, now: float) -> int:
-            msg.header.stamp.sec, msg.header.stamp.nanosec = int(now), int(now % 1 * 1e9)
-            key = stamp_key(msg.header.stamp)
+        def restamp(index: int, msg) -> int:
+            key = set_stamp(msg.header, time.time_ns())
             sent_index[key] = index
             return key
 
         frames = ((i % len(messages), messages[i % len(messages)]) for i in range(total))
-        self.run(frames, rate_hz, on_frame=on_frame, restamp=restamp)
+        self.stream(frames, rate_hz, on_frame=on_frame, restamp=restamp)
         return sent_index

@@ -82,7 +82,7 @@ class _Run:
     def __init__(self, out: Path, params: dict, domain_id: int, compressed: bool) -> None:
         import rclpy
 
-        from jetson_seg.tools.replay import NodeUnderTest, Streamer, isolated_env
+        from jetson_seg.tools.replay import NodeClient, NodeUnderTest, isolated_env
 
         env = isolated_env(domain_id)
         if compressed:
@@ -90,20 +90,18 @@ class _Run:
         self.node_proc = NodeUnderTest(params, out / f'node_{int(compressed)}.log', env)
         if not rclpy.ok():
             rclpy.init(args=[])  # our flags are not ROS arguments
-        self.node = rclpy.create_node(f'stress_client_{int(compressed)}')
-        self.streamer = Streamer(self.node, compressed=compressed, reliable=True)
-        self.streamer.wait_for_node(self.node_proc)
+        self.client = NodeClient.on_own_node(f'stress_client_{int(compressed)}',
+                                             outputs=('mask', 'detections'),
+                                             compressed=compressed, reliable=True)
+        self.client.connect(node_proc=self.node_proc, zero_counters=True)
 
     def counters(self, settle: float = 3.0) -> dict[str, int]:
         """The node's counters once they stop changing (diagnostics come once a second)."""
         last, stable_since = None, time.time()
         deadline = time.time() + 30
         while time.time() < deadline:
-            self.streamer.spin_for(0.2)
-            diag = self.streamer.diagnostics
-            now = {k: int(v) for k, v in diag.items()
-                   if k in ('received', 'answered', 'dropped', 'rejected', 'unwanted') or
-                   k.startswith('rejected.')}
+            self.client.spin_for(0.2)
+            now = self.client.counters()
             if now != last:
                 last, stable_since = now, time.time()
             elif time.time() - stable_since > settle:
@@ -111,17 +109,16 @@ class _Run:
         return last or {}
 
     def close(self) -> int:
-        self.node.destroy_node()
+        self.client.close()
         return self.node_proc.stop()
 
 
 def fuzz(count: int, valid_every: int, out: Path, domain_id: int, seed: int = 0) -> dict:
     """Send `count` malformed messages (raw and compressed) with valid frames in between."""
-    import rclpy
     from std_msgs.msg import Header
 
+    from jetson_seg.ros.interface import set_stamp
     from jetson_seg.ros.messages import image_msg
-    from jetson_seg.tools.replay import stamp_key
     from jetson_seg.training.scenes import scene_stream
 
     rng = np.random.default_rng(seed)
@@ -144,17 +141,14 @@ def fuzz(count: int, valid_every: int, out: Path, domain_id: int, seed: int = 0)
         share = count // 2 if not compressed else count - count // 2
         for i in range(share):
             kind = kinds[int(rng.integers(0, len(kinds)))]
-            run.streamer.publisher.publish(malformed(kind, rng, valid))
+            run.client.publisher.publish(malformed(kind, rng, valid))
             report['malformed_sent'] += 1
-            rclpy.spin_once(run.node, timeout_sec=0.001)  # paced: a flood only tests drops
+            run.client.spin_for(0.001)  # paced: a flood only tests drops
             if (i + 1) % valid_every == 0:
                 frame = valid_c if compressed else valid
-                now = time.time()
-                frame.header.stamp.sec, frame.header.stamp.nanosec = int(now), int(now % 1 * 1e9)
-                record = run.streamer.send(stamp_key(frame.header.stamp), frame)
-                deadline = time.time() + 10
-                while record.mask_at is None and time.time() < deadline:
-                    rclpy.spin_once(run.node, timeout_sec=0.005)
+                set_stamp(frame.header, time.time_ns())
+                record = run.client.send(frame)
+                run.client.spin_until(lambda: record.mask_at is not None, 10.0)
                 report['valid_sent'] += 1
                 report['valid_answered'] += record.mask_at is not None
                 rss.append(rss_mb(run.node_proc.proc.pid))
@@ -186,10 +180,10 @@ def soak(seconds: float, rate: float, out: Path, domain_id: int) -> dict:
     pid = run.node_proc.proc.pid
     start = time.time()
     while time.time() - start < seconds:
-        run.streamer.records.clear()
+        run.client.records.clear()
         total = int(rate * window)
-        scene_of = run.streamer.run_camera(messages, rate, total)
-        records = sorted(run.streamer.records.values(), key=lambda r: r.sent_at)
+        scene_of = run.client.stream_camera(messages, rate, total)
+        records = sorted(run.client.records.values(), key=lambda r: r.sent_at)
         s = summarize(records, lambda k: (scenes[scene_of[k]].mask, scenes[scene_of[k]].boxes),
                       CLASS_NAMES)
         windows.append({'t_s': round(time.time() - start, 1), 'rss_mb': round(rss_mb(pid), 1),

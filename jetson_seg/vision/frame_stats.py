@@ -9,6 +9,12 @@ import time
 import numpy as np
 
 
+def is_count(figure: str) -> bool:
+    """Whether a `FrameStats.snapshot` figure counts frames (clients rebase these, not rates)."""
+    return figure in ('received', 'answered', 'dropped', 'unwanted', 'rejected') or \
+        figure.startswith('rejected.')
+
+
 class FrameStats:
     """Thread-safe counts of received, answered, dropped and rejected frames, and latencies.
 
