@@ -225,9 +225,10 @@ class NodeClient:
                 zero_counters: bool = False) -> None:
         """Return once the node answers a probe frame on every collected output.
 
-        Without outputs, once it subscribes our input. Raises if `node_proc` exits or `timeout`
-        passes first. `zero_counters` then waits for the node's next diagnostics and counts
-        from there, so the probes stay out of the counts.
+        Its latched label_info has then arrived too (it may come after the answers); without
+        outputs, return once the node subscribes our input. Raises if `node_proc` exits or
+        `timeout` passes first. `zero_counters` then waits for the node's next diagnostics and
+        counts from there, so the probes stay out of the counts.
         """
         deadline = time.monotonic() + timeout
         topics = [self.node.resolve_topic_name(OUTPUTS[output].under(self.namespace))
@@ -244,6 +245,7 @@ class NodeClient:
                     break
                 self._check(deadline, node_proc, 'an answer to a probe frame')
             self._probes.clear()
+            self._await(lambda: bool(self.label_info), deadline, node_proc, 'label_info')
         if zero_counters:  # a status sent before the last probe was counted has arrived by then
             settled = time.monotonic() + 0.1
             self._await(lambda: self._figures_at > settled, deadline, node_proc, 'diagnostics')
