@@ -178,8 +178,7 @@ class NodeClient:
         self._room: dict[str, float] = {output: float('inf') for output in self.outputs}
         self._room.update(keep_at_most or {})
         self._probes: dict[int, set[str]] = collections.defaultdict(set)
-        self._figures: dict[str, str] = {}
-        self._figures_at = 0.0
+        self.statuses: list = []  # the node's DiagnosticStatus messages, oldest first
         self._baseline: dict[str, int] = {}
         self._own_node = False
         self._subscriptions = [
@@ -217,8 +216,7 @@ class NodeClient:
     def _on_diagnostics(self, msg) -> None:
         for status in msg.status:
             if self.node_name in (None, status.hardware_id):
-                self._figures = {kv.key: kv.value for kv in status.values}
-                self._figures_at = time.monotonic()
+                self.statuses.append(status)
 
     # ---- connection ----------------------------------------------------------------------
     def connect(self, timeout: float = 120.0, node_proc: NodeUnderTest | None = None,
@@ -247,9 +245,10 @@ class NodeClient:
             self._probes.clear()
             self._await(lambda: bool(self.label_info), deadline, node_proc, 'label_info')
         if zero_counters:  # a status sent before the last probe was counted has arrived by then
-            settled = time.monotonic() + 0.1
-            self._await(lambda: self._figures_at > settled, deadline, node_proc, 'diagnostics')
-            self._baseline = {k: int(v) for k, v in self._figures.items() if is_count(k)}
+            self.spin_for(0.1)
+            seen = len(self.statuses)
+            self._await(lambda: len(self.statuses) > seen, deadline, node_proc, 'diagnostics')
+            self._baseline = {k: int(v) for k, v in self._latest().items() if is_count(k)}
 
     @staticmethod
     def _check(deadline: float, node_proc: NodeUnderTest | None, what: str) -> None:
@@ -289,10 +288,13 @@ class NodeClient:
         """Recorded frames answered on `output` so far."""
         return sum(output in record.arrived_at for record in self.records.values())
 
+    def _latest(self) -> dict[str, str]:
+        return {kv.key: kv.value for kv in self.statuses[-1].values} if self.statuses else {}
+
     def figures(self) -> dict[str, str]:
         """The node's latest diagnostics values, frame counts from `connect(zero_counters)`."""
         return {k: str(int(v) - self._baseline.get(k, 0)) if is_count(k) else v
-                for k, v in self._figures.items()}
+                for k, v in self._latest().items()}
 
     def counters(self) -> dict[str, int]:
         """The frame counts among `figures()` (FrameStats: received, answered, ...)."""
