@@ -4,20 +4,75 @@ import numpy as np
 import pytest
 from std_msgs.msg import Header
 
-from jetson_seg.vision.image_conversion import decode_image, to_rgb
-from jetson_seg.ros.messages import detection_boxes, detections_msg, image_msg
+import cv2
+from sensor_msgs.msg import CameraInfo
+
+from jetson_seg.vision.image_conversion import decode_compressed, decode_image, to_rgb
+from jetson_seg.ros.messages import (class_index, class_labels, compressed_msg, detection_boxes,
+                                     detections_msg, image_msg, mask_camera_info)
 from jetson_seg.vision.postprocess import Region
 
 
-def test_detections_round_trip_with_header_names_and_scores():
+NAMES = ('background', 'disc', 'rectangle', 'triangle')
+
+
+@pytest.mark.parametrize('as_names,ids', [(False, ('1', '3')), (True, ('disc', 'triangle'))])
+def test_detections_round_trip_with_header_ids_and_scores(as_names, ids):
     header = Header(frame_id='cam')
     header.stamp.sec, header.stamp.nanosec = 12, 34
     regions = [Region(1, 10, 20, 50, 80, 1500, 0.93), Region(3, 0, 0, 5, 7, 30, 0.51)]
-    msg = detections_msg(header, regions, ('background', 'disc', 'rectangle', 'triangle'))
+    msg = detections_msg(header, regions, class_labels(NAMES, as_names))
     assert msg.header == header and all(d.header == header for d in msg.detections)
-    expected = [(10, 20, 50, 80, 'disc', pytest.approx(0.93)),
-                (0, 0, 5, 7, 'triangle', pytest.approx(0.51))]
+    expected = [(10, 20, 50, 80, ids[0], pytest.approx(0.93)),
+                (0, 0, 5, 7, ids[1], pytest.approx(0.51))]
     assert detection_boxes(msg) == expected
+    assert [class_index(box[4], NAMES) for box in detection_boxes(msg)] == [1, 3]
+
+
+def _camera_info(width: int, height: int) -> CameraInfo:
+    info = CameraInfo(width=width, height=height, distortion_model='plumb_bob')
+    info.k = [500.0, 0.0, 320.0, 0.0, 510.0, 240.0, 0.0, 0.0, 1.0]
+    info.p = [500.0, 0.0, 320.0, -25.0, 0.0, 510.0, 240.0, 0.0, 0.0, 0.0, 1.0, 0.0]
+    info.d = [0.1, -0.2, 0.0, 0.0, 0.05]
+    info.binning_x = info.binning_y = 1
+    info.roi.x_offset, info.roi.y_offset, info.roi.width, info.roi.height = 40, 20, 320, 240
+    return info
+
+
+def test_mask_camera_info_is_the_input_at_input_size_and_scaled_otherwise():
+    header = Header(frame_id='cam')
+    info = _camera_info(640, 480)
+    same = mask_camera_info(info, header, 640, 480)
+    for field in ('width', 'height', 'distortion_model', 'binning_x', 'binning_y', 'roi'):
+        assert getattr(same, field) == getattr(info, field), field
+    for field in ('k', 'p', 'd', 'r'):
+        np.testing.assert_array_equal(getattr(same, field), getattr(info, field))
+    small = mask_camera_info(info, header, 256, 192)  # network size: 0.4 on both axes
+    assert (small.width, small.height, small.header) == (256, 192, header)
+    np.testing.assert_allclose(small.k, [200, 0, 128, 0, 204, 96, 0, 0, 1])
+    np.testing.assert_allclose(small.p, [200, 0, 128, -10, 0, 204, 96, 0, 0, 0, 1, 0])
+    np.testing.assert_array_equal(small.d, info.d)
+    assert (small.roi.x_offset, small.roi.y_offset, small.roi.width, small.roi.height) == \
+        (16, 8, 128, 96)
+    assert (small.binning_x, small.binning_y) == (1, 1)
+    # a projection through the scaled model lands on the scaled pixel
+    point = np.array([0.3, -0.2, 2.0])
+    u, v, w = np.array(info.k).reshape(3, 3) @ point
+    su, sv, sw = np.array(small.k).reshape(3, 3) @ point
+    assert su / sw == pytest.approx(u / w * 0.4) and sv / sw == pytest.approx(v / w * 0.4)
+
+
+def test_compressed_outputs_decode_to_what_was_encoded():
+    rng = np.random.default_rng(1)
+    mask = rng.integers(0, 4, (48, 64), dtype=np.uint8)
+    msg = compressed_msg(Header(), mask, 'mono8', 'png')
+    assert msg.format == 'mono8; png compressed mono8'
+    np.testing.assert_array_equal(decode_compressed(msg).pixels[..., 0], mask)  # lossless
+    rgb = cv2.GaussianBlur(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8), (9, 9), 3)
+    msg = compressed_msg(Header(), rgb, 'rgb8', 'jpeg', jpeg_quality=95)
+    assert msg.format == 'rgb8; jpeg compressed bgr8'
+    back = to_rgb(decode_compressed(msg)).astype(int)
+    assert np.abs(back - rgb).mean() < 3  # colour order kept: swapped channels differ a lot
 
 
 def test_images_round_trip_and_refuse_what_they_cannot_encode():

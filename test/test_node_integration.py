@@ -11,7 +11,7 @@ from image_msgs import compressed_from_rgb, image_from_rgb, stamped
 from ros_harness import NodeProcess
 
 from jetson_seg.vision.image_conversion import decode_image
-from jetson_seg.ros.messages import detection_boxes
+from jetson_seg.ros.messages import class_index, detection_boxes
 from jetson_seg.tools.replay import NodeClient
 from jetson_seg.training.metrics import ConfusionMatrix, match_boxes
 from jetson_seg.training.scenes import CLASS_COLORS, CLASS_NAMES, SceneSpec, scene_stream
@@ -36,7 +36,7 @@ def _rgb_array(msg) -> np.ndarray:
 
 
 def _boxes(det_array) -> list[tuple]:
-    return [(*box[:4], CLASS_NAMES.index(box[4])) for box in detection_boxes(det_array)]
+    return [(*box[:4], class_index(box[4], CLASS_NAMES)) for box in detection_boxes(det_array)]
 
 
 @pytest.fixture(scope='module')

@@ -10,11 +10,11 @@ from typing import Sequence
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from vision_msgs.msg import (Detection2D, Detection2DArray, LabelInfo, ObjectHypothesisWithPose,
                              VisionClass)
 
-from jetson_seg.vision.image_conversion import encode_mono8, encode_rgb8
+from jetson_seg.vision.image_conversion import encode_compressed, encode_mono8, encode_rgb8
 from jetson_seg.vision.postprocess import Region
 
 
@@ -36,9 +36,30 @@ def image_msg(header, pixels: np.ndarray, encoding: str) -> Image:
     return msg
 
 
-def detections_msg(header, found: Sequence[Region], class_names: Sequence[str]
-                   ) -> Detection2DArray:
-    """One Detection2D per region: box centre/size in input pixels, class name and mean score."""
+def compressed_msg(header, pixels: np.ndarray, encoding: str, fmt: str,
+                   jpeg_quality: int = 80) -> CompressedImage:
+    """A CompressedImage as image_transport's compressed plugin writes it ('rgb8; jpeg ...')."""
+    msg = CompressedImage()
+    msg.header = header
+    msg.format, msg.data = encode_compressed(pixels, encoding, fmt, jpeg_quality)
+    return msg
+
+
+def class_labels(class_names: Sequence[str], as_names: bool) -> tuple[str, ...]:
+    """Detection class_id per class index: the numeric id as a string, as LabelInfo maps it."""
+    return tuple(class_names) if as_names else tuple(str(i) for i in range(len(class_names)))
+
+
+def class_index(class_id: str, class_names: Sequence[str]) -> int:
+    """Class index of a detection's class_id, whether published as a numeric id or a name."""
+    return int(class_id) if class_id.isdigit() else list(class_names).index(class_id)
+
+
+def detections_msg(header, found: Sequence[Region], labels: Sequence[str]) -> Detection2DArray:
+    """One Detection2D per region: box centre/size in input pixels, class label and mean score.
+
+    `labels[class index]` is the hypothesis class_id (see `class_labels`).
+    """
     out = Detection2DArray()
     out.header = header
     for index, region in enumerate(found):
@@ -50,7 +71,7 @@ def detections_msg(header, found: Sequence[Region], class_names: Sequence[str]
         det.bbox.size_x = float(region.x1 - region.x0)
         det.bbox.size_y = float(region.y1 - region.y0)
         hypothesis = ObjectHypothesisWithPose()
-        hypothesis.hypothesis.class_id = class_names[region.class_id]
+        hypothesis.hypothesis.class_id = labels[region.class_id]
         hypothesis.hypothesis.score = region.score
         hypothesis.pose.pose.position.x = det.bbox.center.position.x
         hypothesis.pose.pose.position.y = det.bbox.center.position.y
@@ -60,7 +81,7 @@ def detections_msg(header, found: Sequence[Region], class_names: Sequence[str]
 
 
 def detection_boxes(msg: Detection2DArray) -> list[tuple[float, float, float, float, str, float]]:
-    """The inverse of `detections_msg`: (x0, y0, x1, y1, class name, score) per detection."""
+    """The inverse of `detections_msg`: (x0, y0, x1, y1, class_id, score) per detection."""
     boxes = []
     for det in msg.detections:
         cx, cy = det.bbox.center.position.x, det.bbox.center.position.y
@@ -81,11 +102,39 @@ def label_info_msg(header, class_names: Sequence[str], threshold: float = 0.0) -
     return msg
 
 
-def diagnostics_msg(stamp, name: str, hardware_id: str, level_ok: bool, message: str,
+def mask_camera_info(info: CameraInfo, header, width: int, height: int) -> CameraInfo:
+    """`info` re-expressed for a mask of width x height covering the whole input image.
+
+    As image_proc's resize does: K and P scaled per axis (fx, cx, Tx by the x factor; fy, cy
+    by the y factor), width/height set to the mask's, a set ROI scaled the same way;
+    distortion, R and binning are kept (REP 104). At the input resolution `info` is copied.
+    """
+    out = CameraInfo()
+    out.header = header
+    out.distortion_model = info.distortion_model
+    out.d, out.r = list(info.d), list(info.r)
+    out.binning_x, out.binning_y = info.binning_x, info.binning_y
+    out.width, out.height = int(width), int(height)
+    sx = width / info.width if info.width else 1.0
+    sy = height / info.height if info.height else 1.0
+    k = np.array(info.k, np.float64).reshape(3, 3)
+    p = np.array(info.p, np.float64).reshape(3, 4)
+    for matrix in (k, p):  # row 0 maps to u (fx, skew, cx, Tx), row 1 to v (fy, cy, Ty)
+        matrix[0] *= sx
+        matrix[1] *= sy
+    out.k, out.p = k.reshape(-1).tolist(), p.reshape(-1).tolist()
+    roi = info.roi
+    out.roi.do_rectify = roi.do_rectify
+    out.roi.x_offset, out.roi.width = round(roi.x_offset * sx), round(roi.width * sx)
+    out.roi.y_offset, out.roi.height = round(roi.y_offset * sy), round(roi.height * sy)
+    return out
+
+
+def diagnostics_msg(stamp, name: str, hardware_id: str, level: int, message: str,
                     values: dict[str, object]) -> DiagnosticArray:
-    """A DiagnosticArray with one status: OK or WARN with the message and the key figures."""
+    """A DiagnosticArray with one status: level (OK/WARN/ERROR), message and the key figures."""
     status = DiagnosticStatus()
-    status.level = DiagnosticStatus.OK if level_ok else DiagnosticStatus.WARN
+    status.level = bytes([level])
     status.name = name
     status.hardware_id = hardware_id
     status.message = message

@@ -73,8 +73,21 @@ SEGMENTATION_PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec('output_reliability', 'reliable', 'QoS reliability of the outputs',
               choices=QOS_RELIABILITY),
     ParamSpec('output_depth', 2, 'QoS history depth of the outputs', minimum=1, maximum=1000),
-    ParamSpec('diagnostics_period', 1.0, 'Seconds between /diagnostics messages', minimum=0.05,
-              maximum=3600.0),
+    ParamSpec('class_id_format', 'id', "Detection class_id: 'id' = the numeric class id as a "
+              "string (as segmentation/label_info maps it), 'name' = the class name",
+              choices=('id', 'name'), runtime=True),
+    ParamSpec('jpeg_quality', 80, 'JPEG quality of segmentation/overlay/compressed', minimum=1,
+              maximum=100, runtime=True),
+    ParamSpec('diagnostics_period', 1.0, 'Seconds (node clock) between /diagnostics messages',
+              minimum=0.05, maximum=3600.0),
+    ParamSpec('expected_rate', 0.0, 'Expected camera rate in Hz: diagnostics WARN below it '
+              '(less rate_tolerance); 0 = not checked', minimum=0.0, maximum=10000.0,
+              runtime=True),
+    ParamSpec('rate_tolerance', 0.1, 'Fraction of expected_rate the input may fall short by',
+              minimum=0.0, maximum=1.0, runtime=True),
+    ParamSpec('stale_after', 2.0, 'Seconds (node clock) without an image after which '
+              'diagnostics WARN that the input is stale; 0 = not checked', minimum=0.0,
+              maximum=86400.0, runtime=True),
     ParamSpec('autostart', True, 'Configure and activate at start-up (lifecycle)'),
 )
 

@@ -9,49 +9,114 @@ core (image_conversion, pipeline); messages.py builds the outgoing messages.
 
 from __future__ import annotations
 
+import collections
+import os
 import sys
+import threading
 import time
 
 import rclpy
-from rclpy.executors import ExternalShutdownException
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
-from rclpy.qos import QoSProfile
-from sensor_msgs.msg import CompressedImage
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos_overriding_options import QoSOverridingOptions
+from rclpy.signals import SignalHandlerOptions
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
+from vision_msgs.msg import Detection2DArray, LabelInfo
 
 from jetson_seg.engines.gpu import configure_gpu_memory
 from jetson_seg.errors import JetsonSegError
 from jetson_seg.vision.frame_stats import FrameStats
 from jetson_seg.vision.image_conversion import (ImageRejected, check_compressed, check_image,
                                                 decode_compressed, decode_image)
-from jetson_seg.ros.interface import (DIAGNOSTICS, DIAGNOSTICS_QOS, LABEL_INFO, LABEL_INFO_QOS,
-                                      OUTPUTS, input_topic, qos)
-from jetson_seg.ros.messages import detections_msg, diagnostics_msg, image_msg, label_info_msg
+from jetson_seg.ros.health import HealthConfig, Observed, assess
+from jetson_seg.ros.messages import (class_labels, compressed_msg, detections_msg,
+                                     diagnostics_msg, image_msg, label_info_msg,
+                                     mask_camera_info)
 from jetson_seg.model_store import open_model
 from jetson_seg.ros.parameters import SEGMENTATION_PARAMS, SPECS_BY_NAME
+from jetson_seg.ros.shutdown import POLL_S, ShutdownRequest
 from jetson_seg.vision.pipeline import FrameResult, PipelineConfig, SegmentationPipeline, Wanted
 from jetson_seg.vision.scheduler import FrameScheduler, PendingFrame
 from jetson_seg.ros.ros_params import PARAM_ERRORS, declare_all
+
+#: output key -> (topic under the camera's namespace, message type); all are lazy
+OUTPUTS = {'mask': ('segmentation/mask', Image),
+           'mask_compressed': ('segmentation/mask/compressed', CompressedImage),
+           'color_mask': ('segmentation/color_mask', Image),
+           'overlay': ('segmentation/overlay', Image),
+           'overlay_compressed': ('segmentation/overlay/compressed', CompressedImage),
+           'detections': ('segmentation/detections', Detection2DArray),
+           'camera_info': ('segmentation/camera_info', CameraInfo)}
+QOS_OVERRIDES = QoSOverridingOptions.with_default_policies()  # qos_overrides./<topic>.* params
+
+
+def _qos(reliability: str, depth: int, latched: bool = False) -> QoSProfile:
+    return QoSProfile(
+        depth=depth,
+        reliability=ReliabilityPolicy.RELIABLE if reliability == 'reliable'
+        else ReliabilityPolicy.BEST_EFFORT,
+        durability=DurabilityPolicy.TRANSIENT_LOCAL if latched else DurabilityPolicy.VOLATILE)
+
+
+def _stamp(header) -> tuple[int, int]:
+    return int(header.stamp.sec), int(header.stamp.nanosec)
+
+
+class CameraInfoCache:
+    """The latest camera_info messages of one camera, found by the stamp of their image."""
+
+    def __init__(self, size: int = 30) -> None:
+        self._lock = threading.Lock()
+        self._by_stamp: collections.OrderedDict[tuple[int, int], CameraInfo] = \
+            collections.OrderedDict()
+        self._size = size
+
+    def add(self, info: CameraInfo) -> None:
+        with self._lock:
+            self._by_stamp[_stamp(info.header)] = info
+            while len(self._by_stamp) > self._size:
+                self._by_stamp.popitem(last=False)
+
+    def find(self, header) -> CameraInfo | None:
+        with self._lock:
+            return self._by_stamp.get(_stamp(header))
 
 
 class SegmentationNode(LifecycleNode):
     """Subscribes `image`, publishes `segmentation/*`, `/diagnostics`; see DESIGN contract."""
 
-    def __init__(self, name: str = 'segmentation_node', **kwargs) -> None:
+    def __init__(self, name: str = 'segmentation_node', shutdown: ShutdownRequest | None = None,
+                 **kwargs) -> None:
         super().__init__(name, **kwargs)
         declare_all(self, SEGMENTATION_PARAMS)
         self.add_post_set_parameters_callback(self._apply_runtime_parameters)
-        self.stats = FrameStats()
+        self._shutdown = shutdown or ShutdownRequest()
+        self.stats = FrameStats(clock=self._now)
         self._engine = None
         self._pipeline: SegmentationPipeline | None = None
         self._class_names: tuple[str, ...] = ()
+        self._labels: tuple[str, ...] = ()
         self._cameras: tuple[str, ...] = ()
         self._pubs: dict[str, dict[str, object]] = {}  # camera -> output -> publisher
-        self._diag_pub = None
+        self._infos: dict[str, CameraInfoCache] = {}
         self._subs: list = []
-        self._diag_timer = None
         self._scheduler: FrameScheduler | None = None
-        self._rejected_reported = 0
+        self._state = 'unconfigured'
+        self._configure_error = ''
+        self._active_since = 0.0
+        self._last_failure = ''
+        self._reported = {'rejected': 0, 'failed': 0}
+        # Diagnostics in every lifecycle state: created here, not at configure/activate.
+        self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self._diag_timer = self.create_timer(self._param('diagnostics_period'),
+                                             self._publish_diagnostics)
+
+    def _now(self) -> float:
+        """Node clock in seconds: ROS time, i.e. /clock under use_sim_time."""
+        return self.get_clock().now().nanoseconds * 1e-9
 
     # ---- parameters -------------------------------------------------------------------------
     def _param(self, name: str):
@@ -61,6 +126,7 @@ class SegmentationNode(LifecycleNode):
         specs = [SPECS_BY_NAME[p.name] for p in params if p.name in SPECS_BY_NAME]
         if self._pipeline is not None and any(spec.runtime for spec in specs):
             self._pipeline.config = self._pipeline_config()
+        self._labels = class_labels(self._class_names, self._param('class_id_format') == 'name')
         later = [spec.name for spec in specs if not spec.runtime]
         if later and self._engine is not None:
             self.get_logger().info(f'{", ".join(later)} will apply at the next configure '
@@ -71,59 +137,95 @@ class SegmentationNode(LifecycleNode):
                               overlay_alpha=float(self._param('overlay_alpha')),
                               min_region_area=int(self._param('min_region_area')))
 
+    def _health_config(self) -> HealthConfig:
+        return HealthConfig(expected_rate=float(self._param('expected_rate')),
+                            rate_tolerance=float(self._param('rate_tolerance')),
+                            stale_after=float(self._param('stale_after')))
+
     # ---- lifecycle --------------------------------------------------------------------------
+    def _open_model(self):
+        for line in configure_gpu_memory(self._param('gpu_memory_limit_mb')):
+            self.get_logger().info(f'GPU {line}')
+        return open_model(self._param('model_path'), self._param('engine'),
+                          self._param('threads'), self._param('engine_fallback'),
+                          log=self.get_logger().warning, trust=self._param('trust_model'),
+                          precision=self._param('precision'),
+                          onnx_providers=tuple(self._param('onnx_providers')))
+
+    def _configure_failed(self, reason: str) -> TransitionCallbackReturn:
+        self._configure_error = reason
+        self.get_logger().error(f'configure failed: {reason}')
+        return TransitionCallbackReturn.FAILURE
+
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         started = time.monotonic()
-        try:
-            for line in configure_gpu_memory(self._param('gpu_memory_limit_mb')):
-                self.get_logger().info(f'GPU {line}')
-            engine, info = open_model(self._param('model_path'), self._param('engine'),
-                                      self._param('threads'), self._param('engine_fallback'),
-                                      log=self.get_logger().warning,
-                                      trust=self._param('trust_model'),
-                                      precision=self._param('precision'),
-                                      onnx_providers=tuple(self._param('onnx_providers')))
+        self.get_logger().info('configuring: loading the model')
+        try:  # on a helper thread, so that SIGINT/SIGTERM need not wait for the load
+            loaded = self._shutdown.run_interruptibly(self._open_model, 'model_loader')
         except JetsonSegError as exc:
-            self.get_logger().error(f'configure failed: {exc}')
-            return TransitionCallbackReturn.FAILURE
+            return self._configure_failed(str(exc))
         except Exception as exc:  # rclpy would turn it into a silent ERROR transition
-            self.get_logger().error(f'configure failed unexpectedly: {exc!r}')
+            return self._configure_failed(f'unexpected error: {exc!r}')
+        if loaded is None:
+            self.get_logger().info('configure abandoned: shutting down')
             return TransitionCallbackReturn.FAILURE
-        self._engine = engine
+        engine, info = loaded
+        self._engine, self._configure_error = engine, ''
         self._class_names = info.class_names
+        self._labels = class_labels(info.class_names, self._param('class_id_format') == 'name')
         self._pipeline = SegmentationPipeline(engine, info, self._pipeline_config())
         self._scheduler = FrameScheduler(self._pipeline, self, self.stats, self.check)
-        out_qos = qos(self._param('output_reliability'), self._param('output_depth'))
         self._cameras = tuple(dict.fromkeys(self._param('cameras')))
-        self._pubs = {cam: self._camera_publishers(cam, out_qos) for cam in self._cameras}
-        self._diag_pub = self.create_publisher(DIAGNOSTICS.type, DIAGNOSTICS.name,
-                                               DIAGNOSTICS_QOS)
+        self._pubs = {cam: self._camera_publishers(cam) for cam in self._cameras}
+        self._infos = {cam: CameraInfoCache() for cam in self._cameras}
+        header = Header(stamp=self.get_clock().now().to_msg())
+        for pubs in self._pubs.values():  # latched: late joiners get the table of this model
+            pubs['label_info'].publish(label_info_msg(header, self._class_names))
+        self._restart_diagnostics_timer()
+        self._state = 'inactive'
         self.get_logger().info(
             f'configured: engine={engine.label} model={info.path} input={info.input_hw} '
             f'classes={list(info.class_names)} in {time.monotonic() - started:.1f} s')
         return TransitionCallbackReturn.SUCCESS
 
-    def _camera_publishers(self, camera: str, profile: QoSProfile) -> dict[str, object]:
-        """Publishers of one camera's outputs under `<camera>/segmentation/`."""
-        pubs = {key: self.create_publisher(topic.type, topic.under(camera), profile)
-                for key, topic in OUTPUTS.items()}
-        pubs['label_info'] = self.create_publisher(LABEL_INFO.type, LABEL_INFO.under(camera),
-                                                   LABEL_INFO_QOS)
+    def _restart_diagnostics_timer(self) -> None:
+        """Apply a changed diagnostics_period (it takes effect at configure)."""
+        self.destroy_timer(self._diag_timer)
+        self._diag_timer = self.create_timer(self._param('diagnostics_period'),
+                                             self._publish_diagnostics)
+
+    def _camera_publishers(self, camera: str) -> dict[str, object]:
+        """Publishers of one camera's outputs under `<camera>/segmentation/`.
+
+        Each gets its own QoSProfile: rclpy applies qos_overrides to the profile in place.
+        """
+        prefix = f'{camera}/' if camera else ''
+        pubs = {key: self.create_publisher(
+                    msg_type, prefix + topic,
+                    _qos(self._param('output_reliability'), self._param('output_depth')),
+                    qos_overriding_options=QOS_OVERRIDES)
+                for key, (topic, msg_type) in OUTPUTS.items()}
+        pubs['label_info'] = self.create_publisher(
+            LabelInfo, prefix + 'segmentation/label_info', _qos('reliable', 1, latched=True),
+            qos_overriding_options=QOS_OVERRIDES)
         return pubs
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        header = Header(stamp=self.get_clock().now().to_msg())
-        for pubs in self._pubs.values():
-            pubs['label_info'].publish(label_info_msg(header, self._class_names))
         self._scheduler.start()
-        in_qos = qos(self._param('input_reliability'), self._param('input_depth'))
-        topic = input_topic(self._param('image_transport') == 'compressed')
+        compressed = self._param('image_transport') == 'compressed'
         for cam in self._cameras:
+            prefix = f'{cam}/' if cam else ''
             self._subs.append(self.create_subscription(
-                topic.type, topic.under(cam),
-                lambda msg, cam=cam: self._scheduler.submit(cam, msg), in_qos))
-        self._diag_timer = self.create_timer(self._param('diagnostics_period'),
-                                             self._publish_diagnostics)
+                CompressedImage if compressed else Image,
+                prefix + ('image/compressed' if compressed else 'image'),
+                lambda msg, cam=cam: self._on_image(cam, msg),
+                _qos(self._param('input_reliability'), self._param('input_depth')),
+                qos_overriding_options=QOS_OVERRIDES))
+            self._subs.append(self.create_subscription(
+                CameraInfo, prefix + 'camera_info', self._infos[cam].add,
+                _qos('best_effort', 10), qos_overriding_options=QOS_OVERRIDES))
+        self._active_since = self._now()
+        self._state = 'active'
         topics = ', '.join(sub.topic_name for sub in self._subs)
         self.get_logger().info(f'active: listening on {topics}')
         return TransitionCallbackReturn.SUCCESS
@@ -133,19 +235,18 @@ class SegmentationNode(LifecycleNode):
         for sub in self._subs:
             self.destroy_subscription(sub)
         self._subs = []
-        if self._diag_timer is not None:
-            self.destroy_timer(self._diag_timer)
-            self._diag_timer = None
+        self._state = 'inactive'
         return TransitionCallbackReturn.SUCCESS
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
-        for pub in [p for pubs in self._pubs.values() for p in pubs.values()] + [self._diag_pub]:
+        for pub in [p for pubs in self._pubs.values() for p in pubs.values()]:
             self.destroy_publisher(pub)
-        self._pubs, self._diag_pub = {}, None
+        self._pubs, self._infos = {}, {}
         self._pipeline = self._scheduler = None
         if self._engine is not None:
             self._engine.close()
             self._engine = None
+        self._state = 'unconfigured'
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -153,17 +254,38 @@ class SegmentationNode(LifecycleNode):
         if self._engine is not None:
             self._engine.close()
             self._engine = None
+        self._state = 'finalized'
         return TransitionCallbackReturn.SUCCESS
 
+    def destroy_node(self) -> None:
+        """Destroy the node and, now, its lifecycle state machine.
+
+        rclpy leaves the state machine to garbage collection, and until then it keeps the rcl
+        node and its Fast DDS shared memory alive (leaked when the process ends with os._exit).
+        """
+        super().destroy_node()
+        self._state_machine.destroy_when_not_in_use()
+
     # ---- frames (FrameSink for the scheduler) ------------------------------------------------
+    def _on_image(self, camera: str, msg) -> None:
+        sec, nanosec = _stamp(msg.header)
+        self._scheduler.submit(camera, msg, self._now() - (sec + nanosec * 1e-9))
+
     def stop_worker(self) -> None:
         """Stop frame processing (idempotent); pending frames are counted as dropped."""
         if self._scheduler is not None:
             self._scheduler.stop()
 
+    def _listened(self, camera: str) -> set[str]:
+        return {key for key, pub in self._pubs[camera].items()
+                if pub.get_subscription_count() > 0}
+
     def wanted(self, camera: str) -> Wanted:
-        pubs = self._pubs[camera]
-        return Wanted(**{key: pubs[key].get_subscription_count() > 0 for key in OUTPUTS})
+        listened = self._listened(camera)
+        return Wanted(mask=bool(listened & {'mask', 'mask_compressed'}),
+                      color_mask='color_mask' in listened,
+                      overlay=bool(listened & {'overlay', 'overlay_compressed'}),
+                      detections='detections' in listened)
 
     def check(self, msg) -> None:
         """Header-only validation in the callback: a malformed message never displaces a frame."""
@@ -184,53 +306,92 @@ class SegmentationNode(LifecycleNode):
                                   f'{error}', throttle_duration_sec=2.0)
 
     def failed(self, error: Exception) -> None:
+        self._last_failure = repr(error)
         self.get_logger().error(f'frame failed: {error!r}', throttle_duration_sec=2.0)
 
     def publish(self, frame: PendingFrame, result: FrameResult) -> None:
         pubs, header = self._pubs[frame.camera], frame.message.header
+        listened = self._listened(frame.camera)
         if result.mask is not None:
-            pubs['mask'].publish(image_msg(header, result.mask, 'mono8'))
+            if 'mask' in listened:
+                pubs['mask'].publish(image_msg(header, result.mask, 'mono8'))
+            if 'mask_compressed' in listened:
+                pubs['mask_compressed'].publish(
+                    compressed_msg(header, result.mask, 'mono8', 'png'))
         if result.color_mask is not None:
             pubs['color_mask'].publish(image_msg(header, result.color_mask, 'rgb8'))
         if result.overlay is not None:
-            pubs['overlay'].publish(image_msg(header, result.overlay, 'rgb8'))
+            if 'overlay' in listened:
+                pubs['overlay'].publish(image_msg(header, result.overlay, 'rgb8'))
+            if 'overlay_compressed' in listened:
+                pubs['overlay_compressed'].publish(compressed_msg(
+                    header, result.overlay, 'rgb8', 'jpeg', self._param('jpeg_quality')))
         if result.regions is not None:
-            pubs['detections'].publish(detections_msg(header, result.regions,
-                                                      self._class_names))
+            pubs['detections'].publish(detections_msg(header, result.regions, self._labels))
+        info = self._infos[frame.camera].find(header) if 'camera_info' in listened else None
+        if info is not None:
+            pubs['camera_info'].publish(mask_camera_info(info, header, *result.mask_size))
+
+    # ---- diagnostics ------------------------------------------------------------------------
+    def _since_report(self, key: str, total: int) -> int:
+        recent, self._reported[key] = total - self._reported[key], total
+        return recent
 
     def _publish_diagnostics(self) -> None:
         figures = self.stats.snapshot()
-        figures['engine'] = self._engine.label if self._engine else 'none'
-        figures['cameras'] = len(self._cameras)
-        recent = figures['rejected'] - self._rejected_reported
-        self._rejected_reported = figures['rejected']
-        ok = recent == 0  # WARN while malformed frames keep coming, OK again once they stop
-        text = 'running' if ok else f'{recent} malformed frames rejected since last report'
+        failed = self._since_report('failed', self.stats.rejected['processing_error'])
+        rejected = self._since_report('rejected', figures['rejected']) - failed
+        last = self.stats.last_received_at
+        now = self._now()
+        seen = Observed(state=self._state,
+                        silence_s=now - max(self._active_since, last or self._active_since),
+                        input_rate_hz=figures['input_rate_hz'],
+                        rejected_since_report=rejected, failed_since_report=failed,
+                        configure_error=self._configure_error, last_failure=self._last_failure)
+        level, text = assess(self._health_config(), seen)
+        figures.update(state=self._state, engine=self._engine.label if self._engine else 'none',
+                       cameras=len(self._cameras), since_last_input_s=round(seen.silence_s, 3),
+                       expected_rate_hz=self._param('expected_rate'))
         self._diag_pub.publish(diagnostics_msg(
             self.get_clock().now().to_msg(), f'{self.get_name()}: segmentation',
-            self.get_fully_qualified_name(), ok, text, figures))
+            self.get_fully_qualified_name(), level, text, figures))
 
 
 def main(args: list[str] | None = None) -> int:
-    """Run the node; it configures and activates itself unless autostart is false."""
-    rclpy.init(args=args if args is not None else sys.argv)
+    """Run the node; it configures and activates itself unless autostart is false.
+
+    SIGINT and SIGTERM end it at any moment with exit code 0 (see ros/shutdown.py).
+    """
+    shutdown = ShutdownRequest().install()
+    rclpy.init(args=args if args is not None else sys.argv,
+               signal_handler_options=SignalHandlerOptions.NO)
     try:
-        node = SegmentationNode()
+        node = SegmentationNode(shutdown=shutdown)
     except PARAM_ERRORS as exc:
         print(f'segmentation_node: invalid parameter: {exc}', file=sys.stderr)
         rclpy.try_shutdown()
         return 2
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
     try:
-        if node.get_parameter('autostart').value and \
-                node.trigger_configure() == TransitionCallbackReturn.SUCCESS:
+        if node.get_parameter('autostart').value and not shutdown.requested and \
+                node.trigger_configure() == TransitionCallbackReturn.SUCCESS and \
+                not shutdown.requested:
             node.trigger_activate()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
+        while not shutdown.requested:
+            executor.spin_once(timeout_sec=POLL_S)
+    except ExternalShutdownException:
         pass
     finally:
+        node.get_logger().info(f'stopping ({shutdown.signal_name or "context shut down"})')
         node.stop_worker()
+        executor.shutdown()
         node.destroy_node()
         rclpy.try_shutdown()
+    if shutdown.abandoned:  # a model load still running: do not wait for it at interpreter exit
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
     return 0
 
 

@@ -8,6 +8,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from jetson_seg.ros.messages import class_index
 from jetson_seg.training.metrics import ConfusionMatrix, match_boxes
 
 
@@ -31,7 +32,7 @@ def summarize(records: Sequence, truth: Callable[[int], tuple[np.ndarray, list] 
         gt_mask, gt_boxes = expected
         conf.add(gt_mask, rec.mask)
         if rec.detections is not None:
-            found = [(*d[:4], class_names.index(d[4])) for d in rec.detections]
+            found = [(*d[:4], class_index(d[4], class_names)) for d in rec.detections]
             a, b, c = match_boxes(gt_boxes, found, 0.5)
             tp, fp, fn = tp + a, fp + b, fn + c
     lat = np.array(latencies) if latencies else np.full(1, np.nan)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import threading
 import time
+from typing import Callable
 
 import numpy as np
 
@@ -20,10 +21,15 @@ class FrameStats:
 
     Every received frame ends in exactly one count: answered, dropped (replaced by a newer
     frame), rejected (malformed, by reason) or unwanted (no subscriber to any output).
+    Rates, the time since the last input and stamp ages are read on `clock` (seconds): the
+    node passes its ROS clock so that they follow /clock under use_sim_time; latencies are
+    processing times and stay on the monotonic clock.
     """
 
-    def __init__(self, window: int = 600, fps_window_s: float = 2.0) -> None:
+    def __init__(self, window: int = 600, fps_window_s: float = 2.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._lock = threading.Lock()
+        self.clock = clock
         self.received = 0
         self.answered = 0
         self.dropped = 0
@@ -33,10 +39,22 @@ class FrameStats:
         self._latency_ms: collections.deque[float] = collections.deque(maxlen=window)
         self._done_at: collections.deque[float] = collections.deque(maxlen=window)
         self._stage_ms: dict[str, collections.deque[float]] = {}
+        # (clock time of arrival, stamp age in s or None) of the recent frames
+        self._arrivals: collections.deque[tuple[float, float | None]] = \
+            collections.deque(maxlen=window)
 
-    def on_received(self) -> None:
+    def on_received(self, stamp_age_s: float | None = None) -> None:
+        """Count a frame; `stamp_age_s` is clock now minus its header stamp, when known."""
+        now = self.clock()
         with self._lock:
             self.received += 1
+            self._arrivals.append((now, stamp_age_s))
+
+    @property
+    def last_received_at(self) -> float | None:
+        """Clock time of the newest frame, None before the first."""
+        with self._lock:
+            return self._arrivals[-1][0] if self._arrivals else None
 
     def on_dropped(self) -> None:
         with self._lock:
@@ -54,18 +72,25 @@ class FrameStats:
         with self._lock:
             self.answered += 1
             self._latency_ms.append(latency_ms)
-            self._done_at.append(time.monotonic())
+            self._done_at.append(self.clock())
             for stage, ms in stages_ms.items():
                 self._stage_ms.setdefault(stage, collections.deque(maxlen=200)).append(ms)
 
     def snapshot(self) -> dict[str, object]:
         """Figures over the recent window, flat, ready for a diagnostics KeyValue list."""
+        now = self.clock()
         with self._lock:
             lat = np.array(self._latency_ms) if self._latency_ms else np.zeros(1)
-            since = time.monotonic() - self.fps_window_s  # ends now: 0 once input stops
+            since = now - self.fps_window_s  # ends now: 0 once input stops
             fps = sum(t >= since for t in self._done_at) / self.fps_window_s
+            recent = [(t, age) for t, age in self._arrivals if t >= since]
+            ages = [age for _, age in recent if age is not None]
+            ages_ms = np.array(ages) * 1e3 if ages else np.zeros(1)
             out: dict[str, object] = {
                 'fps': round(fps, 2),
+                'input_rate_hz': round(self._input_rate([t for t, _ in recent]), 2),
+                'stamp_age_p50_ms': round(float(np.percentile(ages_ms, 50)), 2),
+                'stamp_age_max_ms': round(float(ages_ms.max()), 2),
                 'latency_p50_ms': round(float(np.percentile(lat, 50)), 2),
                 'latency_p99_ms': round(float(np.percentile(lat, 99)), 2),
                 'received': self.received, 'answered': self.answered,
@@ -77,3 +102,14 @@ class FrameStats:
             for stage, values in self._stage_ms.items():
                 out[f'stage_ms.{stage}'] = round(float(np.median(values)), 3)
             return out
+
+    @staticmethod
+    def _input_rate(recent: list[float]) -> float:
+        """Frames per second between the first and last arrival in the window (0 below two).
+
+        Measured between arrivals rather than over the whole window, so a node that just
+        started does not read as slow; a camera that stopped is caught by staleness instead.
+        """
+        if len(recent) < 2 or recent[-1] <= recent[0]:
+            return 0.0
+        return (len(recent) - 1) / (recent[-1] - recent[0])

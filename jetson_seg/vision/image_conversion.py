@@ -254,3 +254,20 @@ def encode_rgb8(image: np.ndarray) -> tuple[bytes, int]:
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise ValueError(f'rgb8 needs an HxWx3 uint8 array, got {image.shape} {image.dtype}')
     return image.tobytes(), image.shape[1] * 3
+
+
+def encode_compressed(pixels: np.ndarray, encoding: str, fmt: str, jpeg_quality: int = 80
+                      ) -> tuple[str, bytes]:
+    """(format, data) of a CompressedImage of a mono8 or rgb8 array, as image_transport names it.
+
+    Colour is stored as bgr8 inside the jpeg/png, which is what image_transport's decoder expects.
+    """
+    if encoding not in ('mono8', 'rgb8') or fmt not in ('jpeg', 'png'):
+        raise ValueError(f'encode_compressed takes mono8/rgb8 to jpeg/png, not {encoding}/{fmt}')
+    stored = cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR) if encoding == 'rgb8' else pixels
+    params = [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)] if fmt == 'jpeg' else []
+    ok, data = cv2.imencode('.jpg' if fmt == 'jpeg' else '.png', stored, params)
+    if not ok:
+        raise ValueError(f'OpenCV could not encode a {pixels.shape} {encoding} image as {fmt}')
+    inner = 'bgr8' if encoding == 'rgb8' else 'mono8'
+    return f'{encoding}; {fmt} compressed {inner}', data.tobytes()

@@ -52,6 +52,7 @@ class FrameResult:
     color_mask: np.ndarray | None = None
     overlay: np.ndarray | None = None
     regions: list[Region] | None = None
+    mask_size: tuple[int, int] = (0, 0)  # (width, height) of the mask grid, always set
     timings_ms: dict[str, float] = field(default_factory=dict)
 
 
@@ -144,6 +145,7 @@ class SegmentationPipeline:
         result = FrameResult()
         height, width = image.pixels.shape[:2]
         mask, planes = self._class_mask(raw, box, wanted)
+        result.mask_size = (mask.shape[1], mask.shape[0])
         if wanted.mask:
             result.mask = mask
         if wanted.detections:

@@ -100,9 +100,12 @@ class FrameScheduler:
         for worker in self._workers:
             worker.start()
 
-    def submit(self, camera: str, message: Any) -> None:
-        """Take a camera's newest message; a well-formed one replaces (drops) the pending one."""
-        self.stats.on_received()
+    def submit(self, camera: str, message: Any, stamp_age_s: float | None = None) -> None:
+        """Take a camera's newest message; a well-formed one replaces (drops) the pending one.
+
+        `stamp_age_s` (receipt time minus header stamp) goes to the statistics.
+        """
+        self.stats.on_received(stamp_age_s)
         frame = PendingFrame(camera, message, time.monotonic())
         if self._precheck is not None:
             try:

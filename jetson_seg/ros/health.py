@@ -1,0 +1,63 @@
+"""The node's health as one diagnostic level and message, the way diagnostic_updater reports it.
+
+rclpy-free so the rules are unit-tested alone: ERROR when the node cannot segment (unconfigured,
+configure failed, frames failing in the engine), WARN when it could but the input is not what it
+should be (stale, slower than expected, malformed) or it is deliberately inactive, OK otherwise.
+Every problem found is named in the message, worst first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+OK, WARN, ERROR = 0, 1, 2  # diagnostic_msgs/DiagnosticStatus levels
+
+
+@dataclass(frozen=True)
+class HealthConfig:
+    """What the input should look like; 0 turns a check off."""
+
+    expected_rate: float = 0.0  # Hz
+    rate_tolerance: float = 0.1  # WARN below expected_rate * (1 - tolerance)
+    stale_after: float = 2.0  # s without an input frame while active
+
+
+@dataclass(frozen=True)
+class Observed:
+    """What the node saw since its last report; times in seconds on the node clock."""
+
+    state: str  # lifecycle state label: unconfigured, inactive, active, finalized
+    silence_s: float  # since the last frame, or since activation when none came since
+    input_rate_hz: float
+    rejected_since_report: int
+    failed_since_report: int
+    configure_error: str = ''
+    last_failure: str = ''
+
+
+def assess(config: HealthConfig, seen: Observed) -> tuple[int, str]:
+    """(level, message) of the node's health."""
+    if seen.state != 'active':
+        if seen.state == 'inactive':
+            return WARN, 'inactive: configured but not processing (activate it)'
+        reason = f': {seen.configure_error}' if seen.configure_error else ''
+        return ERROR, f'{seen.state}: no model loaded{reason}'
+    problems: list[tuple[int, str]] = []
+    if seen.failed_since_report:
+        problems.append((ERROR, f'engine failed on {seen.failed_since_report} frame(s): '
+                                f'{seen.last_failure}'))
+    if config.stale_after > 0 and seen.silence_s > config.stale_after:
+        problems.append((WARN, f'no image for {seen.silence_s:.1f} s (stale_after '
+                               f'{config.stale_after:g} s)'))
+    elif config.expected_rate > 0 and \
+            seen.input_rate_hz < config.expected_rate * (1.0 - config.rate_tolerance):
+        problems.append((WARN, f'input rate {seen.input_rate_hz:.1f} Hz below expected '
+                               f'{config.expected_rate:g} Hz (tolerance '
+                               f'{config.rate_tolerance:.0%})'))
+    if seen.rejected_since_report:
+        problems.append((WARN, f'{seen.rejected_since_report} malformed frames rejected since '
+                               f'last report'))
+    if not problems:
+        return OK, 'running'
+    problems.sort(key=lambda item: -item[0])
+    return problems[0][0], '; '.join(text for _, text in problems)
