@@ -6,6 +6,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import rclpy
+
 from jetson_seg.tools.replay import NodeUnderTest
 
 REPO = Path(__file__).resolve().parent.parent
@@ -33,3 +35,14 @@ class NodeProcess(NodeUnderTest):
                 raise AssertionError(f'node exited ({self.proc.returncode}):\n{self.text}')
             time.sleep(0.1)
         raise AssertionError(f'{needle!r} not seen in {timeout} s:\n{self.text}')
+
+
+def call_service(node, srv_type, name: str, request, timeout: float = 30.0):
+    """Call a service of another process from `node` and return the response."""
+    client = node.create_client(srv_type, name)
+    assert client.wait_for_service(timeout_sec=timeout), name
+    future = client.call_async(request)
+    rclpy.spin_until_future_complete(node, future, timeout_sec=timeout)
+    node.destroy_client(client)
+    assert future.done(), name
+    return future.result()

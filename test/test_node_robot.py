@@ -20,7 +20,7 @@ from lifecycle_msgs.srv import ChangeState
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
 from rclpy.qos import QoSProfile, ReliabilityPolicy
-from ros_harness import NodeProcess, SegmentationClient
+from ros_harness import NodeProcess, SegmentationClient, call_service
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from jetson_seg.vision.image_conversion import decode_compressed, decode_image
@@ -49,28 +49,18 @@ def _client(name: str, outputs: tuple[str, ...]) -> SegmentationClient:
     return SegmentationClient(name, namespace=NS, reliable_input=True, outputs=outputs)
 
 
-def _call(node, srv_type, name: str, request, timeout: float = 30.0):
-    client = node.create_client(srv_type, name)
-    assert client.wait_for_service(timeout_sec=timeout), name
-    future = client.call_async(request)
-    rclpy.spin_until_future_complete(node, future, timeout_sec=timeout)
-    node.destroy_client(client)
-    assert future.done(), name
-    return future.result()
-
-
 def _set(node, target: str, name: str, value) -> None:
     kind = {str: (ParameterType.PARAMETER_STRING, 'string_value'),
             float: (ParameterType.PARAMETER_DOUBLE, 'double_value')}[type(value)]
     param = Parameter(name=name, value=ParameterValue(type=kind[0], **{kind[1]: value}))
-    result = _call(node, SetParameters, f'{target}/set_parameters',
-                   SetParameters.Request(parameters=[param])).results[0]
+    result = call_service(node, SetParameters, f'{target}/set_parameters',
+                          SetParameters.Request(parameters=[param])).results[0]
     assert result.successful, result.reason
 
 
 def _transition(node, target: str, transition: int) -> bool:
     request = ChangeState.Request(transition=Transition(id=transition))
-    return _call(node, ChangeState, f'{target}/change_state', request).success
+    return call_service(node, ChangeState, f'{target}/change_state', request).success
 
 
 def _big_disc(width: int = 640, height: int = 480) -> np.ndarray:

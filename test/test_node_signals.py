@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import signal
 import time
-from pathlib import Path
 
 import pytest
 import rclpy
@@ -18,41 +17,9 @@ from image_msgs import image_from_rgb, stamped
 from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState
 from ros_harness import NodeProcess, SegmentationClient
+from shm import fastdds_files, leaked, segments_of
 
 from jetson_seg.training.scenes import scene_stream
-
-SHM = Path('/dev/shm')
-
-
-def _fastdds_files() -> set[str]:
-    return {p.name for p in SHM.glob('fastdds_*')}
-
-
-def _segments_of(pid: int) -> set[str]:
-    """Fast DDS segment files a process has mapped or open (its own and its peers')."""
-    try:
-        names = {line.rsplit('/', 1)[-1] for line in Path(f'/proc/{pid}/maps').read_text()
-                 .splitlines() if '/dev/shm/fastdds_' in line}
-        fds = list(Path(f'/proc/{pid}/fd').iterdir())
-    except OSError:  # gone, or not ours to read
-        return set()
-    for fd in fds:
-        try:
-            target = str(fd.readlink())
-        except OSError:  # closed meanwhile
-            continue
-        if target.startswith('/dev/shm/fastdds_'):
-            names.add(target.rsplit('/', 1)[-1])
-    return names
-
-
-def _in_use() -> set[str]:
-    """Segment files some living process still uses (peers such as this test's own)."""
-    used: set[str] = set()
-    for proc in Path('/proc').iterdir():
-        if proc.name.isdigit():
-            used |= _segments_of(int(proc.name))
-    return used
 
 
 def _request_transition(helper, target: str, transition: int) -> None:
@@ -77,7 +44,7 @@ def _stop_with(node: NodeProcess, signum: int, before: set[str], meanwhile=None)
 
     `meanwhile()` runs between the signal and the exit (frames that keep coming).
     """
-    own = _segments_of(node.proc.pid) - before  # created by the node, not by its peers
+    own = segments_of(node.proc.pid) - before  # created by the node, not by its peers
     node.proc.send_signal(signum)
     if meanwhile is not None:
         meanwhile()
@@ -87,13 +54,13 @@ def _stop_with(node: NodeProcess, signum: int, before: set[str], meanwhile=None)
     assert 'Traceback' not in node.text and 'Failed to complete transition' not in node.text, \
         node.text[-3000:]
     assert f'stopping ({signal.Signals(signum).name})' in node.text, node.text[-3000:]
-    left = own & _fastdds_files() - _in_use()  # on disk, and nobody alive uses it: leaked
+    left = leaked(own)
     assert not left, f'segments left after {signal.Signals(signum).name}: {sorted(left)}'
 
 
 @pytest.mark.parametrize('signum', [signal.SIGINT, signal.SIGTERM], ids=['SIGINT', 'SIGTERM'])
 def test_signal_while_loading_the_model(ros_env, signum):
-    before = _fastdds_files()
+    before = fastdds_files()
     node = NodeProcess({'threads': 1}, ros_env, namespace='/sig_load')
     node.wait_for_output('configuring: loading the model')
     _stop_with(node, signum, before)
@@ -101,7 +68,7 @@ def test_signal_while_loading_the_model(ros_env, signum):
 
 
 def test_signal_during_a_configure_asked_for_by_a_manager(ros_env):
-    before = _fastdds_files()
+    before = fastdds_files()
     node = NodeProcess({'threads': 1, 'autostart': False}, ros_env, namespace='/sig_manager')
     helper = rclpy.create_node('signal_manager')
     try:
@@ -115,7 +82,7 @@ def test_signal_during_a_configure_asked_for_by_a_manager(ros_env):
 
 @pytest.mark.parametrize('signum', [signal.SIGINT, signal.SIGTERM], ids=['SIGINT', 'SIGTERM'])
 def test_signal_while_active_and_frames_arrive(ros_env, signum):
-    before = _fastdds_files()
+    before = fastdds_files()
     node = NodeProcess({'threads': 1}, ros_env, namespace='/sig_active')
     client = SegmentationClient('signal_active_client', namespace='/sig_active',
                                 outputs=('mask',))
@@ -129,7 +96,7 @@ def test_signal_while_active_and_frames_arrive(ros_env, signum):
 
 
 def test_signal_while_deactivating(ros_env):
-    before = _fastdds_files()
+    before = fastdds_files()
     node = NodeProcess({'threads': 1}, ros_env, namespace='/sig_deactivate')
     helper = rclpy.create_node('signal_deactivator')
     try:
@@ -142,7 +109,7 @@ def test_signal_while_deactivating(ros_env):
 
 
 def test_signal_while_unconfigured(ros_env):
-    before = _fastdds_files()
+    before = fastdds_files()
     node = NodeProcess({'threads': 1, 'autostart': False}, ros_env, namespace='/sig_idle')
     helper = rclpy.create_node('signal_idle')
     try:

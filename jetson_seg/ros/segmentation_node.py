@@ -343,6 +343,8 @@ class SegmentationNode(LifecycleNode):
         rejected = self._since_report('rejected', figures['rejected']) - failed
         last = self.stats.last_received_at
         now = self._now()
+        if self._state == 'active' and self._active_since <= 0.0:
+            self._active_since = now  # activated under use_sim_time before /clock started
         seen = Observed(state=self._state,
                         silence_s=now - max(self._active_since, last or self._active_since),
                         input_rate_hz=figures['input_rate_hz'],

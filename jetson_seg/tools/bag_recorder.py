@@ -5,7 +5,9 @@ r"""Record ROS topics to a rosbag2 bag (sqlite3 or MCAP) and close it cleanly on
 
 Messages are stored as the serialized bytes received (no conversion). Like `ros2 bag record`,
 a topic is subscribed reliable only when all its publishers are reliable, else best effort, and
-transient-local when all its publishers are (latched topics such as label_info).
+transient-local when all its publishers are (latched topics such as label_info), and the
+publishers' offered QoS profiles go into the bag's metadata, so `ros2 bag play` offers label_info
+latched again. Receive times come from the node clock: /clock under use_sim_time.
 Topics that appear later are picked up while recording.
 """
 
@@ -17,12 +19,27 @@ import time
 from pathlib import Path
 
 import rclpy
-from rclpy.qos import DurabilityPolicy, ReliabilityPolicy
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
 
 from jetson_seg.ros.interface import qos
 from jetson_seg.tools.bags import STORAGES, typestore
 from jetson_seg.tools.replay import message_class, split_ros_args
+
+
+def bag_qos(profile: QoSProfile):
+    """An rclpy QoS profile as rosbag2 metadata stores it (rmw's enum values on both sides)."""
+    from rosbags.interfaces import (Qos, QosDurability, QosHistory, QosLiveliness,
+                                    QosReliability, QosTime)
+
+    def duration(value) -> QosTime:
+        return QosTime(*divmod(int(value.nanoseconds), 1_000_000_000))
+    return Qos(QosHistory(int(profile.history)), int(profile.depth),
+               QosReliability(int(profile.reliability)), QosDurability(int(profile.durability)),
+               duration(profile.deadline), duration(profile.lifespan),
+               QosLiveliness(int(profile.liveliness)),
+               duration(profile.liveliness_lease_duration),
+               bool(profile.avoid_ros_namespace_conventions))
 
 
 class BagRecorder:
@@ -52,11 +69,13 @@ class BagRecorder:
                 i.qos_profile.reliability == ReliabilityPolicy.RELIABLE for i in infos)
             latched = bool(infos) and all(  # e.g. label_info: get what was sent before we came
                 i.qos_profile.durability == DurabilityPolicy.TRANSIENT_LOCAL for i in infos)
-            conn = self.writer.add_connection(topic, msgtype, typestore=self.store)
+            conn = self.writer.add_connection(
+                topic, msgtype, typestore=self.store,
+                offered_qos_profiles=[bag_qos(i.qos_profile) for i in infos])
             self.counts[topic] = 0
 
             def write(data: bytes, conn=conn, topic=topic) -> None:
-                self.writer.write(conn, time.time_ns(), data)
+                self.writer.write(conn, self.node.get_clock().now().nanoseconds, data)
                 self.counts[topic] += 1
             self.subscriptions[topic] = self.node.create_subscription(
                 message_class(msgtype), topic, write,

@@ -1,0 +1,43 @@
+"""Fast DDS shared-memory segments of a process, and those left behind with no user."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+SHM = Path('/dev/shm')
+
+
+def fastdds_files() -> set[str]:
+    return {p.name for p in SHM.glob('fastdds_*')}
+
+
+def segments_of(pid: int) -> set[str]:
+    """Fast DDS segment files a process has mapped or open (its own and its peers')."""
+    try:
+        names = {line.rsplit('/', 1)[-1] for line in Path(f'/proc/{pid}/maps').read_text()
+                 .splitlines() if '/dev/shm/fastdds_' in line}
+        fds = list(Path(f'/proc/{pid}/fd').iterdir())
+    except OSError:  # gone, or not ours to read
+        return set()
+    for fd in fds:
+        try:
+            target = str(fd.readlink())
+        except OSError:  # closed meanwhile
+            continue
+        if target.startswith('/dev/shm/fastdds_'):
+            names.add(target.rsplit('/', 1)[-1])
+    return names
+
+
+def in_use() -> set[str]:
+    """Segment files some living process still uses (peers such as this test's own)."""
+    used: set[str] = set()
+    for proc in Path('/proc').iterdir():
+        if proc.name.isdigit():
+            used |= segments_of(int(proc.name))
+    return used
+
+
+def leaked(own: set[str]) -> set[str]:
+    """Of a stopped process's segments `own`, those still on disk that no living process uses."""
+    return own & fastdds_files() - in_use()
