@@ -2,6 +2,9 @@
 
 Usage:
     ros2 launch jetson_seg replay.launch.py bag:=/data/run1 record_to:=/data/run1_seg
+
+The player publishes /clock from the bag's time and, with use_sim_time:=true (the default), the
+node and the recorder run on it: staleness, rates and recorded times follow the recording.
 """
 
 import os
@@ -9,14 +12,17 @@ import os
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable
-from launch.substitutions import LaunchConfiguration
+from launch.substitutions import EnvironmentVariable, LaunchConfiguration
 from launch_ros.actions import Node
+from launch_ros.parameter_descriptions import ParameterValue
 
 
 def generate_launch_description():
     share = get_package_share_directory('jetson_seg')
     bag = LaunchConfiguration('bag')
     image_topic = LaunchConfiguration('image_topic')
+    sim_time = {'use_sim_time': ParameterValue(LaunchConfiguration('use_sim_time'),
+                                               value_type=bool)}
     return LaunchDescription([
         DeclareLaunchArgument('bag', description='rosbag2 folder to play'),
         DeclareLaunchArgument('record_to', description='bag folder to create for the outputs'),
@@ -26,16 +32,19 @@ def generate_launch_description():
         DeclareLaunchArgument('params_file',
                               default_value=os.path.join(share, 'config', 'segmentation.yaml'),
                               description='Parameters file of the segmentation node'),
-        SetEnvironmentVariable('FASTDDS_DEFAULT_PROFILES_FILE',
-                               os.path.join(share, 'config', 'fastdds_large_images.xml')),
+        DeclareLaunchArgument('use_sim_time', default_value='true',
+                              description='Node and recorder on the bag time from /clock'),
+        SetEnvironmentVariable('FASTDDS_DEFAULT_PROFILES_FILE', EnvironmentVariable(
+            'FASTDDS_DEFAULT_PROFILES_FILE',
+            default_value=os.path.join(share, 'config', 'fastdds_large_images.xml'))),
         Node(package='jetson_seg', executable='segmentation_node', name='segmentation_node',
-             output='screen', parameters=[LaunchConfiguration('params_file')],
+             output='screen', parameters=[LaunchConfiguration('params_file'), sim_time],
              remappings=[('image', image_topic)]),
         Node(package='jetson_seg', executable='bag_recorder', name='bag_recorder',
-             output='screen',
+             output='screen', parameters=[sim_time],
              arguments=[LaunchConfiguration('record_to'), '--topics', 'segmentation/mask',
                         'segmentation/detections', 'segmentation/label_info']),
         Node(package='jetson_seg', executable='bag_player', name='bag_player', output='screen',
              arguments=[bag, '--rate', LaunchConfiguration('rate'), '--topics', image_topic,
-                        '--wait', '120']),  # the node may take a while to load its model
+                        '--clock', '--wait', '120']),  # the model may take a while to load
     ])

@@ -2,6 +2,10 @@
 
 Usage:
     ros2 launch jetson_seg segmentation.launch.py image:=/camera/image_raw namespace:=front
+    ros2 launch jetson_seg segmentation.launch.py use_sim_time:=true   # with a bag's /clock
+
+FASTDDS_DEFAULT_PROFILES_FILE, when already set, is kept: the package's large-image profile is
+only the default (see README "Fast DDS profile").
 """
 
 import os
@@ -9,8 +13,9 @@ import os
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable
-from launch.substitutions import LaunchConfiguration
+from launch.substitutions import EnvironmentVariable, LaunchConfiguration
 from launch_ros.actions import Node
+from launch_ros.parameter_descriptions import ParameterValue
 
 
 def _node(context):
@@ -24,7 +29,9 @@ def _node(context):
         namespace=LaunchConfiguration('namespace'),
         output='screen',
         parameters=[LaunchConfiguration('params_file'),
-                    {key: value for key, value in given.items() if value}],
+                    {key: value for key, value in given.items() if value},
+                    {'use_sim_time': ParameterValue(LaunchConfiguration('use_sim_time'),
+                                                    value_type=bool)}],
         remappings=[('image', LaunchConfiguration('image')),
                     ('image/compressed', [LaunchConfiguration('image'), '/compressed'])],
     )]
@@ -45,10 +52,15 @@ def generate_launch_description():
         DeclareLaunchArgument('engine', default_value='',
                               description='auto | tf | tftrt | litert | onnxruntime '
                                           "('' = as in params_file)"),
+        DeclareLaunchArgument('use_sim_time', default_value='false',
+                              description='Read time from /clock (bag replay)'),
         DeclareLaunchArgument('fastdds_profile',
-                              default_value=os.path.join(share, 'config',
-                                                         'fastdds_large_images.xml'),
-                              description='Fast DDS profile sized for camera images'),
+                              default_value=EnvironmentVariable(
+                                  'FASTDDS_DEFAULT_PROFILES_FILE',
+                                  default_value=os.path.join(share, 'config',
+                                                             'fastdds_large_images.xml')),
+                              description='Fast DDS profile: the environment\'s if set, else '
+                                          'the package\'s, sized for camera images'),
         SetEnvironmentVariable('FASTDDS_DEFAULT_PROFILES_FILE',
                                LaunchConfiguration('fastdds_profile')),
         OpaqueFunction(function=_node),

@@ -70,3 +70,24 @@ def test_params_file_is_valid_ros_parameters_for_its_node(name, specs):
     assert set(params) == set(by_name)
     for key, value in params.items():
         assert validate(by_name[key], value) is None, (key, value)
+
+
+SEGMENTING = [p for p in LAUNCH_FILES if "'segmentation_node'" in p.read_text()]
+
+
+@pytest.mark.parametrize('path', SEGMENTING, ids=lambda p: p.name)
+def test_launch_takes_use_sim_time_and_keeps_the_users_fastdds_profile(path):
+    tree = ast.parse(path.read_text())
+    declared = {_kw(c, 'name') or c.args[0].value for c in _calls(tree, 'DeclareLaunchArgument')}
+    assert 'use_sim_time' in declared
+    values = _calls(tree, 'ParameterValue')  # the argument reaches the node as a bool
+    assert any(v.args[0].args[0].value == 'use_sim_time' and _kw(v, 'value_type') is None and
+               v.keywords[0].value.id == 'bool' for v in values)
+    # the package's profile is only EnvironmentVariable's default: a set variable wins
+    env = _calls(tree, 'EnvironmentVariable')
+    assert env and all(e.args[0].value == 'FASTDDS_DEFAULT_PROFILES_FILE' and
+                       any(k.arg == 'default_value' for k in e.keywords) for e in env)
+    for call in _calls(tree, 'SetEnvironmentVariable'):
+        value = call.args[1]
+        assert not isinstance(value, ast.Call) or value.func.id != 'join', \
+            'the profile path must not replace a variable the user set'
