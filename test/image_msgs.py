@@ -14,9 +14,36 @@ def stamped(msg, index: int, frame_id: str = 'camera'):
     return msg
 
 
+def yuv422_from_rgb(rgb: np.ndarray, order: str) -> np.ndarray:
+    """Pack RGB as YUV 4:2:2 (BT.601 studio swing, chroma of each pixel pair averaged)."""
+    r, g, b = (rgb[..., i].astype(float) for i in range(3))
+    y = 16 + 0.257 * r + 0.504 * g + 0.098 * b
+    u = 128 - 0.148 * r - 0.291 * g + 0.439 * b
+    v = 128 + 0.439 * r - 0.368 * g - 0.071 * b
+    u, v = ((c[:, 0::2] + c[:, 1::2]) / 2 for c in (u, v))
+    out = np.empty(rgb.shape[:2] + (2,), float)
+    out[..., 0 if order == 'yuyv' else 1] = y
+    chroma = np.empty(rgb.shape[:2])
+    chroma[:, 0::2], chroma[:, 1::2] = u, v
+    out[..., 1 if order == 'yuyv' else 0] = chroma
+    return np.clip(np.round(out), 0, 255).astype(np.uint8)
+
+
+def bayer_from_rgb(rgb: np.ndarray, pattern: str) -> np.ndarray:
+    """The Bayer mosaic a sensor with `pattern` (e.g. 'rggb': R G / G B) records of `rgb`."""
+    channel = {'r': 0, 'g': 1, 'b': 2}
+    out = np.empty(rgb.shape[:2], np.uint8)
+    for index, letter in enumerate(pattern):
+        dy, dx = divmod(index, 2)
+        out[dy::2, dx::2] = rgb[dy::2, dx::2, channel[letter]]
+    return out[..., None]
+
+
 def image_from_rgb(rgb: np.ndarray, encoding: str, pad: int = 0) -> Image:
-    """Encode an RGB array as `encoding` (rgb8, bgr8, mono8, ...) with `pad` bytes per row."""
+    """Encode an RGB array as `encoding` (rgb8, mono8, uyvy, ...) with `pad` bytes per row."""
     converted = {
+        'uyvy': lambda a: yuv422_from_rgb(a, 'uyvy'), 'yuyv': lambda a: yuv422_from_rgb(a, 'yuyv'),
+        'bayer_rggb8': lambda a: bayer_from_rgb(a, 'rggb'),
         'rgb8': lambda a: a, 'bgr8': lambda a: cv2.cvtColor(a, cv2.COLOR_RGB2BGR),
         'rgba8': lambda a: cv2.cvtColor(a, cv2.COLOR_RGB2RGBA),
         'bgra8': lambda a: cv2.cvtColor(a, cv2.COLOR_RGB2BGRA),

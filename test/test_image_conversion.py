@@ -10,18 +10,19 @@ import cv2
 import numpy as np
 import pytest
 from rosbags.image import message_to_cvimage
+from image_msgs import bayer_from_rgb, yuv422_from_rgb
 from sensor_msgs.msg import CompressedImage, Image
 
-from jetson_seg.vision.image_conversion import (SUPPORTED_ENCODINGS, DecodedImage, ImageRejected,
-                                                decode_compressed, decode_image, encode_mono8,
-                                                encode_rgb8, resize_to_rgb, to_rgb)
+from jetson_seg.vision.image_conversion import (DIRECT_ENCODINGS, DecodedImage, ImageRejected,
+                                                check_image, decode_compressed, decode_image,
+                                                encode_mono8, encode_rgb8, resize_to_rgb, to_rgb)
 
 RNG = np.random.default_rng(3)
 H, W = 37, 53  # odd sizes catch stride and channel mistakes
 RGB = RNG.integers(0, 256, (H, W, 3), dtype=np.uint8)
 SMOOTH = cv2.GaussianBlur(RGB, (0, 0), 3)  # jpeg is lossy on noise: compare a smooth image
 PAD_BYTE = 0xAB
-EIGHT_BIT = tuple(e for e in SUPPORTED_ENCODINGS if e not in ('mono16', '16UC1'))
+EIGHT_BIT = tuple(e for e in DIRECT_ENCODINGS if e not in ('mono16', '16UC1'))
 ORDER = {'rgb8': 'rgb', 'bgr8': 'bgr', 'rgba8': 'rgba', 'bgra8': 'bgra', 'mono8': 'mono',
          'mono16': 'mono', '8UC1': 'mono', '8UC3': 'bgr', '8UC4': 'bgra', '16UC1': 'mono'}
 
@@ -87,7 +88,7 @@ def _rejected(fn, msg, **kwargs) -> ImageRejected:
 
 @pytest.mark.parametrize('shape', [(H, W), (1, 1), (2, 3)])
 @pytest.mark.parametrize('pad', [0, 5, 64])
-@pytest.mark.parametrize('encoding', SUPPORTED_ENCODINGS)
+@pytest.mark.parametrize('encoding', DIRECT_ENCODINGS)
 def test_every_encoding_with_padding_matches_expected_and_rosbags_image(encoding, pad, shape):
     rgb = RGB[:shape[0], :shape[1]]
     source = _source_pixels(encoding, rgb)
@@ -224,7 +225,7 @@ class _Untouchable:
 
 
 def test_unknown_encoding():
-    for encoding in ('yuv422', '32FC1', ''):
+    for encoding in ('yuv420', 'nv12', '32FC1', ''):
         exc = _rejected(decode_image, _Untouchable(height=2, width=2, step=6, encoding=encoding))
         assert exc.reason == 'unsupported_encoding'
         assert repr(encoding) in exc.detail and 'rgb8' in exc.detail
@@ -358,6 +359,56 @@ def test_compressed_bomb_is_rejected_from_its_header_before_decoding(fmt, patch)
                              max_pixels=W * H).pixels.shape[:2] == (H, W)
     exc = _rejected(decode_compressed, CompressedImage(format=fmt, data=patch(0, H)))
     assert exc.reason == 'zero_size'
+
+
+# --- driver encodings converted by OpenCV: YUV 4:2:2 and Bayer ----------------------------------
+
+SMOOTH_EVEN = cv2.GaussianBlur(RNG.integers(0, 256, (36, 52, 3), dtype=np.uint8), (0, 0), 4)
+
+
+@pytest.mark.parametrize('encoding,order', [('yuv422', 'uyvy'), ('uyvy', 'uyvy'),
+                                            ('yuv422_yuy2', 'yuyv'), ('yuyv', 'yuyv')])
+def test_yuv422_decodes_to_the_rgb_it_was_packed_from(encoding, order):
+    packed = yuv422_from_rgb(SMOOTH_EVEN, order)
+    decoded = decode_image(_image(packed, encoding, pad=6))
+    assert decoded.order == 'rgb' and decoded.pixels.shape == SMOOTH_EVEN.shape
+    assert np.abs(decoded.pixels.astype(int) - SMOOTH_EVEN).mean() < 3
+    reference = message_to_cvimage(_image(packed, encoding), 'rgb8')  # independent mapping
+    np.testing.assert_array_equal(decoded.pixels, reference)
+
+
+@pytest.mark.parametrize('bits', [8, 16])
+@pytest.mark.parametrize('pattern', ['rggb', 'bggr', 'gbrg', 'grbg'])
+def test_bayer_demosaics_to_the_scene_it_was_sampled_from(pattern, bits):
+    mosaic = bayer_from_rgb(SMOOTH_EVEN, pattern)
+    if bits == 16:
+        mosaic = mosaic.astype(np.uint16) * 257  # the high byte is the 8-bit value
+    encoding = f'bayer_{pattern}{bits}'
+    decoded = decode_image(_image(mosaic, encoding, pad=4, bigendian=bits == 16))
+    assert decoded.order == 'rgb' and decoded.pixels.shape == SMOOTH_EVEN.shape
+    inner = (slice(2, -2), slice(2, -2))  # borders are extrapolated
+    error = np.abs(decoded.pixels[inner].astype(int) - SMOOTH_EVEN[inner]).mean()
+    assert error < 6, error  # a wrong pattern swaps red and blue: error in the tens
+
+
+@pytest.mark.parametrize('encoding,width,height,reason', [
+    ('yuv422', 7, 4, 'even width'), ('yuyv', 1, 1, 'even width'),
+    ('bayer_rggb8', 1, 5, '2x2'), ('bayer_grbg16', 6, 1, '2x2')])
+def test_converted_encodings_refuse_sizes_they_cannot_have(encoding, width, height, reason):
+    msg = Image(width=width, height=height, encoding=encoding, step=width * 2,
+                data=bytes(width * height * 2))
+    error = _rejected(check_image, msg)
+    assert error.reason == 'bad_size' and reason in error.detail
+
+
+def test_converted_encodings_are_checked_against_their_data_like_the_others():
+    packed = yuv422_from_rgb(SMOOTH_EVEN, 'uyvy')
+    msg = _image(packed, 'uyvy')
+    msg.step = SMOOTH_EVEN.shape[1]  # one byte per pixel: short for 4:2:2
+    assert _rejected(decode_image, msg).reason == 'bad_step'
+    msg = _image(packed, 'uyvy')
+    msg.data = bytes(msg.data)[:-1]
+    assert _rejected(decode_image, msg).reason == 'truncated'
 
 
 # --- colour, resizing, encoding -----------------------------------------------------------------

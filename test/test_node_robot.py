@@ -313,3 +313,15 @@ def test_diagnostics_in_every_state_and_label_info_after_each_configure(ros_env,
     finally:
         client.close()
         assert node.stop() == 0, node.text
+
+
+@pytest.mark.parametrize('encoding', ['uyvy', 'yuyv', 'bayer_rggb8'])
+def test_driver_encodings_are_segmented(robot_node, encoding):
+    client = _client(f'{encoding}_client', ('mask',))
+    try:
+        client.wait_connected()
+        frame = stamped(image_from_rgb(_big_disc(), encoding, pad=32), next(STAMPS))
+        mask = decode_image(client.request(frame)['mask']).pixels[..., 0]
+        assert mask.shape == (480, 640) and (mask == 1).sum() > 10_000  # the disc was found
+    finally:
+        client.close()

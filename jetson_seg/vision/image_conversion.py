@@ -33,6 +33,19 @@ _ENCODINGS: dict[str, tuple[int, int, str]] = {
     '8UC1': (1, 1, 'mono'), '8UC3': (3, 1, 'bgr'), '8UC4': (4, 1, 'bgra'),
     '16UC1': (1, 2, 'mono'),
 }
+DIRECT_ENCODINGS: tuple[str, ...] = tuple(_ENCODINGS)
+#: Driver encodings (sensor_msgs image_encodings names) OpenCV converts to RGB while decoding:
+#: packed YUV 4:2:2 (usb_cam's default; 'yuv422' is UYVY byte order) and Bayer mosaics, which
+#: cannot be resized before the conversion. OpenCV names a Bayer pattern after its second row.
+_CONVERTED: dict[str, tuple[int, int, int]] = {
+    'yuv422': (2, 1, cv2.COLOR_YUV2RGB_UYVY), 'uyvy': (2, 1, cv2.COLOR_YUV2RGB_UYVY),
+    'yuv422_yuy2': (2, 1, cv2.COLOR_YUV2RGB_YUYV), 'yuyv': (2, 1, cv2.COLOR_YUV2RGB_YUYV),
+    **{f'bayer_{pattern}{bits}': (1, bits // 8, code) for bits in (8, 16)
+       for pattern, code in (('rggb', cv2.COLOR_BayerBG2RGB), ('bggr', cv2.COLOR_BayerRG2RGB),
+                             ('gbrg', cv2.COLOR_BayerGR2RGB), ('grbg', cv2.COLOR_BayerGB2RGB))},
+}
+_ENCODINGS.update({name: (channels, depth, 'converted')
+                   for name, (channels, depth, _) in _CONVERTED.items()})
 SUPPORTED_ENCODINGS: tuple[str, ...] = tuple(_ENCODINGS)
 _TO_RGB = {'bgr': cv2.COLOR_BGR2RGB, 'rgba': cv2.COLOR_RGBA2RGB, 'bgra': cv2.COLOR_BGRA2RGB,
            'mono': cv2.COLOR_GRAY2RGB}
@@ -69,6 +82,15 @@ def _byte_view(data) -> np.ndarray:
         return np.ascontiguousarray(data, dtype=np.uint8).reshape(-1)
 
 
+def _check_convertible(encoding: str, width: int, height: int) -> None:
+    """YUV 4:2:2 shares chroma between pixel pairs; a Bayer tile is 2x2."""
+    if encoding.startswith('bayer_') and (width < 2 or height < 2):
+        raise ImageRejected('bad_size', f'{encoding} needs at least 2x2 pixels, got '
+                                        f'{width}x{height}')
+    if not encoding.startswith('bayer_') and width % 2:
+        raise ImageRejected('bad_size', f'{encoding} needs an even width, got {width}')
+
+
 def check_image(msg, max_pixels: int = 4096 * 4096) -> tuple[int, int, str]:
     """Validate a sensor_msgs/Image's header against its data without touching the pixels.
 
@@ -83,6 +105,8 @@ def check_image(msg, max_pixels: int = 4096 * 4096) -> tuple[int, int, str]:
     channels, depth, order = layout
     width, height, step = int(msg.width), int(msg.height), int(msg.step)
     _check_size(width, height, max_pixels)
+    if order == 'converted':
+        _check_convertible(msg.encoding, width, height)
     row_bytes = width * channels * depth
     if step < row_bytes:
         raise ImageRejected('bad_step', f'step {step} < width*bytes_per_pixel {row_bytes} '
@@ -98,7 +122,7 @@ def decode_image(msg, max_pixels: int = 4096 * 4096) -> DecodedImage:
     """Decode a sensor_msgs/Image; 8-bit encodings return a view of `msg.data`, not a copy.
 
     Validated first (`check_image`). mono16/16UC1 keep their high byte (value >> 8),
-    honouring `is_bigendian`.
+    honouring `is_bigendian`. YUV 4:2:2 and Bayer encodings come back converted to RGB.
     """
     depth, row_bytes, order = check_image(msg, max_pixels)
     width, height, step = int(msg.width), int(msg.height), int(msg.step)
@@ -106,10 +130,15 @@ def decode_image(msg, max_pixels: int = 4096 * 4096) -> DecodedImage:
     # Rows of `step` bytes, padding sliced off: still a view (strides step, 1).
     rows = buffer[:step * height].reshape(height, step)[:, :row_bytes]
     if depth == 1:
-        return DecodedImage(rows.reshape(height, width, -1), order)
-    # value >> 8 is the high byte: byte 0 of each pair when big-endian, byte 1 when little.
-    high = rows[:, (0 if msg.is_bigendian else 1)::2]
-    return DecodedImage(np.ascontiguousarray(high).reshape(height, width, 1), order)
+        pixels = rows.reshape(height, width, -1)
+    else:  # value >> 8 is the high byte: byte 0 of each pair when big-endian, byte 1 when little
+        high = rows[:, (0 if msg.is_bigendian else 1)::2]
+        pixels = np.ascontiguousarray(high).reshape(height, width, 1)
+    if order == 'converted':
+        code = _CONVERTED[msg.encoding][2]
+        return DecodedImage(cv2.cvtColor(pixels if pixels.shape[2] > 1 else pixels[..., 0],
+                                         code), 'rgb')
+    return DecodedImage(pixels, order)
 
 
 def _compressed_kind(fmt: str) -> str:
