@@ -33,7 +33,8 @@ def _node(context):
                     {'use_sim_time': ParameterValue(LaunchConfiguration('use_sim_time'),
                                                     value_type=bool)}],
         remappings=[('image', LaunchConfiguration('image')),
-                    ('image/compressed', [LaunchConfiguration('image'), '/compressed'])],
+                    ('image/compressed', [LaunchConfiguration('image'), '/compressed']),
+                    ('camera_info', LaunchConfiguration('camera_info'))],
     )]
 
 
@@ -42,6 +43,8 @@ def generate_launch_description():
     return LaunchDescription([
         DeclareLaunchArgument('image', default_value='image',
                               description='Camera image topic to segment'),
+        DeclareLaunchArgument('camera_info', default_value='camera_info',
+                              description='CameraInfo topic of that camera (optional input)'),
         DeclareLaunchArgument('namespace', default_value='',
                               description='Namespace of the node and its outputs'),
         DeclareLaunchArgument('params_file',

@@ -20,7 +20,7 @@ from rosbags.highlevel import AnyReader
 from rosbags.interfaces import QosDurability, QosReliability
 from rosgraph_msgs.msg import Clock
 from ros_harness import NodeProcess, SegmentationClient
-from std_msgs.msg import String
+from vision_msgs.msg import LabelInfo, VisionClass
 
 from jetson_seg.tools.bags import SampleBagSpec, make_sample_bag, typestore
 from jetson_seg.training.scenes import scene_stream
@@ -135,15 +135,15 @@ def test_bag_player_publishes_the_bag_time_on_clock(ros_env, tmp_path):
     assert ticks == sorted(ticks) and ticks[-1] - ticks[0] > 0.5e9
 
 
-def test_recorder_keeps_offered_qos_and_stamps_on_the_node_clock(ros_env, tmp_path):
+def test_recorder_keeps_offered_qos_vision_msgs_and_stamps_on_the_node_clock(ros_env, tmp_path):
     out = tmp_path / 'rec'
     proc = subprocess.Popen([sys.executable, '-m', 'jetson_seg.tools.bag_recorder', str(out),
-                             '--topics', '/sim_rec/latched', '--ros-args', '-p',
+                             '--topics', '/sim_rec/label_info', '--ros-args', '-p',
                              'use_sim_time:=true'], env=ros_env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     node = rclpy.create_node('sim_rec_publisher')
     clock = node.create_publisher(Clock, '/clock', 10)
-    latched = node.create_publisher(String, '/sim_rec/latched', QoSProfile(
+    latched = node.create_publisher(LabelInfo, '/sim_rec/label_info', QoSProfile(
         depth=1, reliability=ReliabilityPolicy.RELIABLE,
         durability=DurabilityPolicy.TRANSIENT_LOCAL))
     try:
@@ -155,7 +155,7 @@ def test_recorder_keeps_offered_qos_and_stamps_on_the_node_clock(ros_env, tmp_pa
         for _ in range(10):  # the recorder's clock has surely taken 1234.5 s by now
             clock.publish(Clock(clock=_time(1234.5)))
             rclpy.spin_once(node, timeout_sec=0.1)
-        latched.publish(String(data='table'))
+        latched.publish(LabelInfo(class_map=[VisionClass(class_id=1, class_name='disc')]))
         time.sleep(1.0)
     finally:
         proc.send_signal(signal.SIGINT)
@@ -168,4 +168,6 @@ def test_recorder_keeps_offered_qos_and_stamps_on_the_node_clock(ros_env, tmp_pa
         assert qos and qos[0].durability == QosDurability.TRANSIENT_LOCAL, qos
         assert qos[0].reliability == QosReliability.RELIABLE
         stamps = [t for _, t, _ in reader.messages()]
+        (table,) = [reader.deserialize(raw, c.msgtype) for c, _, raw in reader.messages()]
     assert stamps == [pytest.approx(1234.5e9, abs=1e6)], stamps
+    assert table.class_map[0].class_name == 'disc'  # vision_msgs types are known to the bag

@@ -21,10 +21,34 @@ CAMERA_INFO_TYPE = 'sensor_msgs/msg/CameraInfo'
 STORAGES = ('sqlite3', 'mcap')
 
 
+#: vision_msgs definitions shipped with this package (what the venv builds)
+OWN_VISION_MSGS = Path(__file__).resolve().parents[2] / 'interfaces' / 'vision_msgs' / 'msg'
+
+
+def _vision_msgs_dir() -> Path | None:
+    """A ROS install's vision_msgs definitions, else the package's own copy."""
+    try:
+        from ament_index_python.packages import get_package_share_directory
+        folders = [Path(get_package_share_directory('vision_msgs')) / 'msg']
+    except (ImportError, LookupError, OSError):  # no ament index here
+        folders = []
+    return next((d for d in folders + [OWN_VISION_MSGS] if d.is_dir()), None)
+
+
 def typestore():
-    """Message definitions of ROS 2 Kilted, the distribution the venv's wheels come from."""
-    from rosbags.typesys import Stores, get_typestore
-    return get_typestore(Stores.ROS2_KILTED)
+    """Message definitions of ROS 2 Kilted (the venv's wheels' distribution) plus vision_msgs.
+
+    rosbags knows no vision_msgs, so recording detections or label_info needs them added.
+    """
+    from rosbags.typesys import Stores, get_types_from_msg, get_typestore
+    store = get_typestore(Stores.ROS2_KILTED)
+    folder = _vision_msgs_dir()
+    if folder is not None:
+        types: dict = {}
+        for path in sorted(folder.glob('*.msg')):
+            types.update(get_types_from_msg(path.read_text(), f'vision_msgs/msg/{path.stem}'))
+        store.register(types)
+    return store
 
 
 @dataclass(frozen=True)
