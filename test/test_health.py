@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from jetson_seg.ros.health import ERROR, OK, WARN, HealthConfig, Observed, assess
@@ -13,7 +15,7 @@ HEALTHY = Observed(state='active', silence_s=0.03, input_rate_hz=30.0, rejected_
 
 
 def _with(**changes) -> Observed:
-    return Observed(**{**HEALTHY.__dict__, **changes})
+    return dataclasses.replace(HEALTHY, **changes)
 
 
 @pytest.mark.parametrize('seen,level,fragment', [

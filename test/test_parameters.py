@@ -20,6 +20,12 @@ def test_defaults_are_valid():
     ('input_reliability', 'sometimes', 'one of'),
     ('min_region_area', 'big', 'must be int'),
     ('autostart', 1, 'must be bool'),
+    ('class_id_format', 'number', "one of ['id', 'name']"),
+    ('jpeg_quality', 0, '>= 1'),
+    ('jpeg_quality', 101, '<= 100'),
+    ('expected_rate', -1.0, '>= 0.0'),
+    ('rate_tolerance', 1.5, '<= 1.0'),
+    ('stale_after', -0.5, '>= 0.0'),
 ])
 def test_bad_values_are_refused_with_reason(name, value, fragment):
     reason = validate(SPECS_BY_NAME[name], value)
