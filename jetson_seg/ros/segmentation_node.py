@@ -126,11 +126,15 @@ class SegmentationNode(LifecycleNode):
         specs = [SPECS_BY_NAME[p.name] for p in params if p.name in SPECS_BY_NAME]
         if self._pipeline is not None and any(spec.runtime for spec in specs):
             self._pipeline.config = self._pipeline_config()
-        self._labels = class_labels(self._class_names, self._param('class_id_format') == 'name')
+        self._update_labels()
         later = [spec.name for spec in specs if not spec.runtime]
         if later and self._engine is not None:
             self.get_logger().info(f'{", ".join(later)} will apply at the next configure '
                                    f'(deactivate, cleanup, configure, activate)')
+
+    def _update_labels(self) -> None:
+        """Detection class_id of each class index, as class_id_format says."""
+        self._labels = class_labels(self._class_names, self._param('class_id_format') == 'name')
 
     def _pipeline_config(self) -> PipelineConfig:
         return PipelineConfig(mask_at_input_resolution=self._param('mask_resolution') == 'input',
@@ -172,7 +176,7 @@ class SegmentationNode(LifecycleNode):
         engine, info = loaded
         self._engine, self._configure_error = engine, ''
         self._class_names = info.class_names
-        self._labels = class_labels(info.class_names, self._param('class_id_format') == 'name')
+        self._update_labels()
         self._pipeline = SegmentationPipeline(engine, info, self._pipeline_config())
         self._scheduler = FrameScheduler(self._pipeline, self, self.stats, self.check)
         self._cameras = tuple(dict.fromkeys(self._param('cameras')))
