@@ -21,6 +21,9 @@ from shm import fastdds_files, leaked, segments_of
 
 from jetson_seg.training.scenes import scene_stream
 
+#: engine:=tf imports TensorFlow while configuring: seconds of loading to land a signal in
+SLOW_LOAD = {'threads': 1, 'engine': 'tf'}
+
 
 def _request_transition(helper, target: str, transition: int) -> None:
     """Ask for a lifecycle transition without waiting for the answer (the node may exit)."""
@@ -61,7 +64,7 @@ def _stop_with(node: NodeProcess, signum: int, before: set[str], meanwhile=None)
 @pytest.mark.parametrize('signum', [signal.SIGINT, signal.SIGTERM], ids=['SIGINT', 'SIGTERM'])
 def test_signal_while_loading_the_model(ros_env, signum):
     before = fastdds_files()
-    node = NodeProcess({'threads': 1}, ros_env, namespace='/sig_load')
+    node = NodeProcess(SLOW_LOAD, ros_env, namespace='/sig_load')
     node.wait_for_output('configuring: loading the model')
     _stop_with(node, signum, before)
     assert 'active: listening' not in node.text  # it was stopped before the model was in
@@ -69,13 +72,14 @@ def test_signal_while_loading_the_model(ros_env, signum):
 
 def test_signal_during_a_configure_asked_for_by_a_manager(ros_env):
     before = fastdds_files()
-    node = NodeProcess({'threads': 1, 'autostart': False}, ros_env, namespace='/sig_manager')
+    node = NodeProcess({**SLOW_LOAD, 'autostart': False}, ros_env, namespace='/sig_manager')
     helper = rclpy.create_node('signal_manager')
     try:
         _request_transition(helper, '/sig_manager/segmentation_node',
                             Transition.TRANSITION_CONFIGURE)
         node.wait_for_output('configuring: loading the model')
         _stop_with(node, signal.SIGTERM, before)
+        assert 'configured:' not in node.text  # it was stopped while configuring
     finally:
         helper.destroy_node()
 
