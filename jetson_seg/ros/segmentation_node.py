@@ -10,10 +10,12 @@ core (image_conversion, pipeline); messages.py builds the outgoing messages.
 from __future__ import annotations
 
 import collections
+import functools
 import os
 import sys
 import threading
 import time
+from typing import Callable
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
@@ -65,24 +67,42 @@ def _stamp(header) -> tuple[int, int]:
     return int(header.stamp.sec), int(header.stamp.nanosec)
 
 
-class CameraInfoCache:
-    """The latest camera_info messages of one camera, found by the stamp of their image."""
+class CameraInfoMatcher:
+    """Pairs each mask with the camera_info of its image's stamp, whichever arrives first.
 
-    def __init__(self, size: int = 30) -> None:
+    Drivers publish the info just before or just after the image; the unmatched side waits
+    among the last `size` of its kind. `publish(info, header, mask_size)` sends a pair.
+    """
+
+    def __init__(self, publish: Callable[[CameraInfo, Header, tuple[int, int]], None],
+                 size: int = 30) -> None:
+        self._publish = publish
         self._lock = threading.Lock()
-        self._by_stamp: collections.OrderedDict[tuple[int, int], CameraInfo] = \
+        self._infos: collections.OrderedDict[tuple[int, int], CameraInfo] = \
+            collections.OrderedDict()
+        self._masks: collections.OrderedDict[tuple[int, int], tuple[Header, tuple[int, int]]] = \
             collections.OrderedDict()
         self._size = size
 
-    def add(self, info: CameraInfo) -> None:
+    def _take_or_keep(self, key: tuple[int, int], other: collections.OrderedDict,
+                      mine: collections.OrderedDict, value):
         with self._lock:
-            self._by_stamp[_stamp(info.header)] = info
-            while len(self._by_stamp) > self._size:
-                self._by_stamp.popitem(last=False)
+            if key in other:
+                return other.pop(key)
+            mine[key] = value
+            while len(mine) > self._size:
+                mine.popitem(last=False)
+            return None
 
-    def find(self, header) -> CameraInfo | None:
-        with self._lock:
-            return self._by_stamp.get(_stamp(header))
+    def add_info(self, info: CameraInfo) -> None:
+        mask = self._take_or_keep(_stamp(info.header), self._masks, self._infos, info)
+        if mask is not None:
+            self._publish(info, *mask)
+
+    def add_mask(self, header: Header, mask_size: tuple[int, int]) -> None:
+        info = self._take_or_keep(_stamp(header), self._infos, self._masks, (header, mask_size))
+        if info is not None:
+            self._publish(info, header, mask_size)
 
 
 class SegmentationNode(LifecycleNode):
@@ -101,7 +121,7 @@ class SegmentationNode(LifecycleNode):
         self._labels: tuple[str, ...] = ()
         self._cameras: tuple[str, ...] = ()
         self._pubs: dict[str, dict[str, object]] = {}  # camera -> output -> publisher
-        self._infos: dict[str, CameraInfoCache] = {}
+        self._infos: dict[str, CameraInfoMatcher] = {}
         self._subs: list = []
         self._scheduler: FrameScheduler | None = None
         self._state = 'unconfigured'
@@ -181,7 +201,8 @@ class SegmentationNode(LifecycleNode):
         self._scheduler = FrameScheduler(self._pipeline, self, self.stats, self.check)
         self._cameras = tuple(dict.fromkeys(self._param('cameras')))
         self._pubs = {cam: self._camera_publishers(cam) for cam in self._cameras}
-        self._infos = {cam: CameraInfoCache() for cam in self._cameras}
+        self._infos = {cam: CameraInfoMatcher(functools.partial(self._publish_camera_info, cam))
+                       for cam in self._cameras}
         header = Header(stamp=self.get_clock().now().to_msg())
         for pubs in self._pubs.values():  # latched: late joiners get the table of this model
             pubs['label_info'].publish(label_info_msg(header, self._class_names))
@@ -226,7 +247,7 @@ class SegmentationNode(LifecycleNode):
                 _qos(self._param('input_reliability'), self._param('input_depth')),
                 qos_overriding_options=QOS_OVERRIDES))
             self._subs.append(self.create_subscription(
-                CameraInfo, prefix + 'camera_info', self._infos[cam].add,
+                CameraInfo, prefix + 'camera_info', self._infos[cam].add_info,
                 _qos('best_effort', 10), qos_overriding_options=QOS_OVERRIDES))
         self._active_since = self._now()
         self._state = 'active'
@@ -332,9 +353,12 @@ class SegmentationNode(LifecycleNode):
                     header, result.overlay, 'rgb8', 'jpeg', self._param('jpeg_quality')))
         if result.regions is not None:
             pubs['detections'].publish(detections_msg(header, result.regions, self._labels))
-        info = self._infos[frame.camera].find(header) if 'camera_info' in listened else None
-        if info is not None:
-            pubs['camera_info'].publish(mask_camera_info(info, header, *result.mask_size))
+        if 'camera_info' in listened:
+            self._infos[frame.camera].add_mask(header, result.mask_size)
+
+    def _publish_camera_info(self, camera: str, info: CameraInfo, header: Header,
+                             mask_size: tuple[int, int]) -> None:
+        self._pubs[camera]['camera_info'].publish(mask_camera_info(info, header, *mask_size))
 
     # ---- diagnostics ------------------------------------------------------------------------
     def _since_report(self, key: str, total: int) -> int:
