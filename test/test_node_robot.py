@@ -329,3 +329,27 @@ def test_driver_encodings_are_segmented(robot_node, encoding):
         assert mask.shape == (480, 640) and (mask == 1).sum() > 10_000  # the disc was found
     finally:
         client.close()
+
+
+def test_one_dead_camera_of_several_is_named(ros_env):
+    target = '/two_cams/segmentation_node'
+    node = NodeProcess({'threads': 1, 'cameras': '[front, rear]', 'stale_after': 1.0,
+                        'diagnostics_period': 0.2}, ros_env, namespace='/two_cams')
+    front = SegmentationClient('front_client', namespace='/two_cams/front', outputs=('mask',))
+    try:
+        node.wait_for_output('active: listening')
+        front.wait_connected()
+        image = image_from_rgb(_big_disc(), 'rgb8')
+        start = len(front.diagnostics)
+        for _ in range(100):  # front streams, rear says nothing
+            image.header.stamp = front.node.get_clock().now().to_msg()
+            front.image_pub.publish(image)
+            if front.spin_until(lambda: any((s := _status(m, target)) and 'rear' in s.message
+                                            for m in front.diagnostics[start:]), 0.1):
+                break
+        status = _wait_status(front, target, lambda s: 'rear' in s.message, 1.0, start)
+        assert status.level == DiagnosticStatus.WARN and 'no image from rear' in status.message
+        assert 'front' not in status.message
+    finally:
+        front.close()
+        assert node.stop() == 0, node.text

@@ -27,12 +27,13 @@ class Observed:
     """What the node saw since its last report; times in seconds on the node clock."""
 
     state: str  # lifecycle state label: unconfigured, inactive, active, finalized
-    silence_s: float  # since the last frame, or since activation when none came since
-    input_rate_hz: float
+    silence_s: float  # of the quietest camera: since its last frame, or since activation
+    input_rate_hz: float  # per camera (the node's total over its cameras)
     rejected_since_report: int
     failed_since_report: int
     configure_error: str = ''
     last_failure: str = ''
+    quiet_camera: str = ''  # named when the node serves several
 
 
 def assess(config: HealthConfig, seen: Observed) -> tuple[int, str]:
@@ -47,7 +48,8 @@ def assess(config: HealthConfig, seen: Observed) -> tuple[int, str]:
         problems.append((ERROR, f'engine failed on {seen.failed_since_report} frame(s): '
                                 f'{seen.last_failure}'))
     if config.stale_after > 0 and seen.silence_s > config.stale_after:
-        problems.append((WARN, f'no image for {seen.silence_s:.1f} s (stale_after '
+        source = f' from {seen.quiet_camera}' if seen.quiet_camera else ''
+        problems.append((WARN, f'no image{source} for {seen.silence_s:.1f} s (stale_after '
                                f'{config.stale_after:g} s)'))
     elif config.expected_rate > 0 and \
             seen.input_rate_hz < config.expected_rate * (1.0 - config.rate_tolerance):

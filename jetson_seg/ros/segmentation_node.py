@@ -127,6 +127,7 @@ class SegmentationNode(LifecycleNode):
         self._state = 'unconfigured'
         self._configure_error = ''
         self._active_since = 0.0
+        self._last_seen: dict[str, float] = {}  # camera -> node-clock time of its last image
         self._last_failure = ''
         self._reported = {'rejected': 0, 'failed': 0}
         # Diagnostics in every lifecycle state: created here, not at configure/activate.
@@ -294,7 +295,9 @@ class SegmentationNode(LifecycleNode):
     # ---- frames (FrameSink for the scheduler) ------------------------------------------------
     def _on_image(self, camera: str, msg) -> None:
         sec, nanosec = _stamp(msg.header)
-        self._scheduler.submit(camera, msg, self._now() - (sec + nanosec * 1e-9))
+        now = self._now()
+        self._last_seen[camera] = now
+        self._scheduler.submit(camera, msg, now - (sec + nanosec * 1e-9))
 
     def stop_worker(self) -> None:
         """Stop frame processing (idempotent); pending frames are counted as dropped."""
@@ -369,13 +372,15 @@ class SegmentationNode(LifecycleNode):
         figures = self.stats.snapshot()
         failed = self._since_report('failed', self.stats.rejected['processing_error'])
         rejected = self._since_report('rejected', figures['rejected']) - failed
-        last = self.stats.last_received_at
         now = self._now()
         if self._state == 'active' and self._active_since <= 0.0:
             self._active_since = now  # activated under use_sim_time before /clock started
-        seen = Observed(state=self._state,
-                        silence_s=now - max(self._active_since, last or self._active_since),
-                        input_rate_hz=figures['input_rate_hz'],
+        silence = {cam: now - max(self._active_since, self._last_seen.get(cam, 0.0))
+                   for cam in self._cameras}  # a camera silent since activation counts too
+        quietest = max(silence, key=silence.get, default='')
+        seen = Observed(state=self._state, silence_s=silence.get(quietest, 0.0),
+                        quiet_camera=quietest if len(self._cameras) > 1 else '',
+                        input_rate_hz=figures['input_rate_hz'] / max(1, len(self._cameras)),
                         rejected_since_report=rejected, failed_since_report=failed,
                         configure_error=self._configure_error, last_failure=self._last_failure)
         level, text = assess(self._health_config(), seen)

@@ -21,9 +21,9 @@ class FrameStats:
 
     Every received frame ends in exactly one count: answered, dropped (replaced by a newer
     frame), rejected (malformed, by reason) or unwanted (no subscriber to any output).
-    Rates, the time since the last input and stamp ages are read on `clock` (seconds): the
-    node passes its ROS clock so that they follow /clock under use_sim_time; latencies are
-    processing times and stay on the monotonic clock.
+    Rates and stamp ages are read on `clock` (seconds): the node passes its ROS clock so that
+    they follow /clock under use_sim_time; latencies are processing times and stay on the
+    monotonic clock.
     """
 
     def __init__(self, window: int = 600, fps_window_s: float = 2.0,
@@ -49,12 +49,6 @@ class FrameStats:
         with self._lock:
             self.received += 1
             self._arrivals.append((now, stamp_age_s))
-
-    @property
-    def last_received_at(self) -> float | None:
-        """Clock time of the newest frame, None before the first."""
-        with self._lock:
-            return self._arrivals[-1][0] if self._arrivals else None
 
     def on_dropped(self) -> None:
         with self._lock:
