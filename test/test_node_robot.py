@@ -90,6 +90,19 @@ def _wait_status(client: SegmentationClient, node: str, predicate, timeout: floa
     return found[0]
 
 
+def _stream_until(client: SegmentationClient, node: str, predicate) -> DiagnosticStatus:
+    """Send freshly stamped frames (~10 Hz) until a status of `node` fits `predicate`."""
+    image = image_from_rgb(_big_disc(), 'rgb8')
+    start = len(client.diagnostics)
+    for _ in range(200):
+        image.header.stamp = client.node.get_clock().now().to_msg()
+        client.image_pub.publish(image)
+        if client.spin_until(lambda: any((s := _status(m, node)) and predicate(s)
+                                         for m in client.diagnostics[start:]), 0.1):
+            break
+    return _wait_status(client, node, predicate, timeout=1.0, after=start)
+
+
 def _value(status: DiagnosticStatus, key: str) -> str:
     return next(kv.value for kv in status.values if kv.key == key)
 
@@ -168,25 +181,12 @@ def test_dead_camera_warns_and_live_camera_reads_ok(robot_node):
         stale = _wait_status(client, TARGET, lambda s: 'no image' in s.message,
                              after=len(client.diagnostics))
         assert stale.level == DiagnosticStatus.WARN and _value(stale, 'state') == 'active'
-        image = image_from_rgb(_big_disc(), 'rgb8')
-
-        def stream_until(predicate) -> DiagnosticStatus:
-            start = len(client.diagnostics)
-            for _ in range(200):  # ~10 Hz of fresh frames
-                now = client.node.get_clock().now().to_msg()
-                image.header.stamp = now
-                client.image_pub.publish(image)
-                if client.spin_until(lambda: any(
-                        (s := _status(m, TARGET)) and predicate(s)
-                        for m in client.diagnostics[start:]), 0.1):
-                    break
-            return _wait_status(client, TARGET, predicate, timeout=1.0, after=start)
         # OK once the window holds only these fresh frames (earlier tests sent old stamps)
-        alive = stream_until(lambda s: s.level == DiagnosticStatus.OK and
-                             float(_value(s, 'stamp_age_max_ms')) < 60_000)
+        alive = _stream_until(client, TARGET, lambda s: s.level == DiagnosticStatus.OK and
+                              float(_value(s, 'stamp_age_max_ms')) < 60_000)
         assert alive.message == 'running'
         _set(client.node, TARGET, 'expected_rate', 1000.0)  # far above what we send
-        slow = stream_until(lambda s: 'below expected' in s.message)
+        slow = _stream_until(client, TARGET, lambda s: 'below expected' in s.message)
         assert slow.level == DiagnosticStatus.WARN
         _set(client.node, TARGET, 'expected_rate', 0.0)
     finally:
@@ -339,15 +339,7 @@ def test_one_dead_camera_of_several_is_named(ros_env):
     try:
         node.wait_for_output('active: listening')
         front.wait_connected()
-        image = image_from_rgb(_big_disc(), 'rgb8')
-        start = len(front.diagnostics)
-        for _ in range(100):  # front streams, rear says nothing
-            image.header.stamp = front.node.get_clock().now().to_msg()
-            front.image_pub.publish(image)
-            if front.spin_until(lambda: any((s := _status(m, target)) and 'rear' in s.message
-                                            for m in front.diagnostics[start:]), 0.1):
-                break
-        status = _wait_status(front, target, lambda s: 'rear' in s.message, 1.0, start)
+        status = _stream_until(front, target, lambda s: 'rear' in s.message)  # rear is silent
         assert status.level == DiagnosticStatus.WARN and 'no image from rear' in status.message
         assert 'front' not in status.message
     finally:
