@@ -50,7 +50,7 @@ def malformed(kind: str, rng: np.random.Generator, valid):
     if kind == 'truncated':
         return image(data=valid_bytes[:cut])
     if kind == 'unknown_encoding':
-        return image(encoding=rng.choice(['yuv422', 'bayer_rggb8', '32FC1', 'RGB8', '']))
+        return image(encoding=rng.choice(['yuv420', 'nv21', '32FC1', 'RGB8', '']))
     if kind == 'mismatched_encoding':  # says 16-bit colour-ish, data is 8-bit: too short
         return image(encoding='16UC3' if rng.random() < 0.5 else 'rgba8')
     if kind == 'zero_size':
