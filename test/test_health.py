@@ -69,3 +69,12 @@ def test_input_rate_and_stamp_ages_are_read_on_the_given_clock():
     assert figures['stamp_age_max_ms'] == pytest.approx(400.0)
     clock.now += 10.0  # nothing since: the window is empty, the rate unknown (0)
     assert stats.snapshot()['input_rate_hz'] == 0.0
+
+
+def test_a_slow_camera_is_measured_over_a_window_long_enough_for_it():
+    clock = FakeClock()
+    stats = FrameStats(fps_window_s=8.0, clock=clock)  # the node's window for 0.5 Hz
+    for _ in range(4):
+        stats.on_received()
+        clock.now += 2.0
+    assert stats.snapshot()['input_rate_hz'] == pytest.approx(0.5)

@@ -163,7 +163,10 @@ class SegmentationNode(LifecycleNode):
                               min_region_area=int(self._param('min_region_area')))
 
     def _health_config(self) -> HealthConfig:
-        return HealthConfig(expected_rate=float(self._param('expected_rate')),
+        """The health rules, and a rate window that holds a few frames even of a slow camera."""
+        expected = float(self._param('expected_rate'))
+        self.stats.fps_window_s = max(2.0, 4.0 / expected) if expected > 0 else 2.0
+        return HealthConfig(expected_rate=expected,
                             rate_tolerance=float(self._param('rate_tolerance')),
                             stale_after=float(self._param('stale_after')))
 
@@ -369,6 +372,7 @@ class SegmentationNode(LifecycleNode):
         return recent
 
     def _publish_diagnostics(self) -> None:
+        config = self._health_config()
         figures = self.stats.snapshot()
         failed = self._since_report('failed', self.stats.rejected['processing_error'])
         rejected = self._since_report('rejected', figures['rejected']) - failed
@@ -383,7 +387,7 @@ class SegmentationNode(LifecycleNode):
                         input_rate_hz=figures['input_rate_hz'] / max(1, len(self._cameras)),
                         rejected_since_report=rejected, failed_since_report=failed,
                         configure_error=self._configure_error, last_failure=self._last_failure)
-        level, text = assess(self._health_config(), seen)
+        level, text = assess(config, seen)
         figures.update(state=self._state, engine=self._engine.label if self._engine else 'none',
                        cameras=len(self._cameras), since_last_input_s=round(seen.silence_s, 3),
                        expected_rate_hz=self._param('expected_rate'))
