@@ -14,7 +14,6 @@ Topics that appear later are picked up while recording.
 from __future__ import annotations
 
 import argparse
-import signal
 import time
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
 
 from jetson_seg.ros.interface import qos
+from jetson_seg.ros.shutdown import ShutdownRequest
 from jetson_seg.tools.bags import STORAGES, typestore
 from jetson_seg.tools.replay import message_class, split_ros_args
 
@@ -98,17 +98,16 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(own_args)
     if args.output.exists():
         parser.error(f'{args.output} exists; choose a new folder')
-    stop = []
+    shutdown = ShutdownRequest().install()  # Ctrl-C/SIGTERM end the loop; the bag is closed
     rclpy.init(args=['bag_recorder', *ros_args], signal_handler_options=SignalHandlerOptions.NO)
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.append(True))
     node = rclpy.create_node('bag_recorder')
     recorder = BagRecorder(node, args.output, args.topics, args.storage)
     print(f'recording {recorder.wanted} to {args.output}', flush=True)
     started = last_discovery = time.time()
     recorder.discover()
     try:
-        while not stop and (not args.duration or time.time() - started < args.duration):
+        while not shutdown.requested and \
+                (not args.duration or time.time() - started < args.duration):
             rclpy.spin_once(node, timeout_sec=0.1)
             if time.time() - last_discovery > 0.5:
                 recorder.discover()
