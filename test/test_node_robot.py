@@ -20,9 +20,10 @@ from lifecycle_msgs.srv import ChangeState
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
 from rclpy.qos import QoSProfile, ReliabilityPolicy
-from ros_harness import NodeProcess, SegmentationClient, call_service
+from ros_harness import NodeProcess, call_service
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
+from jetson_seg.tools.replay import NodeClient
 from jetson_seg.vision.image_conversion import decode_compressed, decode_image
 from jetson_seg.training.scenes import CLASS_NAMES
 
@@ -44,9 +45,10 @@ def robot_node(ros_env):
     assert node.stop() == 0, node.text
 
 
-def _client(name: str, outputs: tuple[str, ...]) -> SegmentationClient:
+def _client(name: str, outputs: tuple[str, ...]) -> NodeClient:
     """A client of the /robot node, whose input the overrides made reliable."""
-    return SegmentationClient(name, namespace=NS, reliable_input=True, outputs=outputs)
+    return NodeClient.on_own_node(name, namespace=NS, outputs=outputs, reliable=True,
+                                  node_name=TARGET)
 
 
 def _set(node, target: str, name: str, value) -> None:
@@ -69,38 +71,29 @@ def _big_disc(width: int = 640, height: int = 480) -> np.ndarray:
     return image
 
 
-def _status(msg, node: str) -> DiagnosticStatus | None:
-    return next((s for s in msg.status if s.hardware_id == node), None)
-
-
-def _wait_status(client: SegmentationClient, node: str, predicate, timeout: float = 20.0,
+def _wait_status(client: NodeClient, predicate, timeout: float = 20.0,
                  after: int = 0) -> DiagnosticStatus:
-    """The first status of `node` published after message number `after` that fits."""
+    """The first status of the client's node, from number `after` on, that fits."""
     found: list[DiagnosticStatus] = []
 
     def seen() -> bool:
-        for msg in client.diagnostics[after:]:
-            status = _status(msg, node)
-            if status is not None and predicate(status):
-                found.append(status)
-                return True
-        return False
-    assert client.spin_until(seen, timeout), [
-        (s.level, s.message) for m in client.diagnostics[-5:] if (s := _status(m, node))]
+        found[:] = [s for s in client.statuses[after:] if predicate(s)][:1]
+        return bool(found)
+    assert client.spin_until(seen, timeout), [(s.level, s.message)
+                                              for s in client.statuses[-5:]]
     return found[0]
 
 
-def _stream_until(client: SegmentationClient, node: str, predicate) -> DiagnosticStatus:
-    """Send freshly stamped frames (~10 Hz) until a status of `node` fits `predicate`."""
+def _stream_until(client: NodeClient, predicate) -> DiagnosticStatus:
+    """Send freshly stamped frames (~10 Hz) until a status of the client's node fits."""
     image = image_from_rgb(_big_disc(), 'rgb8')
-    start = len(client.diagnostics)
+    start = len(client.statuses)
     for _ in range(200):
         image.header.stamp = client.node.get_clock().now().to_msg()
-        client.image_pub.publish(image)
-        if client.spin_until(lambda: any((s := _status(m, node)) and predicate(s)
-                                         for m in client.diagnostics[start:]), 0.1):
+        client.publisher.publish(image)
+        if client.spin_until(lambda: any(predicate(s) for s in client.statuses[start:]), 0.1):
             break
-    return _wait_status(client, node, predicate, timeout=1.0, after=start)
+    return _wait_status(client, predicate, timeout=1.0, after=start)
 
 
 def _value(status: DiagnosticStatus, key: str) -> str:
@@ -126,21 +119,18 @@ def test_valid_frames_survive_bursts_of_malformed_messages(robot_node):
     """Defect 1 over DDS: a valid frame then 10 malformed messages, 20 times; all answered."""
     client = _client('burst_client', ('mask',))
     publisher = client.node.create_publisher(  # deep and reliable: DDS itself loses nothing
-        Image, 'image', QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE))
+        Image, f'{NS}/image', QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE))
     try:
-        client.wait_connected()
-        before = len(client.diagnostics)
+        client.connect()
+        before = len(client.statuses)
         valid = image_from_rgb(_big_disc(), 'rgb8')
-        stamps = []
-        for _ in range(20):
-            stamped(valid, next(STAMPS))
-            stamps.append((valid.header.stamp.sec, valid.header.stamp.nanosec))
-            publisher.publish(valid)
+        for index in range(20):
+            record = client.send(stamped(valid, next(STAMPS)))
             for msg in _malformed(valid):
                 publisher.publish(msg)
-            assert client.spin_until(lambda: stamps[-1] in client.received['mask'], 20.0), \
-                f'valid frame {len(stamps)} of 20 was not answered'
-        status = _wait_status(client, TARGET, lambda s: int(_value(s, 'rejected')) >= 200,
+            assert client.spin_until(lambda: 'mask' in record.arrived_at, 20.0), \
+                f'valid frame {index + 1} of 20 was not answered'
+        status = _wait_status(client, lambda s: int(_value(s, 'rejected')) >= 200,
                               after=before)
         assert status.level == DiagnosticStatus.WARN and 'malformed' in status.message
     finally:
@@ -176,17 +166,17 @@ def test_qos_overrides_parameters_set_the_endpoints_qos(robot_node):
 def test_dead_camera_warns_and_live_camera_reads_ok(robot_node):
     client = _client('health_client', ('mask',))
     try:
-        client.wait_connected()
+        client.connect()
         # nothing sent: after stale_after (1 s) the input is stale
-        stale = _wait_status(client, TARGET, lambda s: 'no image' in s.message,
-                             after=len(client.diagnostics))
+        stale = _wait_status(client, lambda s: 'no image' in s.message,
+                             after=len(client.statuses))
         assert stale.level == DiagnosticStatus.WARN and _value(stale, 'state') == 'active'
         # OK once the window holds only these fresh frames (earlier tests sent old stamps)
-        alive = _stream_until(client, TARGET, lambda s: s.level == DiagnosticStatus.OK and
+        alive = _stream_until(client, lambda s: s.level == DiagnosticStatus.OK and
                               float(_value(s, 'stamp_age_max_ms')) < 60_000)
         assert alive.message == 'running'
         _set(client.node, TARGET, 'expected_rate', 1000.0)  # far above what we send
-        slow = _stream_until(client, TARGET, lambda s: 'below expected' in s.message)
+        slow = _stream_until(client, lambda s: 'below expected' in s.message)
         assert slow.level == DiagnosticStatus.WARN
         _set(client.node, TARGET, 'expected_rate', 0.0)
     finally:
@@ -196,7 +186,7 @@ def test_dead_camera_warns_and_live_camera_reads_ok(robot_node):
 def test_detection_class_ids_are_label_info_ids_or_names(robot_node):
     client = _client('ids_client', ('detections',))
     try:
-        client.wait_connected()
+        client.connect()
         assert client.spin_until(lambda: client.label_info, 10.0), 'label_info not latched'
         table = {c.class_id: c.class_name for c in client.label_info[-1].class_map}
         assert table == dict(enumerate(CLASS_NAMES))
@@ -226,11 +216,11 @@ def test_camera_info_follows_the_mask_geometry(robot_node, width, height):
     client = _client('info_client', ('mask',))
     infos: dict[tuple[int, int], CameraInfo] = {}
     client.node.create_subscription(
-        CameraInfo, 'segmentation/camera_info',
+        CameraInfo, f'{NS}/segmentation/camera_info',
         lambda m: infos.__setitem__((m.header.stamp.sec, m.header.stamp.nanosec), m), 10)
-    info_pub = client.node.create_publisher(CameraInfo, 'camera_info', 10)
+    info_pub = client.node.create_publisher(CameraInfo, f'{NS}/camera_info', 10)
     try:
-        client.wait_connected()
+        client.connect()
         assert client.spin_until(lambda: info_pub.get_subscription_count() > 0, 10.0)
         # drivers send the info just before or just after the image: both are matched
         for resolution, info_first in (('input', True), ('network', False)):
@@ -265,11 +255,11 @@ def test_compressed_outputs_are_made_for_their_subscribers(robot_node):
     got: dict[str, dict[tuple[int, int], CompressedImage]] = {'mask': {}, 'overlay': {}}
     for key in got:  # the overlay has no raw subscriber: the compressed one alone asks for it
         client.node.create_subscription(
-            CompressedImage, f'segmentation/{key}/compressed',
+            CompressedImage, f'{NS}/segmentation/{key}/compressed',
             lambda m, key=key: got[key].__setitem__(
                 (m.header.stamp.sec, m.header.stamp.nanosec), m), 10)
     try:
-        client.wait_connected()
+        client.connect()
         frame = stamped(image_from_rgb(_big_disc(), 'rgb8'), next(STAMPS))
         raw = client.request(frame)['mask']
         stamp = (frame.header.stamp.sec, frame.header.stamp.nanosec)
@@ -288,14 +278,14 @@ def test_diagnostics_in_every_state_and_label_info_after_each_configure(ros_env,
     node = NodeProcess({'autostart': False, 'diagnostics_period': 0.2,
                         'model_path': str(tmp_path / 'missing')}, ros_env,
                        namespace='/lifecycle_health')
-    client = SegmentationClient('lifecycle_health_client', namespace='/lifecycle_health',
-                                outputs=())
+    client = NodeClient.on_own_node('lifecycle_health_client', namespace='/lifecycle_health',
+                                    outputs=(), node_name=target)
     try:
-        status = _wait_status(client, target, lambda s: True, timeout=60.0)
+        status = _wait_status(client, lambda s: True, timeout=60.0)
         assert status.level == DiagnosticStatus.ERROR and 'unconfigured' in status.message
         assert not _transition(client.node, target, Transition.TRANSITION_CONFIGURE)
-        status = _wait_status(client, target, lambda s: 'missing' in s.message,
-                              after=len(client.diagnostics))
+        status = _wait_status(client, lambda s: 'missing' in s.message,
+                              after=len(client.statuses))
         assert status.level == DiagnosticStatus.ERROR  # the reason, not just the state
         _set(client.node, target, 'model_path', '')
         stamps = []
@@ -303,13 +293,13 @@ def test_diagnostics_in_every_state_and_label_info_after_each_configure(ros_env,
             assert _transition(client.node, target, Transition.TRANSITION_CONFIGURE)
             assert client.spin_until(lambda: len(client.label_info) > len(stamps), 10.0)
             stamps.append(client.label_info[-1].header.stamp)
-            status = _wait_status(client, target, lambda s: _value(s, 'state') == 'inactive',
-                                  after=len(client.diagnostics))
+            status = _wait_status(client, lambda s: _value(s, 'state') == 'inactive',
+                                  after=len(client.statuses))
             assert status.level == DiagnosticStatus.WARN
             assert _transition(client.node, target, Transition.TRANSITION_CLEANUP)
         assert (stamps[1].sec, stamps[1].nanosec) > (stamps[0].sec, stamps[0].nanosec)
         assert _transition(client.node, target, Transition.TRANSITION_CONFIGURE)
-        late = SegmentationClient('late_joiner', namespace='/lifecycle_health', outputs=())
+        late = NodeClient.on_own_node('late_joiner', namespace='/lifecycle_health', outputs=())
         try:  # joins after the configure: still gets the table
             assert late.spin_until(lambda: late.label_info, 10.0)
         finally:
@@ -323,7 +313,7 @@ def test_diagnostics_in_every_state_and_label_info_after_each_configure(ros_env,
 def test_driver_encodings_are_segmented(robot_node, encoding):
     client = _client(f'{encoding}_client', ('mask',))
     try:
-        client.wait_connected()
+        client.connect()
         frame = stamped(image_from_rgb(_big_disc(), encoding, pad=32), next(STAMPS))
         mask = decode_image(client.request(frame)['mask']).pixels[..., 0]
         assert mask.shape == (480, 640) and (mask == 1).sum() > 10_000  # the disc was found
@@ -335,11 +325,12 @@ def test_one_dead_camera_of_several_is_named(ros_env):
     target = '/two_cams/segmentation_node'
     node = NodeProcess({'threads': 1, 'cameras': '[front, rear]', 'stale_after': 1.0,
                         'diagnostics_period': 0.2}, ros_env, namespace='/two_cams')
-    front = SegmentationClient('front_client', namespace='/two_cams/front', outputs=('mask',))
+    front = NodeClient.on_own_node('front_client', namespace='/two_cams/front',
+                                   outputs=('mask',), node_name=target)
     try:
         node.wait_for_output('active: listening')
-        front.wait_connected()
-        status = _stream_until(front, target, lambda s: 'rear' in s.message)  # rear is silent
+        front.connect()
+        status = _stream_until(front, lambda s: 'rear' in s.message)  # rear is silent
         assert status.level == DiagnosticStatus.WARN and 'no image from rear' in status.message
         assert 'front' not in status.message
     finally:

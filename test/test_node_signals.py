@@ -16,9 +16,10 @@ import rclpy
 from image_msgs import image_from_rgb, stamped
 from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState
-from ros_harness import NodeProcess, SegmentationClient
+from ros_harness import NodeProcess
 from shm import fastdds_files, leaked, segments_of
 
+from jetson_seg.tools.replay import NodeClient
 from jetson_seg.training.scenes import scene_stream
 
 #: engine:=tf imports TensorFlow while configuring: seconds of loading to land a signal in
@@ -33,11 +34,11 @@ def _request_transition(helper, target: str, transition: int) -> None:
     rclpy.spin_once(helper, timeout_sec=0.05)
 
 
-def _stream(client: SegmentationClient, seconds: float) -> None:
+def _stream(client: NodeClient, seconds: float) -> None:
     scene = next(scene_stream(11))
     end, index = time.monotonic() + seconds, 0
     while time.monotonic() < end:
-        client.image_pub.publish(stamped(image_from_rgb(scene.image, 'rgb8'), 70_000 + index))
+        client.publisher.publish(stamped(image_from_rgb(scene.image, 'rgb8'), 70_000 + index))
         index += 1
         rclpy.spin_once(client.node, timeout_sec=0.03)
 
@@ -88,11 +89,11 @@ def test_signal_during_a_configure_asked_for_by_a_manager(ros_env):
 def test_signal_while_active_and_frames_arrive(ros_env, signum):
     before = fastdds_files()
     node = NodeProcess({'threads': 1}, ros_env, namespace='/sig_active')
-    client = SegmentationClient('signal_active_client', namespace='/sig_active',
-                                outputs=('mask',))
+    client = NodeClient.on_own_node('signal_active_client', namespace='/sig_active',
+                                    outputs=('mask',))
     try:
         node.wait_for_output('active: listening')
-        client.wait_connected()
+        client.connect()
         _stream(client, 1.0)
         _stop_with(node, signum, before, meanwhile=lambda: _stream(client, 0.5))
     finally:

@@ -19,10 +19,12 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rosbags.highlevel import AnyReader
 from rosbags.interfaces import QosDurability, QosReliability
 from rosgraph_msgs.msg import Clock
-from ros_harness import NodeProcess, SegmentationClient
+from ros_harness import NodeProcess
 from vision_msgs.msg import LabelInfo, VisionClass
 
+from jetson_seg.ros.interface import DIAGNOSTICS, DIAGNOSTICS_QOS
 from jetson_seg.tools.bags import SampleBagSpec, make_sample_bag, typestore
+from jetson_seg.tools.replay import NodeClient
 from jetson_seg.training.scenes import scene_stream
 
 SIM_START = 5000.0
@@ -51,8 +53,10 @@ class SimClock:
         self.publisher.publish(Clock(clock=_time(self.now)))
 
 
-def _status(client: SegmentationClient, node: str, after: int):
-    for msg in client.diagnostics[after:]:
+def _status(arrays: list, node: str, after: int):
+    """(DiagnosticArray, status of `node`) from message number `after` on: the array's header
+    holds the stamp, which NodeClient's statuses leave out."""
+    for msg in arrays[after:]:
         for status in msg.status:
             if status.hardware_id == node:
                 yield msg, status
@@ -66,23 +70,27 @@ def test_node_reads_stamps_staleness_and_timers_on_sim_time(ros_env):
     target = '/sim/segmentation_node'
     node = NodeProcess({'threads': 1, 'use_sim_time': True, 'stale_after': 1.0,
                         'diagnostics_period': 0.05}, ros_env, namespace='/sim')
-    client = SegmentationClient('sim_client', namespace='/sim', outputs=('mask',))
+    client = NodeClient.on_own_node('sim_client', namespace='/sim', outputs=('mask',))
+    arrays: list = []
+    client.node.create_subscription(DIAGNOSTICS.type, DIAGNOSTICS.name, arrays.append,
+                                    DIAGNOSTICS_QOS)
     clock = SimClock(client.node)
     image = image_from_rgb(next(scene_stream(4)).image, 'rgb8')
 
     def run_until(predicate, timeout: float, send: bool):
         """Tick /clock (and send frames stamped 0.25 s of sim time ago) until a status fits."""
-        start, deadline = len(client.diagnostics), time.monotonic() + timeout
+        start, deadline = len(arrays), time.monotonic() + timeout
         while time.monotonic() < deadline:
             clock.publish()
             if send:
                 image.header.stamp = _time(clock.now - 0.25)
-                client.image_pub.publish(image)
+                client.publisher.publish(image)
             rclpy.spin_once(client.node, timeout_sec=0.05)
-            for msg, status in _status(client, target, start):
+            for msg, status in _status(arrays, target, start):
                 if predicate(msg, status):
                     return msg, status
-        seen = [status.message for _, status in _status(client, target, start)]
+        seen = [(status.message, _value(status, 'since_last_input_s'), m.header.stamp.sec)
+                for m, status in _status(arrays, target, start)]
         raise AssertionError(f'no fitting status; last: {seen[-5:]}')
 
     try:
@@ -98,6 +106,8 @@ def test_node_reads_stamps_staleness_and_timers_on_sim_time(ros_env):
         age = float(_value(status, 'stamp_age_p50_ms'))
         assert 240.0 <= age <= 400.0, age
         # a jump of the sim clock with no frames: stale at once, whatever the wall clock did
+        quiet_from = time.monotonic()  # frames still in flight land before the jump
+        run_until(lambda m, s: time.monotonic() - quiet_from > 1.0, 10.0, False)
         clock.offset += 10.0
         msg, status = run_until(lambda m, s: 'no image' in s.message, 10.0, False)
         assert status.level == DiagnosticStatus.WARN

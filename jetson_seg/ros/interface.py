@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import CompressedImage, Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from vision_msgs.msg import Detection2DArray, LabelInfo
 
 
@@ -36,6 +36,14 @@ OUTPUTS: dict[str, Topic] = {
     'overlay': Topic('segmentation/overlay', Image),
     'detections': Topic('segmentation/detections', Detection2DArray),
 }
+#: Lazily made extras: the mask and overlay compressed for remote viewing, and the mask's
+#: camera geometry (from the optional CAMERA_INFO input).
+EXTRA_OUTPUTS: dict[str, Topic] = {
+    'mask_compressed': Topic('segmentation/mask/compressed', CompressedImage),
+    'overlay_compressed': Topic('segmentation/overlay/compressed', CompressedImage),
+    'camera_info': Topic('segmentation/camera_info', CameraInfo),
+}
+CAMERA_INFO = Topic('camera_info', CameraInfo)
 LABEL_INFO = Topic('segmentation/label_info', LabelInfo)
 DIAGNOSTICS = Topic('/diagnostics', DiagnosticArray)
 
@@ -57,6 +65,8 @@ def qos(reliability: str, depth: int, latched: bool = False) -> QoSProfile:
 #: Class table: published once per configure, so late joiners must get it from the history.
 LABEL_INFO_QOS = qos('reliable', 1, latched=True)
 DIAGNOSTICS_QOS = qos('reliable', 10)
+#: camera_info input: best effort matches any driver
+CAMERA_INFO_QOS = qos('best_effort', 10)
 #: What clients subscribe outputs with: reliable, deep enough for a burst of answers.
 CLIENT_OUTPUT_QOS = qos('reliable', 50)
 

@@ -10,6 +10,7 @@ core (image_conversion, pipeline); messages.py builds the outgoing messages.
 from __future__ import annotations
 
 import collections
+import copy
 import functools
 import os
 import sys
@@ -18,15 +19,12 @@ import time
 from typing import Callable
 
 import rclpy
-from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.qos_overriding_options import QoSOverridingOptions
 from rclpy.signals import SignalHandlerOptions
-from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+from sensor_msgs.msg import CameraInfo, CompressedImage
 from std_msgs.msg import Header
-from vision_msgs.msg import Detection2DArray, LabelInfo
 
 from jetson_seg.engines.gpu import configure_gpu_memory
 from jetson_seg.errors import JetsonSegError
@@ -34,6 +32,9 @@ from jetson_seg.vision.frame_stats import FrameStats
 from jetson_seg.vision.image_conversion import (ImageRejected, check_compressed, check_image,
                                                 decode_compressed, decode_image)
 from jetson_seg.ros.health import HealthConfig, Observed, assess
+from jetson_seg.ros.interface import (CAMERA_INFO, CAMERA_INFO_QOS, DIAGNOSTICS, DIAGNOSTICS_QOS,
+                                      EXTRA_OUTPUTS, LABEL_INFO, LABEL_INFO_QOS, OUTPUTS,
+                                      input_topic, qos, stamp_key)
 from jetson_seg.ros.messages import (class_labels, compressed_msg, detections_msg,
                                      diagnostics_msg, image_msg, label_info_msg,
                                      mask_camera_info)
@@ -44,27 +45,12 @@ from jetson_seg.vision.pipeline import FrameResult, PipelineConfig, Segmentation
 from jetson_seg.vision.scheduler import FrameScheduler, PendingFrame
 from jetson_seg.ros.ros_params import PARAM_ERRORS, declare_all
 
-#: output key -> (topic under the camera's namespace, message type); all are lazy
-OUTPUTS = {'mask': ('segmentation/mask', Image),
-           'mask_compressed': ('segmentation/mask/compressed', CompressedImage),
-           'color_mask': ('segmentation/color_mask', Image),
-           'overlay': ('segmentation/overlay', Image),
-           'overlay_compressed': ('segmentation/overlay/compressed', CompressedImage),
-           'detections': ('segmentation/detections', Detection2DArray),
-           'camera_info': ('segmentation/camera_info', CameraInfo)}
 QOS_OVERRIDES = QoSOverridingOptions.with_default_policies()  # qos_overrides./<topic>.* params
+PUBLISHED = {**OUTPUTS, **EXTRA_OUTPUTS}  # per camera, each made only when subscribed
 
 
-def _qos(reliability: str, depth: int, latched: bool = False) -> QoSProfile:
-    return QoSProfile(
-        depth=depth,
-        reliability=ReliabilityPolicy.RELIABLE if reliability == 'reliable'
-        else ReliabilityPolicy.BEST_EFFORT,
-        durability=DurabilityPolicy.TRANSIENT_LOCAL if latched else DurabilityPolicy.VOLATILE)
-
-
-def _stamp(header) -> tuple[int, int]:
-    return int(header.stamp.sec), int(header.stamp.nanosec)
+def _stamp(header) -> int:
+    return stamp_key(header.stamp)
 
 
 class CameraInfoMatcher:
@@ -78,13 +64,13 @@ class CameraInfoMatcher:
                  size: int = 30) -> None:
         self._publish = publish
         self._lock = threading.Lock()
-        self._infos: collections.OrderedDict[tuple[int, int], CameraInfo] = \
+        self._infos: collections.OrderedDict[int, CameraInfo] = \
             collections.OrderedDict()
-        self._masks: collections.OrderedDict[tuple[int, int], tuple[Header, tuple[int, int]]] = \
+        self._masks: collections.OrderedDict[int, tuple[Header, tuple[int, int]]] = \
             collections.OrderedDict()
         self._size = size
 
-    def _take_or_keep(self, key: tuple[int, int], other: collections.OrderedDict,
+    def _take_or_keep(self, key: int, other: collections.OrderedDict,
                       mine: collections.OrderedDict, value):
         with self._lock:
             if key in other:
@@ -131,7 +117,8 @@ class SegmentationNode(LifecycleNode):
         self._last_failure = ''
         self._reported = {'rejected': 0, 'failed': 0}
         # Diagnostics in every lifecycle state: created here, not at configure/activate.
-        self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self._diag_pub = self.create_publisher(DIAGNOSTICS.type, DIAGNOSTICS.name,
+                                               DIAGNOSTICS_QOS)
         self._diag_timer = self.create_timer(self._param('diagnostics_period'),
                                              self._publish_diagnostics)
 
@@ -228,31 +215,27 @@ class SegmentationNode(LifecycleNode):
 
         Each gets its own QoSProfile: rclpy applies qos_overrides to the profile in place.
         """
-        prefix = f'{camera}/' if camera else ''
         pubs = {key: self.create_publisher(
-                    msg_type, prefix + topic,
-                    _qos(self._param('output_reliability'), self._param('output_depth')),
+                    topic.type, topic.under(camera),
+                    qos(self._param('output_reliability'), self._param('output_depth')),
                     qos_overriding_options=QOS_OVERRIDES)
-                for key, (topic, msg_type) in OUTPUTS.items()}
+                for key, topic in PUBLISHED.items()}
         pubs['label_info'] = self.create_publisher(
-            LabelInfo, prefix + 'segmentation/label_info', _qos('reliable', 1, latched=True),
+            LABEL_INFO.type, LABEL_INFO.under(camera), copy.copy(LABEL_INFO_QOS),
             qos_overriding_options=QOS_OVERRIDES)
         return pubs
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._scheduler.start()
-        compressed = self._param('image_transport') == 'compressed'
+        topic = input_topic(self._param('image_transport') == 'compressed')
         for cam in self._cameras:
-            prefix = f'{cam}/' if cam else ''
             self._subs.append(self.create_subscription(
-                CompressedImage if compressed else Image,
-                prefix + ('image/compressed' if compressed else 'image'),
-                lambda msg, cam=cam: self._on_image(cam, msg),
-                _qos(self._param('input_reliability'), self._param('input_depth')),
+                topic.type, topic.under(cam), lambda msg, cam=cam: self._on_image(cam, msg),
+                qos(self._param('input_reliability'), self._param('input_depth')),
                 qos_overriding_options=QOS_OVERRIDES))
             self._subs.append(self.create_subscription(
-                CameraInfo, prefix + 'camera_info', self._infos[cam].add_info,
-                _qos('best_effort', 10), qos_overriding_options=QOS_OVERRIDES))
+                CAMERA_INFO.type, CAMERA_INFO.under(cam), self._infos[cam].add_info,
+                copy.copy(CAMERA_INFO_QOS), qos_overriding_options=QOS_OVERRIDES))
         self._active_since = self._now()
         self._state = 'active'
         topics = ', '.join(sub.topic_name for sub in self._subs)
@@ -297,10 +280,9 @@ class SegmentationNode(LifecycleNode):
 
     # ---- frames (FrameSink for the scheduler) ------------------------------------------------
     def _on_image(self, camera: str, msg) -> None:
-        sec, nanosec = _stamp(msg.header)
         now = self._now()
         self._last_seen[camera] = now
-        self._scheduler.submit(camera, msg, now - (sec + nanosec * 1e-9))
+        self._scheduler.submit(camera, msg, now - _stamp(msg.header) * 1e-9)
 
     def stop_worker(self) -> None:
         """Stop frame processing (idempotent); pending frames are counted as dropped."""
