@@ -50,7 +50,7 @@ def default_model_path(log=None, model_dir: Path | None = None, engine: str = 'a
     if (optimized / MANIFEST).is_file():
         from jetson_seg.optimize.artefacts import read_manifest
         manifest = read_manifest(optimized)
-        if engine != 'auto' and engine not in manifest['targets']:
+        if engine != 'auto' and TARGET_OF.get(engine, engine) not in manifest['targets']:
             return model_dir
         if manifest['model'].get('source_sha256') == source_digest(model_dir):
             return optimized
@@ -136,7 +136,8 @@ def _open_source(model_file: Path, fmt: str, info: ModelInfo, engine: str,
         frozen = freeze_saved_model(model_file, info.input.name, info.output.name,
                                     _size_or_none(info), for_cpu=not (litert or has_gpu()),
                                     trust=trust)
-        opened = _litert_from(frozen, threads) if litert else _tf_graph_from(frozen, threads)
+        opened = _litert_from(frozen, threads, info) if litert else \
+            _tf_graph_from(frozen, threads)
         return opened, _checked(info, opened, model_file)
     try:
         keras_model = load_keras(model_file, trust)
@@ -146,7 +147,7 @@ def _open_source(model_file: Path, fmt: str, info: ModelInfo, engine: str,
         hint = '' if trust else ' (a model with Lambda or custom layers needs trust_model:=true)'
         raise ModelError(f'cannot load Keras model {model_file}: {exc}{hint}') from exc
     if engine == 'litert':
-        opened = _litert_from(keras_model, threads)
+        opened = _litert_from(keras_model, threads, info)
     else:
         from jetson_seg.optimize.freeze import freeze_keras_model
         frozen = freeze_keras_model(keras_model, for_cpu=not has_gpu())  # CPU fusions pin
@@ -154,11 +155,18 @@ def _open_source(model_file: Path, fmt: str, info: ModelInfo, engine: str,
     return opened, _checked(info, opened, model_file)
 
 
-def _litert_from(model, threads: int) -> Engine:
-    """LiteRT engine over a Keras model or frozen graph converted in memory at start-up."""
+def _litert_from(model, threads: int, info: ModelInfo) -> Engine:
+    """LiteRT engine over a Keras model or frozen graph converted in memory at start-up.
+
+    A network with a free input size runs at the size model.json gives.
+    """
     from jetson_seg.engines.litert import LiteRtEngine
     from jetson_seg.optimize.convert_litert import convert_to_litert
-    return LiteRtEngine(convert_to_litert(model, 'FP32'), threads)
+    try:
+        flatbuffer = convert_to_litert(model, 'FP32')
+    except Exception as exc:  # the converter raises many types; auto then tries the next
+        raise EngineError(f'LiteRT conversion failed: {exc}') from exc
+    return LiteRtEngine(flatbuffer, threads, _size_or_none(info))
 
 
 def _tf_graph_from(frozen, threads: int) -> Engine:

@@ -309,3 +309,16 @@ def test_a_pretrained_tflite_from_elsewhere_serves_real_photos(ros_env, tmp_path
     finally:
         client.close()
         assert node.stop() == 0, node.text
+
+
+def test_a_keras_model_with_a_free_input_size_runs_at_the_described_size(tmp_path):
+    import keras
+
+    inputs = keras.Input((None, None, 3))
+    keras.Model(inputs, keras.layers.Conv2D(2, 1)(inputs)).save(tmp_path / 'model.keras')
+    (tmp_path / 'model.json').write_text(json.dumps(
+        {'class_names': ['bg', 'x'], 'input': {'dtype': 'float32', 'height': 40, 'width': 56},
+         'output': {'type': 'logits'}}))
+    engine, info = open_model(str(tmp_path), 'litert')
+    assert engine.input_hw == info.input_hw == (40, 56)
+    engine.close()

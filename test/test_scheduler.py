@@ -220,3 +220,44 @@ def test_stop_counts_pending_frames_joins_threads_and_can_start_again(pipeline, 
     finally:
         scheduler.stop()
     assert sink.published == [('cam', 1003)] and _balanced(scheduler.stats)
+
+
+class FailingOnce:
+    """The real pipeline, whose first `stage` call raises (a bug, not a bad frame)."""
+
+    def __init__(self, pipeline: SegmentationPipeline, stage: str) -> None:
+        self._pipeline, self._stage, self.raised = pipeline, stage, False
+
+    def _maybe_raise(self, stage: str) -> None:
+        if stage == self._stage and not self.raised:
+            self.raised = True
+            raise RuntimeError(f'{stage} broke')
+
+    def infer_batch(self, images):
+        self._maybe_raise('infer')
+        return self._pipeline.infer_batch(images)
+
+    def finish_batch(self, inferred, wanted):
+        self._maybe_raise('finish')
+        return self._pipeline.finish_batch(inferred, wanted)
+
+
+@pytest.mark.parametrize('stage', ['infer', 'finish'])
+def test_a_failing_stage_counts_its_frames_once_and_the_worker_goes_on(pipeline, frame_image,
+                                                                       stage):
+    sink = RecordingSink(idle_cameras=('idle',))
+    failing = FailingOnce(pipeline, stage)
+    scheduler = FrameScheduler(failing, sink)
+    scheduler.start()
+    try:
+        scheduler.submit('idle', _frame(frame_image, 0))  # unwanted: counted as such only
+        scheduler.submit('cam', _frame(frame_image, 1))   # lost to the failure
+        assert _wait(lambda: failing.raised and _balanced(scheduler.stats))
+        scheduler.submit('cam', _frame(frame_image, 2))   # the worker still serves
+        assert _wait(lambda: scheduler.stats.answered == 1)
+    finally:
+        scheduler.stop()
+    stats = scheduler.stats
+    assert stats.rejected['processing_error'] == 1 and stats.unwanted == 1
+    assert _balanced(stats) and len(sink.failures) == 1
+    assert sink.published == [('cam', 1002)]

@@ -52,7 +52,7 @@ def convert_to_litert(model, precision: str,
         converter.target_spec.supported_types = [tf.float16]
     elif precision == 'INT8':
         if calibration is None:
-            raise ValueError('INT8 needs calibration frames')
+            raise ConfigurationError('INT8 needs calibration frames')
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
 
         def representative():

@@ -254,9 +254,13 @@ class Optimizer:
             return None
         return manifest
 
-    def _check(self, kind: str, infer: Callable[[np.ndarray], np.ndarray], frames: np.ndarray,
-               reference: np.ndarray, output: OutputSpec, note: str = '') -> dict:
-        out = np.concatenate([infer(frames[i:i + 1]) for i in range(len(frames))])
+    def _check(self, kind: str, engine, frames: np.ndarray, reference: np.ndarray,
+               output: OutputSpec, note: str = '') -> dict:
+        """Compare `engine` (anything with infer/close) with the source; it is closed after."""
+        try:
+            out = np.concatenate([engine.infer(frames[i:i + 1]) for i in range(len(frames))])
+        finally:
+            engine.close()
         result = compare_outputs(reference, out, MASK_AGREEMENT[kind], note, output)
         self.log(f'check {kind}: max |diff| {result.max_abs_diff:.2e}, mask agreement '
                  f'{result.mask_agreement:.5f} -> {"ok" if result.passed else "FAILED"}')
@@ -276,8 +280,7 @@ class Optimizer:
         path.parent.mkdir(parents=True)
         path.write_bytes(frozen.graph_def.SerializeToString())
         engine = FrozenGraphEngine.from_frozen(frozen, threads=1)
-        check = self._check('tf', engine.infer, frames, reference, source.info.output)
-        engine.close()
+        check = self._check('tf', engine, frames, reference, source.info.output)
         return {'files': [{'role': 'graph', 'path': 'tf/model.pb'}],
                 'input_tensor': frozen.input_name, 'output_tensor': frozen.output_name,
                 'nodes': len(frozen.graph_def.node), 'check': check}
@@ -296,9 +299,8 @@ class Optimizer:
             rel = f'litert/model_{precision.lower()}.tflite'
             (run_dir / rel).write_bytes(data)
             engine = LiteRtEngine(run_dir / rel, threads=1, input_hw=source.info.input_hw)
-            checks[precision] = self._check(f'litert/{precision}', engine.infer, frames,
+            checks[precision] = self._check(f'litert/{precision}', engine, frames,
                                             reference, source.info.output)
-            engine.close()
             files.append({'role': precision.lower(), 'path': rel, 'bytes': len(data)})
         return {'files': files, 'check': checks}
 
@@ -318,9 +320,8 @@ class Optimizer:
         native = native_segments_graph(rewritten)
         engine = FrozenGraphEngine(native, frozen.input_name, frozen.output_name,
                                    frozen.input_hw, frozen.output_channels, threads=1)
-        check = self._check('tftrt', engine.infer, frames, reference, source.info.output,
+        check = self._check('tftrt', engine, frames, reference, source.info.output,
                             note='TRTEngineOps replaced by their native TF segments')
-        engine.close()
         path = run_dir / 'tftrt' / 'rewritten_graph.pb'
         path.parent.mkdir(parents=True)
         path.write_bytes(rewritten.SerializeToString())
@@ -342,7 +343,7 @@ class Optimizer:
                                   cfg.trt, out, cfg.build_batch_sizes, cfg.build_engines,
                                   self._calibration(info))
         engine = TfTrtEngine(out, info.input_hw, info.output_channels, info.output.name)
-        check = self._check(f'tftrt/{cfg.trt.precision_mode}', engine.infer, frames, reference,
+        check = self._check(f'tftrt/{cfg.trt.precision_mode}', engine, frames, reference,
                             info.output)
         gpu_name, trt_version = gpu_and_tensorrt()
         return {'files': [{'role': 'saved_model', 'path': 'tftrt/saved_model/saved_model.pb'}],
@@ -362,9 +363,8 @@ class Optimizer:
         self.log('ONNX nodes: ' + ', '.join(f'{k} {v}' for k, v in model.steps.items()))
         engine = OnnxRuntimeEngine(path, threads=1, providers=(CPU_EP,),
                                    input_hw=source.info.input_hw)
-        check = self._check('onnx', engine.infer, frames, reference, source.info.output,
+        check = self._check('onnx', engine, frames, reference, source.info.output,
                             note='ONNX Runtime CPUExecutionProvider')
-        engine.close()
         return {'files': [{'role': 'model', 'path': 'onnx/model.onnx', 'bytes': len(data)}],
                 'opset': OPSET, 'converter': model.converter, 'nodes': model.steps,
                 'input_tensor': model.input_name, 'output_tensor': model.output_name,
@@ -392,9 +392,8 @@ class Optimizer:
         (run_dir / 'tensorrt').mkdir()
         (run_dir / rel).write_bytes(built.data)
         runner = convert_tensorrt.EngineRunner(run_dir / rel)
-        check = self._check(f'tensorrt/{cfg.trt.precision_mode}', runner.infer, frames,
+        check = self._check(f'tensorrt/{cfg.trt.precision_mode}', runner, frames,
                             reference, source.info.output)
-        runner.close()
         files.append({'role': cfg.trt.precision_mode.lower(), 'path': rel,
                       'bytes': len(built.data)})
         return {'files': files,

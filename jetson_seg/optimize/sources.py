@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
@@ -36,14 +36,14 @@ class ModelSource:
     keras_model: object = None
     signature: str | None = None  # of a SavedModel
     _reference_fn: Callable[[np.ndarray], np.ndarray] | None = None
-    _frozen: dict | None = None
+    _frozen: dict = field(default_factory=dict)
 
     @classmethod
     def open(cls, path: Path, trust: bool = False) -> 'ModelSource':
         """Load `path` (a model folder or a model file in one) and check its model.json."""
         model_dir, model_file, fmt = locate_model(path)
         info = read_model_info(model_dir)
-        source = cls(model_file, fmt, info, trust, _frozen={})
+        source = cls(model_file, fmt, info, trust)
         if fmt in ('keras', 'h5'):
             try:
                 model = load_keras(model_file, trust)
@@ -54,8 +54,10 @@ class ModelSource:
             source.keras_model = model
             source._reference_fn = lambda batch: np.asarray(model(batch, training=False))
             shape = model.output_shape
-            network = (tuple(model.input_shape[1:3]), shape[-1] if len(shape) == 4 else 1,
-                       model.inputs[0].dtype)
+            size = tuple(model.input_shape[1:3])
+            if None in size and info.input.height is not None:  # free size: model.json's
+                size = info.input_hw
+            network = (size, shape[-1] if len(shape) == 4 else 1, model.inputs[0].dtype)
         elif fmt == 'saved_model':
             frozen = source.freeze(for_cpu=True)
             from jetson_seg.engines.tf_graph import FrozenGraphEngine

@@ -150,12 +150,7 @@ class FrameScheduler:
                 if not self._running:
                     return
                 frames, self._pending = list(self._pending.values()), {}
-            try:
-                batch = self._infer(frames)
-            except Exception as exc:  # the worker must outlive any one bad frame
-                self.stats.on_rejected('processing_error', len(frames))
-                self.sink.failed(exc)
-                continue
+            batch = self._infer(frames)
             while batch is not None:  # wait for stage 2, stay stoppable
                 if not self._running:
                     for _ in batch.items:
@@ -167,24 +162,38 @@ class FrameScheduler:
                 except queue.Full:
                     continue
 
+    def _failed(self, error: Exception, frames: int) -> None:
+        """Frames lost to an unexpected error: counted once each, and the worker goes on."""
+        self.stats.on_rejected('processing_error', frames)
+        self.sink.failed(error)
+
     def _infer(self, frames: list[PendingFrame]) -> InferredBatch | None:
-        """Decode the newest frame of each camera and infer them as one batch."""
+        """Decode the newest frame of each camera and infer them as one batch.
+
+        Each frame ends in one count: unwanted, rejected, processing_error, or in the batch.
+        """
         t0 = time.perf_counter()
         items: list[BatchItem] = []
         for frame in frames:
-            wanted = self.sink.wanted(frame.camera)
-            if not wanted.anything:
-                self.stats.on_unwanted()
-                continue
             try:
+                wanted = self.sink.wanted(frame.camera)
+                if not wanted.anything:
+                    self.stats.on_unwanted()
+                    continue
                 items.append(BatchItem(frame, self.sink.decode(frame.message), wanted))
             except ImageRejected as exc:
                 self._reject(frame, exc)
+            except Exception as exc:  # the worker must outlive any one bad frame
+                self._failed(exc, 1)
         if not items:
             return None
         decode_ms = (time.perf_counter() - t0) * 1e3 / len(items)
-        return InferredBatch(items, self.pipeline.infer_batch([i.image for i in items]),
-                             decode_ms)
+        try:
+            inferred = self.pipeline.infer_batch([i.image for i in items])
+        except Exception as exc:
+            self._failed(exc, len(items))
+            return None
+        return InferredBatch(items, inferred, decode_ms)
 
     def _publish_loop(self) -> None:
         while self._running:
@@ -192,17 +201,23 @@ class FrameScheduler:
                 batch = self._handoff.get(timeout=0.1)
             except queue.Empty:
                 continue
-            try:
-                self._finish(batch)
-            except Exception as exc:
-                self.stats.on_rejected('processing_error', len(batch.items))
-                self.sink.failed(exc)
+            self._finish(batch)
 
     def _finish(self, batch: InferredBatch) -> None:
-        results = self.pipeline.finish_batch(batch.inferred, [i.wanted for i in batch.items])
+        """Postprocess and publish; a frame that fails is counted once, the others go on."""
+        try:
+            results = self.pipeline.finish_batch(batch.inferred,
+                                                 [i.wanted for i in batch.items])
+        except Exception as exc:
+            self._failed(exc, len(batch.items))
+            return
         for item, result in zip(batch.items, results):
             t0 = time.perf_counter()
-            self.sink.publish(item.frame, result)
+            try:
+                self.sink.publish(item.frame, result)
+            except Exception as exc:
+                self._failed(exc, 1)
+                continue
             stages = {'decode': batch.decode_ms, **result.timings_ms,
                       'publish': (time.perf_counter() - t0) * 1e3}
             self.stats.on_answered((time.monotonic() - item.frame.received_at) * 1e3, stages)
