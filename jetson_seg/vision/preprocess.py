@@ -25,7 +25,6 @@ class Letterbox:
     src_h: int
     dst_w: int
     dst_h: int
-    scale: float
     pad_x: int
     pad_y: int
     content_w: int
@@ -36,8 +35,7 @@ class Letterbox:
                   stretch: bool = False) -> 'Letterbox':
         """Placement of an image of (height, width) `image_hw` in a network of `input_hw`."""
         if stretch:  # the whole input, aspect not kept: content fills the network input
-            return cls(image_hw[1], image_hw[0], input_hw[1], input_hw[0],
-                       min(input_hw[1] / image_hw[1], input_hw[0] / image_hw[0]), 0, 0,
+            return cls(image_hw[1], image_hw[0], input_hw[1], input_hw[0], 0, 0,
                        input_hw[1], input_hw[0])
         return cls.fit(image_hw[1], image_hw[0], input_hw[1], input_hw[0])
 
@@ -46,7 +44,7 @@ class Letterbox:
         scale = min(dst_w / src_w, dst_h / src_h)
         content_w = min(dst_w, max(1, int(round(src_w * scale))))
         content_h = min(dst_h, max(1, int(round(src_h * scale))))
-        return cls(src_w, src_h, dst_w, dst_h, scale, (dst_w - content_w) // 2,
+        return cls(src_w, src_h, dst_w, dst_h, (dst_w - content_w) // 2,
                    (dst_h - content_h) // 2, content_w, content_h)
 
     @property
