@@ -26,6 +26,10 @@ MODEL_FILES = {'model.keras': 'keras', 'model.h5': 'h5', 'saved_model.pb': 'save
 _SUFFIXES = {'.keras': 'keras', '.h5': 'h5', '.hdf5': 'h5', '.tflite': 'tflite'}
 
 
+#: Class masks are published as mono8 images: one byte per pixel holds the class id.
+MAX_CLASSES = 256
+
+
 @dataclass(frozen=True)
 class InputSpec:
     """How a camera frame becomes the network input.
@@ -176,6 +180,9 @@ def parse_description(data: object, where: str, path: Path) -> ModelInfo:
             not all(isinstance(n, str) and n for n in names):
         raise ModelError(f'{where}: class_names must be a non-empty list of names, one per '
                          f'output class (index 0 first)')
+    if len(names) > MAX_CLASSES:
+        raise ModelError(f'{where}: {len(names)} class_names, but masks are mono8 images '
+                         f'(class ids 0-255): at most {MAX_CLASSES} classes')
     inp = data.get('input', {})
     out = data.get('output', {})
     if not isinstance(inp, dict) or not isinstance(out, dict):

@@ -31,3 +31,24 @@ def test_network_input_keeps_buffers_per_batch_size():
     again = net.fill([image, image], [box, box])
     assert again is first and (again == 77).all()
     engine.close()
+
+
+def test_pipeline_keeps_output_buffers_per_camera_size():
+    from jetson_seg.vision.pipeline import PipelineConfig, SegmentationPipeline, Wanted
+
+    engine, info = open_model('', 'litert', threads=1)
+    pipeline = SegmentationPipeline(engine, info, PipelineConfig())
+    cameras = [DecodedImage(np.full((480, 640, 3), 90, np.uint8), 'rgb'),
+               DecodedImage(np.full((360, 640, 3), 90, np.uint8), 'rgb')]
+    wanted = [Wanted(), Wanted()]
+    pipeline.run_batch(cameras, wanted)
+    planes = {size: [id(p) for p in buffers] for size, buffers in pipeline._planes.items()}
+    scratch = {shape: id(s) for shape, s in pipeline._argmax.items()}
+    for _ in range(3):  # the two sizes alternate: nothing is reallocated
+        results = pipeline.run_batch(cameras, wanted)
+    assert set(planes) == {(640, 480), (640, 360)}
+    assert {size: [id(p) for p in buffers] for size, buffers in pipeline._planes.items()} \
+        == planes
+    assert {shape: id(s) for shape, s in pipeline._argmax.items()} == scratch
+    assert [r.mask.shape for r in results] == [(480, 640), (360, 640)]
+    engine.close()

@@ -34,6 +34,7 @@ def test_the_issue_example_parses(tmp_path):
 
 @pytest.mark.parametrize('change, message', [
     ({'class_names': []}, 'class_names must be a non-empty list'),
+    ({'class_names': [f'c{i}' for i in range(257)]}, 'at most 256 classes'),
     ({'input': {'dtype': 'float16'}}, "dtype 'float16' is not one of uint8, float32"),
     ({'input': {'channel_order': 'rgba'}}, "channel_order 'rgba'"),
     ({'input': {'resize': 'crop'}}, "resize 'crop' is not one of letterbox, stretch"),

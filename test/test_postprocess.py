@@ -87,8 +87,8 @@ def test_regions_match_drawn_objects_with_scores():
     probs[rows, cols, scene.mask] = 0.7
     planes = [probs[..., k] for k in range(4)]
     found = regions(scene.mask, planes, 4, min_area=1)
-    assert {(r.x0, r.y0, r.x1, r.y1, r.class_id) for r in found} == set(boxes_from_mask(
-        scene.mask))
+    assert {(r.x0, r.y0, r.x1, r.y1, r.class_id, r.area) for r in found} == set(
+        boxes_from_mask(scene.mask))
     assert all(r.score == pytest.approx(0.7) for r in found)
     small = regions(scene.mask, planes, 4, min_area=10_000)
     assert all(r.area >= 10_000 for r in small) and len(small) < len(found)

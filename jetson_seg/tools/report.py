@@ -10,13 +10,16 @@ import numpy as np
 
 from jetson_seg.ros.messages import class_index
 from jetson_seg.training.metrics import ConfusionMatrix, match_boxes
+from jetson_seg.vision.pipeline import PipelineConfig
 
 
 def summarize(records: Sequence, truth: Callable[[int], tuple[np.ndarray, list] | None],
-              class_names: Sequence[str], rejected: int = 0) -> dict:
+              class_names: Sequence[str], rejected: int = 0,
+              min_area: int = PipelineConfig.min_region_area) -> dict:
     """Quality, latency and counts over `records` (replay.FrameRecord) in send order.
 
-    `truth(key)` gives (ground-truth mask, ground-truth boxes) of a frame, or None.
+    `truth(key)` gives (ground-truth mask, ground-truth boxes) of a frame, or None. Truth
+    regions below the node's `min_area` are ignored in detection P/R (metrics.match_boxes).
     Latency is send -> mask received, on this machine's clock.
     """
     conf = ConfusionMatrix(len(class_names))
@@ -33,7 +36,7 @@ def summarize(records: Sequence, truth: Callable[[int], tuple[np.ndarray, list] 
         conf.add(gt_mask, rec.mask)
         if rec.detections is not None:
             found = [(*d[:4], class_index(d[4], class_names)) for d in rec.detections]
-            a, b, c = match_boxes(gt_boxes, found, 0.5)
+            a, b, c = match_boxes(gt_boxes, found, 0.5, min_area)
             tp, fp, fn = tp + a, fp + b, fn + c
     lat = np.array(latencies) if latencies else np.full(1, np.nan)
     sent = len(records)

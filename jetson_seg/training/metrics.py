@@ -43,22 +43,32 @@ def box_iou(a: tuple, b: tuple) -> float:
     return inter / union if union > 0 else 0.0
 
 
-def match_boxes(truth: list, predicted: list, threshold: float = 0.5) -> tuple[int, int, int]:
+def match_boxes(truth: list, predicted: list, threshold: float = 0.5,
+                min_area: int = 0) -> tuple[int, int, int]:
     """Greedy one-to-one matching of same-class boxes; returns (true pos, false pos, false neg).
 
-    Boxes are (x0, y0, x1, y1, class).
+    Boxes are (x0, y0, x1, y1, class), truth boxes may add their region's pixel count. A truth
+    region smaller than `min_area` (the detector's own region filter) cannot be reported by
+    design: it is ignored, COCO-style. It is no miss, and a detection matching it is neither
+    a hit nor a false alarm (slivers left where another object covers most of one).
     """
+    def ignored(t: tuple) -> bool:
+        return len(t) > 5 and t[5] < min_area
+
     used = set()
-    tp = 0
+    tp = fp = 0
     for p in predicted:
         best, best_iou = None, threshold
-        for i, t in enumerate(truth):
+        for i, t in sorted(enumerate(truth), key=lambda it: ignored(it[1])):
             if i in used or t[4] != p[4]:
                 continue
             iou = box_iou(p, t)
-            if iou >= best_iou:
+            if iou >= best_iou and (best is None or ignored(truth[best]) == ignored(t)):
                 best, best_iou = i, iou
-        if best is not None:
+        if best is None:
+            fp += 1
+        else:
             used.add(best)
-            tp += 1
-    return tp, len(predicted) - tp, len(truth) - tp
+            tp += not ignored(truth[best])
+    counted = sum(not ignored(t) for t in truth)
+    return tp, fp, counted - tp

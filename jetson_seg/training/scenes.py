@@ -60,11 +60,11 @@ class SceneSpec:
 
 @dataclass
 class Scene:
-    """One generated frame: RGB image, class mask and the objects' boxes (x0, y0, x1, y1, cls)."""
+    """One generated frame: RGB image, class mask and its regions' boxes (boxes_from_mask)."""
 
     image: np.ndarray
     mask: np.ndarray
-    boxes: list[tuple[int, int, int, int, int]]
+    boxes: list[tuple[int, int, int, int, int, int]]
     shifts: tuple[str, ...] = ()
 
 
@@ -361,13 +361,13 @@ def generate_scene(rng: np.random.Generator, spec: SceneSpec = SceneSpec()) -> S
                  shifts=tuple(s for s in SHIFTS if s in shifts))
 
 
-def boxes_from_mask(mask: np.ndarray) -> list[tuple[int, int, int, int, int]]:
-    """Boxes (x0, y0, x1, y1 exclusive, class) of the connected regions of each class."""
+def boxes_from_mask(mask: np.ndarray) -> list[tuple[int, int, int, int, int, int]]:
+    """Boxes (x0, y0, x1, y1 exclusive, class, pixels) of the connected regions of each class."""
     boxes = []
     for cls in range(1, len(CLASS_NAMES)):
         n, _, stats, _ = cv2.connectedComponentsWithStats((mask == cls).view(np.uint8), 8)
-        for x, y, w, h, _area in stats[1:n]:
-            boxes.append((int(x), int(y), int(x + w), int(y + h), cls))
+        for x, y, w, h, area in stats[1:n]:
+            boxes.append((int(x), int(y), int(x + w), int(y + h), cls, int(area)))
     return boxes
 
 

@@ -67,6 +67,12 @@ class Inferred:
     inference_ms: float
 
 
+def _bound(cache: dict, size: int = 16) -> None:
+    """Empty a per-frame-size cache that is full: a stream of odd sizes must not grow it."""
+    if len(cache) >= size:
+        cache.clear()
+
+
 class SegmentationPipeline:
     """Runs one frame at a time through preprocessing, the engine and postprocessing."""
 
@@ -78,14 +84,14 @@ class SegmentationPipeline:
         self.config = config
         self._boxes: dict[tuple[int, int], Letterbox] = {}
         self._input = NetworkInput(info.input, engine.input_hw)
-        self._planes: list[np.ndarray] | None = None  # reused output-size probability planes
-        self._argmax: ArgmaxScratch | None = None
+        # per frame size: cameras of different sizes each keep their own buffers
+        self._planes: dict[tuple[int, int], list[np.ndarray]] = {}
+        self._argmax: dict[tuple[int, ...], ArgmaxScratch] = {}
 
     def _letterbox_for(self, width: int, height: int) -> Letterbox:
         box = self._boxes.get((width, height))
         if box is None:
-            if len(self._boxes) > 16:  # bounded: a stream of odd sizes must not grow this
-                self._boxes.clear()
+            _bound(self._boxes)
             box = self._boxes[(width, height)] = self._input.letterbox((height, width))
         return box
 
@@ -134,11 +140,17 @@ class SegmentationPipeline:
         if self.info.output.type == 'argmax':
             return id_mask(raw, box, at_input), None
         scores = class_scores(raw, self.info.output)
-        planes = probability_planes(scores, box, at_input, self._planes)
-        if at_input:
-            self._planes = planes
-        self._argmax = ArgmaxScratch.fitting(self._argmax, planes[0].shape, len(planes))
-        return class_mask(planes, self._argmax), planes
+        size = (box.src_w, box.src_h)
+        planes = probability_planes(scores, box, at_input, self._planes.get(size))
+        if at_input and planes is not self._planes.get(size):
+            _bound(self._planes)
+            self._planes[size] = planes
+        shape = planes[0].shape
+        scratch = ArgmaxScratch.fitting(self._argmax.get(shape), shape, len(planes))
+        if scratch is not self._argmax.get(shape):
+            _bound(self._argmax)
+            self._argmax[shape] = scratch
+        return class_mask(planes, scratch), planes
 
     def _finish(self, raw: np.ndarray, image: DecodedImage, box: Letterbox,
                 wanted: Wanted) -> FrameResult:
