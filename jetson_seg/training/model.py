@@ -138,7 +138,8 @@ def build_model(spec: ModelSpec = ModelSpec()) -> keras.Model:
     d1 = _up(q, d2, s1, w1, name='dec1')
     d0 = _up(q, d1, s0, w0, name='dec0')
     logits = q(layers.Conv2D(spec.num_classes, 1, name='classifier')(d0), 'classifier')
-    probs = q(layers.Softmax(name='probabilities')(logits), 'probabilities', fixed=(0.0, 255 / 256))
+    probs = layers.Softmax(name='probabilities')(logits)
+    probs = q(probs, 'probabilities', fixed=(0.0, 255 / 256))
     return keras.Model(inputs, probs, name='jetson_seg_unet')
 
 
