@@ -16,6 +16,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from jetson_seg.vision.image_conversion import resize
+
 
 @dataclass(frozen=True)
 class OwnModel:
@@ -153,7 +155,7 @@ def network_input(kind: OwnModel, rgb: np.ndarray) -> tuple[np.ndarray, tuple[in
         placed = ((width - w) // 2, (height - h) // 2, w, h)
     x, y, w, h = placed
     canvas = np.zeros((height, width, 3), np.uint8)
-    canvas[y:y + h, x:x + w] = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA)
+    canvas[y:y + h, x:x + w] = resize(rgb, (w, h))  # the package's one resize rule
     if kind.channel_order == 'bgr':
         canvas = canvas[..., ::-1]
     if kind.dtype == 'uint8':

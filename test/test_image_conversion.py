@@ -15,7 +15,8 @@ from sensor_msgs.msg import CompressedImage, Image
 
 from jetson_seg.vision.image_conversion import (DIRECT_ENCODINGS, DecodedImage, ImageRejected,
                                                 check_image, decode_compressed, decode_image,
-                                                encode_mono8, encode_rgb8, resize_to_rgb, to_rgb)
+                                                encode_mono8, encode_rgb8, resize, resize_to_rgb,
+                                                to_rgb)
 
 RNG = np.random.default_rng(3)
 H, W = 37, 53  # odd sizes catch stride and channel mistakes
@@ -420,9 +421,7 @@ def test_resize_to_rgb_matches_opencv_on_the_rgb_image(encoding, size):
     decoded = decode_image(_image(_source_pixels(encoding), encoding, pad=3))
     rgb = to_rgb(decoded)
     width, height = size
-    shrinking = width <= W and height <= H
-    expected = cv2.resize(np.ascontiguousarray(rgb), size,
-                          interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+    expected = resize(np.ascontiguousarray(rgb), size)
     result = resize_to_rgb(decoded, width, height)
     assert result.shape == (height, width, 3) and result.dtype == np.uint8
     np.testing.assert_array_equal(result, expected)  # resizing works per channel: exact
@@ -430,14 +429,28 @@ def test_resize_to_rgb_matches_opencv_on_the_rgb_image(encoding, size):
         assert result is decoded.pixels
 
 
-def test_resize_uses_area_when_shrinking_and_linear_when_growing():
-    decoded = DecodedImage(RGB, 'rgb')
-    area = cv2.resize(RGB, (20, 14), interpolation=cv2.INTER_AREA)
-    linear = cv2.resize(RGB, (20, 14), interpolation=cv2.INTER_LINEAR)
-    assert not np.array_equal(area, linear)  # the test can tell them apart
-    np.testing.assert_array_equal(resize_to_rgb(decoded, 20, 14), area)
+@pytest.mark.parametrize('src, dst, steps', [
+    ((640, 480), (256, 192), [((320, 240), cv2.INTER_AREA), ((256, 192), cv2.INTER_LINEAR)]),
+    ((640, 480), (320, 240), [((320, 240), cv2.INTER_AREA)]),
+    ((1920, 1080), (256, 144), [((320, 180), cv2.INTER_AREA), ((256, 144), cv2.INTER_LINEAR)]),
+    ((W, H), (20, 14), [((20, 14), cv2.INTER_AREA)]),  # 2.6x, but no whole block fits 53x37
+    ((400, 300), (256, 192), [((256, 192), cv2.INTER_AREA)]),  # less than 2x
+    ((W, H), (80, 60), [((80, 60), cv2.INTER_LINEAR)]),  # growing
+], ids=['vga-to-network', 'vga-half', 'hd-block-6', 'no-block', 'under-2x', 'grow'])
+def test_the_resize_rule_averages_whole_blocks_then_shrinks_the_rest(src, dst, steps):
+    frame = RNG.integers(0, 256, (src[1], src[0], 3), dtype=np.uint8)
+    expected = frame
+    for size, how in steps:
+        expected = cv2.resize(expected, size, interpolation=how)
+    np.testing.assert_array_equal(resize(frame, dst), expected)
+    into = np.zeros((dst[1], dst[0], 3), np.uint8)
+    assert resize(frame, dst, dst=into) is into
+    np.testing.assert_array_equal(into, expected)
+
+
+def test_resize_to_rgb_refuses_an_empty_size():
     with pytest.raises(ValueError, match='0x14'):
-        resize_to_rgb(decoded, 0, 14)
+        resize_to_rgb(DecodedImage(RGB, 'rgb'), 0, 14)
 
 
 def test_to_rgb_converts_every_order():

@@ -24,7 +24,7 @@ from jetson_seg.model_store import open_model
 from jetson_seg.optimize.convert_tftrt import TrtSettings
 from jetson_seg.optimize.optimizer import Optimizer, OptimizerConfig
 from jetson_seg.tools.replay import NodeClient
-from jetson_seg.vision.image_conversion import DecodedImage
+from jetson_seg.vision.image_conversion import DecodedImage, resize
 from jetson_seg.vision.pipeline import PipelineConfig, SegmentationPipeline, Wanted
 
 STAMPS = itertools.count(70_000)
@@ -298,7 +298,7 @@ def test_a_pretrained_tflite_from_elsewhere_serves_real_photos(ros_env, tmp_path
                                cv2.COLOR_BGR2RGB)
             answer = client.request(stamped(image_from_rgb(rgb, encoding), next(STAMPS)))
             mask = np.frombuffer(answer['mask'].data, np.uint8).reshape(256, 256)
-            batch = cv2.resize(rgb, (256, 256), interpolation=cv2.INTER_AREA)[None]
+            batch = resize(rgb, (256, 256))[None]
             direct.set_tensor(direct.get_input_details()[0]['index'],
                               batch.astype(np.float32) / 255.0)
             direct.invoke()

@@ -192,6 +192,7 @@ class SegmentationNode(LifecycleNode):
         self._scheduler = FrameScheduler(self._pipeline, self, self.stats, self.check)
         self._cameras = tuple(dict.fromkeys(self._param('cameras')))
         self._pubs = {cam: self._camera_publishers(cam) for cam in self._cameras}
+        self._listening = {cam: set() for cam in self._cameras}  # as `wanted` last found it
         self._infos = {cam: CameraInfoMatcher(functools.partial(self._publish_camera_info, cam))
                        for cam in self._cameras}
         header = Header(stamp=self.get_clock().now().to_msg())
@@ -289,12 +290,11 @@ class SegmentationNode(LifecycleNode):
         if self._scheduler is not None:
             self._scheduler.stop()
 
-    def _listened(self, camera: str) -> set[str]:
-        return {key for key, pub in self._pubs[camera].items()
-                if pub.get_subscription_count() > 0}
-
     def wanted(self, camera: str) -> Wanted:
-        listened = self._listened(camera)
+        """What to compute, from the subscriber counts; `publish` reuses this reading."""
+        listened = {key for key, pub in self._pubs[camera].items()
+                    if pub.get_subscription_count() > 0}
+        self._listening[camera] = listened
         return Wanted(mask=bool(listened & {'mask', 'mask_compressed'}),
                       color_mask='color_mask' in listened,
                       overlay=bool(listened & {'overlay', 'overlay_compressed'}),
@@ -324,7 +324,7 @@ class SegmentationNode(LifecycleNode):
 
     def publish(self, frame: PendingFrame, result: FrameResult) -> None:
         pubs, header = self._pubs[frame.camera], frame.message.header
-        listened = self._listened(frame.camera)
+        listened = self._listening[frame.camera]
         if result.mask is not None:
             if 'mask' in listened:
                 pubs['mask'].publish(image_msg(header, result.mask, 'mono8'))

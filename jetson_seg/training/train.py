@@ -47,9 +47,7 @@ MIN_AREAS = (1, 4, 16, 32, 64, 100, 150)
 def _letterboxed(image: np.ndarray, mask: np.ndarray, net_w: int, net_h: int,
                  num_classes: int) -> tuple[np.ndarray, np.ndarray]:
     """Network input and soft labels (uint8 share x 255 of each class per network pixel)."""
-    import cv2
-
-    from jetson_seg.vision.image_conversion import DecodedImage, interpolation
+    from jetson_seg.vision.image_conversion import DecodedImage, resize
     from jetson_seg.vision.preprocess import Letterbox, to_network_input
 
     box = Letterbox.fit(image.shape[1], image.shape[0], net_w, net_h)
@@ -57,8 +55,7 @@ def _letterboxed(image: np.ndarray, mask: np.ndarray, net_w: int, net_h: int,
     labels = np.zeros((net_h, net_w, num_classes), np.uint8)
     labels[..., 0] = 255  # padding is background
     onehot = (mask[..., None] == np.arange(num_classes, dtype=np.uint8)).astype(np.float32)
-    share = cv2.resize(onehot, (box.content_w, box.content_h), interpolation=interpolation(
-        (box.src_w, box.src_h), (box.content_w, box.content_h)))  # the frames' own rule
+    share = resize(onehot, (box.content_w, box.content_h))  # the frames' own rule
     box.content(labels)[...] = np.round(share.reshape(box.content_h, box.content_w, -1) * 255)
     return frame, labels
 

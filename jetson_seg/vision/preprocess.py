@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from jetson_seg.model_info import InputSpec
-from jetson_seg.vision.image_conversion import DecodedImage, interpolation, resize_to_rgb
+from jetson_seg.vision.image_conversion import DecodedImage, resize, resize_to_rgb
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,7 @@ def to_network_input(image: DecodedImage, input_hw: tuple[int, int],
     """The one way a frame becomes network input: letterboxed RGB on black padding.
 
     The node, INT8 calibration, the optimizer's checks and training all call this, so the
-    network sees the same pixels everywhere (resize_to_rgb holds the interpolation rule).
+    network sees the same pixels everywhere (image_conversion.resize is the one resize rule).
     `out` (input_hw x 3 uint8) is reused when given; `box` saves refitting a known size.
     """
     if box is None:
@@ -74,7 +74,7 @@ def to_network_input(image: DecodedImage, input_hw: tuple[int, int],
     content = box.content(out)
     src_wh, dst_wh = (box.src_w, box.src_h), (box.content_w, box.content_h)
     if image.order in ('rgb', 'bgr') and src_wh != dst_wh:  # resized straight into `out`
-        cv2.resize(image.pixels, dst_wh, dst=content, interpolation=interpolation(src_wh, dst_wh))
+        resize(image.pixels, dst_wh, dst=content)
         if image.order == 'bgr':
             cv2.cvtColor(content, cv2.COLOR_BGR2RGB, dst=content)
     else:
