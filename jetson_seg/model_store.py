@@ -14,7 +14,7 @@ from jetson_seg.engines.onnxruntime import PROVIDERS
 from jetson_seg.errors import ConfigurationError, EngineError, ModelError
 from jetson_seg.model_info import (ModelInfo, default_model_dir, load_keras, locate_model,
                                    parse_description, read_model_info)
-from jetson_seg.optimize.artefacts import MANIFEST, source_digest
+from jetson_seg.optimize.artefacts import INT8_CLASS_IOU, MANIFEST, source_digest
 
 #: Values of the node's `precision` parameter. auto: the fastest artefact whose check passed
 #: (INT8 LiteRT on a CPU when the optimizer made one), FP32 for a model converted at start-up.
@@ -188,17 +188,12 @@ def _checked(info: ModelInfo, engine: Engine, where: Path) -> ModelInfo:
         raise
 
 
-#: auto serves INT8 only when its class masks match FP32's this closely (mean class IoU on the
-#: optimizer's check frames): faster, but not at the cost of the objects.
-INT8_AUTO_CLASS_IOU = 0.98
-
-
 def litert_role(path: Path, target: dict, precision: str, log=None) -> str:
     """The LiteRT file to serve: `precision`, or for auto INT8 when it keeps the objects.
 
     The optimizer publishes a file only after its check passed, so every file listed passed;
     auto takes INT8 only if its mean class IoU against the source reached
-    INT8_AUTO_CLASS_IOU, else FP32 (said in the log). FP16 is served only when asked: XNNPACK
+    INT8_CLASS_IOU, else FP32 (said in the log). FP16 is served only when asked: XNNPACK
     expands FP16 weights to FP32 on a CPU (no gain).
     """
     roles = [entry['role'] for entry in target.get('files', [])]
@@ -206,11 +201,11 @@ def litert_role(path: Path, target: dict, precision: str, log=None) -> str:
         if 'int8' not in roles:
             return 'fp32'
         class_iou = target.get('check', {}).get('INT8', {}).get('class_iou', 0.0)
-        if class_iou >= INT8_AUTO_CLASS_IOU:
+        if class_iou >= INT8_CLASS_IOU:
             return 'int8'
         if log is not None:
             log(f'serving FP32: the INT8 file in {path} keeps objects at class IoU '
-                f'{class_iou:.3f} < {INT8_AUTO_CLASS_IOU} against FP32 (precision:=int8 serves '
+                f'{class_iou:.3f} < {INT8_CLASS_IOU} against FP32 (precision:=int8 serves '
                 f'it anyway, faster)')
         return 'fp32'
     if precision not in roles:

@@ -7,7 +7,8 @@ import pytest
 
 from jetson_seg.errors import EngineError, JetsonSegError, ModelError
 from jetson_seg.model_info import default_model_dir
-from jetson_seg.model_store import INT8_AUTO_CLASS_IOU, litert_role, open_model
+from jetson_seg.model_store import litert_role, open_model
+from jetson_seg.optimize.artefacts import INT8_CLASS_IOU
 
 
 @pytest.fixture
@@ -79,7 +80,7 @@ def test_packaged_optimizer_output_is_current_and_served_without_loss():
     assert default_model_path() == optimized
     said: list[str] = []
     engine, info = open_model('', 'auto', threads=1, log=said.append)
-    int8_keeps_objects = checks['INT8']['class_iou'] >= INT8_AUTO_CLASS_IOU
+    int8_keeps_objects = checks['INT8']['class_iou'] >= INT8_CLASS_IOU
     assert engine.label == ('litert/int8' if int8_keeps_objects else 'litert/fp32')
     assert info.path == optimized and (int8_keeps_objects or 'class IoU' in said[0])
     engine.close()

@@ -221,3 +221,30 @@ def test_a_second_run_on_the_same_output_is_refused_while_one_holds_it(tmp_path)
     assert not list(out.glob('run-*'))  # refused before writing anything
     with exclusive(out):  # released on exit, also when the holder raised
         pass
+
+
+def test_int8_keeps_the_first_operations_float_when_asked():
+    """Mixed INT8: the first ops compute in float, the rest in int8, closer to FP32 masks."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from jetson_seg.optimize.convert_litert import convert_to_litert, first_ops
+    from jetson_seg.optimize.optimizer import check_frames, compare_outputs
+
+    model = load_keras(default_model_dir() / "model.keras")
+    calibration = check_frames(16, (192, 256), seed=5)
+    frames = check_frames(8, (192, 256))
+    outputs, kinds = {}, {}
+    for float_ops in (0, 7):
+        data = convert_to_litert(model, 'INT8', lambda: iter(calibration), float_ops)
+        interp = Interpreter(model_content=data)
+        interp.allocate_tensors()
+        dtypes = {t['name']: t['dtype'] for t in interp.get_tensor_details()}
+        kinds[float_ops] = [dtypes[name] for name in first_ops(data, 8)]
+        runner = interp.get_signature_runner()
+        outputs[float_ops] = np.concatenate([next(iter(runner(image=f[None]).values()))
+                                             for f in frames])
+    assert all(k == np.int8 for k in kinds[0])
+    assert all(k == np.float32 for k in kinds[7][:7]) and kinds[7][7] == np.int8
+    reference = model.predict_on_batch(frames)
+    close = {n: compare_outputs(reference, out, 0.97).class_iou for n, out in outputs.items()}
+    assert close[7] > close[0], close

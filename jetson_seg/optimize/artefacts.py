@@ -24,6 +24,11 @@ from pathlib import Path
 from jetson_seg.errors import ArtefactError
 from jetson_seg.model_info import locate_model, source_files
 
+#: Mean class IoU against FP32 (on the check frames) at which an INT8 file keeps the objects:
+#: `precision:=auto` serves INT8 from this on, and the optimizer keeps the fewest float
+#: operations that reach it.
+INT8_CLASS_IOU = 0.98
+
 MANIFEST = 'manifest.json'
 LOCK_FILE = '.lock'
 MANIFEST_VERSION = 1

@@ -36,11 +36,13 @@ def _converter(model):
 
 
 def convert_to_litert(model, precision: str,
-                      calibration: Callable[[], Iterable[np.ndarray]] | None = None) -> bytes:
+                      calibration: Callable[[], Iterable[np.ndarray]] | None = None,
+                      float_ops: int = 0) -> bytes:
     """Convert a Keras model or a frozen graph to LiteRT at `precision`.
 
     INT8 quantizes weights and activations with `calibration` (frames as the model takes
-    them); input and output types stay, so the engine contract does not change.
+    them); input and output types stay, so the engine contract does not change. With
+    `float_ops` the network's first that many operations stay float (mixed_int8).
     """
     import tensorflow as tf
 
@@ -60,4 +62,41 @@ def convert_to_litert(model, precision: str,
                 yield [frame[None]]
         converter.representative_dataset = representative
     with contextlib.redirect_stdout(io.StringIO()):  # Keras prints the whole export signature
-        return converter.convert()
+        data = converter.convert()
+    if precision == 'INT8' and float_ops > 0:
+        return mixed_int8(model, representative, first_ops(data, float_ops))
+    return data
+
+
+#: Ops that only move data between types: not counted as the network's operations.
+_TYPE_OPS = ('QUANTIZE', 'DEQUANTIZE', 'CAST')
+
+
+def first_ops(data: bytes, count: int) -> list[str]:
+    """Output tensor names of a LiteRT model's first `count` operations, in execution order."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interp = Interpreter(model_content=data)
+    names = {t['index']: t['name'] for t in interp.get_tensor_details()}
+    ops = [op for op in interp._get_ops_details() if op['op_name'] not in _TYPE_OPS]
+    return [names[i] for op in ops[:count] for i in op['outputs']]
+
+
+def mixed_int8(model, representative: Callable, float_tensors: list[str]) -> bytes:
+    """INT8 except the operations that produce `float_tensors`, which stay float.
+
+    Why: a network's first layers carry small intensity differences (faint, small objects)
+    that 8-bit activations flatten; on the default model keeping its first 7 operations float
+    took INT8 from mIoU 0.883 to 0.910 (FP32 0.916) for 0.5 ms. TensorFlow exposes the
+    exclusion list through its quantization debugger, whose non-debug model is this.
+    """
+    import tensorflow as tf
+
+    converter = _converter(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = representative
+    options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=float_tensors)
+    with contextlib.redirect_stdout(io.StringIO()):
+        debugger = tf.lite.experimental.QuantizationDebugger(
+            converter=converter, debug_dataset=representative, debug_options=options)
+        return debugger.get_nondebug_quantized_model()

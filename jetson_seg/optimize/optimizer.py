@@ -34,6 +34,9 @@ TARGETS = ('tf', 'tftrt', 'litert', 'onnx', 'tensorrt')
 #: What a run makes when `targets` is not given.
 DEFAULT_TARGETS = ('tf', 'tftrt', 'litert')
 
+#: Leading float operations the INT8 search tries, in order (int8_float_ops = -1).
+INT8_FLOAT_OPS_TRIED = (0, 1, 2, 4, 8, 16)
+
 #: Minimum fraction of pixels whose class must agree with the source model, per artefact kind.
 MASK_AGREEMENT = {'tf': 0.9999, 'tftrt': 0.9999, 'litert/FP32': 0.9999, 'litert/FP16': 0.999,
                   'litert/INT8': 0.97, 'tftrt/FP32': 0.9999, 'tftrt/FP16': 0.999,
@@ -70,6 +73,8 @@ class OptimizerConfig:
     check_topic: str = ''
     check_images: str = ''
     check_frames: int = 8
+    #: INT8 LiteRT: operations at the start of the network kept float; -1 = search
+    int8_float_ops: int = -1
     force_rebuild: bool = False
     trust_model: bool = False
 
@@ -292,17 +297,54 @@ class Optimizer:
         precisions = ['FP32']
         if cfg.trt.precision_mode in ('FP16', 'INT8') and source.fmt != 'tflite':
             precisions.append(cfg.trt.precision_mode)
-        files, checks = [], {}
+        files, checks, extra = [], {}, {}
         (run_dir / 'litert').mkdir(parents=True)
         for precision in precisions:
-            data = source.to_litert(precision, self._calibration(source.info))
             rel = f'litert/model_{precision.lower()}.tflite'
+            if precision == 'INT8':
+                data, extra['int8_float_ops'], extra['int8_search'] = self._int8_litert(
+                    source, frames, reference, run_dir / rel)
+            else:
+                data = source.to_litert(precision, self._calibration(source.info))
             (run_dir / rel).write_bytes(data)
             engine = LiteRtEngine(run_dir / rel, threads=1, input_hw=source.info.input_hw)
             checks[precision] = self._check(f'litert/{precision}', engine, frames,
                                             reference, source.info.output)
             files.append({'role': precision.lower(), 'path': rel, 'bytes': len(data)})
-        return {'files': files, 'check': checks}
+        return {'files': files, 'check': checks, **extra}
+
+    def _int8_litert(self, source: ModelSource, frames, reference,
+                     path: Path) -> tuple[bytes, int, list[dict]]:
+        """INT8 LiteRT with the fewest leading float operations that keep the objects.
+
+        With int8_float_ops = -1, 0, 1, 2, 4, ... 16 float operations are tried until the
+        file's class IoU against the source reaches INT8_CLASS_IOU (else the best one tried is
+        kept); a set int8_float_ops is taken as it is. Returns (file, float ops, trials).
+        """
+        from jetson_seg.engines.litert import LiteRtEngine
+
+        fixed = self.config.int8_float_ops
+        best, trials = None, []
+        for float_ops in ((fixed,) if fixed >= 0 else INT8_FLOAT_OPS_TRIED):
+            data = source.to_litert('INT8', self._calibration(source.info), float_ops)
+            path.write_bytes(data)
+            engine = LiteRtEngine(path, threads=1, input_hw=source.info.input_hw)
+            try:
+                out = np.concatenate([engine.infer(frames[i:i + 1])
+                                      for i in range(len(frames))])
+            finally:
+                engine.close()
+            result = compare_outputs(reference, out, MASK_AGREEMENT['litert/INT8'], '',
+                                     source.info.output)
+            trials.append({'float_ops': float_ops, 'class_iou': round(result.class_iou, 4),
+                           'mask_agreement': round(result.mask_agreement, 5)})
+            self.log(f'INT8 with the first {float_ops} operations float: class IoU '
+                     f'{result.class_iou:.4f}, mask agreement {result.mask_agreement:.5f}')
+            if best is None or result.class_iou > best[2]:
+                best = (data, float_ops, result.class_iou)
+            if result.class_iou >= artefacts.INT8_CLASS_IOU:
+                break
+        return best[0], best[1], trials
 
     def _target_tftrt(self, source: ModelSource, frames, reference, run_dir: Path) -> dict:
         from jetson_seg.engines.gpu import tensorrt_available

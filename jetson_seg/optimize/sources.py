@@ -93,9 +93,12 @@ class ModelSource:
                     for_cpu, self.trust)
         return self._frozen[for_cpu]
 
-    def to_litert(self, precision: str,
-                  calibration: Callable[[], Iterable[np.ndarray]]) -> bytes:
-        """LiteRT flatbuffer at `precision`; a .tflite source is taken as it is (FP32 only)."""
+    def to_litert(self, precision: str, calibration: Callable[[], Iterable[np.ndarray]],
+                  float_ops: int = 0) -> bytes:
+        """LiteRT flatbuffer at `precision` (INT8: the first `float_ops` operations float).
+
+        A .tflite source is taken as it is (FP32 only).
+        """
         if self.fmt == 'tflite':
             if precision != 'FP32':
                 raise TargetUnavailable(f'{self.path} is already a LiteRT model; quantize the '
@@ -103,8 +106,8 @@ class ModelSource:
             return self.path.read_bytes()
         from jetson_seg.optimize.convert_litert import convert_to_litert
         if self.keras_model is not None:
-            return convert_to_litert(self.keras_model, precision, calibration)
-        return convert_to_litert(self.freeze(for_cpu=False), precision, calibration)
+            return convert_to_litert(self.keras_model, precision, calibration, float_ops)
+        return convert_to_litert(self.freeze(for_cpu=False), precision, calibration, float_ops)
 
     def to_onnx(self):
         """The model as ONNX (convert_onnx.OnnxModel), from the frozen TF-TRT graph.

@@ -50,7 +50,8 @@ def config_from_node(node) -> OptimizerConfig:
         calibration_images=p['calibration_images'],
         calibration_frames=p['calibration_frames'], check_bag=p['check_bag'],
         check_topic=p['check_topic'], check_images=p['check_images'],
-        check_frames=p['check_frames'], force_rebuild=p['force_rebuild'],
+        check_frames=p['check_frames'], int8_float_ops=p['int8_float_ops'],
+        force_rebuild=p['force_rebuild'],
         trust_model=p['trust_model'])
 
 
