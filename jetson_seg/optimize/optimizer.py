@@ -35,7 +35,7 @@ TARGETS = ('tf', 'tftrt', 'litert', 'onnx', 'tensorrt')
 DEFAULT_TARGETS = ('tf', 'tftrt', 'litert')
 
 #: Leading float operations the INT8 search tries, in order (int8_float_ops = -1).
-INT8_FLOAT_OPS_TRIED = (0, 1, 2, 4, 8, 16)
+INT8_FLOAT_OPS_TRIED = (0, 1, 2, 3, 5, 8, 13)
 
 #: Minimum fraction of pixels whose class must agree with the source model, per artefact kind.
 MASK_AGREEMENT = {'tf': 0.9999, 'tftrt': 0.9999, 'litert/FP32': 0.9999, 'litert/FP16': 0.999,
@@ -317,7 +317,7 @@ class Optimizer:
                      path: Path) -> tuple[bytes, int, list[dict]]:
         """INT8 LiteRT with the fewest leading float operations that keep the objects.
 
-        With int8_float_ops = -1, 0, 1, 2, 4, ... 16 float operations are tried until the
+        With int8_float_ops = -1, 0, 1, 2, 3, 5, 8, 13 float operations are tried until the
         file's class IoU against the source reaches INT8_CLASS_IOU (else the best one tried is
         kept); a set int8_float_ops is taken as it is. Returns (file, float ops, trials).
         """
