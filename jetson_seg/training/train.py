@@ -25,7 +25,7 @@ import os
 import queue
 import threading
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from multiprocessing import Pool
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
@@ -267,33 +267,11 @@ def _predictor(model) -> Callable[[np.ndarray], np.ndarray]:
 # ------------------------------------------------------------------------- training
 
 def _load_initial(model, path: str) -> None:
-    """Weights from a .weights.h5, a .keras file, or a run/model folder holding either.
-
-    They may come from the network with or without FakeQuant layers (model.copy_weights).
-    """
-    import keras
-
-    from jetson_seg.training.model import copy_weights, load_network
-
+    """Weights from a .weights.h5, a .keras file, or a run/model folder holding either."""
     source = Path(path)
     if source.is_dir():
         source = next(p for p in (source / WEIGHTS_FILE, source / 'model.keras') if p.exists())
-    if source.suffix == '.keras':
-        copy_weights(keras.saving.load_model(source, compile=False), model)
-    else:
-        spec = _run_spec(source.parent)
-        copy_weights(load_network(spec, source), model)
-
-
-def _run_spec(run_dir: Path):
-    """The ModelSpec a training run recorded (the default network if it recorded none)."""
-    from jetson_seg.training.model import ModelSpec
-
-    run_path = run_dir / RUN_FILE
-    recorded = json.loads(run_path.read_text()).get('model_spec', {}) \
-        if run_path.exists() else {}
-    return ModelSpec(**{k: tuple(v) if isinstance(v, list) else v
-                        for k, v in recorded.items()})
+    model.load_weights(source)
 
 
 def train(args: argparse.Namespace, pool: Pool, eval_scenes: int) -> Path:
@@ -305,7 +283,7 @@ def train(args: argparse.Namespace, pool: Pool, eval_scenes: int) -> Path:
     """
     from jetson_seg.training.model import ModelSpec
 
-    spec = ModelSpec(residual_blocks=tuple(args.residual_blocks), fake_quant=args.fake_quant)
+    spec = ModelSpec(residual_blocks=tuple(args.residual_blocks))
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     started = time.time()
@@ -393,15 +371,15 @@ def package(run_dir: Path, output: Path, eval_scenes: int, pool: Pool, min_area:
     import keras
     import tensorflow as tf
 
-    from jetson_seg.training.model import build_model, copy_weights, count_flops, load_network
+    from jetson_seg.training.model import ModelSpec, build_model, count_flops
 
     run_path = run_dir / RUN_FILE
     run = json.loads(run_path.read_text()) if run_path.exists() else {}
     run.pop('backend_evaluation', None)  # superseded by the evaluation below
-    trained = _run_spec(run_dir)
-    spec = replace(trained, fake_quant=False)  # shipped without the training-only rounding
+    spec = ModelSpec(**{k: tuple(v) if isinstance(v, list) else v
+                        for k, v in run.get('model_spec', {}).items()})
     model = build_model(spec)
-    copy_weights(load_network(trained, run_dir / WEIGHTS_FILE), model)
+    model.load_weights(run_dir / WEIGHTS_FILE)
     output.mkdir(parents=True, exist_ok=True)
     model.save(output / 'model.keras')
     if output.resolve() == run_dir.resolve():  # a CPU run packaged in place: keep it clean
@@ -483,9 +461,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument('--residual-blocks', type=int, nargs=2, default=[0, 0],
                         metavar=('QUARTER', 'EIGHTH'),
                         help='extra residual blocks at 1/4 and 1/8 resolution')
-    parser.add_argument('--fake-quant', action='store_true',
-                        help='quantisation-aware: round activations to the INT8 grid while '
-                             'training (fine-tune a trained network with --init)')
     parser.add_argument('--lr', type=float, default=3e-3, help='peak learning rate')
     parser.add_argument('--weight-decay', type=float, default=1e-4)
     parser.add_argument('--init', help='start from these weights (.weights.h5, .keras, or a '
