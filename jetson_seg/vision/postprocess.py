@@ -126,18 +126,20 @@ def class_mask(planes: list[np.ndarray], scratch: ArgmaxScratch | None = None) -
 
 
 def palette_lut(palette: np.ndarray) -> np.ndarray:
-    """A (1, 256, 3) OpenCV lookup table from a (num_classes, 3) uint8 palette."""
-    lut = np.zeros((1, 256, 3), np.uint8)
-    lut[0, :len(palette)] = palette
-    return lut
+    """A 256-entry table of packed RGBx pixels (one uint32 each) from a (classes, 3) palette."""
+    rgbx = np.zeros((256, 4), np.uint8)
+    rgbx[:len(palette), :3] = palette
+    return rgbx.view(np.uint32).ravel()
 
 
 def color_mask(mask: np.ndarray, lut: np.ndarray) -> np.ndarray:
     """Class ids -> RGB colours through a palette_lut table.
 
-    cv2.LUT on the mask repeated over three channels: 2.6x faster than np.take at 640x480.
+    One 4-byte lookup per pixel, then RGBx -> RGB: 0.45 ms at 640x480; cv2.LUT over the mask
+    repeated in three channels took 0.55-1.16 ms, numpy indexing of 3-byte rows 2.7 ms.
     """
-    return cv2.LUT(cv2.merge((mask, mask, mask)), lut)
+    packed = lut[mask]
+    return cv2.cvtColor(packed.view(np.uint8).reshape(*mask.shape, 4), cv2.COLOR_RGBA2RGB)
 
 
 def overlay(rgb: np.ndarray, colors: np.ndarray, mask: np.ndarray, alpha: float,
