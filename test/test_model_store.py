@@ -3,6 +3,7 @@
 import json
 import shutil
 
+import numpy as np
 import pytest
 
 from jetson_seg.errors import EngineError, JetsonSegError, ModelError
@@ -84,6 +85,31 @@ def test_packaged_optimizer_output_is_current_and_served_without_loss():
     assert engine.label == ('litert/int8' if int8_keeps_objects else 'litert/fp32')
     assert info.path == optimized and (int8_keeps_objects or 'class IoU' in said[0])
     engine.close()
+
+
+def test_packaged_int8_keeps_the_fewest_float_operations_that_keep_the_objects():
+    """The optimizer's search, as recorded in the shipped manifest and seen in the file."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from jetson_seg.model_store import DEFAULT_OPTIMIZED
+    from jetson_seg.optimize.artefacts import read_manifest, verified_file
+    from jetson_seg.optimize.convert_litert import first_ops
+    from jetson_seg.optimize.optimizer import INT8_FLOAT_OPS_TRIED
+
+    optimized = default_model_dir() / DEFAULT_OPTIMIZED
+    manifest = read_manifest(optimized)
+    target = manifest['targets']['litert']
+    tried = [trial['float_ops'] for trial in target['int8_search']]
+    assert tried == list(INT8_FLOAT_OPS_TRIED[:len(tried)])
+    *short, chosen = target['int8_search']
+    assert chosen['float_ops'] == target['int8_float_ops'] > 0
+    assert chosen['class_iou'] >= INT8_CLASS_IOU > max(t['class_iou'] for t in short)
+    assert target['check']['INT8']['class_iou'] == pytest.approx(chosen['class_iou'], abs=1e-4)
+    data = verified_file(optimized, manifest, 'litert', 'int8').read_bytes()
+    interp = Interpreter(model_content=data)
+    dtypes = {t['name']: t['dtype'] for t in interp.get_tensor_details()}
+    kinds = [dtypes[name] for name in first_ops(data, chosen['float_ops'] + 1)]
+    assert all(k == np.float32 for k in kinds[:-1]) and kinds[-1] == np.int8
 
 
 @pytest.mark.parametrize('class_iou, served', [(0.995, 'int8'), (0.91, 'fp32')])
