@@ -319,14 +319,22 @@ class Optimizer:
 
         With int8_float_ops = -1, 0, 1, 2, 3, 5, 8, 13 float operations are tried until the
         file's class IoU against the source reaches INT8_CLASS_IOU (else the best one tried is
-        kept); a set int8_float_ops is taken as it is. Returns (file, float ops, trials).
+        kept, also when a later conversion fails); a set int8_float_ops is taken as it is.
+        Returns (file, float ops, trials).
         """
         from jetson_seg.engines.litert import LiteRtEngine
 
         fixed = self.config.int8_float_ops
         best, trials = None, []
         for float_ops in ((fixed,) if fixed >= 0 else INT8_FLOAT_OPS_TRIED):
-            data = source.to_litert('INT8', self._calibration(source.info), float_ops)
+            try:
+                data = source.to_litert('INT8', self._calibration(source.info), float_ops)
+            except Exception as exc:  # a mixed conversion failed: keep the best one made
+                if best is None:
+                    raise
+                self.log(f'INT8 with the first {float_ops} operations float failed ({exc!r}); '
+                         f'keeping the file with {best[1]} float operations')
+                break
             path.write_bytes(data)
             engine = LiteRtEngine(path, threads=1, input_hw=source.info.input_hw)
             try:
