@@ -248,3 +248,22 @@ def test_int8_keeps_the_first_operations_float_when_asked():
     reference = model.predict_on_batch(frames)
     close = {n: compare_outputs(reference, out, 0.97).class_iou for n, out in outputs.items()}
     assert close[7] > close[0], close
+
+
+def test_int8_float_ops_parameter_reaches_the_file_and_the_manifest(ros_env, tmp_path):
+    from ai_edge_litert.interpreter import Interpreter
+
+    from jetson_seg.optimize.convert_litert import first_ops
+
+    out = tmp_path / 'int8'
+    result = _optimize(ros_env, f'output_dir:={out}', 'targets:=[litert]',
+                       'precision_mode:=INT8', 'int8_float_ops:=3', 'calibration_frames:=8',
+                       'check_frames:=4')
+    assert result.returncode == 0, result.stdout + result.stderr
+    manifest = read_manifest(out)
+    target = manifest['targets']['litert']
+    assert target['int8_float_ops'] == 3
+    assert [t['float_ops'] for t in target['int8_search']] == [3]
+    data = verified_file(out, manifest, 'litert', 'int8').read_bytes()
+    dtypes = {t['name']: t['dtype'] for t in Interpreter(model_content=data).get_tensor_details()}
+    assert [dtypes[name] for name in first_ops(data, 4)] == [np.float32] * 3 + [np.int8]

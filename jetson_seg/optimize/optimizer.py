@@ -93,6 +93,14 @@ class CheckResult:
     class_iou: float = 1.0
 
 
+def _outputs(engine, frames: np.ndarray) -> np.ndarray:
+    """`engine`'s outputs for `frames`, one frame a call (as the node runs); closed after."""
+    try:
+        return np.concatenate([engine.infer(frames[i:i + 1]) for i in range(len(frames))])
+    finally:
+        engine.close()
+
+
 def compare_outputs(reference: np.ndarray, candidate: np.ndarray, threshold: float,
                     note: str = '', output: OutputSpec = OutputSpec()) -> CheckResult:
     """Max abs output difference and fraction of pixels with the same class (per the head)."""
@@ -262,11 +270,8 @@ class Optimizer:
     def _check(self, kind: str, engine, frames: np.ndarray, reference: np.ndarray,
                output: OutputSpec, note: str = '') -> dict:
         """Compare `engine` (anything with infer/close) with the source; it is closed after."""
-        try:
-            out = np.concatenate([engine.infer(frames[i:i + 1]) for i in range(len(frames))])
-        finally:
-            engine.close()
-        result = compare_outputs(reference, out, MASK_AGREEMENT[kind], note, output)
+        result = compare_outputs(reference, _outputs(engine, frames), MASK_AGREEMENT[kind], note,
+                                 output)
         self.log(f'check {kind}: max |diff| {result.max_abs_diff:.2e}, mask agreement '
                  f'{result.mask_agreement:.5f} -> {"ok" if result.passed else "FAILED"}')
         if not result.passed:
@@ -337,13 +342,8 @@ class Optimizer:
                 break
             path.write_bytes(data)
             engine = LiteRtEngine(path, threads=1, input_hw=source.info.input_hw)
-            try:
-                out = np.concatenate([engine.infer(frames[i:i + 1])
-                                      for i in range(len(frames))])
-            finally:
-                engine.close()
-            result = compare_outputs(reference, out, MASK_AGREEMENT['litert/INT8'], '',
-                                     source.info.output)
+            result = compare_outputs(reference, _outputs(engine, frames),
+                                     MASK_AGREEMENT['litert/INT8'], '', source.info.output)
             trials.append({'float_ops': float_ops, 'class_iou': round(result.class_iou, 4),
                            'mask_agreement': round(result.mask_agreement, 5)})
             self.log(f'INT8 with the first {float_ops} operations float: class IoU '
