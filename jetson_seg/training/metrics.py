@@ -55,11 +55,12 @@ def match_boxes(truth: list, predicted: list, threshold: float = 0.5,
     def ignored(t: tuple) -> bool:
         return len(t) > 5 and t[5] < min_area
 
+    counted_first = sorted(enumerate(truth), key=lambda it: ignored(it[1]))
     used = set()
     tp = fp = 0
     for p in predicted:
         best, best_iou = None, threshold
-        for i, t in sorted(enumerate(truth), key=lambda it: ignored(it[1])):
+        for i, t in counted_first:
             if i in used or t[4] != p[4]:
                 continue
             iou = box_iou(p, t)

@@ -67,10 +67,16 @@ class Inferred:
     inference_ms: float
 
 
-def _bound(cache: dict, size: int = 16) -> None:
-    """Empty a per-frame-size cache that is full: a stream of odd sizes must not grow it."""
-    if len(cache) >= size:
-        cache.clear()
+def _keep(cache: dict, key, value):
+    """Store `value` under `key` in a per-frame-size cache and return it.
+
+    A full cache (16 sizes) is emptied first: a stream of odd sizes must not grow it.
+    """
+    if cache.get(key) is not value:
+        if len(cache) >= 16:
+            cache.clear()
+        cache[key] = value
+    return value
 
 
 class SegmentationPipeline:
@@ -91,8 +97,7 @@ class SegmentationPipeline:
     def _letterbox_for(self, width: int, height: int) -> Letterbox:
         box = self._boxes.get((width, height))
         if box is None:
-            _bound(self._boxes)
-            box = self._boxes[(width, height)] = self._input.letterbox((height, width))
+            box = _keep(self._boxes, (width, height), self._input.letterbox((height, width)))
         return box
 
     def run(self, image: DecodedImage, wanted: Wanted = Wanted()) -> FrameResult:
@@ -142,14 +147,11 @@ class SegmentationPipeline:
         scores = class_scores(raw, self.info.output)
         size = (box.src_w, box.src_h)
         planes = probability_planes(scores, box, at_input, self._planes.get(size))
-        if at_input and planes is not self._planes.get(size):
-            _bound(self._planes)
-            self._planes[size] = planes
+        if at_input:
+            _keep(self._planes, size, planes)
         shape = planes[0].shape
-        scratch = ArgmaxScratch.fitting(self._argmax.get(shape), shape, len(planes))
-        if scratch is not self._argmax.get(shape):
-            _bound(self._argmax)
-            self._argmax[shape] = scratch
+        scratch = _keep(self._argmax, shape,
+                        ArgmaxScratch.fitting(self._argmax.get(shape), shape, len(planes)))
         return class_mask(planes, scratch), planes
 
     def _finish(self, raw: np.ndarray, image: DecodedImage, box: Letterbox,
