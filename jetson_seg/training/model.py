@@ -86,6 +86,30 @@ def build_model(spec: ModelSpec = ModelSpec()) -> keras.Model:
     return keras.Model(inputs, probs, name='jetson_seg_unet')
 
 
+def transfer_weights(source: keras.Model, target: keras.Model) -> list[str]:
+    """Copy weights layer by layer (by name) from a trained network into a grown variant.
+
+    Why: a wider input or extra residual blocks then start where the trained network ended
+    instead of from scratch. Layers the source lacks keep their fresh weights, except that each
+    new block's last BatchNorm scale starts at 1% so the block adds almost nothing at first
+    (not zero: its ReLU would pass no gradient). Returns the names of the new layers.
+    """
+    known = {layer.name: layer for layer in source.layers}
+    new = []
+    for layer in target.layers:
+        if not layer.weights:
+            continue
+        if layer.name not in known:
+            new.append(layer.name)
+            if isinstance(layer, layers.BatchNormalization) and layer.name.endswith('_pw_bn'):
+                weights = layer.get_weights()
+                weights[0] = weights[0] * 0.01
+                layer.set_weights(weights)
+            continue
+        layer.set_weights(known[layer.name].get_weights())  # shapes must match: raises if not
+    return new
+
+
 def count_flops(model: keras.Model) -> int:
     """Floating-point operations of one forward pass at batch 1 (TF profiler, 2 per MAC)."""
     import tensorflow as tf

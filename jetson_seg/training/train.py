@@ -266,12 +266,36 @@ def _predictor(model) -> Callable[[np.ndarray], np.ndarray]:
 
 # ------------------------------------------------------------------------- training
 
-def _load_initial(model, path: str) -> None:
-    """Weights from a .weights.h5, a .keras file, or a run/model folder holding either."""
+def recorded_spec(run: dict):
+    """The ModelSpec a training.json record was trained with (the default network if none)."""
+    from jetson_seg.training.model import ModelSpec
+
+    return ModelSpec(**{k: tuple(v) if isinstance(v, list) else v
+                        for k, v in run.get('model_spec', {}).items()})
+
+
+def _load_initial(model, path: str) -> list[str]:
+    """Weights from a .weights.h5, a .keras file, or a run/model folder holding either.
+
+    The source network may differ from `model` in input size or residual blocks (a run folder's
+    training.json says how it was built; a bare .weights.h5 is taken as the default network):
+    matching layers are copied by name. Returns the layers the source did not have.
+    """
+    import keras
+
+    from jetson_seg.training.model import build_model, transfer_weights
+
     source = Path(path)
     if source.is_dir():
         source = next(p for p in (source / WEIGHTS_FILE, source / 'model.keras') if p.exists())
-    model.load_weights(source)
+    if source.suffix == '.keras':
+        trained = keras.saving.load_model(source, compile=False)
+    else:
+        run_file = source.parent / RUN_FILE
+        run = json.loads(run_file.read_text()) if run_file.exists() else {}
+        trained = build_model(recorded_spec(run))
+        trained.load_weights(source)
+    return transfer_weights(trained, model)
 
 
 def train(args: argparse.Namespace, pool: Pool, eval_scenes: int) -> Path:
@@ -283,7 +307,8 @@ def train(args: argparse.Namespace, pool: Pool, eval_scenes: int) -> Path:
     """
     from jetson_seg.training.model import ModelSpec
 
-    spec = ModelSpec(residual_blocks=tuple(args.residual_blocks))
+    spec = ModelSpec(height=args.input_size[1], width=args.input_size[0],
+                     residual_blocks=tuple(args.residual_blocks))
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     started = time.time()
@@ -298,7 +323,9 @@ def train(args: argparse.Namespace, pool: Pool, eval_scenes: int) -> Path:
     keras.utils.set_random_seed(args.seed)
     model = build_model(spec)
     if args.init:
-        _load_initial(model, args.init)
+        new_layers = _load_initial(model, args.init)
+        print(f'started from {args.init}; new layers: {", ".join(new_layers) or "none"}',
+              flush=True)
     schedule = keras.optimizers.schedules.CosineDecay(
         args.lr / 40, args.steps - args.steps // 20, warmup_target=args.lr,
         warmup_steps=args.steps // 20, alpha=0.01)
@@ -371,13 +398,12 @@ def package(run_dir: Path, output: Path, eval_scenes: int, pool: Pool, min_area:
     import keras
     import tensorflow as tf
 
-    from jetson_seg.training.model import ModelSpec, build_model, count_flops
+    from jetson_seg.training.model import build_model, count_flops
 
     run_path = run_dir / RUN_FILE
     run = json.loads(run_path.read_text()) if run_path.exists() else {}
     run.pop('backend_evaluation', None)  # superseded by the evaluation below
-    spec = ModelSpec(**{k: tuple(v) if isinstance(v, list) else v
-                        for k, v in run.get('model_spec', {}).items()})
+    spec = recorded_spec(run)
     model = build_model(spec)
     model.load_weights(run_dir / WEIGHTS_FILE)
     output.mkdir(parents=True, exist_ok=True)
@@ -461,6 +487,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument('--residual-blocks', type=int, nargs=2, default=[0, 0],
                         metavar=('QUARTER', 'EIGHTH'),
                         help='extra residual blocks at 1/4 and 1/8 resolution')
+    parser.add_argument('--input-size', type=int, nargs=2, default=[256, 192],
+                        metavar=('WIDTH', 'HEIGHT'), help='network input size')
     parser.add_argument('--lr', type=float, default=3e-3, help='peak learning rate')
     parser.add_argument('--weight-decay', type=float, default=1e-4)
     parser.add_argument('--init', help='start from these weights (.weights.h5, .keras, or a '

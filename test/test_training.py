@@ -1,0 +1,61 @@
+"""Training: a grown network starts where the trained one ended, and a short run really trains."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from jetson_seg.model_info import KERAS_FILE, default_model_dir
+from jetson_seg.optimize.optimizer import check_frames
+from jetson_seg.training import train
+from jetson_seg.training.model import ModelSpec, build_model
+
+
+@pytest.fixture(scope='module')
+def shipped():
+    return keras.saving.load_model(default_model_dir() / KERAS_FILE, compile=False)
+
+
+def test_extra_residual_blocks_start_near_identity(shipped):
+    grown = build_model(ModelSpec(residual_blocks=(1, 2)))
+    new = train._load_initial(grown, str(default_model_dir()))
+    assert {name.split('_')[0] for name in new} == {'enc2r0', 'enc3r0', 'enc3r1'}
+    frames = check_frames(4, (192, 256))
+    before = shipped(frames).numpy()
+    after = grown(frames).numpy()
+    change = float(np.abs(after - before).mean())
+    agreement = float((after.argmax(-1) == before.argmax(-1)).mean())
+    assert change < 0.002 and agreement > 0.995, (change, agreement)
+
+
+def test_a_larger_input_takes_every_trained_layer(shipped):
+    wider = build_model(ModelSpec(height=240, width=320))
+    assert train._load_initial(wider, str(default_model_dir())) == []
+    for layer in shipped.layers:
+        for mine, theirs in zip(wider.get_layer(layer.name).get_weights(), layer.get_weights()):
+            np.testing.assert_array_equal(mine, theirs)
+
+
+def test_a_layer_of_another_shape_is_refused(shipped):
+    narrower = build_model(ModelSpec(widths=(8, 24, 40, 64)))
+    with pytest.raises(ValueError):
+        train._load_initial(narrower, str(default_model_dir()))
+
+
+def test_a_short_run_from_the_shipped_weights_writes_its_record(tmp_path):
+    out = tmp_path / 'run'
+    train.main(['--output', str(out), '--init', str(default_model_dir()), '--seed', '3',
+                '--scenes', '64', '--steps', '4', '--steps-per-epoch', '2', '--batch', '4',
+                '--lr', '1e-4', '--eval-scenes', '0', '--workers', '2', '--weights-only',
+                '--no-progress', '--residual-blocks', '0', '1'])
+    run = json.loads((out / train.RUN_FILE).read_text())
+    assert run['steps_done'] == 4 and np.isfinite(run['final_loss'])
+    assert run['model_spec']['residual_blocks'] == [0, 1]
+    rebuilt = build_model(train.recorded_spec(run))
+    rebuilt.load_weights(out / train.WEIGHTS_FILE)  # the record describes the weights
+    grown = build_model(ModelSpec(residual_blocks=(0, 1)))
+    train._load_initial(grown, str(default_model_dir()))
+    moved = [not np.array_equal(a, b) for a, b in zip(rebuilt.get_weights(),
+                                                      grown.get_weights())]
+    assert any(moved)  # four steps changed the weights
