@@ -15,7 +15,7 @@ from sensor_msgs.msg import CompressedImage, Image
 
 from jetson_seg.vision.image_conversion import (DIRECT_ENCODINGS, DecodedImage, ImageRejected,
                                                 check_image, decode_compressed, decode_image,
-                                                encode_mono8, encode_rgb8, resize, resize_to_rgb,
+                                                packed_rows, resize, resize_to_rgb,
                                                 to_rgb)
 
 RNG = np.random.default_rng(3)
@@ -462,32 +462,35 @@ def test_to_rgb_converts_every_order():
     np.testing.assert_array_equal(to_rgb(DecodedImage(gray, 'mono')), np.repeat(gray, 3, 2))
 
 
-def test_encode_mono8_and_rgb8_round_trip_through_an_image_message():
+def test_packed_rows_round_trip_through_an_image_message():
     mask = RNG.integers(0, 19, (H, W), dtype=np.uint8)
-    data, step = encode_mono8(mask)
-    assert isinstance(data, bytes) and step == W
-    msg = Image(height=H, width=W, encoding='mono8', step=step, data=data)
+    rows, step = packed_rows(mask, 'mono8')
+    assert rows is mask and step == W  # contiguous: no copy
+    msg = Image(height=H, width=W, encoding='mono8', step=step, data=rows.tobytes())
     np.testing.assert_array_equal(decode_image(msg).pixels[..., 0], mask)
 
-    data, step = encode_rgb8(RGB)
-    assert isinstance(data, bytes) and step == W * 3
-    msg = Image(height=H, width=W, encoding='rgb8', step=step, data=data)
+    rows, step = packed_rows(RGB, 'rgb8')
+    assert step == W * 3
+    msg = Image(height=H, width=W, encoding='rgb8', step=step, data=rows.tobytes())
     np.testing.assert_array_equal(decode_image(msg).pixels, RGB)
     np.testing.assert_array_equal(message_to_cvimage(msg), RGB)
 
     # Non-contiguous input (a crop, a padded view) still yields tightly packed rows.
-    data, step = encode_rgb8(RGB[1:, 2:])
-    assert step == (W - 2) * 3 and data == np.ascontiguousarray(RGB[1:, 2:]).tobytes()
-    data, step = encode_mono8(mask[:, ::2])
-    assert step == (W + 1) // 2 and data == np.ascontiguousarray(mask[:, ::2]).tobytes()
+    rows, step = packed_rows(RGB[1:, 2:], 'rgb8')
+    assert step == (W - 2) * 3 and rows.flags.c_contiguous
+    np.testing.assert_array_equal(rows, RGB[1:, 2:])
+    rows, step = packed_rows(mask[:, ::2], 'mono8')
+    assert step == (W + 1) // 2 and rows.flags.c_contiguous
 
 
-def test_encoders_refuse_the_wrong_shape_or_type():
+def test_packed_rows_refuse_the_wrong_shape_type_or_encoding():
     with pytest.raises(ValueError, match='HxW uint8'):
-        encode_mono8(RGB)
+        packed_rows(RGB, 'mono8')
     with pytest.raises(ValueError, match='HxW uint8'):
-        encode_mono8(np.zeros((4, 4), np.int32))
+        packed_rows(np.zeros((4, 4), np.int32), 'mono8')
     with pytest.raises(ValueError, match='HxWx3 uint8'):
-        encode_rgb8(_source_pixels('rgba8'))
+        packed_rows(_source_pixels('rgba8'), 'rgb8')
     with pytest.raises(ValueError, match='HxWx3 uint8'):
-        encode_rgb8(RGB.astype(np.float32))
+        packed_rows(RGB.astype(np.float32), 'rgb8')
+    with pytest.raises(ValueError, match='mono8 or rgb8, not bgr8'):
+        packed_rows(RGB, 'bgr8')

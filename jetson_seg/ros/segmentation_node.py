@@ -26,6 +26,7 @@ from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CameraInfo, CompressedImage
 from std_msgs.msg import Header
 
+from jetson_seg.allocator import keep_large_allocations
 from jetson_seg.engines.gpu import configure_gpu_memory
 from jetson_seg.errors import JetsonSegError
 from jetson_seg.vision.frame_stats import FrameStats
@@ -36,8 +37,8 @@ from jetson_seg.ros.interface import (CAMERA_INFO, CAMERA_INFO_QOS, DIAGNOSTICS,
                                       EXTRA_OUTPUTS, LABEL_INFO, LABEL_INFO_QOS, OUTPUTS,
                                       input_topic, qos, stamp_key)
 from jetson_seg.ros.messages import (class_labels, compressed_msg, detections_msg,
-                                     diagnostics_msg, image_msg, label_info_msg,
-                                     mask_camera_info)
+                                     diagnostics_msg, label_info_msg, mask_camera_info,
+                                     serialized_image)
 from jetson_seg.model_store import open_model
 from jetson_seg.ros.parameters import SEGMENTATION_PARAMS, SPECS_BY_NAME
 from jetson_seg.ros.shutdown import POLL_S, ShutdownRequest
@@ -327,15 +328,15 @@ class SegmentationNode(LifecycleNode):
         listened = self._listening[frame.camera]
         if result.mask is not None:
             if 'mask' in listened:
-                pubs['mask'].publish(image_msg(header, result.mask, 'mono8'))
+                pubs['mask'].publish(serialized_image(header, result.mask, 'mono8'))
             if 'mask_compressed' in listened:
                 pubs['mask_compressed'].publish(
                     compressed_msg(header, result.mask, 'mono8', 'png'))
         if result.color_mask is not None:
-            pubs['color_mask'].publish(image_msg(header, result.color_mask, 'rgb8'))
+            pubs['color_mask'].publish(serialized_image(header, result.color_mask, 'rgb8'))
         if result.overlay is not None:
             if 'overlay' in listened:
-                pubs['overlay'].publish(image_msg(header, result.overlay, 'rgb8'))
+                pubs['overlay'].publish(serialized_image(header, result.overlay, 'rgb8'))
             if 'overlay_compressed' in listened:
                 pubs['overlay_compressed'].publish(compressed_msg(
                     header, result.overlay, 'rgb8', 'jpeg', self._param('jpeg_quality')))
@@ -383,6 +384,7 @@ def main(args: list[str] | None = None) -> int:
 
     SIGINT and SIGTERM end it at any moment with exit code 0 (see ros/shutdown.py).
     """
+    keep_large_allocations()  # frame-sized buffers: no page faults per frame
     shutdown = ShutdownRequest().install()
     rclpy.init(args=args if args is not None else sys.argv,
                signal_handler_options=SignalHandlerOptions.NO)

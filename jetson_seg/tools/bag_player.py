@@ -23,6 +23,7 @@ from rclpy.duration import Duration
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rosgraph_msgs.msg import Clock
 
+from jetson_seg.allocator import keep_large_allocations
 from jetson_seg.ros.interface import CLIENT_OUTPUT_QOS, OUTPUTS, qos, stamp_key
 from jetson_seg.tools.bags import bag_topics, deserialize, read_messages
 from jetson_seg.tools.replay import message_class, split_ros_args
@@ -152,6 +153,7 @@ def main(argv: list[str] | None = None) -> None:
                         help='seconds to let discovery settle once subscribers are seen')
     own_args, ros_args = split_ros_args(argv)
     args = parser.parse_args(own_args)
+    keep_large_allocations()  # this process sends and receives frames too
     remap = dict(item.split(':=', 1) for item in args.remap)
     rclpy.init(args=['bag_player', *ros_args])
     node = rclpy.create_node('bag_player')

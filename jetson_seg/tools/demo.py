@@ -16,6 +16,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from jetson_seg.allocator import keep_large_allocations
+
 
 def _write_pictures(out: Path, records: list, scene_of: dict, scenes, count: int) -> list[str]:
     from jetson_seg.vision.image_conversion import decode_image, to_rgb
@@ -51,6 +53,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument('--node-param', action='append', default=[], metavar='NAME:=VALUE',
                         help='extra node parameter, e.g. --node-param engine:=tf')
     args = parser.parse_args(argv)
+    keep_large_allocations()  # this process sends and receives frames too
 
     import rclpy
     from sensor_msgs.msg import Image

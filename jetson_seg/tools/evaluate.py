@@ -14,6 +14,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from jetson_seg.allocator import keep_large_allocations
+
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -32,6 +34,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument('--domain-id', type=int, default=78)
     parser.add_argument('--node-param', action='append', default=[], metavar='NAME:=VALUE')
     args = parser.parse_args(argv)
+    keep_large_allocations()  # this process sends and receives frames too
 
     import numpy as np
     import rclpy

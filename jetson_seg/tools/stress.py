@@ -20,6 +20,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from jetson_seg.allocator import keep_large_allocations
+
 MALFORMED_KINDS = ('truncated', 'unknown_encoding', 'mismatched_encoding', 'zero_size',
                    'absurd_size', 'short_step', 'odd_mono16', 'corrupt_jpeg', 'corrupt_png',
                    'unknown_format', 'empty_compressed')
@@ -269,6 +271,7 @@ def main(argv: list[str] | None = None) -> None:
         p.add_argument('--output', type=Path, default=Path('output/stress'))
         p.add_argument('--domain-id', type=int, default=81)
     args = parser.parse_args(argv)
+    keep_large_allocations()  # this process sends and receives frames too
     args.output.mkdir(parents=True, exist_ok=True)
     import rclpy
     try:

@@ -126,20 +126,20 @@ def class_mask(planes: list[np.ndarray], scratch: ArgmaxScratch | None = None) -
 
 
 def palette_lut(palette: np.ndarray) -> np.ndarray:
-    """A 256-entry table of packed RGBx pixels (one uint32 each) from a (classes, 3) palette."""
-    rgbx = np.zeros((256, 4), np.uint8)
-    rgbx[:len(palette), :3] = palette
-    return rgbx.view(np.uint32).ravel()
+    """A 256-entry colour table (256, 1, 3) uint8 from a (classes, 3) palette."""
+    table = np.zeros((256, 1, 3), np.uint8)
+    table[:len(palette), 0] = palette
+    return table
 
 
 def color_mask(mask: np.ndarray, lut: np.ndarray) -> np.ndarray:
     """Class ids -> RGB colours through a palette_lut table.
 
-    One 4-byte lookup per pixel, then RGBx -> RGB: 0.45 ms at 640x480; cv2.LUT over the mask
-    repeated in three channels took 0.55-1.16 ms, numpy indexing of 3-byte rows 2.7 ms.
+    OpenCV's user colour map is one table lookup per pixel: 0.26 ms at 640x480, against 0.45 ms
+    for a packed 4-byte numpy lookup plus RGBx -> RGB, 0.56 ms for cv2.LUT over the mask
+    repeated in three channels and 2.7 ms for numpy indexing of 3-byte rows.
     """
-    packed = lut[mask]
-    return cv2.cvtColor(packed.view(np.uint8).reshape(*mask.shape, 4), cv2.COLOR_RGBA2RGB)
+    return cv2.applyColorMap(mask, lut)
 
 
 def overlay(rgb: np.ndarray, colors: np.ndarray, mask: np.ndarray, alpha: float,
