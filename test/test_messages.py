@@ -9,8 +9,7 @@ from sensor_msgs.msg import CameraInfo
 
 from jetson_seg.vision.image_conversion import decode_compressed, decode_image, to_rgb
 from jetson_seg.ros.messages import (class_index, class_labels, compressed_msg, detection_boxes,
-                                     detections_msg, image_msg, mask_camera_info,
-                                     serialized_image)
+                                     detections_msg, image_msg, mask_camera_info)
 from jetson_seg.vision.postprocess import Region
 
 
@@ -88,47 +87,3 @@ def test_images_round_trip_and_refuse_what_they_cannot_encode():
         image_msg(Header(), rgb, 'mono8')
     with pytest.raises(ValueError, match='mono8 or rgb8, not bgr8'):
         image_msg(Header(), rgb, 'bgr8')
-
-
-@pytest.mark.parametrize('frame_id', ['', 'a', 'ab', 'abc', 'abcd', 'camera_optical_frame'])
-@pytest.mark.parametrize('encoding,shape', [('mono8', (5, 7)), ('rgb8', (3, 5, 3)),
-                                            ('rgb8', (48, 64, 3))])
-def test_serialized_images_are_what_rclpy_reads_and_writes(frame_id, encoding, shape):
-    """Every alignment of the strings against the fields after them, both encodings."""
-    from rclpy.serialization import deserialize_message, serialize_message
-    from sensor_msgs.msg import Image
-
-    header = Header(frame_id=frame_id)
-    header.stamp.sec, header.stamp.nanosec = -7, 999_999_999
-    pixels = np.random.default_rng(len(frame_id)).integers(0, 256, shape, dtype=np.uint8)
-    data = serialized_image(header, pixels, encoding)
-    expected = image_msg(header, pixels, encoding)
-    assert deserialize_message(data, Image) == expected
-    assert len(data) == len(serialize_message(expected))
-
-
-def test_serialized_images_pack_views_and_refuse_what_they_cannot_encode():
-    from rclpy.serialization import deserialize_message
-    from sensor_msgs.msg import Image
-
-    rgb = np.random.default_rng(1).integers(0, 256, (6, 9, 3), dtype=np.uint8)
-    back = deserialize_message(serialized_image(Header(), rgb[1:, ::2], 'rgb8'), Image)
-    np.testing.assert_array_equal(decode_image(back).pixels, rgb[1:, ::2])
-    with pytest.raises(ValueError, match='HxW uint8'):
-        serialized_image(Header(), rgb, 'mono8')
-
-
-def test_a_monitor_reads_the_stamp_of_any_output_without_deserializing_it():
-    from rclpy.serialization import serialize_message
-
-    from jetson_seg.ros.interface import serialized_stamp_key, set_stamp, stamp_key
-
-    header = Header(frame_id='cam')
-    set_stamp(header, 1_700_000_000_123_456_789)
-    mask = np.zeros((4, 6), np.uint8)
-    for data in (serialize_message(image_msg(header, mask, 'mono8')),
-                 serialized_image(header, mask, 'mono8'),
-                 serialize_message(detections_msg(header, [Region(1, 0, 0, 2, 2, 4, 0.5)],
-                                                  NAMES)),
-                 serialize_message(compressed_msg(header, mask, 'mono8', 'png'))):
-        assert serialized_stamp_key(data) == stamp_key(header.stamp) == 1_700_000_000_123_456_789

@@ -139,6 +139,26 @@ def test_overload_drops_stale_frames_and_answers_the_newest(ros_env):
         node.stop()
 
 
+@pytest.mark.parametrize('executor,name', [('events', 'EventsExecutor'),
+                                           ('single_threaded', 'SingleThreadedExecutor')])
+def test_either_executor_serves_frames(ros_env, executor, name):
+    namespace = f'/exec_{executor}'
+    node = NodeProcess({'threads': 1, 'executor': executor}, ros_env, namespace=namespace)
+    client = NodeClient.on_own_node(f'client_{executor}', namespace=namespace,
+                                    outputs=('mask', 'detections'))
+    try:
+        node.wait_for_output('active: listening')
+        assert f'executor: {name}' in node.text
+        client.connect()
+        record = client.send(stamped(image_from_rgb(_big_disc(), 'rgb8'), next(STAMPS)))
+        assert client.spin_until(lambda: record.mask_at is not None, 20.0), node.text[-3000:]
+        mask = np.asarray(record.answers['mask'].data, np.uint8).reshape(480, 640)
+        assert mask[240, 320] == 1 and mask[20, 20] == 0  # the disc, on background
+    finally:
+        client.close()
+        node.stop()
+
+
 def test_frames_nobody_subscribes_to_are_counted_not_processed(single_node):
     client = NodeClient.on_own_node('idle_client', namespace='/behaviour', outputs=(),
                                     node_name='/behaviour/segmentation_node')

@@ -6,7 +6,7 @@ import pytest
 from jetson_seg.model_info import InputSpec, OutputSpec
 from jetson_seg.vision.postprocess import (ArgmaxScratch, class_ids, class_mask, class_scores,
                                            color_mask, id_mask, overlay, palette_lut,
-                                           probability_planes, regions)
+                                           probability_planes, regions, SCORE_SCALE)
 from jetson_seg.vision.image_conversion import DecodedImage
 from jetson_seg.vision.preprocess import Letterbox, NetworkInput, to_network_input
 from jetson_seg.training.scenes import CLASS_COLORS, boxes_from_mask, scene_stream
@@ -21,11 +21,13 @@ def test_probability_planes_reuse_buffers_and_match_a_full_resize():
     planes = probability_planes(probs, box, True)
     again = probability_planes(probs, box, True, planes)
     assert all(a is b for a, b in zip(planes, again))
-    full = cv2.resize(probs, (640, 480), interpolation=cv2.INTER_LINEAR)
-    for k, plane in enumerate(planes):
-        np.testing.assert_allclose(plane, full[..., k], atol=1e-6)
+    full = cv2.resize(probs, (640, 480), interpolation=cv2.INTER_LINEAR) * SCORE_SCALE
+    for k, plane in enumerate(planes):  # uint8 levels: rounding and 8-bit interpolation
+        assert plane.dtype == np.uint8
+        np.testing.assert_allclose(plane, full[..., k], atol=1.5)
     small = probability_planes(probs, box, False)
     assert small[0].shape == (192, 256)
+    np.testing.assert_array_equal(small[2], np.round(probs[..., 2] * SCORE_SCALE))
 
 
 def test_class_mask_equals_numpy_argmax_including_ties():
@@ -85,11 +87,12 @@ def test_regions_match_drawn_objects_with_scores():
     probs = np.full(scene.mask.shape + (4,), 0.1, np.float32)
     rows, cols = np.indices(scene.mask.shape)
     probs[rows, cols, scene.mask] = 0.7
-    planes = [probs[..., k] for k in range(4)]
+    planes = probability_planes(probs, Letterbox.fit(*scene.mask.shape[::-1],
+                                                     *scene.mask.shape[::-1]), True)
     found = regions(scene.mask, planes, 4, min_area=1)
     assert {(r.x0, r.y0, r.x1, r.y1, r.class_id, r.area) for r in found} == set(
         boxes_from_mask(scene.mask))
-    assert all(r.score == pytest.approx(0.7) for r in found)
+    assert all(r.score == pytest.approx(0.7, abs=0.5 / SCORE_SCALE) for r in found)
     small = regions(scene.mask, planes, 4, min_area=10_000)
     assert all(r.area >= 10_000 for r in small) and len(small) < len(found)
 
@@ -123,18 +126,21 @@ def test_regions_without_scores_score_one():
 def test_heads_become_class_scores_with_the_same_argmax():
     logits = RNG.normal(0, 3, (12, 16, 4)).astype(np.float32)
     softmax = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
-    assert class_scores(logits, OutputSpec('logits')) is logits  # no work for the class
+    np.testing.assert_allclose(class_scores(logits, OutputSpec('logits')), softmax, rtol=1e-5)
     blobs = logits.copy()
     blobs[..., 0] += 30.0  # background everywhere but two separate blobs
     blobs[2:6, 2:7, 1] += 60.0
     blobs[7:11, 9:15, 2] += 60.0
     blob_softmax = np.exp(blobs) / np.exp(blobs).sum(-1, keepdims=True)
-    found = regions(blobs.argmax(-1).astype(np.uint8), [blobs[..., k].copy() for k in range(4)],
-                    4, logits=True)  # softmax over each region's pixels only
+    box = Letterbox.fit(16, 12, 16, 12)
+    planes = probability_planes(class_scores(blobs, OutputSpec('logits')), box, True)
+    mask = class_mask(planes)
+    found = regions(mask, planes, 4)  # a region's score: the mean softmax over its pixels
+    np.testing.assert_array_equal(mask, blob_softmax.argmax(-1))
     assert {(r.class_id, r.area) for r in found} == {(1, 20), (2, 24)}
     for region in found:
         window = blob_softmax[region.y0:region.y1, region.x0:region.x1, region.class_id]
-        assert region.score == pytest.approx(float(window.mean()), rel=1e-5)
+        assert region.score == pytest.approx(float(window.mean()), abs=0.5 / SCORE_SCALE)
     np.testing.assert_array_equal(class_ids(logits[None], OutputSpec('logits'))[0],
                                   softmax.argmax(-1))
     sigmoid = RNG.uniform(0, 1, (12, 16, 2)).astype(np.float32)

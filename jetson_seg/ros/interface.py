@@ -7,8 +7,6 @@ an answer is matched to the frame it answers.
 
 from __future__ import annotations
 
-import struct
-
 from dataclasses import dataclass
 
 from diagnostic_msgs.msg import DiagnosticArray
@@ -81,16 +79,6 @@ def client_input_qos(reliable: bool) -> QoSProfile:
 def stamp_key(stamp) -> int:
     """A header stamp as one integer (nanoseconds): answers are matched to frames by it."""
     return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
-
-
-def serialized_stamp_key(data: bytes) -> int:
-    """`stamp_key` of a serialized message whose first field is its header (every output).
-
-    Lets a monitor time messages it never deserializes; the CDR encapsulation's second byte
-    says the byte order.
-    """
-    sec, nanosec = struct.unpack_from('<iI' if data[1] & 1 else '>iI', data, 4)
-    return sec * 1_000_000_000 + nanosec
 
 
 def set_stamp(header, key: int) -> int:

@@ -56,6 +56,9 @@ SEGMENTATION_PARAMS: tuple[ParamSpec, ...] = (
               maximum=1 << 20),
     ParamSpec('cameras', [''], "Camera namespaces served with one batched model: each gets "
               "<camera>/image and <camera>/segmentation/*; '' = this node's own namespace"),
+    ParamSpec('executor', 'events', "ROS callback executor: 'events' (rclpy's C++ events "
+              "executor, where this rclpy has it) or 'single_threaded' (rclpy's Python one)",
+              choices=('events', 'single_threaded')),
     ParamSpec('image_transport', 'raw', "'raw' subscribes image, 'compressed' image/compressed",
               choices=('raw', 'compressed')),
     ParamSpec('mask_resolution', 'input', 'Publish masks at the input image size or the '

@@ -37,8 +37,8 @@ from jetson_seg.ros.interface import (CAMERA_INFO, CAMERA_INFO_QOS, DIAGNOSTICS,
                                       EXTRA_OUTPUTS, LABEL_INFO, LABEL_INFO_QOS, OUTPUTS,
                                       input_topic, qos, stamp_key)
 from jetson_seg.ros.messages import (class_labels, compressed_msg, detections_msg,
-                                     diagnostics_msg, label_info_msg, mask_camera_info,
-                                     serialized_image)
+                                     diagnostics_msg, label_info_msg, mask_camera_info)
+from jetson_seg.ros.serialized import UnreadableImage, received_image, serialized_image
 from jetson_seg.model_store import open_model
 from jetson_seg.ros.parameters import SEGMENTATION_PARAMS, SPECS_BY_NAME
 from jetson_seg.ros.shutdown import POLL_S, ShutdownRequest
@@ -229,12 +229,14 @@ class SegmentationNode(LifecycleNode):
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._scheduler.start()
-        topic = input_topic(self._param('image_transport') == 'compressed')
-        for cam in self._cameras:
+        compressed = self._param('image_transport') == 'compressed'
+        topic = input_topic(compressed)
+        for cam in self._cameras:  # raw images arrive as CDR bytes, read in place
             self._subs.append(self.create_subscription(
-                topic.type, topic.under(cam), lambda msg, cam=cam: self._on_image(cam, msg),
+                topic.type, topic.under(cam),
+                functools.partial(self._on_image if compressed else self._on_serialized, cam),
                 qos(self._param('input_reliability'), self._param('input_depth')),
-                qos_overriding_options=QOS_OVERRIDES))
+                qos_overriding_options=QOS_OVERRIDES, raw=not compressed))
             self._subs.append(self.create_subscription(
                 CAMERA_INFO.type, CAMERA_INFO.under(cam), self._infos[cam].add_info,
                 copy.copy(CAMERA_INFO_QOS), qos_overriding_options=QOS_OVERRIDES))
@@ -284,7 +286,16 @@ class SegmentationNode(LifecycleNode):
     def _on_image(self, camera: str, msg) -> None:
         now = self._now()
         self._last_seen[camera] = now
-        self._scheduler.submit(camera, msg, now - _stamp(msg.header) * 1e-9)
+        age = None if isinstance(msg, UnreadableImage) else now - _stamp(msg.header) * 1e-9
+        self._scheduler.submit(camera, msg, age)
+
+    def _on_serialized(self, camera: str, data: bytes) -> None:
+        """A raw Image subscription's bytes: read in place (no Python Image object, no copy)."""
+        try:
+            msg = received_image(data)
+        except ImageRejected as exc:
+            msg = UnreadableImage(exc)
+        self._on_image(camera, msg)
 
     def stop_worker(self) -> None:
         """Stop frame processing (idempotent); pending frames are counted as dropped."""
@@ -304,6 +315,8 @@ class SegmentationNode(LifecycleNode):
     def check(self, msg) -> None:
         """Header-only validation in the callback: a malformed message never displaces a frame."""
         max_pixels = self._param('max_image_pixels')
+        if isinstance(msg, UnreadableImage):
+            raise msg.error
         if isinstance(msg, CompressedImage):
             check_compressed(msg, max_pixels)
         else:
@@ -379,6 +392,22 @@ class SegmentationNode(LifecycleNode):
             self.get_fully_qualified_name(), level, text, figures))
 
 
+def _executor(kind: str):
+    """The callback executor the `executor` parameter asks for.
+
+    The events executor (rclpy >= Jazzy) dispatches in C++: the Python executor rebuilds its
+    wait set every spin, and that time holds the interpreter lock the inference and publishing
+    threads need between their C calls.
+    """
+    if kind == 'events':
+        try:
+            from rclpy.experimental import EventsExecutor
+        except ImportError:  # an older rclpy: the Python executor
+            return SingleThreadedExecutor()
+        return EventsExecutor()
+    return SingleThreadedExecutor()
+
+
 def main(args: list[str] | None = None) -> int:
     """Run the node; it configures and activates itself unless autostart is false.
 
@@ -394,7 +423,8 @@ def main(args: list[str] | None = None) -> int:
         print(f'segmentation_node: invalid parameter: {exc}', file=sys.stderr)
         rclpy.try_shutdown()
         return 2
-    executor = SingleThreadedExecutor()
+    executor = _executor(node.get_parameter('executor').value)
+    node.get_logger().info(f'executor: {type(executor).__name__}')
     executor.add_node(node)
     try:
         if node.get_parameter('autostart').value and not shutdown.requested and \

@@ -125,7 +125,8 @@ def _hot_path_worker() -> dict:
     from std_msgs.msg import Header
 
     from jetson_seg.vision.image_conversion import decode_image
-    from jetson_seg.ros.messages import detections_msg, image_msg, serialized_image
+    from jetson_seg.ros.messages import detections_msg, image_msg
+    from jetson_seg.ros.serialized import serialized_image
     from jetson_seg.model_store import open_model
     from jetson_seg.vision.pipeline import PipelineConfig, SegmentationPipeline, Wanted
     from jetson_seg.training.scenes import scene_stream

@@ -29,9 +29,9 @@ from rclpy.serialization import deserialize_message
 
 from jetson_seg.ros.interface import (CLIENT_OUTPUT_QOS, DIAGNOSTICS, DIAGNOSTICS_QOS,
                                       LABEL_INFO, LABEL_INFO_QOS, OUTPUTS, client_input_qos,
-                                      input_topic, serialized_stamp_key, set_stamp,
-                                      stamp_key)
+                                      input_topic, set_stamp, stamp_key)
 from jetson_seg.ros.messages import detection_boxes
+from jetson_seg.ros.serialized import stamp_key_of
 from jetson_seg.vision.frame_stats import is_count
 from jetson_seg.vision.image_conversion import decode_image
 
@@ -201,12 +201,15 @@ class NodeClient:
         return client
 
     def _collector(self, output: str) -> Callable[[bytes], None]:
-        """Outputs arrive serialized: only the ones kept are deserialized, the rest are timed
-        from their stamp (a 640x480 overlay costs a monitor ~1 ms to deserialize)."""
+        """Time an output's messages; deserialize only the ones kept.
+
+        Outputs arrive serialized and are timed from their stamp: a 640x480 overlay costs a
+        monitor about 1 ms to deserialize.
+        """
         kind = OUTPUTS[output].type
 
         def collect(data: bytes) -> None:
-            key = serialized_stamp_key(data)
+            key = stamp_key_of(data)
             if key >= _PROBE_KEYS:
                 self._probes[key].add(output)
                 return

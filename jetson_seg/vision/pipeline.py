@@ -150,8 +150,8 @@ class SegmentationPipeline:
         if at_input:
             _keep(self._planes, size, planes)
         shape = planes[0].shape
-        scratch = _keep(self._argmax, shape,
-                        ArgmaxScratch.fitting(self._argmax.get(shape), shape, len(planes)))
+        scratch = _keep(self._argmax, shape, ArgmaxScratch.fitting(
+            self._argmax.get(shape), shape, len(planes), planes[0].dtype))
         return class_mask(planes, scratch), planes
 
     def _finish(self, raw: np.ndarray, image: DecodedImage, box: Letterbox,
@@ -168,8 +168,7 @@ class SegmentationPipeline:
                 Region(r.class_id, round(r.x0 * sx), round(r.y0 * sy), round(r.x1 * sx),
                        round(r.y1 * sy), r.area, r.score)
                 for r in regions(mask, planes, self.info.num_classes,
-                                 self.config.min_region_area,
-                                 logits=self.info.output.type == 'logits')]
+                                 self.config.min_region_area)]
         if wanted.color_mask or wanted.overlay:
             colors = color_mask(mask, self._lut)
             if wanted.color_mask:
