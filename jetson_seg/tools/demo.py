@@ -76,8 +76,8 @@ def main(argv: list[str] | None = None) -> None:
         messages: list[Image] = [image_msg(Header(frame_id='demo_camera'), s.image, 'rgb8')
                                  for s in scenes]
         rclpy.init(args=[])  # our flags are not ROS arguments
-        client = NodeClient.on_own_node('demo_camera', outputs=('mask', 'detections', 'overlay'),
-                                        keep_at_most={'overlay': 6})
+        client = NodeClient.on_own_node('demo_camera',  # every output, as a robot's viewer
+                                        keep_at_most={'overlay': 6, 'color_mask': 0})
         print('waiting for the node to load the model and subscribe ...', flush=True)
         client.connect(node_proc=node_proc, zero_counters=True)
         total = int(args.rate * args.duration)
