@@ -1,12 +1,13 @@
 """Training: a grown network starts where the trained one ended, and a short run really trains."""
 
 import json
+from dataclasses import replace
 
 import keras
 import numpy as np
 import pytest
 
-from jetson_seg.model_info import KERAS_FILE, default_model_dir
+from jetson_seg.model_info import KERAS_FILE, MODEL_JSON, default_model_dir
 from jetson_seg.optimize.optimizer import check_frames
 from jetson_seg.training import train
 from jetson_seg.training.model import ModelSpec, build_model
@@ -17,10 +18,18 @@ def shipped():
     return keras.saving.load_model(default_model_dir() / KERAS_FILE, compile=False)
 
 
-def test_extra_residual_blocks_start_near_identity(shipped):
-    grown = build_model(ModelSpec(residual_blocks=(1, 2)))
+@pytest.fixture(scope='module')
+def shipped_spec() -> ModelSpec:
+    """How the shipped network was built, from its training record."""
+    meta = json.loads((default_model_dir() / MODEL_JSON).read_text())
+    return train.recorded_spec(meta['training'])
+
+
+def test_extra_residual_blocks_start_near_identity(shipped, shipped_spec):
+    quarter, eighth = shipped_spec.residual_blocks
+    grown = build_model(replace(shipped_spec, residual_blocks=(quarter + 1, eighth + 1)))
     new = train._load_initial(grown, str(default_model_dir()))
-    assert {name.split('_')[0] for name in new} == {'enc2r0', 'enc3r0', 'enc3r1'}
+    assert {name.split('_')[0] for name in new} == {f'enc2r{quarter}', f'enc3r{eighth}'}
     frames = check_frames(4, (192, 256))
     before = shipped(frames).numpy()
     after = grown(frames).numpy()
@@ -29,33 +38,35 @@ def test_extra_residual_blocks_start_near_identity(shipped):
     assert change < 0.002 and agreement > 0.995, (change, agreement)
 
 
-def test_a_larger_input_takes_every_trained_layer(shipped):
-    wider = build_model(ModelSpec(height=240, width=320))
+def test_a_larger_input_takes_every_trained_layer(shipped, shipped_spec):
+    wider = build_model(replace(shipped_spec, height=240, width=320))
     assert train._load_initial(wider, str(default_model_dir())) == []
     for layer in shipped.layers:
         for mine, theirs in zip(wider.get_layer(layer.name).get_weights(), layer.get_weights()):
             np.testing.assert_array_equal(mine, theirs)
 
 
-def test_a_layer_of_another_shape_is_refused(shipped):
-    narrower = build_model(ModelSpec(widths=(8, 24, 40, 64)))
+def test_a_layer_of_another_shape_is_refused(shipped_spec):
+    narrower = build_model(replace(shipped_spec, widths=(8, 24, 40, 64)))
     with pytest.raises(ValueError):
         train._load_initial(narrower, str(default_model_dir()))
 
 
-def test_a_short_run_from_the_shipped_weights_writes_its_record(tmp_path):
+def test_a_short_run_from_the_shipped_weights_writes_its_record(tmp_path, shipped,
+                                                                shipped_spec):
+    """One more block at 1/8 than the shipped network: the run grows it and records that."""
+    blocks = (shipped_spec.residual_blocks[0], shipped_spec.residual_blocks[1] + 1)
     out = tmp_path / 'run'
     train.main(['--output', str(out), '--init', str(default_model_dir()), '--seed', '3',
                 '--scenes', '64', '--steps', '4', '--steps-per-epoch', '2', '--batch', '4',
                 '--lr', '1e-4', '--eval-scenes', '0', '--workers', '2', '--weights-only',
-                '--no-progress', '--residual-blocks', '0', '1'])
+                '--no-progress', '--residual-blocks', *map(str, blocks)])
     run = json.loads((out / train.RUN_FILE).read_text())
     assert run['steps_done'] == 4 and np.isfinite(run['final_loss'])
-    assert run['model_spec']['residual_blocks'] == [0, 1]
+    assert run['model_spec']['residual_blocks'] == list(blocks)
     rebuilt = build_model(train.recorded_spec(run))
     rebuilt.load_weights(out / train.WEIGHTS_FILE)  # the record describes the weights
-    grown = build_model(ModelSpec(residual_blocks=(0, 1)))
-    train._load_initial(grown, str(default_model_dir()))
-    moved = [not np.array_equal(a, b) for a, b in zip(rebuilt.get_weights(),
-                                                      grown.get_weights())]
-    assert any(moved)  # four steps changed the weights
+    before = {w.path: w.numpy() for w in shipped.weights}
+    moved = [not np.array_equal(w.numpy(), before[w.path]) for w in rebuilt.weights
+             if w.path in before]
+    assert len(moved) == len(before) and any(moved)  # four steps changed the weights

@@ -344,10 +344,11 @@ class Optimizer:
             engine = LiteRtEngine(path, threads=1, input_hw=source.info.input_hw)
             result = compare_outputs(reference, _outputs(engine, frames),
                                      MASK_AGREEMENT['litert/INT8'], '', source.info.output)
-            trials.append({'float_ops': float_ops, 'class_iou': round(result.class_iou, 4),
+            # 6 decimals: a trial just below INT8_CLASS_IOU must not read as reaching it
+            trials.append({'float_ops': float_ops, 'class_iou': round(result.class_iou, 6),
                            'mask_agreement': round(result.mask_agreement, 5)})
             self.log(f'INT8 with the first {float_ops} operations float: class IoU '
-                     f'{result.class_iou:.4f}, mask agreement {result.mask_agreement:.5f}')
+                     f'{result.class_iou:.5f}, mask agreement {result.mask_agreement:.5f}')
             if best is None or result.class_iou > best[2]:
                 best = (data, float_ops, result.class_iou)
             if result.class_iou >= artefacts.INT8_CLASS_IOU:
