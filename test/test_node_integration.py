@@ -156,6 +156,20 @@ def test_malformed_frames_are_rejected_and_node_answers_next(client, raw_node):
     assert client.spin_until(lambda: int(client.figures().get('rejected', 0)) >= 1, 5.0)
 
 
+def test_bytes_that_are_no_image_are_rejected_as_malformed(client, raw_node):
+    """Raw images are read from their CDR bytes: cut bytes are counted, the node goes on."""
+    from rclpy.serialization import serialize_message
+
+    scene = next(scene_stream(seed=78))
+    whole = serialize_message(stamped(image_from_rgb(scene.image, 'rgb8'), next(STAMPS)))
+    client.publisher.publish(whole[:40])  # ends inside the encoding string
+    client.spin_until(lambda: False, 0.5)
+    answer = client.request(stamped(image_from_rgb(scene.image, 'rgb8'), next(STAMPS)))
+    assert _mask_array(answer['mask']).shape == (480, 640)
+    assert client.spin_until(
+        lambda: int(client.figures().get('rejected.malformed', 0)) >= 1, 5.0), client.figures()
+
+
 def test_reliable_publisher_is_answered(ros_env, raw_node):
     cl = NodeClient.on_own_node('reliable_client', reliable=True)
     try:
