@@ -233,9 +233,10 @@ def test_int8_keeps_the_first_operations_float_when_asked():
     model = load_keras(default_model_dir() / "model.keras")
     calibration = check_frames(16, (192, 256), seed=5)
     frames = check_frames(8, (192, 256))
-    outputs, kinds = {}, {}
+    outputs, kinds, files = {}, {}, {}
     for float_ops in (0, 7):
-        data = convert_to_litert(model, 'INT8', lambda: iter(calibration), float_ops)
+        data = files[float_ops] = convert_to_litert(model, 'INT8', lambda: iter(calibration),
+                                                    float_ops)
         interp = Interpreter(model_content=data)
         interp.allocate_tensors()
         dtypes = {t['name']: t['dtype'] for t in interp.get_tensor_details()}
@@ -248,6 +249,9 @@ def test_int8_keeps_the_first_operations_float_when_asked():
     reference = model.predict_on_batch(frames)
     close = {n: compare_outputs(reference, out, 0.97).class_iou for n, out in outputs.items()}
     assert close[7] > close[0], close
+    # the optimizer's search names the float operations from its plain INT8 file: same result
+    assert convert_to_litert(model, 'INT8', lambda: iter(calibration), 7,
+                             full_int8=files[0]) == files[7]
 
 
 def test_int8_float_ops_parameter_reaches_the_file_and_the_manifest(ros_env, tmp_path):

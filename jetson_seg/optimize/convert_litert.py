@@ -37,12 +37,14 @@ def _converter(model):
 
 def convert_to_litert(model, precision: str,
                       calibration: Callable[[], Iterable[np.ndarray]] | None = None,
-                      float_ops: int = 0) -> bytes:
+                      float_ops: int = 0, full_int8: bytes | None = None) -> bytes:
     """Convert a Keras model or a frozen graph to LiteRT at `precision`.
 
     INT8 quantizes weights and activations with `calibration` (frames as the model takes
     them); input and output types stay, so the engine contract does not change. With
-    `float_ops` the network's first that many operations stay float (mixed_int8).
+    `float_ops` the network's first that many operations stay float (mixed_int8); their names
+    come from `full_int8`, this model's plain INT8 file, when the caller has it (a search over
+    several cuts converts it once), else from a conversion made here.
     """
     import tensorflow as tf
 
@@ -61,6 +63,8 @@ def convert_to_litert(model, precision: str,
             for frame in calibration():
                 yield [frame[None]]
         converter.representative_dataset = representative
+        if float_ops > 0 and full_int8 is not None:
+            return mixed_int8(model, representative, first_ops(full_int8, float_ops))
     with contextlib.redirect_stdout(io.StringIO()):  # Keras prints the whole export signature
         data = converter.convert()
     if precision == 'INT8' and float_ops > 0:

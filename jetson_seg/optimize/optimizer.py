@@ -330,16 +330,19 @@ class Optimizer:
         from jetson_seg.engines.litert import LiteRtEngine
 
         fixed = self.config.int8_float_ops
-        best, trials = None, []
+        best, trials, full_int8 = None, [], None
         for float_ops in ((fixed,) if fixed >= 0 else INT8_FLOAT_OPS_TRIED):
             try:
-                data = source.to_litert('INT8', self._calibration(source.info), float_ops)
+                data = source.to_litert('INT8', self._calibration(source.info), float_ops,
+                                        full_int8)
             except Exception as exc:  # a mixed conversion failed: keep the best one made
                 if best is None:
                     raise
                 self.log(f'INT8 with the first {float_ops} operations float failed ({exc!r}); '
                          f'keeping the file with {best[1]} float operations')
                 break
+            if float_ops == 0:  # names the operations of every later cut
+                full_int8 = data
             path.write_bytes(data)
             engine = LiteRtEngine(path, threads=1, input_hw=source.info.input_hw)
             result = compare_outputs(reference, _outputs(engine, frames),

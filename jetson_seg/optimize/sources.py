@@ -94,9 +94,10 @@ class ModelSource:
         return self._frozen[for_cpu]
 
     def to_litert(self, precision: str, calibration: Callable[[], Iterable[np.ndarray]],
-                  float_ops: int = 0) -> bytes:
+                  float_ops: int = 0, full_int8: bytes | None = None) -> bytes:
         """LiteRT flatbuffer at `precision` (INT8: the first `float_ops` operations float).
 
+        `full_int8`: this source's plain INT8 file, if made already (see convert_to_litert).
         A .tflite source is taken as it is (FP32 only).
         """
         if self.fmt == 'tflite':
@@ -106,8 +107,10 @@ class ModelSource:
             return self.path.read_bytes()
         from jetson_seg.optimize.convert_litert import convert_to_litert
         if self.keras_model is not None:
-            return convert_to_litert(self.keras_model, precision, calibration, float_ops)
-        return convert_to_litert(self.freeze(for_cpu=False), precision, calibration, float_ops)
+            return convert_to_litert(self.keras_model, precision, calibration, float_ops,
+                                     full_int8)
+        return convert_to_litert(self.freeze(for_cpu=False), precision, calibration, float_ops,
+                                 full_int8)
 
     def to_onnx(self):
         """The model as ONNX (convert_onnx.OnnxModel), from the frozen TF-TRT graph.
