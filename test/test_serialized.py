@@ -53,12 +53,15 @@ def test_read_images_are_what_rclpy_wrote_and_view_its_bytes(frame_id, encoding,
         np.testing.assert_array_equal(decode_image(got).pixels, decode_image(msg).pixels)
 
 
-def test_cut_bytes_are_rejected_as_malformed():
+def test_cut_bytes_and_other_encapsulations_are_rejected_as_malformed():
     data = serialize_message(image_msg(_header('cam'), np.zeros((4, 6), np.uint8), 'mono8'))
     for cut in (0, 3, 10, 17, len(data) - 1):
         with pytest.raises(ImageRejected) as caught:
             received_image(data[:cut])
         assert caught.value.reason == 'malformed'
+    with pytest.raises(ImageRejected, match='0x0003 is not plain CDR'):
+        received_image(b'\x00\x03' + data[2:])  # a parameter list
+    assert received_image(b'\x00\x07' + data[2:]).encoding == 'mono8'  # plain XCDR2
 
 
 def test_written_images_pack_views_and_refuse_what_they_cannot_encode():

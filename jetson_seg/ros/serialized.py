@@ -20,6 +20,9 @@ from jetson_seg.vision.image_conversion import ImageRejected, packed_rows
 
 #: Encapsulation of a serialized message: plain CDR, little endian (what rmw_fastrtps writes).
 CDR_LE = b'\x00\x01\x00\x00'
+#: Encapsulations read here: plain CDR and plain XCDR2, either byte order. An Image has no 8-byte
+#: field, so both lay it out alike; parameter-list and delimited forms are refused.
+PLAIN_ENCAPSULATIONS = (0x0000, 0x0001, 0x0006, 0x0007)
 
 
 def stamp_key_of(data: bytes) -> int:
@@ -64,6 +67,9 @@ class _Reader:
     def __init__(self, data: bytes) -> None:
         if len(data) < 4:
             raise ImageRejected('malformed', f'a serialized Image of {len(data)} bytes')
+        kind = int.from_bytes(data[:2], 'big')
+        if kind not in PLAIN_ENCAPSULATIONS:
+            raise ImageRejected('malformed', f'CDR encapsulation 0x{kind:04x} is not plain CDR')
         self.data = memoryview(data)
         self.order = '<' if data[1] & 1 else '>'
         self.pos = 4
