@@ -70,3 +70,27 @@ def test_a_short_run_from_the_shipped_weights_writes_its_record(tmp_path, shippe
     moved = [not np.array_equal(w.numpy(), before[w.path]) for w in rebuilt.weights
              if w.path in before]
     assert len(moved) == len(before) and any(moved)  # four steps changed the weights
+
+
+def test_some_shifts_get_their_own_probability_and_the_rest_keep_the_stream():
+    from jetson_seg.training.scenes import SHIFTS, SceneSpec, generate_scene
+
+    spec = SceneSpec(shift_rate=0.1, shift_rates=train.shift_rates(['mono=0.5', 'jpeg=0']))
+    assert (spec.rate_of('mono'), spec.rate_of('jpeg'), spec.rate_of('noise')) == (0.5, 0.0, 0.1)
+    rng = np.random.default_rng(0)
+    draws = [{s for s in SHIFTS if rng.random() < spec.rate_of(s)} for _ in range(4000)]
+    share = {s: np.mean([s in d for d in draws]) for s in SHIFTS}
+    assert abs(share['mono'] - 0.5) < 0.03 and share['jpeg'] == 0
+    assert abs(share['noise'] - 0.1) < 0.02
+    # rates equal to the common one leave the scenes of a seed as they were
+    same = SceneSpec(shift_rate=0.3, shift_rates=(('mono', 0.3),))
+    for seed in range(3):
+        a = generate_scene(np.random.default_rng(seed), SceneSpec(shift_rate=0.3))
+        b = generate_scene(np.random.default_rng(seed), same)
+        assert a.shifts == b.shifts and np.array_equal(a.image, b.image)
+    with pytest.raises(ValueError, match='unknown shifts'):
+        SceneSpec(shift_rates=(('fog', 0.2),))
+    with pytest.raises(ValueError, match=r'\[0, 1\]'):
+        SceneSpec(shift_rates=(('mono', 1.5),))
+    with pytest.raises(ValueError, match='SHIFT=PROBABILITY'):
+        train.shift_rates(['mono'])

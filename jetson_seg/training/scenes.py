@@ -10,8 +10,9 @@ Shifts (`SHIFTS`) model what another camera or scene would give: grey (mono8) fr
 artefacts, sensor noise, colour casts and white balance, exposure, other textures and blur
 kernels, occluders and objects cut by the frame edge, other frame sizes (letterbox padding).
 A spec with `shifts` applies them to every scene (held-out sets, one per shift); `shift_rate`
-draws each independently per scene (training). With neither, the random stream is the one of
-the original generator, so the plain held-out set stays comparable between models.
+draws each independently per scene (training), `shift_rates` gives some their own probability
+(more grey or JPEG frames, say). With none of them, the random stream is the one of the original
+generator, so the plain held-out set stays comparable between models.
 """
 
 from __future__ import annotations
@@ -47,11 +48,19 @@ class SceneSpec:
     max_blur: int = 25
     shifts: tuple[str, ...] = ()  # applied to every scene
     shift_rate: float = 0.0  # probability of each other shift, drawn per scene
+    shift_rates: tuple[tuple[str, float], ...] = ()  # (shift, probability): overrides shift_rate
 
     def __post_init__(self) -> None:
-        unknown = set(self.shifts) - set(SHIFTS)
+        unknown = (set(self.shifts) | {name for name, _ in self.shift_rates}) - set(SHIFTS)
         if unknown:
             raise ValueError(f'unknown shifts {sorted(unknown)}; known: {SHIFTS}')
+        bad = [(name, rate) for name, rate in self.shift_rates if not 0.0 <= rate <= 1.0]
+        if bad or not 0.0 <= self.shift_rate <= 1.0:
+            raise ValueError(f'shift probabilities must be in [0, 1]: {bad or self.shift_rate}')
+
+    def rate_of(self, shift: str) -> float:
+        """Probability that a training scene gets `shift`."""
+        return dict(self.shift_rates).get(shift, self.shift_rate)
 
     @property
     def scale(self) -> float:
@@ -325,8 +334,8 @@ def _camera(img: np.ndarray, shifts: set[str], rng: np.random.Generator) -> np.n
 def generate_scene(rng: np.random.Generator, spec: SceneSpec = SceneSpec()) -> Scene:
     """Draw one scene from the task's distribution (with `spec`'s shifts) using `rng`."""
     shifts = set(spec.shifts)
-    if spec.shift_rate > 0:
-        shifts |= {s for s in SHIFTS if rng.random() < spec.shift_rate}
+    if spec.shift_rate > 0 or spec.shift_rates:  # one draw per shift, in SHIFTS order
+        shifts |= {s for s in SHIFTS if rng.random() < spec.rate_of(s)}
     if 'aspect' in shifts:
         width, height = FRAME_SIZES[int(rng.integers(len(FRAME_SIZES)))]
         spec = replace(spec, width=width, height=height)

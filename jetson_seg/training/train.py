@@ -266,6 +266,18 @@ def _predictor(model) -> Callable[[np.ndarray], np.ndarray]:
 
 # ------------------------------------------------------------------------- training
 
+def shift_rates(items: Sequence[str]) -> tuple[tuple[str, float], ...]:
+    """`--shift-rates mono=0.3 jpeg=0.25` as SceneSpec.shift_rates (SceneSpec checks names)."""
+    pairs = []
+    for item in items:
+        name, _, rate = item.partition('=')
+        try:
+            pairs.append((name, float(rate)))
+        except ValueError:  # no '=', or not a number after it
+            raise ValueError(f'--shift-rates takes SHIFT=PROBABILITY, got {item!r}') from None
+    return tuple(pairs)
+
+
 def recorded_spec(run: dict):
     """The ModelSpec a training.json record was trained with (the default network if none)."""
     from jetson_seg.training.model import ModelSpec
@@ -312,7 +324,7 @@ def train(args: argparse.Namespace, pool: Pool, eval_scenes: int) -> Path:
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     started = time.time()
-    scene_spec = SceneSpec(shift_rate=args.shift_rate)
+    scene_spec = SceneSpec(shift_rate=args.shift_rate, shift_rates=shift_rates(args.shift_rates))
     feed = SceneFeed(args.seed, args.scenes, args.steps, args.batch, scene_spec,
                      (spec.height, spec.width), pool)
 
@@ -476,6 +488,8 @@ def main(argv: list[str] | None = None) -> None:
                         help='the .keras whose masks --evaluate compares with')
     parser.add_argument('--seed', type=int, default=7)
     parser.add_argument('--scenes', type=int, default=4000, help='distinct training scenes')
+    parser.add_argument('--shift-rates', nargs='*', default=[], metavar='SHIFT=P',
+                        help='own probabilities for some shifts, e.g. mono=0.3 jpeg=0.25')
     parser.add_argument('--shift-rate', type=float, default=0.15,
                         help='probability of each shift per training scene')
     parser.add_argument('--steps', type=int, default=4000)
