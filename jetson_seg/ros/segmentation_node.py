@@ -339,12 +339,13 @@ class SegmentationNode(LifecycleNode):
     def publish(self, frame: PendingFrame, result: FrameResult) -> None:
         pubs, header = self._pubs[frame.camera], frame.message.header
         listened = self._listening[frame.camera]
-        if result.mask is not None:
-            if 'mask' in listened:
-                pubs['mask'].publish(serialized_image(header, result.mask, 'mono8'))
-            if 'mask_compressed' in listened:
-                pubs['mask_compressed'].publish(
-                    compressed_msg(header, result.mask, 'mono8', 'png'))
+        # first the two products a robot acts on, then encodings and the viewer images
+        if result.mask is not None and 'mask' in listened:
+            pubs['mask'].publish(serialized_image(header, result.mask, 'mono8'))
+        if result.regions is not None:
+            pubs['detections'].publish(detections_msg(header, result.regions, self._labels))
+        if result.mask is not None and 'mask_compressed' in listened:
+            pubs['mask_compressed'].publish(compressed_msg(header, result.mask, 'mono8', 'png'))
         if result.color_mask is not None:
             pubs['color_mask'].publish(serialized_image(header, result.color_mask, 'rgb8'))
         if result.overlay is not None:
@@ -353,8 +354,6 @@ class SegmentationNode(LifecycleNode):
             if 'overlay_compressed' in listened:
                 pubs['overlay_compressed'].publish(compressed_msg(
                     header, result.overlay, 'rgb8', 'jpeg', self._param('jpeg_quality')))
-        if result.regions is not None:
-            pubs['detections'].publish(detections_msg(header, result.regions, self._labels))
         if 'camera_info' in listened:
             self._infos[frame.camera].add_mask(header, result.mask_size)
 
