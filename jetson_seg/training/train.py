@@ -267,7 +267,10 @@ def _predictor(model) -> Callable[[np.ndarray], np.ndarray]:
 # ------------------------------------------------------------------------- training
 
 def shift_rates(items: Sequence[str]) -> tuple[tuple[str, float], ...]:
-    """`--shift-rates mono=0.3 jpeg=0.25` as SceneSpec.shift_rates (SceneSpec checks names)."""
+    """Parse `--shift-rates mono=0.3 jpeg=0.25` into (shift, probability) pairs.
+
+    SceneSpec checks the names and the range.
+    """
     pairs = []
     for item in items:
         name, _, rate = item.partition('=')
