@@ -63,13 +63,15 @@ def convert_to_litert(model, precision: str,
             for frame in calibration():
                 yield [frame[None]]
         converter.representative_dataset = representative
-        if float_ops > 0 and full_int8 is not None:
-            return mixed_int8(model, representative, first_ops(full_int8, float_ops))
+        if float_ops > 0:
+            plain = full_int8 if full_int8 is not None else _convert(converter)
+            return mixed_int8(model, representative, first_ops(plain, float_ops))
+    return _convert(converter)
+
+
+def _convert(converter) -> bytes:
     with contextlib.redirect_stdout(io.StringIO()):  # Keras prints the whole export signature
-        data = converter.convert()
-    if precision == 'INT8' and float_ops > 0:
-        return mixed_int8(model, representative, first_ops(data, float_ops))
-    return data
+        return converter.convert()
 
 
 #: Ops that only move data between types: not counted as the network's operations.

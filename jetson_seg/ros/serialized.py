@@ -25,12 +25,17 @@ CDR_LE = b'\x00\x01\x00\x00'
 PLAIN_ENCAPSULATIONS = (0x0000, 0x0001, 0x0006, 0x0007)
 
 
+def _byte_order(data: bytes) -> str:
+    """struct's byte order of a serialized message: the encapsulation's low bit says LE."""
+    return '<' if data[1] & 1 else '>'
+
+
 def stamp_key_of(data: bytes) -> int:
     """The header stamp (as interface.stamp_key) of a serialized message that starts with one.
 
     Every output and input of the node does: a monitor can time messages it never decodes.
     """
-    sec, nanosec = struct.unpack_from('<iI' if data[1] & 1 else '>iI', data, 4)
+    sec, nanosec = struct.unpack_from(_byte_order(data) + 'iI', data, 4)
     return sec * 1_000_000_000 + nanosec
 
 
@@ -71,7 +76,7 @@ class _Reader:
         if kind not in PLAIN_ENCAPSULATIONS:
             raise ImageRejected('malformed', f'CDR encapsulation 0x{kind:04x} is not plain CDR')
         self.data = memoryview(data)
-        self.order = '<' if data[1] & 1 else '>'
+        self.order = _byte_order(data)
         self.pos = 4
 
     def _take(self, size: int, align: int = 1) -> memoryview:

@@ -70,7 +70,7 @@ def _engine_worker(kind: str, iterations: int) -> dict:
     from jetson_seg.optimize.optimizer import check_frames
 
     # keras_eager_1: the same call on one thread, the node engine's share of a 2-core machine
-    tf.config.threading.set_intra_op_parallelism_threads(1 if kind.endswith('_1') else
+    tf.config.threading.set_intra_op_parallelism_threads(1 if kind == 'keras_eager_1' else
                                                          os.cpu_count())
     tf.config.threading.set_inter_op_parallelism_threads(1)
     model = load_keras(default_model_dir() / KERAS_FILE)
