@@ -37,6 +37,9 @@ class GatedPipeline:
     def finish_batch(self, inferred, wanted):
         return self._pipeline.finish_batch(inferred, wanted)
 
+    def add_views(self, result, image, wanted):
+        self._pipeline.add_views(result, image, wanted)
+
 
 class RecordingSink:
     """Collects what the scheduler publishes, rejects and fails, like the node would log it."""
@@ -44,6 +47,7 @@ class RecordingSink:
     def __init__(self, idle_cameras: tuple[str, ...] = ()) -> None:
         self.idle = idle_cameras
         self.published: list[tuple[str, int]] = []  # (camera, stamp sec)
+        self.events: list[tuple[str, str]] = []  # (what, camera) in publishing order
         self.masks: list[np.ndarray] = []
         self.rejections: list[str] = []
         self.failures: list[Exception] = []
@@ -51,14 +55,21 @@ class RecordingSink:
     def wanted(self, camera: str) -> Wanted:
         if camera in self.idle:
             return Wanted(mask=False, color_mask=False, overlay=False, detections=False)
-        return Wanted(mask=True, color_mask=False, overlay=False, detections=True)
+        return Wanted(mask=True, color_mask=True, overlay=False, detections=True)
 
     def decode(self, message):
         return decode_image(message)
 
     def publish(self, frame, result) -> None:
+        assert result.color_mask is None, 'viewer images must come after the mask'
         self.published.append((frame.camera, frame.message.header.stamp.sec))
+        self.events.append(('mask', frame.camera))
         self.masks.append(result.mask)
+
+    def publish_views(self, frame, result) -> None:
+        assert result.color_mask is not None and result.color_mask.shape[:2] == \
+            result.mask.shape
+        self.events.append(('views', frame.camera))
 
     def rejected(self, frame, error) -> None:
         self.rejections.append(error.reason)
@@ -148,6 +159,9 @@ def test_each_camera_keeps_its_own_newest_frame(pipeline, frame_image):
     scheduler, sink = _while_engine_busy(pipeline, frame_image, arrivals, answers=3)
     assert sorted(sink.published) == [('front', 1000), ('front', 1003), ('rear', 1004)]
     assert scheduler.stats.dropped == 2 and _balanced(scheduler.stats)
+    # frames 3 and 4 form one batch: both masks go out before either camera's viewer images
+    assert [what for what, _ in sink.events] == ['mask', 'views', 'mask', 'mask', 'views',
+                                                 'views']
 
 
 def test_every_frame_ends_in_exactly_one_count(pipeline, frame_image):
@@ -241,8 +255,12 @@ class FailingOnce:
         self._maybe_raise('finish')
         return self._pipeline.finish_batch(inferred, wanted)
 
+    def add_views(self, result, image, wanted):
+        self._maybe_raise('views')
+        self._pipeline.add_views(result, image, wanted)
 
-@pytest.mark.parametrize('stage', ['infer', 'finish'])
+
+@pytest.mark.parametrize('stage', ['infer', 'finish', 'views'])
 def test_a_failing_stage_counts_its_frames_once_and_the_worker_goes_on(pipeline, frame_image,
                                                                        stage):
     sink = RecordingSink(idle_cameras=('idle',))
@@ -260,4 +278,5 @@ def test_a_failing_stage_counts_its_frames_once_and_the_worker_goes_on(pipeline,
     stats = scheduler.stats
     assert stats.rejected['processing_error'] == 1 and stats.unwanted == 1
     assert _balanced(stats) and len(sink.failures) == 1
-    assert sink.published == [('cam', 1002)]
+    # a frame whose viewer images failed had its mask out already, and is counted as failed
+    assert sink.published == ([('cam', 1001)] if stage == 'views' else []) + [('cam', 1002)]

@@ -339,13 +339,18 @@ class SegmentationNode(LifecycleNode):
     def publish(self, frame: PendingFrame, result: FrameResult) -> None:
         pubs, header = self._pubs[frame.camera], frame.message.header
         listened = self._listening[frame.camera]
-        # first the two products a robot acts on, then encodings and the viewer images
         if result.mask is not None and 'mask' in listened:
             pubs['mask'].publish(serialized_image(header, result.mask, 'mono8'))
         if result.regions is not None:
             pubs['detections'].publish(detections_msg(header, result.regions, self._labels))
         if result.mask is not None and 'mask_compressed' in listened:
             pubs['mask_compressed'].publish(compressed_msg(header, result.mask, 'mono8', 'png'))
+        if 'camera_info' in listened:
+            self._infos[frame.camera].add_mask(header, result.mask_size)
+
+    def publish_views(self, frame: PendingFrame, result: FrameResult) -> None:
+        pubs, header = self._pubs[frame.camera], frame.message.header
+        listened = self._listening[frame.camera]
         if result.color_mask is not None:
             pubs['color_mask'].publish(serialized_image(header, result.color_mask, 'rgb8'))
         if result.overlay is not None:
@@ -354,8 +359,6 @@ class SegmentationNode(LifecycleNode):
             if 'overlay_compressed' in listened:
                 pubs['overlay_compressed'].publish(compressed_msg(
                     header, result.overlay, 'rgb8', 'jpeg', self._param('jpeg_quality')))
-        if 'camera_info' in listened:
-            self._infos[frame.camera].add_mask(header, result.mask_size)
 
     def _publish_camera_info(self, camera: str, info: CameraInfo, header: Header,
                              mask_size: tuple[int, int]) -> None:

@@ -54,6 +54,7 @@ class FrameResult:
     regions: list[Region] | None = None
     mask_size: tuple[int, int] = (0, 0)  # (width, height) of the mask grid, always set
     timings_ms: dict[str, float] = field(default_factory=dict)
+    class_ids: np.ndarray | None = field(default=None, repr=False)  # the mask, even unwanted
 
 
 @dataclass
@@ -106,7 +107,10 @@ class SegmentationPipeline:
 
     def run_batch(self, images: list[DecodedImage], wanted: list[Wanted]) -> list[FrameResult]:
         """Segment frames of any sizes in one engine call (several cameras, one model)."""
-        return self.finish_batch(self.infer_batch(images), wanted)
+        results = self.finish_batch(self.infer_batch(images), wanted)
+        for image, result, want in zip(images, results, wanted):
+            self.add_views(result, image, want)
+        return results
 
     def infer_batch(self, images: list[DecodedImage]) -> Inferred:
         """Preprocess and run the engine; the result owns its probabilities.
@@ -126,7 +130,11 @@ class SegmentationPipeline:
                         (t2 - t1) * 1e3 / len(images))
 
     def finish_batch(self, inferred: Inferred, wanted: list[Wanted]) -> list[FrameResult]:
-        """Build the requested products of every frame of an inferred batch."""
+        """Build the mask and regions of every frame of an inferred batch.
+
+        The viewer images come after (`add_views`), so that a caller can send what a robot acts
+        on before spending time on pictures for people.
+        """
         results = []
         for slot, image in enumerate(inferred.images):
             start = time.perf_counter()
@@ -160,6 +168,7 @@ class SegmentationPipeline:
         height, width = image.pixels.shape[:2]
         mask, planes = self._class_mask(raw, box, wanted)
         result.mask_size = (mask.shape[1], mask.shape[0])
+        result.class_ids = mask
         if wanted.mask:
             result.mask = mask
         if wanted.detections:
@@ -169,13 +178,20 @@ class SegmentationPipeline:
                        round(r.y1 * sy), r.area, r.score)
                 for r in regions(mask, planes, self.info.num_classes,
                                  self.config.min_region_area)]
-        if wanted.color_mask or wanted.overlay:
-            colors = color_mask(mask, self._lut)
-            if wanted.color_mask:
-                result.color_mask = colors
-            if wanted.overlay:
-                result.overlay = self._overlay(to_rgb(image), colors, mask)
         return result
+
+    def add_views(self, result: FrameResult, image: DecodedImage, wanted: Wanted) -> None:
+        """Add the colour mask and overlay `wanted` to a finished frame; times count as post."""
+        if not (wanted.color_mask or wanted.overlay):
+            return
+        start = time.perf_counter()
+        colors = color_mask(result.class_ids, self._lut)
+        if wanted.color_mask:
+            result.color_mask = colors
+        if wanted.overlay:
+            result.overlay = self._overlay(to_rgb(image), colors, result.class_ids)
+        result.timings_ms['postprocess'] = result.timings_ms.get('postprocess', 0.0) + \
+            (time.perf_counter() - start) * 1e3
 
     def _overlay(self, rgb: np.ndarray, colors: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """Blend at input resolution (a network-resolution mask is scaled up first)."""

@@ -56,7 +56,10 @@ class FrameSink(Protocol):
         """Message -> image; raises ImageRejected for a malformed one."""
 
     def publish(self, frame: PendingFrame, result: FrameResult) -> None:
-        """Send one frame's products."""
+        """Send one frame's mask and detections (what a robot acts on): sent first."""
+
+    def publish_views(self, frame: PendingFrame, result: FrameResult) -> None:
+        """Send one frame's colour mask and overlay, once every frame's mask is out."""
 
     def rejected(self, frame: PendingFrame, error: ImageRejected) -> None:
         """A malformed frame was counted (the node logs it, throttled)."""
@@ -204,20 +207,42 @@ class FrameScheduler:
             self._finish(batch)
 
     def _finish(self, batch: InferredBatch) -> None:
-        """Postprocess and publish; a frame that fails is counted once, the others go on."""
+        """Postprocess and publish: the whole batch's masks and detections, then viewer images.
+
+        A frame that fails is counted once, the others go on.
+        """
         try:
             results = self.pipeline.finish_batch(batch.inferred,
                                                  [i.wanted for i in batch.items])
         except Exception as exc:
             self._failed(exc, len(batch.items))
             return
-        for item, result in zip(batch.items, results):
-            t0 = time.perf_counter()
+        sent = [self._send(self.sink.publish, item, result, 0.0)
+                for item, result in zip(batch.items, results)]
+        for item, result, publish_ms in zip(batch.items, results, sent):
+            if publish_ms is None:
+                continue
             try:
-                self.sink.publish(item.frame, result)
+                self.pipeline.add_views(result, item.image, item.wanted)
             except Exception as exc:
                 self._failed(exc, 1)
                 continue
-            stages = {'decode': batch.decode_ms, **result.timings_ms,
-                      'publish': (time.perf_counter() - t0) * 1e3}
+            publish_ms = self._send(self.sink.publish_views, item, result, publish_ms)
+            if publish_ms is None:
+                continue
+            stages = {'decode': batch.decode_ms, **result.timings_ms, 'publish': publish_ms}
             self.stats.on_answered((time.monotonic() - item.frame.received_at) * 1e3, stages)
+
+    def _send(self, publish, item: BatchItem, result: FrameResult,
+              publish_ms: float) -> float | None:
+        """Publish one frame's products; returns `publish_ms` plus the time it took.
+
+        None if `publish` raised: the frame is then counted as a processing error.
+        """
+        t0 = time.perf_counter()
+        try:
+            publish(item.frame, result)
+        except Exception as exc:
+            self._failed(exc, 1)
+            return None
+        return publish_ms + (time.perf_counter() - t0) * 1e3
