@@ -332,7 +332,13 @@ def _markdown(result: dict) -> str:
         [(stage, f'{ms:.2f}') for stage, ms in result['stages_ms'].items()]
         + [('**total per frame**', f'**{result["node_frame_ms"]:.2f}**')])
     lines += ['', f'Node per-frame cost / engine-only ({result["node_engine"]}): '
-                  f'{result["node_vs_engine"]:.2f}x', '', 'Targets:', *_targets(result), '']
+                  f'{result["node_vs_engine"]:.2f}x (sum of the stage medians at 30 Hz)']
+    if result['saturated_frame_ms']:
+        engine_ms = result['engines'][result['node_engine_kind']]['ms_p50']
+        lines += ['', f'Wall time per frame with the node saturated (1 / most fps answered, '
+                      f'stages overlapping on two threads): {result["saturated_frame_ms"]} ms, '
+                      f'{result["saturated_frame_ms"] / engine_ms:.2f}x engine-only']
+    lines += ['', 'Targets:', *_targets(result), '']
     lines += markdown_table(
         ('cameras on one node', 'input per camera', 'answered fps per camera',
          'answered fps in all'),
@@ -412,7 +418,7 @@ def main(argv: list[str] | None = None) -> None:
             print(_yardstick(result), flush=True)
     result['hot_path'] = _in_subprocess(['--hot-path-worker'])
     seconds = 5.0 if args.quick else 10.0
-    rates = [30.0, 60.0, 120.0] + ([] if args.quick else [90.0, 150.0, 200.0])
+    rates = [30.0, 60.0, 120.0, 150.0] + ([] if args.quick else [90.0, 200.0])
     result['node'] = _node_runs(sorted(rates), seconds, args.domain_id, args.output)
     result['cameras'] = _multi_camera_runs([1, 2, 4], 60.0, seconds, args.domain_id + 1,
                                            args.output)
@@ -427,6 +433,9 @@ def main(argv: list[str] | None = None) -> None:
         else 'tf_frozen'
     result['node_vs_engine'] = result['node_frame_ms'] / \
         result['engines'][result['node_engine_kind']]['ms_p50']
+    # the stages overlap on two threads: at saturation a frame costs 1 / answered fps of wall
+    saturated = [r['answered_fps'] for r in result['node'] if r['drop_fraction'] >= 0.05]
+    result['saturated_frame_ms'] = round(1e3 / max(saturated), 2) if saturated else None
     (args.output / 'benchmark.json').write_text(json.dumps(result, indent=2) + '\n')
     (args.output / 'benchmark.md').write_text(_markdown(result))
     _plot(result, args.output / 'benchmark.png')
