@@ -45,9 +45,11 @@ def test_outputs_nobody_wants_are_not_computed():
     assert only_mask.mask is not None
     assert only_mask.color_mask is None and only_mask.overlay is None
     assert only_mask.regions is None
+    assert set(only_mask.timings_ms) == {'preprocess', 'inference', 'postprocess'}
     both = pipeline.run_batch([image, image], [Wanted(), Wanted()])
     np.testing.assert_array_equal(both[0].mask, both[1].mask)
     np.testing.assert_array_equal(both[0].mask, only_mask.mask)
+    assert set(both[0].timings_ms) == {'preprocess', 'inference', 'postprocess', 'overlay'}
 
 
 @pytest.fixture(scope='module')

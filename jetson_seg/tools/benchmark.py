@@ -292,7 +292,12 @@ def _targets(result: dict) -> list[str]:
     threads = int(result['node_engine_kind'].rsplit('_', 1)[-1]) \
         if result['node_engine_kind'].startswith('litert') else 0
     same = result['engines'].get(f'keras_eager_{threads}')
+    stages = result['stages_ms']
     checks = [
+        ('preprocess <= 0.3 ms', f'{stages["preprocess"]:.2f} ms', stages['preprocess'] <= 0.3),
+        ('postprocess (mask at input resolution, colour, detections) <= 1.5 ms',
+         f'{stages["postprocess"]:.2f} ms (overlay {stages.get("overlay", 0.0):.2f} ms more)',
+         stages['postprocess'] <= 1.5),
         ('peak throughput >= 120 Hz (< 5% dropped)', f'{result["peak_throughput_hz"]} Hz',
          (result['peak_throughput_hz'] or 0) >= 120),
         ('node per-frame cost <= 1.25x engine', f'{result["node_vs_engine"]:.2f}x',
