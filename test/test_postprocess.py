@@ -4,12 +4,15 @@ import numpy as np
 import pytest
 
 from jetson_seg.model_info import InputSpec, OutputSpec
-from jetson_seg.vision.postprocess import (ArgmaxScratch, class_ids, class_mask, class_scores,
-                                           color_mask, id_mask, overlay, palette_lut,
-                                           probability_planes, regions, SCORE_SCALE)
+from jetson_seg.vision.postprocess import (ArgmaxScratch, class_ids, class_mask,
+                                           class_mask_in_windows, class_scores, color_mask,
+                                           id_mask, object_windows, overlay, palette_lut,
+                                           plane_buffers, probability_planes, regions,
+                                           score_levels, SCORE_SCALE)
 from jetson_seg.vision.image_conversion import DecodedImage
+from jetson_seg.vision.pipeline import Wanted
 from jetson_seg.vision.preprocess import Letterbox, NetworkInput, to_network_input
-from jetson_seg.training.scenes import CLASS_COLORS, boxes_from_mask, scene_stream
+from jetson_seg.training.scenes import CLASS_COLORS, SceneSpec, boxes_from_mask, scene_stream
 
 RNG = np.random.default_rng(0)
 
@@ -28,6 +31,56 @@ def test_probability_planes_reuse_buffers_and_match_a_full_resize():
     small = probability_planes(probs, box, False)
     assert small[0].shape == (192, 256)
     np.testing.assert_array_equal(small[2], np.round(probs[..., 2] * SCORE_SCALE))
+
+
+def _region_rows(found):
+    return [(r.class_id, r.x0, r.y0, r.x1, r.y1, r.area, r.score) for r in found]
+
+
+@pytest.mark.parametrize('size', [(640, 480), (1280, 720), (800, 600)])
+def test_windows_around_objects_give_the_whole_resize_mask_and_regions(size):
+    """The real model's outputs on shifted scenes: the same mask pixel for pixel, and the same
+    regions with the same scores, as resizing every plane over the whole frame."""
+    import cv2
+
+    from jetson_seg.model_store import open_model
+    from jetson_seg.vision.pipeline import PipelineConfig, SegmentationPipeline
+
+    engine, info = open_model('', 'litert', threads=1)
+    pipeline = SegmentationPipeline(engine, info, PipelineConfig())
+    stream = scene_stream(31, SceneSpec(shift_rate=0.3))
+    windowed = 0
+    for _ in range(12):
+        image = cv2.resize(next(stream).image, size, interpolation=cv2.INTER_AREA)
+        inferred = pipeline.infer_batch([DecodedImage(image, 'rgb')])
+        box = inferred.boxes[0]
+        scores = class_scores(inferred.probs[0], info.output)
+        whole = probability_planes(scores, box, True)
+        expected = class_mask(whole)
+        levels = score_levels(scores, box)
+        windows = object_windows(class_mask(levels), size)
+        assert windows is not None  # aligned scales, small objects
+        planes = plane_buffers(None, len(levels), size)
+        mask = class_mask_in_windows(levels, windows, planes)
+        np.testing.assert_array_equal(mask, expected)
+        assert _region_rows(regions(mask, planes, 4, 32)) == \
+            _region_rows(regions(expected, whole, 4, 32))
+        result = pipeline.finish_batch(inferred, [Wanted(color_mask=False, overlay=False)])[0]
+        np.testing.assert_array_equal(result.mask, expected)
+        windowed += bool(windows)
+    engine.close()
+    assert windowed >= 8  # most frames hold objects the model finds
+
+
+def test_object_windows_fall_back_where_they_cannot_be_exact_or_save_nothing():
+    labels = np.zeros((192, 256), np.uint8)
+    assert object_windows(labels, (640, 480)) == []  # nothing found: nothing to resize
+    assert class_mask_in_windows([labels] * 4, [], plane_buffers(None, 4, (640, 480))).max() == 0
+    labels[40:60, 30:50] = 2
+    assert len(object_windows(labels, (640, 480))) == 1
+    assert object_windows(labels, (641, 480)) is None  # 641/256: no aligned window start
+    labels[:150, :200] = 1  # one object over most of the frame: the whole resize is cheaper
+    assert object_windows(labels, (640, 480)) is None
 
 
 def test_class_mask_equals_numpy_argmax_including_ties():

@@ -15,9 +15,10 @@ import numpy as np
 from jetson_seg.engines.base import Engine
 from jetson_seg.model_info import ModelInfo
 from jetson_seg.vision.image_conversion import DecodedImage, to_rgb
-from jetson_seg.vision.postprocess import (ArgmaxScratch, Region, class_mask, class_scores,
-                                           color_mask, id_mask, overlay, palette_lut,
-                                           probability_planes, regions)
+from jetson_seg.vision.postprocess import (ArgmaxScratch, Region, class_mask,
+                                           class_mask_in_windows, class_scores, color_mask,
+                                           id_mask, object_windows, overlay, palette_lut,
+                                           plane_buffers, regions, score_levels)
 from jetson_seg.vision.preprocess import Letterbox, NetworkInput
 
 
@@ -152,15 +153,23 @@ class SegmentationPipeline:
         at_input = self.config.mask_at_input_resolution
         if self.info.output.type == 'argmax':
             return id_mask(raw, box, at_input), None
-        scores = class_scores(raw, self.info.output)
+        levels = score_levels(class_scores(raw, self.info.output), box)
+        net_mask = class_mask(levels, self._scratch(levels[0].shape, len(levels)))
         size = (box.src_w, box.src_h)
-        planes = probability_planes(scores, box, at_input, self._planes.get(size))
-        if at_input:
-            _keep(self._planes, size, planes)
-        shape = planes[0].shape
-        scratch = _keep(self._argmax, shape, ArgmaxScratch.fitting(
-            self._argmax.get(shape), shape, len(planes), planes[0].dtype))
-        return class_mask(planes, scratch), planes
+        if not at_input or size == (net_mask.shape[1], net_mask.shape[0]):
+            return net_mask, levels
+        planes = _keep(self._planes, size,
+                       plane_buffers(self._planes.get(size), len(levels), size))
+        windows = object_windows(net_mask, size)
+        if windows is not None:  # resize only around objects: the same mask, cheaper
+            return class_mask_in_windows(levels, windows, planes), planes
+        for level, out in zip(levels, planes):
+            cv2.resize(level, size, dst=out, interpolation=cv2.INTER_LINEAR)
+        return class_mask(planes, self._scratch(planes[0].shape, len(planes))), planes
+
+    def _scratch(self, shape: tuple[int, int], classes: int) -> ArgmaxScratch:
+        return _keep(self._argmax, shape,
+                     ArgmaxScratch.fitting(self._argmax.get(shape), shape, classes))
 
     def _finish(self, raw: np.ndarray, image: DecodedImage, box: Letterbox,
                 wanted: Wanted) -> FrameResult:

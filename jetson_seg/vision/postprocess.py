@@ -12,11 +12,16 @@ split happens at network size (small) and each plane is resized into a reusable 
 planes take a quarter of the memory (1.2 MB at 640x480 for 4 classes) and the argmax over them
 0.09 ms instead of 0.24; the served INT8 network's softmax has 256 levels anyway, and on the
 held-out sets the masks scored within 0.0002 mIoU of float32 planes.
+
+Only the windows around objects are resized (object_windows): elsewhere every network pixel
+behind an output pixel is background, and so is their blend. The mask is the same pixel for
+pixel as the whole-frame resize; at 640x480 mask and regions took 0.71 ms instead of 0.90.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fractions import Fraction
 
 import cv2
 import numpy as np
@@ -77,6 +82,21 @@ def id_mask(raw: np.ndarray, letterbox: Letterbox, at_input_resolution: bool) ->
     return cv2.resize(ids, size, interpolation=cv2.INTER_NEAREST)
 
 
+def score_levels(scores: np.ndarray, letterbox: Letterbox) -> list[np.ndarray]:
+    """Scores (h, w, C) in [0, 1] -> one uint8 plane per class (x SCORE_SCALE), content only."""
+    levels = cv2.convertScaleAbs(np.ascontiguousarray(letterbox.content(scores)),
+                                 alpha=SCORE_SCALE)
+    return cv2.split(levels) if levels.ndim == 3 else [levels]
+
+
+def plane_buffers(buffers: list[np.ndarray] | None, count: int,
+                  size: tuple[int, int]) -> list[np.ndarray]:
+    """`buffers` if they are `count` planes of (width, height) `size`, else new ones."""
+    if buffers is None or len(buffers) != count or buffers[0].shape != (size[1], size[0]):
+        return [np.empty((size[1], size[0]), np.uint8) for _ in range(count)]
+    return buffers
+
+
 def probability_planes(scores: np.ndarray, letterbox: Letterbox, at_input_resolution: bool,
                        buffers: list[np.ndarray] | None = None) -> list[np.ndarray]:
     """Scores (h, w, C) in [0, 1] -> one uint8 plane per class (x SCORE_SCALE) on the output grid.
@@ -84,18 +104,93 @@ def probability_planes(scores: np.ndarray, letterbox: Letterbox, at_input_resolu
     With `at_input_resolution` each plane is resized into `buffers` (reused when their shape
     fits) to the input image's size.
     """
-    levels = cv2.convertScaleAbs(np.ascontiguousarray(letterbox.content(scores)),
-                                 alpha=SCORE_SCALE)
-    planes = cv2.split(levels) if levels.ndim == 3 else [levels]
+    planes = score_levels(scores, letterbox)
     size = (letterbox.src_w, letterbox.src_h)
     if not at_input_resolution or size == (planes[0].shape[1], planes[0].shape[0]):
         return planes
-    if buffers is None or len(buffers) != len(planes) or \
-            buffers[0].shape != (size[1], size[0]):
-        buffers = [np.empty((size[1], size[0]), np.uint8) for _ in planes]
+    buffers = plane_buffers(buffers, len(planes), size)
     for plane, out in zip(planes, buffers):
         cv2.resize(plane, size, dst=out, interpolation=cv2.INTER_LINEAR)
     return buffers
+
+
+@dataclass(frozen=True)
+class Window:
+    """A rectangle around objects, resized from `read` (network grid) into `out` (output grid).
+
+    Only its part `keep` of the output grid (`inner` within `out`) is exact and kept.
+    """
+
+    read: tuple[slice, slice]
+    out: tuple[slice, slice]
+    keep: tuple[slice, slice]
+    inner: tuple[slice, slice]
+
+
+def _span(start: int, stop: int, scale: tuple[int, int], length: int,
+          out_length: int) -> slice:
+    """Network-grid span [start, stop) on the output grid.
+
+    `scale` is (numerator, denominator) and `start` a multiple of the denominator, so that
+    start x scale is whole.
+    """
+    num, den = scale
+    return slice(start * num // den, out_length if stop == length else stop * num // den)
+
+
+def object_windows(labels: np.ndarray, size: tuple[int, int], margin: int = 2,
+                   max_share: float = 0.5) -> list[Window] | None:
+    """Windows around each object of a network-size class map, for an output of `size`.
+
+    Outside every window all four network pixels behind an output pixel are class 0, and so is
+    the argmax of their bilinear blend (it keeps an order that all four corners share, and
+    OpenCV rounds both planes alike): only the windows need resizing. Each window is aligned
+    so that its resize gives the same pixels as resizing the whole plane, and reads one step
+    more than it keeps, so that its own border never counts. None when that alignment is
+    impossible (scale denominators over 16) or the windows cover more than `max_share` of the
+    frame (then the whole resize is cheaper).
+    """
+    height, width = labels.shape
+    fraction_x, fraction_y = Fraction(size[0], width), Fraction(size[1], height)
+    fx = (fraction_x.numerator, fraction_x.denominator)
+    fy = (fraction_y.numerator, fraction_y.denominator)
+    qx, qy = fx[1], fy[1]
+    if qx > 16 or qy > 16:
+        return None
+    objects = cv2.compare(labels, 0, cv2.CMP_NE)  # outer contours: 10x cheaper than labels
+    outlines = cv2.findContours(objects, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)[0]
+    windows, area = [], 0
+    for x, y, w, h in map(cv2.boundingRect, outlines):
+        x0, y0 = max(0, (x - margin) // qx * qx), max(0, (y - margin) // qy * qy)
+        x1 = min(width, -(-(x + w + margin) // qx) * qx)
+        y1 = min(height, -(-(y + h + margin) // qy) * qy)
+        rx0, ry0 = max(0, x0 - qx), max(0, y0 - qy)
+        rx1, ry1 = min(width, x1 + qx), min(height, y1 + qy)
+        out = (_span(ry0, ry1, fy, height, size[1]), _span(rx0, rx1, fx, width, size[0]))
+        keep = (_span(y0, y1, fy, height, size[1]), _span(x0, x1, fx, width, size[0]))
+        inner = tuple(slice(k.start - o.start, k.stop - o.start) for k, o in zip(keep, out))
+        windows.append(Window((slice(ry0, ry1), slice(rx0, rx1)), out, keep, inner))
+        area += (out[0].stop - out[0].start) * (out[1].stop - out[1].start)
+    return None if area > max_share * size[0] * size[1] else windows
+
+
+def class_mask_in_windows(levels: list[np.ndarray], windows: list[Window],
+                          buffers: list[np.ndarray]) -> np.ndarray:
+    """The class mask at the buffers' size, computed only inside `windows` (object_windows).
+
+    `buffers` (the full-size score planes) are filled inside the windows only: the rest keeps
+    older values, which nothing reads (every pixel of a region lies in a window).
+    """
+    mask = np.zeros(buffers[0].shape, np.uint8)
+    for window in windows:
+        size = (window.out[1].stop - window.out[1].start,
+                window.out[0].stop - window.out[0].start)
+        parts = [cv2.resize(level[window.read], size,
+                            interpolation=cv2.INTER_LINEAR)[window.inner] for level in levels]
+        for part, full in zip(parts, buffers):
+            full[window.keep] = part
+        mask[window.keep] = class_mask(parts)
+    return mask
 
 
 @dataclass
