@@ -65,8 +65,12 @@ def test_windows_around_objects_give_the_whole_resize_mask_and_regions(size):
         np.testing.assert_array_equal(mask, expected)
         assert _region_rows(regions(mask, planes, 4, 32)) == \
             _region_rows(regions(expected, whole, 4, 32))
-        result = pipeline.finish_batch(inferred, [Wanted(color_mask=False, overlay=False)])[0]
+        result = pipeline.run(DecodedImage(image, 'rgb'), Wanted())  # colours and overlay too
         np.testing.assert_array_equal(result.mask, expected)
+        colors = color_mask(expected, palette_lut(pipeline.palette))
+        np.testing.assert_array_equal(result.color_mask, colors)
+        np.testing.assert_array_equal(result.overlay, overlay(image, colors, expected, 0.5))
+        assert result.windows is not None and len(result.windows) == len(windows)
         windowed += bool(windows)
     engine.close()
     assert windowed >= 8  # most frames hold objects the model finds
@@ -81,6 +85,21 @@ def test_object_windows_fall_back_where_they_cannot_be_exact_or_save_nothing():
     assert object_windows(labels, (641, 480)) is None  # 641/256: no aligned window start
     labels[:150, :200] = 1  # one object over most of the frame: the whole resize is cheaper
     assert object_windows(labels, (640, 480)) is None
+
+
+def test_colours_and_overlay_in_windows_equal_the_whole_frame_and_any_background_colour():
+    mask = np.zeros((120, 160), np.uint8)
+    mask[10:30, 20:60], mask[80:100, 100:130] = 1, 3
+    windows = [(slice(5, 35), slice(15, 65)), (slice(75, 105), slice(95, 135)),
+               (slice(8, 20), slice(18, 40))]  # overlapping windows are fine
+    rgb = RNG.integers(0, 256, (120, 160, 3), dtype=np.uint8)
+    for background in ((0, 0, 0), (40, 40, 40)):  # not black: looked up everywhere
+        lut = palette_lut(np.array([background, (200, 0, 0), (0, 200, 0), (0, 0, 200)],
+                                   np.uint8))
+        colors = color_mask(mask, lut)
+        np.testing.assert_array_equal(color_mask(mask, lut, windows), colors)
+        np.testing.assert_array_equal(overlay(rgb, colors, mask, 0.4, windows),
+                                      overlay(rgb, colors, mask, 0.4))
 
 
 def test_class_mask_equals_numpy_argmax_including_ties():

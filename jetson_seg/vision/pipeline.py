@@ -18,7 +18,7 @@ from jetson_seg.vision.image_conversion import DecodedImage, to_rgb
 from jetson_seg.vision.postprocess import (ArgmaxScratch, Region, class_mask,
                                            class_mask_in_windows, class_scores, color_mask,
                                            id_mask, object_windows, overlay, palette_lut,
-                                           plane_buffers, regions, score_levels)
+                                           plane_buffers, regions, score_levels, Windows)
 from jetson_seg.vision.preprocess import Letterbox, NetworkInput
 
 
@@ -56,6 +56,7 @@ class FrameResult:
     mask_size: tuple[int, int] = (0, 0)  # (width, height) of the mask grid, always set
     timings_ms: dict[str, float] = field(default_factory=dict)
     class_ids: np.ndarray | None = field(default=None, repr=False)  # the mask, even unwanted
+    windows: Windows | None = field(default=None, repr=False)  # class 0 outside these
 
 
 @dataclass
@@ -147,25 +148,29 @@ class SegmentationPipeline:
             results.append(result)
         return results
 
-    def _class_mask(self, raw: np.ndarray, box: Letterbox,
-                    wanted: Wanted) -> tuple[np.ndarray, list[np.ndarray] | None]:
-        """Mask on the output grid, and the score planes behind it (None for an argmax head)."""
+    def _class_mask(self, raw: np.ndarray, box: Letterbox, wanted: Wanted) -> tuple[
+            np.ndarray, list[np.ndarray] | None, Windows | None]:
+        """Mask on the output grid, its score planes and the windows holding its objects.
+
+        The planes are None for an argmax head; the windows None when objects may be anywhere.
+        """
         at_input = self.config.mask_at_input_resolution
         if self.info.output.type == 'argmax':
-            return id_mask(raw, box, at_input), None
+            return id_mask(raw, box, at_input), None, None
         levels = score_levels(class_scores(raw, self.info.output), box)
         net_mask = class_mask(levels, self._scratch(levels[0].shape, len(levels)))
         size = (box.src_w, box.src_h)
         if not at_input or size == (net_mask.shape[1], net_mask.shape[0]):
-            return net_mask, levels
+            return net_mask, levels, None
         planes = _keep(self._planes, size,
                        plane_buffers(self._planes.get(size), len(levels), size))
         windows = object_windows(net_mask, size)
         if windows is not None:  # resize only around objects: the same mask, cheaper
-            return class_mask_in_windows(levels, windows, planes), planes
+            return (class_mask_in_windows(levels, windows, planes), planes,
+                    tuple(window.keep for window in windows))
         for level, out in zip(levels, planes):
             cv2.resize(level, size, dst=out, interpolation=cv2.INTER_LINEAR)
-        return class_mask(planes, self._scratch(planes[0].shape, len(planes))), planes
+        return class_mask(planes, self._scratch(planes[0].shape, len(planes))), planes, None
 
     def _scratch(self, shape: tuple[int, int], classes: int) -> ArgmaxScratch:
         return _keep(self._argmax, shape,
@@ -175,7 +180,7 @@ class SegmentationPipeline:
                 wanted: Wanted) -> FrameResult:
         result = FrameResult()
         height, width = image.pixels.shape[:2]
-        mask, planes = self._class_mask(raw, box, wanted)
+        mask, planes, result.windows = self._class_mask(raw, box, wanted)
         result.mask_size = (mask.shape[1], mask.shape[0])
         result.class_ids = mask
         if wanted.mask:
@@ -199,20 +204,22 @@ class SegmentationPipeline:
             return
         clock = time.perf_counter
         start = clock()
-        colors = color_mask(result.class_ids, self._lut)
+        colors = color_mask(result.class_ids, self._lut, result.windows)
         if wanted.color_mask:
             result.color_mask = colors
         colored = clock()
         result.timings_ms['postprocess'] = result.timings_ms.get('postprocess', 0.0) + \
             (colored - start) * 1e3
         if wanted.overlay:
-            result.overlay = self._overlay(to_rgb(image), colors, result.class_ids)
+            result.overlay = self._overlay(to_rgb(image), colors, result.class_ids,
+                                           result.windows)
             result.timings_ms['overlay'] = (clock() - colored) * 1e3
 
-    def _overlay(self, rgb: np.ndarray, colors: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    def _overlay(self, rgb: np.ndarray, colors: np.ndarray, mask: np.ndarray,
+                 windows: Windows | None) -> np.ndarray:
         """Blend at input resolution (a network-resolution mask is scaled up first)."""
         height, width = rgb.shape[:2]
         if colors.shape[:2] != (height, width):
             colors = cv2.resize(colors, (width, height), interpolation=cv2.INTER_NEAREST)
             mask = cv2.resize(mask, (width, height), interpolation=cv2.INTER_NEAREST)
-        return overlay(rgb, colors, mask, self.config.overlay_alpha)
+        return overlay(rgb, colors, mask, self.config.overlay_alpha, windows)

@@ -20,6 +20,7 @@ pixel as the whole-frame resize; at 640x480 mask and regions took 0.71 ms instea
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -236,21 +237,41 @@ def palette_lut(palette: np.ndarray) -> np.ndarray:
     return table
 
 
-def color_mask(mask: np.ndarray, lut: np.ndarray) -> np.ndarray:
+#: Rectangles of the output grid outside which the mask is all class 0 (object_windows' keeps).
+Windows = Sequence[tuple[slice, slice]]
+
+
+def color_mask(mask: np.ndarray, lut: np.ndarray, windows: Windows | None = None) -> np.ndarray:
     """Class ids -> RGB colours through a palette_lut table.
 
     OpenCV's user colour map is one table lookup per pixel: 0.26 ms at 640x480, against 0.45 ms
     for a packed 4-byte numpy lookup plus RGBx -> RGB, 0.56 ms for cv2.LUT over the mask
-    repeated in three channels and 2.7 ms for numpy indexing of 3-byte rows.
+    repeated in three channels and 2.7 ms for numpy indexing of 3-byte rows. With `windows`
+    and a black class 0, only the windows are looked up (0.05 ms for two objects).
     """
-    return cv2.applyColorMap(mask, lut)
+    if windows is None or lut[0].any():
+        return cv2.applyColorMap(mask, lut)
+    colors = np.zeros(mask.shape + (3,), np.uint8)
+    for keep in windows:
+        colors[keep] = cv2.applyColorMap(mask[keep], lut)
+    return colors
 
 
 def overlay(rgb: np.ndarray, colors: np.ndarray, mask: np.ndarray, alpha: float,
-            out: np.ndarray | None = None) -> np.ndarray:
-    """Blend class colours over the image where a non-background class was found."""
-    out = cv2.addWeighted(rgb, 1.0 - alpha, colors, alpha, 0.0, dst=out)
-    cv2.copyTo(rgb, cv2.compare(mask, 0, cv2.CMP_EQ), out)  # background keeps the input
+            windows: Windows | None = None) -> np.ndarray:
+    """Blend class colours over the image where a non-background class was found.
+
+    With `windows` only they are blended; the rest is the input as it is.
+    """
+    if windows is None:
+        out = cv2.addWeighted(rgb, 1.0 - alpha, colors, alpha, 0.0)
+        cv2.copyTo(rgb, cv2.compare(mask, 0, cv2.CMP_EQ), out)  # background keeps the input
+        return out
+    out = rgb.copy()
+    for keep in windows:
+        blended = cv2.addWeighted(rgb[keep], 1.0 - alpha, colors[keep], alpha, 0.0)
+        cv2.copyTo(rgb[keep], cv2.compare(mask[keep], 0, cv2.CMP_EQ), blended)
+        out[keep] = blended
     return out
 
 
