@@ -1,5 +1,6 @@
 """Pre/post-processing: letterbox and its inverse, argmax, overlay, regions from masks."""
 
+import cv2
 import numpy as np
 import pytest
 
@@ -34,7 +35,9 @@ def test_probability_planes_reuse_buffers_and_match_a_full_resize():
 
 
 def _region_rows(found):
-    return [(r.class_id, r.x0, r.y0, r.x1, r.y1, r.area, r.score) for r in found]
+    """Regions as comparable rows, in the windowed order (class, top, left)."""
+    return sorted([(r.class_id, r.x0, r.y0, r.x1, r.y1, r.area, r.score) for r in found],
+                  key=lambda row: (row[0], row[2], row[1]))
 
 
 @pytest.mark.parametrize('size', [(640, 480), (1280, 720), (800, 600)])
@@ -63,14 +66,17 @@ def test_windows_around_objects_give_the_whole_resize_mask_and_regions(size):
         planes = plane_buffers(None, len(levels), size)
         mask = class_mask_in_windows(levels, windows, planes)
         np.testing.assert_array_equal(mask, expected)
-        assert _region_rows(regions(mask, planes, 4, 32)) == \
-            _region_rows(regions(expected, whole, 4, 32))
+        keeps = [window.keep for window in windows]
+        for min_area in (1, 32):
+            assert _region_rows(regions(mask, planes, 4, min_area, keeps)) == \
+                _region_rows(regions(expected, whole, 4, min_area))
         result = pipeline.run(DecodedImage(image, 'rgb'), Wanted())  # colours and overlay too
         np.testing.assert_array_equal(result.mask, expected)
         colors = color_mask(expected, palette_lut(pipeline.palette))
         np.testing.assert_array_equal(result.color_mask, colors)
         np.testing.assert_array_equal(result.overlay, overlay(image, colors, expected, 0.5))
         assert result.windows is not None and len(result.windows) == len(windows)
+        assert _region_rows(result.regions) == _region_rows(regions(expected, whole, 4, 32))
         windowed += bool(windows)
     engine.close()
     assert windowed >= 8  # most frames hold objects the model finds
@@ -100,6 +106,25 @@ def test_colours_and_overlay_in_windows_equal_the_whole_frame_and_any_background
         np.testing.assert_array_equal(color_mask(mask, lut, windows), colors)
         np.testing.assert_array_equal(overlay(rgb, colors, mask, 0.4, windows),
                                       overlay(rgb, colors, mask, 0.4))
+
+
+def test_regions_in_overlapping_windows_are_the_whole_frame_regions_once_each():
+    """Objects 3 network pixels apart: their windows overlap and each holds part of another."""
+    labels = np.zeros((192, 256), np.uint8)
+    labels[40:60, 30:50], labels[45:65, 53:70] = 1, 1  # same class, apart
+    labels[40:50, 20:27] = 2
+    labels[100:104, 0:3] = 3  # at the frame's edge
+    mask = cv2.resize(labels, (640, 480), interpolation=cv2.INTER_NEAREST)
+    planes = [cv2.resize((labels == k).astype(np.uint8) * 200, (640, 480)) for k in range(4)]
+    windows = [window.keep for window in object_windows(labels, (640, 480))]
+
+    def overlap(a, b):
+        return all(p.start < q.stop and q.start < p.stop for p, q in zip(a, b))
+    assert len(windows) == 4
+    assert sum(overlap(a, b) for i, a in enumerate(windows) for b in windows[i + 1:]) >= 2
+    for min_area in (1, 50):
+        assert _region_rows(regions(mask, planes, 4, min_area, windows)) == \
+            _region_rows(regions(mask, planes, 4, min_area))
 
 
 def test_class_mask_equals_numpy_argmax_including_ties():

@@ -191,7 +191,7 @@ class SegmentationPipeline:
                 Region(r.class_id, round(r.x0 * sx), round(r.y0 * sy), round(r.x1 * sx),
                        round(r.y1 * sy), r.area, r.score)
                 for r in regions(mask, planes, self.info.num_classes,
-                                 self.config.min_region_area)]
+                                 self.config.min_region_area, result.windows)]
         return result
 
     def add_views(self, result: FrameResult, image: DecodedImage, wanted: Wanted) -> None:
