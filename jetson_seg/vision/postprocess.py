@@ -13,9 +13,11 @@ planes take a quarter of the memory (1.2 MB at 640x480 for 4 classes) and the ar
 0.09 ms instead of 0.24; the served INT8 network's softmax has 256 levels anyway, and on the
 held-out sets the masks scored within 0.0002 mIoU of float32 planes.
 
-Only the windows around objects are resized (object_windows): elsewhere every network pixel
-behind an output pixel is background, and so is their blend. The mask is the same pixel for
-pixel as the whole-frame resize; at 640x480 mask and regions took 0.71 ms instead of 0.90.
+The argmax is first taken at network size; then scores are resized, and the mask, colours,
+overlay and regions made, only in windows around the objects found (object_windows): elsewhere
+every network pixel behind an output pixel is class 0, and so is their blend. The products are
+the same, pixel for pixel and region for region, as over the whole frame; at 640x480 mask and
+regions took 0.79 ms instead of 1.06.
 """
 
 from __future__ import annotations
@@ -139,7 +141,12 @@ def _span(start: int, stop: int, scale: tuple[int, int], length: int,
     return slice(start * num // den, out_length if stop == length else stop * num // den)
 
 
-def object_windows(labels: np.ndarray, size: tuple[int, int], margin: int = 2,
+#: Network pixels kept around each object's box: an output pixel of an object lies within one
+#: network pixel of it, so a region never touches the edge of its own window (see regions).
+WINDOW_MARGIN = 2
+
+
+def object_windows(labels: np.ndarray, size: tuple[int, int],
                    max_share: float = 0.5) -> list[Window] | None:
     """Windows around each object of a network-size class map, for an output of `size`.
 
@@ -161,6 +168,7 @@ def object_windows(labels: np.ndarray, size: tuple[int, int], margin: int = 2,
     objects = cv2.compare(labels, 0, cv2.CMP_NE)  # outer contours: 10x cheaper than labels
     outlines = cv2.findContours(objects, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)[0]
     windows, area = [], 0
+    margin = WINDOW_MARGIN
     for x, y, w, h in map(cv2.boundingRect, outlines):
         x0, y0 = max(0, (x - margin) // qx * qx), max(0, (y - margin) // qy * qy)
         x1 = min(width, -(-(x + w + margin) // qx) * qx)
