@@ -185,6 +185,26 @@ def _set(node, target: str, name: str, value: float):
                         SetParameters.Request(parameters=[param])).results[0]
 
 
+def test_viewer_max_rate_caps_colour_and_overlay_but_never_masks(single_node, ros_env):
+    client = NodeClient.on_own_node('viewer_client', namespace='/behaviour',
+                                    outputs=('mask', 'color_mask', 'overlay'))
+    target = '/behaviour/segmentation_node'
+    try:
+        client.connect()
+        assert not _set(client.node, target, 'viewer_max_rate', -1.0).successful
+        assert _set(client.node, target, 'viewer_max_rate', 4.0).successful
+        sent = client.stream_camera([image_from_rgb(_big_disc(), 'rgb8')], 20.0, 60)  # 3 s
+
+        def answered(output: str) -> int:
+            return sum(output in client.records[key].arrived_at for key in sent)
+        assert answered('mask') >= 50  # every frame the node took is answered
+        assert 8 <= answered('overlay') <= 16  # 4 Hz for 3 s, not 20 Hz
+        assert answered('color_mask') == answered('overlay')  # both viewer images, together
+    finally:
+        assert _set(client.node, target, 'viewer_max_rate', 0.0).successful
+        client.close()
+
+
 def test_parameters_refused_with_reason_or_applied_at_runtime(single_node, ros_env):
     client = NodeClient.on_own_node('param_client', namespace='/behaviour',
                                     outputs=('mask', 'overlay'))

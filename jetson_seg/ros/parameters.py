@@ -81,6 +81,9 @@ SEGMENTATION_PARAMS: tuple[ParamSpec, ...] = (
               choices=('id', 'name'), runtime=True),
     ParamSpec('jpeg_quality', 80, 'JPEG quality of segmentation/overlay/compressed', minimum=1,
               maximum=100, runtime=True),
+    ParamSpec('viewer_max_rate', 0.0, 'Most colour masks and overlays (each camera) a second, '
+              'for viewers; masks and detections still answer every frame; 0 = every frame',
+              minimum=0.0, maximum=10000.0, runtime=True),
     ParamSpec('diagnostics_period', 1.0, 'Seconds (node clock) between /diagnostics messages',
               minimum=0.05, maximum=3600.0),
     ParamSpec('expected_rate', 0.0, 'Expected camera rate in Hz: diagnostics WARN below it '

@@ -43,6 +43,7 @@ from jetson_seg.model_store import open_model
 from jetson_seg.ros.parameters import SEGMENTATION_PARAMS, SPECS_BY_NAME
 from jetson_seg.ros.shutdown import POLL_S, ShutdownRequest
 from jetson_seg.vision.pipeline import FrameResult, PipelineConfig, SegmentationPipeline, Wanted
+from jetson_seg.vision.rate_cap import RateCap
 from jetson_seg.vision.scheduler import FrameScheduler, PendingFrame
 from jetson_seg.ros.ros_params import PARAM_ERRORS, declare_all
 
@@ -99,6 +100,7 @@ class SegmentationNode(LifecycleNode):
                  **kwargs) -> None:
         super().__init__(name, **kwargs)
         declare_all(self, SEGMENTATION_PARAMS)
+        self._viewer_cap = RateCap(self._param('viewer_max_rate'))
         self.add_post_set_parameters_callback(self._apply_runtime_parameters)
         self._shutdown = shutdown or ShutdownRequest()
         self.stats = FrameStats(clock=self._now)
@@ -133,6 +135,7 @@ class SegmentationNode(LifecycleNode):
 
     def _apply_runtime_parameters(self, params) -> None:
         specs = [SPECS_BY_NAME[p.name] for p in params if p.name in SPECS_BY_NAME]
+        self._viewer_cap.rate = self._param('viewer_max_rate')
         if self._pipeline is not None and any(spec.runtime for spec in specs):
             self._pipeline.config = self._pipeline_config()
         self._update_labels()
@@ -307,9 +310,11 @@ class SegmentationNode(LifecycleNode):
         listened = {key for key, pub in self._pubs[camera].items()
                     if pub.get_subscription_count() > 0}
         self._listening[camera] = listened
+        viewers = bool(listened & {'color_mask', 'overlay', 'overlay_compressed'}) and \
+            self._viewer_cap.allow(camera)  # viewer_max_rate
         return Wanted(mask=bool(listened & {'mask', 'mask_compressed'}),
-                      color_mask='color_mask' in listened,
-                      overlay=bool(listened & {'overlay', 'overlay_compressed'}),
+                      color_mask=viewers and 'color_mask' in listened,
+                      overlay=viewers and bool(listened & {'overlay', 'overlay_compressed'}),
                       detections='detections' in listened)
 
     def check(self, msg) -> None:

@@ -20,7 +20,8 @@ class FrameStats:
     """Thread-safe counts of received, answered, dropped and rejected frames, and latencies.
 
     Every received frame ends in exactly one count: answered, dropped (replaced by a newer
-    frame), rejected (malformed, by reason) or unwanted (no subscriber to any output).
+    frame), rejected (malformed, by reason) or unwanted (nothing to make: no subscriber to any
+    output, or only viewer images held back by viewer_max_rate).
     Rates and stamp ages are read on `clock` (seconds): the node passes its ROS clock so that
     they follow /clock under use_sim_time; latencies are processing times and stay on the
     monotonic clock.
