@@ -18,7 +18,8 @@ from jetson_seg.vision.image_conversion import DecodedImage, to_rgb
 from jetson_seg.vision.postprocess import (ArgmaxScratch, Region, class_mask,
                                            class_mask_in_windows, class_scores, color_mask,
                                            id_mask, object_windows, overlay, palette_lut,
-                                           plane_buffers, regions, score_levels, Windows)
+                                           plane_buffers, regions, resize_planes,
+                                           score_levels, Windows)
 from jetson_seg.vision.preprocess import Letterbox, NetworkInput
 
 
@@ -148,7 +149,7 @@ class SegmentationPipeline:
             results.append(result)
         return results
 
-    def _class_mask(self, raw: np.ndarray, box: Letterbox, wanted: Wanted) -> tuple[
+    def _class_mask(self, raw: np.ndarray, box: Letterbox) -> tuple[
             np.ndarray, list[np.ndarray] | None, Windows | None]:
         """Mask on the output grid, its score planes and the windows holding its objects.
 
@@ -168,8 +169,7 @@ class SegmentationPipeline:
         if windows is not None:  # resize only around objects: the same mask, cheaper
             return (class_mask_in_windows(levels, windows, planes), planes,
                     tuple(window.keep for window in windows))
-        for level, out in zip(levels, planes):
-            cv2.resize(level, size, dst=out, interpolation=cv2.INTER_LINEAR)
+        resize_planes(levels, planes)
         return class_mask(planes, self._scratch(planes[0].shape, len(planes))), planes, None
 
     def _scratch(self, shape: tuple[int, int], classes: int) -> ArgmaxScratch:
@@ -180,7 +180,7 @@ class SegmentationPipeline:
                 wanted: Wanted) -> FrameResult:
         result = FrameResult()
         height, width = image.pixels.shape[:2]
-        mask, planes, result.windows = self._class_mask(raw, box, wanted)
+        mask, planes, result.windows = self._class_mask(raw, box)
         result.mask_size = (mask.shape[1], mask.shape[0])
         result.class_ids = mask
         if wanted.mask:

@@ -111,9 +111,14 @@ def probability_planes(scores: np.ndarray, letterbox: Letterbox, at_input_resolu
     size = (letterbox.src_w, letterbox.src_h)
     if not at_input_resolution or size == (planes[0].shape[1], planes[0].shape[0]):
         return planes
-    buffers = plane_buffers(buffers, len(planes), size)
-    for plane, out in zip(planes, buffers):
-        cv2.resize(plane, size, dst=out, interpolation=cv2.INTER_LINEAR)
+    return resize_planes(planes, plane_buffers(buffers, len(planes), size))
+
+
+def resize_planes(levels: list[np.ndarray], buffers: list[np.ndarray]) -> list[np.ndarray]:
+    """Resize each network-size plane (bilinear) over the whole of its buffer; the buffers."""
+    size = (buffers[0].shape[1], buffers[0].shape[0])
+    for level, out in zip(levels, buffers):
+        cv2.resize(level, size, dst=out, interpolation=cv2.INTER_LINEAR)
     return buffers
 
 
