@@ -60,10 +60,12 @@ def test_a_short_run_from_the_shipped_weights_writes_its_record(tmp_path, shippe
     train.main(['--output', str(out), '--init', str(default_model_dir()), '--seed', '3',
                 '--scenes', '64', '--steps', '4', '--steps-per-epoch', '2', '--batch', '4',
                 '--lr', '1e-4', '--eval-scenes', '0', '--workers', '2', '--weights-only',
-                '--no-progress', '--residual-blocks', *map(str, blocks)])
+                '--no-progress', '--residual-blocks', *map(str, blocks),
+                '--small-object-weight', '3'])
     run = json.loads((out / train.RUN_FILE).read_text())
     assert run['steps_done'] == 4 and np.isfinite(run['final_loss'])
     assert run['model_spec']['residual_blocks'] == list(blocks)
+    assert (run['small_area'], run['small_object_weight']) == (400, 3.0)
     rebuilt = build_model(train.recorded_spec(run))
     rebuilt.load_weights(out / train.WEIGHTS_FILE)  # the record describes the weights
     before = {w.path: w.numpy() for w in shipped.weights}
@@ -94,3 +96,64 @@ def test_some_shifts_get_their_own_probability_and_the_rest_keep_the_stream():
         SceneSpec(shift_rates=(('mono', 1.5),))
     with pytest.raises(ValueError, match='SHIFT=PROBABILITY'):
         train.shift_rates(['mono'])
+
+
+def _small_by_components(mask: np.ndarray, small_area: int) -> np.ndarray:
+    """The small objects found independently: every connected region of every class."""
+    import cv2
+
+    expected = np.zeros(mask.shape, bool)
+    for cls in range(1, int(mask.max()) + 1):
+        n, labels, stats, _ = cv2.connectedComponentsWithStats((mask == cls).view(np.uint8), 8)
+        for k in range(1, n):
+            if stats[k, cv2.CC_STAT_AREA] < small_area:
+                expected |= labels == k
+    return expected
+
+
+def test_the_last_label_channel_holds_the_small_objects():
+    from jetson_seg.training.scenes import scene_stream
+
+    scenes = scene_stream(11)
+    checked = 0
+    for _ in range(40):
+        scene = next(scenes)
+        small = train.small_objects(scene, 400)
+        expected = _small_by_components(scene.mask, 400)
+        np.testing.assert_array_equal(small == 1.0, expected)
+        frame, labels = train._letterboxed(scene, 256, 192, 400)
+        assert frame.shape == (192, 256, 3) and labels.shape == (192, 256, train.LABEL_CHANNELS)
+        assert np.abs(labels[..., :-1].astype(int).sum(-1) - 255).max() <= 2  # shares add up
+        # the network sees (256/640)^2 of each pixel; rounding to 1/255 costs little
+        assert abs(labels[..., -1].sum() / 255 - expected.sum() * 0.4 ** 2) \
+            <= 1 + 0.01 * expected.sum()
+        checked += bool(expected.any()) and bool((scene.mask > 0)[~expected].any())
+    assert checked >= 5  # scenes with both small and larger objects were among them
+
+
+def test_small_objects_pixels_weigh_more_in_the_loss():
+    classes = 4
+    rng = np.random.default_rng(0)
+    probs = rng.dirichlet(np.ones(classes), (2, 6, 8)).astype(np.float32)
+    labels = np.zeros((2, 6, 8, classes + 1), np.uint8)
+    labels[..., 0] = 255
+    labels[:, 2:4, 2:4, 0], labels[:, 2:4, 2:4, 3] = 0, 255  # a 2x2 triangle
+    plain = np.asarray(train.soft_dice_ce(classes, 5.0)(labels, probs))
+    labels[:, 2:4, 2:4, classes] = 255  # ... marked small
+    weighted = np.asarray(train.soft_dice_ce(classes, 5.0)(labels, probs))
+    unweighted = np.asarray(train.soft_dice_ce(classes, 0.0)(labels, probs))
+    np.testing.assert_allclose(unweighted, plain, rtol=1e-6)  # the channel alone changes nothing
+    extra = -np.log(probs[:, 2:4, 2:4, 3]).sum(axis=(1, 2)) / 48 * 5.0
+    np.testing.assert_allclose(weighted - plain, extra, rtol=1e-4)
+
+
+@pytest.mark.timeout(120)
+def test_a_render_worker_failure_stops_training_instead_of_hanging():
+    from multiprocessing import Pool
+
+    from jetson_seg.training.scenes import SceneSpec
+
+    with Pool(1) as pool:
+        feed = train.SceneFeed(5, 8, 2, 2, SceneSpec(), (0, 0), pool)  # no pixels to render
+        with pytest.raises(RuntimeError, match='rendering training scenes failed'):
+            next(iter(feed))

@@ -10,11 +10,13 @@
 Scenes are drawn at their frame size, shrunk exactly as the node does (letterbox), and labelled
 with each class's share of every network pixel (soft labels): the node resizes probabilities
 bilinearly to the frame before the argmax, so probabilities that follow coverage put mask edges
-between network pixels where they belong. Worker processes keep rendering new scenes while the
-accelerator trains; the scene pool grows on a fixed schedule, so a seed gives the same batches
-whatever the render speed. Evaluation scores masks at the frame's size, as the node publishes
-them, on a plain held-out set and one per shift (scenes.SHIFTS), with detection
-precision/recall of the node's region filter.
+between network pixels where they belong. A last label channel holds the share of small objects
+(`--small-area`), whose pixels the loss can weigh up (`--small-object-weight`): a 12 px object is
+a few network pixels, too few to count in a mean over the frame, yet one missed detection.
+Worker processes keep rendering new scenes while the accelerator trains; the scene pool grows
+on a fixed schedule, so a seed gives the same batches whatever the render speed. Evaluation
+scores masks at the frame's size, as the node publishes them, on a plain held-out set and one
+per shift (scenes.SHIFTS), with detection precision/recall of the node's region filter.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ import numpy as np
 from tqdm import tqdm
 
 from jetson_seg.model_info import InputSpec, ModelInfo, OutputSpec, write_model_json
-from jetson_seg.training.scenes import (CLASS_COLORS, CLASS_NAMES, SHIFTS, SceneSpec,
+from jetson_seg.training.scenes import (CLASS_COLORS, CLASS_NAMES, SHIFTS, Scene, SceneSpec,
                                         generate_scene)
 
 HELD_OUT_SEED = 1_000_003  # the plain held-out set; shift i uses HELD_OUT_SEED + 1 + i
@@ -44,31 +46,49 @@ RUN_FILE = 'training.json'
 MIN_AREAS = (1, 4, 16, 32, 64, 100, 150)
 
 
-def _letterboxed(image: np.ndarray, mask: np.ndarray, net_w: int, net_h: int,
-                 num_classes: int) -> tuple[np.ndarray, np.ndarray]:
-    """Network input and soft labels (uint8 share x 255 of each class per network pixel)."""
+#: Label channels: each class's share of the network pixel, then the share of small objects.
+LABEL_CHANNELS = len(CLASS_NAMES) + 1
+
+
+def small_objects(scene: Scene, small_area: int) -> np.ndarray:
+    """1.0 on the pixels of the scene's regions smaller than `small_area` px, else 0.0."""
+    small = np.zeros(scene.mask.shape, np.float32)
+    for x0, y0, x1, y1, cls, area in scene.boxes:
+        if area < small_area:
+            window = (slice(y0, y1), slice(x0, x1))
+            small[window][scene.mask[window] == cls] = 1.0
+    return small
+
+
+def _letterboxed(scene: Scene, net_w: int, net_h: int,
+                 small_area: int) -> tuple[np.ndarray, np.ndarray]:
+    """Network input and soft labels (uint8 share x 255 per network pixel, LABEL_CHANNELS)."""
     from jetson_seg.vision.image_conversion import DecodedImage, resize
     from jetson_seg.vision.preprocess import Letterbox, to_network_input
 
+    image, mask = scene.image, scene.mask
     box = Letterbox.fit(image.shape[1], image.shape[0], net_w, net_h)
     frame = to_network_input(DecodedImage(image, 'rgb'), (net_h, net_w), box=box)
-    labels = np.zeros((net_h, net_w, num_classes), np.uint8)
-    labels[..., 0] = 255  # padding is background
-    onehot = (mask[..., None] == np.arange(num_classes, dtype=np.uint8)).astype(np.float32)
-    share = resize(onehot, (box.content_w, box.content_h))  # the frames' own rule
-    box.content(labels)[...] = np.round(share.reshape(box.content_h, box.content_w, -1) * 255)
+    labels = np.zeros((net_h, net_w, LABEL_CHANNELS), np.uint8)
+    labels[..., 0] = 255  # padding is background, and no small object
+    content = box.content(labels)
+    onehot = (mask[..., None] == np.arange(len(CLASS_NAMES), dtype=np.uint8)).astype(np.float32)
+    small = small_objects(scene, small_area)
+    for channels, planes in ((slice(0, -1), onehot), (-1, small)):  # OpenCV: 4 channels at most
+        share = resize(planes, (box.content_w, box.content_h))  # the frames' own rule
+        content[..., channels] = np.round(share.reshape(content[..., channels].shape) * 255)
     return frame, labels
 
 
-def _render_chunk(job: tuple[int, int, int, int, SceneSpec]) -> tuple[np.ndarray, np.ndarray]:
-    seed, count, net_w, net_h, spec = job
+def _render_chunk(job: tuple[int, int, int, int, SceneSpec, int]
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    seed, count, net_w, net_h, spec, small_area = job
     rng = np.random.default_rng(seed)
     images = np.zeros((count, net_h, net_w, 3), np.uint8)
-    labels = np.zeros((count, net_h, net_w, len(CLASS_NAMES)), np.uint8)
+    labels = np.zeros((count, net_h, net_w, LABEL_CHANNELS), np.uint8)
     for i in range(count):
-        scene = generate_scene(rng, spec)
-        images[i], labels[i] = _letterboxed(scene.image, scene.mask, net_w, net_h,
-                                            len(CLASS_NAMES))
+        images[i], labels[i] = _letterboxed(generate_scene(rng, spec), net_w, net_h,
+                                            small_area)
     return images, labels
 
 
@@ -84,17 +104,18 @@ class SceneFeed:
     """
 
     def __init__(self, seed: int, scenes: int, steps: int, batch: int, spec: SceneSpec,
-                 net_hw: tuple[int, int], pool: Pool, chunk: int = 32,
+                 net_hw: tuple[int, int], pool: Pool, small_area: int = 0, chunk: int = 32,
                  grow: float = 0.75) -> None:
         net_h, net_w = net_hw
         self.seed, self.steps, self.batch = seed, steps, batch
         sizes = [min(chunk, scenes - k) for k in range(0, scenes, chunk)]
-        jobs = [(seed * 1_000_003 + k, n, net_w, net_h, spec) for k, n in enumerate(sizes)]
+        jobs = [(seed * 1_000_003 + k, n, net_w, net_h, spec, small_area)
+                for k, n in enumerate(sizes)]
         self._ends = np.cumsum(sizes)
         self._first = max(1, min(len(jobs), -(-4 * batch // chunk)))
         self._grow_steps = max(1, int(grow * steps))
         self.images = np.empty((scenes, net_h, net_w, 3), np.uint8)
-        self.labels = np.empty((scenes, net_h, net_w, len(CLASS_NAMES)), np.uint8)
+        self.labels = np.empty((scenes, net_h, net_w, LABEL_CHANNELS), np.uint8)
         self._loaded = 0
         self._results = pool.imap(_render_chunk, jobs)
         self.waited = 0.0  # seconds the trainer waited for rendering
@@ -128,12 +149,17 @@ class SceneFeed:
         ahead: queue.Queue = queue.Queue(maxsize=8)
 
         def produce() -> None:
-            for item in self._batches():
-                ahead.put(item)
+            try:
+                for item in self._batches():
+                    ahead.put(item)
+            except Exception as error:  # a render worker's failure: the trainer raises it
+                ahead.put(error)
             ahead.put(None)
 
         threading.Thread(target=produce, daemon=True).start()
         while (item := ahead.get()) is not None:
+            if isinstance(item, Exception):
+                raise RuntimeError('rendering training scenes failed') from item
             yield item
 
     @property
@@ -141,17 +167,21 @@ class SceneFeed:
         return int(self._ends[self._loaded - 1]) if self._loaded else 0
 
 
-def soft_dice_ce(num_classes: int) -> Callable:
+def soft_dice_ce(num_classes: int, small_object_weight: float = 0.0) -> Callable:
     """Cross-entropy against soft labels plus soft Dice per class (keras.ops: any backend).
 
-    Dice keeps the small classes (a 10 px triangle) from drowning in background pixels.
+    Dice keeps the small classes (a 10 px triangle) from drowning in background pixels; the
+    cross-entropy of a small object's pixels counts 1 + `small_object_weight` times (labels:
+    LABEL_CHANNELS).
     """
     from keras import ops
 
     def loss(y_true, y_pred):
-        y = ops.cast(y_true, 'float32') / 255.0
+        labels = ops.cast(y_true, 'float32') / 255.0
+        y, small = labels[..., :num_classes], labels[..., num_classes]
         p = ops.cast(y_pred, 'float32')
-        ce = -ops.mean(ops.sum(y * ops.log(ops.clip(p, 1e-7, 1.0)), axis=-1), axis=(1, 2))
+        pixel_ce = -ops.sum(y * ops.log(ops.clip(p, 1e-7, 1.0)), axis=-1)
+        ce = ops.mean(pixel_ce * (1.0 + small_object_weight * small), axis=(1, 2))
         inter = ops.sum(y * p, axis=(1, 2))
         denom = ops.sum(y + p, axis=(1, 2))
         dice = 1.0 - (2.0 * inter + 1.0) / (denom + 1.0)
@@ -165,7 +195,9 @@ def pixel_accuracy(y_true, y_pred):
     """Share of network pixels whose argmax matches the majority label."""
     from keras import ops
 
-    return ops.mean(ops.cast(ops.argmax(y_true, -1) == ops.argmax(y_pred, -1), 'float32'))
+    classes = y_pred.shape[-1]
+    return ops.mean(ops.cast(ops.argmax(y_true[..., :classes], -1) == ops.argmax(y_pred, -1),
+                             'float32'))
 
 
 # ------------------------------------------------------------------------- evaluation
@@ -329,7 +361,7 @@ def train(args: argparse.Namespace, pool: Pool, eval_scenes: int) -> Path:
     started = time.time()
     scene_spec = SceneSpec(shift_rate=args.shift_rate, shift_rates=shift_rates(args.shift_rates))
     feed = SceneFeed(args.seed, args.scenes, args.steps, args.batch, scene_spec,
-                     (spec.height, spec.width), pool)
+                     (spec.height, spec.width), pool, args.small_area)
 
     import keras
 
@@ -345,7 +377,8 @@ def train(args: argparse.Namespace, pool: Pool, eval_scenes: int) -> Path:
         args.lr / 40, args.steps - args.steps // 20, warmup_target=args.lr,
         warmup_steps=args.steps // 20, alpha=0.01)
     model.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=args.weight_decay),
-                  loss=soft_dice_ce(spec.num_classes), metrics=[pixel_accuracy])
+                  loss=soft_dice_ce(spec.num_classes, args.small_object_weight),
+                  metrics=[pixel_accuracy])
     per_epoch = min(args.steps, args.steps_per_epoch)
 
     def record(steps_done: int, loss: float) -> dict:
@@ -354,6 +387,7 @@ def train(args: argparse.Namespace, pool: Pool, eval_scenes: int) -> Path:
                'steps': args.steps, 'steps_done': steps_done, 'batch': args.batch,
                'peak_lr': args.lr, 'weight_decay': args.weight_decay, 'init': args.init,
                'loss': 'soft-label cross-entropy + soft Dice',
+               'small_area': args.small_area, 'small_object_weight': args.small_object_weight,
                'optimizer': 'AdamW, cosine decay', 'seconds': round(time.time() - started, 1),
                'waited_for_rendering_s': round(feed.waited, 1), 'final_loss': round(loss, 4),
                'backend': keras.backend.backend(), 'keras': keras.__version__,
@@ -506,6 +540,10 @@ def main(argv: list[str] | None = None) -> None:
                         help='extra residual blocks at 1/4 and 1/8 resolution')
     parser.add_argument('--input-size', type=int, nargs=2, default=[256, 192],
                         metavar=('WIDTH', 'HEIGHT'), help='network input size')
+    parser.add_argument('--small-area', type=int, default=400,
+                        help='objects under this many pixels (at their frame size) are small')
+    parser.add_argument('--small-object-weight', type=float, default=0.0,
+                        help="extra weight of small objects' pixels in the cross-entropy")
     parser.add_argument('--lr', type=float, default=3e-3, help='peak learning rate')
     parser.add_argument('--weight-decay', type=float, default=1e-4)
     parser.add_argument('--init', help='start from these weights (.weights.h5, .keras, or a '
