@@ -149,11 +149,22 @@ def test_small_objects_pixels_weigh_more_in_the_loss():
 
 @pytest.mark.timeout(120)
 def test_a_render_worker_failure_stops_training_instead_of_hanging():
-    from multiprocessing import Pool
-
     from jetson_seg.training.scenes import SceneSpec
 
-    with Pool(1) as pool:
+    with train.render_pool(1) as pool:
         feed = train.SceneFeed(5, 8, 2, 2, SceneSpec(), (0, 0), pool)  # no pixels to render
         with pytest.raises(RuntimeError, match='rendering training scenes failed'):
             next(iter(feed))
+
+
+def _niceness(_: int) -> int:
+    import os
+
+    return os.nice(0)
+
+
+def test_render_workers_yield_to_the_trainer():
+    import os
+
+    with train.render_pool(2) as pool:
+        assert min(pool.map(_niceness, range(4))) >= min(os.nice(0) + 10, 19)
