@@ -168,3 +168,18 @@ def test_render_workers_yield_to_the_trainer():
 
     with train.render_pool(2) as pool:
         assert min(pool.map(_niceness, range(4))) >= min(os.nice(0) + 10, 19)
+
+
+def test_a_stride_two_stem_reads_finer_pixels_into_the_trained_network(shipped_spec):
+    """512x384 in, the shipped network's 256x192 grid out: every trained layer is taken."""
+    from jetson_seg.training.scenes import SceneSpec
+
+    spec = replace(shipped_spec, height=384, width=512, stem_stride=2)
+    finer = build_model(spec)
+    assert train._load_initial(finer, str(default_model_dir())) == []
+    assert finer.output_shape == (None, 192, 256, 4)
+    images, labels = train._render_chunk((5, 2, 512, 384, SceneSpec(), 400, 2))
+    assert images.shape == (2, 384, 512, 3) and labels.shape == (2, 192, 256, 5)
+    coarse_images, coarse_labels = train._render_chunk((5, 2, 256, 192, SceneSpec(), 400, 1))
+    np.testing.assert_array_equal(labels, coarse_labels)  # same scenes, labelled on one grid
+    assert np.abs(images[:, ::2, ::2].astype(int) - coarse_images.astype(int)).mean() < 12

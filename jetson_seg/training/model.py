@@ -22,7 +22,10 @@ class ModelSpec:
     width: int = 256
     num_classes: int = 4
     widths: tuple[int, int, int, int] = (16, 24, 40, 64)
-    residual_blocks: tuple[int, int] = (0, 0)  # extra blocks at 1/4 and 1/8 of the input
+    residual_blocks: tuple[int, int] = (0, 0)  # extra blocks at 1/4 and 1/8 of the output
+    #: 2: the first convolution halves the input, so a 512x384 input costs about what 256x192
+    #: did (only that convolution sees the finer pixels) and the output is half the input
+    stem_stride: int = 1
 
 
 def _conv_bn(x, filters: int, kernel: int = 3, stride: int = 1, name: str = ''):
@@ -71,7 +74,7 @@ def build_model(spec: ModelSpec = ModelSpec()) -> keras.Model:
     w0, w1, w2, w3 = spec.widths
     inputs = keras.Input((spec.height, spec.width, 3), dtype='uint8', name='image')
     x = layers.Rescaling(1 / 127.5, offset=-1.0, name='normalize')(inputs)
-    s0 = _conv_bn(x, w0, name='enc0')                       # 1/1
+    s0 = _conv_bn(x, w0, stride=spec.stem_stride, name='enc0')  # the output grid
     s1 = _sep_bn(_sep_bn(s0, w1, stride=2, name='enc1a'), w1, name='enc1b')   # 1/2
     s2 = _sep_bn(_sep_bn(s1, w2, stride=2, name='enc2a'), w2, name='enc2b')   # 1/4
     s2 = _residual(s2, spec.residual_blocks[0], name='enc2r')

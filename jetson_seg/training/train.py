@@ -60,16 +60,20 @@ def small_objects(scene: Scene, small_area: int) -> np.ndarray:
     return small
 
 
-def _letterboxed(scene: Scene, net_w: int, net_h: int,
-                 small_area: int) -> tuple[np.ndarray, np.ndarray]:
-    """Network input and soft labels (uint8 share x 255 per network pixel, LABEL_CHANNELS)."""
+def _letterboxed(scene: Scene, net_w: int, net_h: int, small_area: int,
+                 stride: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Network input and soft labels (uint8 share x 255 per output pixel, LABEL_CHANNELS).
+
+    The output grid is the input's size divided by the network's `stride`.
+    """
     from jetson_seg.vision.image_conversion import DecodedImage, resize
     from jetson_seg.vision.preprocess import Letterbox, to_network_input
 
     image, mask = scene.image, scene.mask
-    box = Letterbox.fit(image.shape[1], image.shape[0], net_w, net_h)
-    frame = to_network_input(DecodedImage(image, 'rgb'), (net_h, net_w), box=box)
-    labels = np.zeros((net_h, net_w, LABEL_CHANNELS), np.uint8)
+    frame = to_network_input(DecodedImage(image, 'rgb'), (net_h, net_w))
+    out_w, out_h = net_w // stride, net_h // stride
+    box = Letterbox.fit(image.shape[1], image.shape[0], out_w, out_h)
+    labels = np.zeros((out_h, out_w, LABEL_CHANNELS), np.uint8)
     labels[..., 0] = 255  # padding is background, and no small object
     content = box.content(labels)
     onehot = (mask[..., None] == np.arange(len(CLASS_NAMES), dtype=np.uint8)).astype(np.float32)
@@ -95,15 +99,15 @@ def render_pool(workers: int) -> Pool:
     return Pool(workers, initializer=_renderer_init)
 
 
-def _render_chunk(job: tuple[int, int, int, int, SceneSpec, int]
+def _render_chunk(job: tuple[int, int, int, int, SceneSpec, int, int]
                   ) -> tuple[np.ndarray, np.ndarray]:
-    seed, count, net_w, net_h, spec, small_area = job
+    seed, count, net_w, net_h, spec, small_area, stride = job
     rng = np.random.default_rng(seed)
     images = np.zeros((count, net_h, net_w, 3), np.uint8)
-    labels = np.zeros((count, net_h, net_w, LABEL_CHANNELS), np.uint8)
+    labels = np.zeros((count, net_h // stride, net_w // stride, LABEL_CHANNELS), np.uint8)
     for i in range(count):
         images[i], labels[i] = _letterboxed(generate_scene(rng, spec), net_w, net_h,
-                                            small_area)
+                                            small_area, stride)
     return images, labels
 
 
@@ -119,18 +123,19 @@ class SceneFeed:
     """
 
     def __init__(self, seed: int, scenes: int, steps: int, batch: int, spec: SceneSpec,
-                 net_hw: tuple[int, int], pool: Pool, small_area: int = 0, chunk: int = 32,
-                 grow: float = 0.75) -> None:
+                 net_hw: tuple[int, int], pool: Pool, small_area: int = 0, stride: int = 1,
+                 chunk: int = 32, grow: float = 0.75) -> None:
         net_h, net_w = net_hw
         self.seed, self.steps, self.batch = seed, steps, batch
         sizes = [min(chunk, scenes - k) for k in range(0, scenes, chunk)]
-        jobs = [(seed * 1_000_003 + k, n, net_w, net_h, spec, small_area)
+        jobs = [(seed * 1_000_003 + k, n, net_w, net_h, spec, small_area, stride)
                 for k, n in enumerate(sizes)]
         self._ends = np.cumsum(sizes)
         self._first = max(1, min(len(jobs), -(-4 * batch // chunk)))
         self._grow_steps = max(1, int(grow * steps))
         self.images = np.empty((scenes, net_h, net_w, 3), np.uint8)
-        self.labels = np.empty((scenes, net_h, net_w, LABEL_CHANNELS), np.uint8)
+        self.labels = np.empty((scenes, net_h // stride, net_w // stride, LABEL_CHANNELS),
+                               np.uint8)
         self._loaded = 0
         self._results = pool.imap(_render_chunk, jobs)
         self.waited = 0.0  # seconds the trainer waited for rendering
@@ -370,13 +375,13 @@ def train(args: argparse.Namespace, pool: Pool, eval_scenes: int) -> Path:
     from jetson_seg.training.model import ModelSpec
 
     spec = ModelSpec(height=args.input_size[1], width=args.input_size[0],
-                     residual_blocks=tuple(args.residual_blocks))
+                     residual_blocks=tuple(args.residual_blocks), stem_stride=args.stem_stride)
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     started = time.time()
     scene_spec = SceneSpec(shift_rate=args.shift_rate, shift_rates=shift_rates(args.shift_rates))
     feed = SceneFeed(args.seed, args.scenes, args.steps, args.batch, scene_spec,
-                     (spec.height, spec.width), pool, args.small_area)
+                     (spec.height, spec.width), pool, args.small_area, spec.stem_stride)
 
     import keras
 
@@ -559,6 +564,8 @@ def main(argv: list[str] | None = None) -> None:
                         help='objects under this many pixels (at their frame size) are small')
     parser.add_argument('--small-object-weight', type=float, default=0.0,
                         help="extra weight of small objects' pixels in the cross-entropy")
+    parser.add_argument('--stem-stride', type=int, choices=(1, 2), default=1,
+                        help='2: the first convolution halves the input (output at half size)')
     parser.add_argument('--lr', type=float, default=3e-3, help='peak learning rate')
     parser.add_argument('--weight-decay', type=float, default=1e-4)
     parser.add_argument('--init', help='start from these weights (.weights.h5, .keras, or a '
