@@ -34,6 +34,7 @@ class OwnModel:
     std: tuple[float, float, float] = (1.0, 1.0, 1.0)
     resize: str = 'letterbox'
     extra: dict = field(default_factory=dict)  # more model.json input/output keys
+    output_stride: int = 1   # > 1: the output is this much smaller than the input (pooled)
 
     def description(self) -> dict:
         inp = {'height': self.input_hw[0], 'width': self.input_hw[1], 'dtype': self.dtype,
@@ -53,6 +54,8 @@ KINDS = (
     OwnModel('bgr_tflite_pm1', 'tflite', 'softmax', ('background', 'a', 'b'), dtype='float32',
              channel_order='bgr', mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)),
     OwnModel('argmax_tflite', 'tflite', 'argmax', ('background', 'a', 'b')),
+    OwnModel('quarter_size_keras', 'keras', 'softmax', ('background', 'a', 'b'),
+             input_hw=(128, 192), output_stride=4),
 )
 
 
@@ -88,7 +91,10 @@ def build_keras(kind: OwnModel):
         x = keras.layers.Rescaling(1 / 127.5, offset=-1.0)(x)
     blur = keras.layers.Conv2D(3, 3, padding='same', use_bias=False)
     head = keras.layers.Conv2D(_channels(kind), 1)
-    x = head(blur(x))
+    x = blur(x)
+    if kind.output_stride > 1:
+        x = keras.layers.AveragePooling2D(kind.output_stride)(x)
+    x = head(x)
     blur.set_weights([np.eye(3, dtype=np.float32)[None, None].repeat(3, 0).repeat(3, 1) / 9])
     head.set_weights(list(_head_weights(kind)))
     if kind.head == 'softmax':
@@ -193,7 +199,9 @@ def reference_mask(kind: OwnModel, folder: Path, rgb: np.ndarray) -> np.ndarray:
         ids = np.where(raw.max(-1) > 0.5, best + 1, 0)
     else:
         ids = raw.argmax(-1)
-    return ids[y:y + h, x:x + w].astype(np.uint8)
+    s = kind.output_stride  # the placement on the smaller output grid, edges rounded
+    x0, y0, x1, y1 = round(x / s), round(y / s), round((x + w) / s), round((y + h) / s)
+    return ids[y0:y1, x0:x1].astype(np.uint8)
 
 
 def colour_frame(seed: int = 0) -> np.ndarray:

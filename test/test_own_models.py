@@ -322,3 +322,24 @@ def test_a_keras_model_with_a_free_input_size_runs_at_the_described_size(tmp_pat
     engine, info = open_model(str(tmp_path), 'litert')
     assert engine.input_hw == info.input_hw == (40, 56)
     engine.close()
+
+
+@pytest.mark.parametrize('size', [(640, 480), (1280, 720)])
+def test_an_output_smaller_than_the_input_covers_the_whole_frame(folders, size):
+    """A quarter-size output (SegFormer-like), letterboxed or not, masks the frame at its size."""
+    kind = next(k for k in KINDS if k.output_stride > 1)
+    frame = cv2.resize(colour_frame(2), size, interpolation=cv2.INTER_NEAREST)
+    engine, info = open_model(str(folders[kind.name]), 'litert', threads=1)
+    try:
+        result = SegmentationPipeline(engine, info, PipelineConfig()).run(
+            DecodedImage(frame, 'rgb'), Wanted())
+    finally:
+        engine.close()
+    expected = cv2.resize(reference_mask(kind, folders[kind.name], frame), size,
+                          interpolation=cv2.INTER_NEAREST)
+    _meaningful(expected)
+    assert result.mask.shape == frame.shape[:2]
+    assert _agreement(result.mask, expected) >= 0.95  # edges: bilinear scores vs nearest ids
+    for region in result.regions:  # every detection lies on its class in the frame
+        inside = expected[region.y0:region.y1, region.x0:region.x1]
+        assert (inside == region.class_id).mean() > 0.5, region

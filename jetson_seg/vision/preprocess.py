@@ -51,6 +51,21 @@ class Letterbox:
     def is_identity_aspect(self) -> bool:
         return self.content_w == self.dst_w and self.content_h == self.dst_h
 
+    def on_grid(self, width: int, height: int) -> 'Letterbox':
+        """The same placement on an output grid of another size, edges rounded.
+
+        Why: many networks answer at a fraction of their input (SegFormer at 1/4, the default
+        model with a stride-2 stem at 1/2); their scores cover the letterboxed input all the
+        same.
+        """
+        if (width, height) == (self.dst_w, self.dst_h):
+            return self
+        fx, fy = width / self.dst_w, height / self.dst_h
+        x0, y0 = round(self.pad_x * fx), round(self.pad_y * fy)
+        x1 = max(x0 + 1, round((self.pad_x + self.content_w) * fx))
+        y1 = max(y0 + 1, round((self.pad_y + self.content_h) * fy))
+        return Letterbox(self.src_w, self.src_h, width, height, x0, y0, x1 - x0, y1 - y0)
+
     def content(self, net_output: np.ndarray) -> np.ndarray:
         """The part of a dst-size array that covers the input image (a view, no copy)."""
         return net_output[self.pad_y:self.pad_y + self.content_h,
