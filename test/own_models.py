@@ -199,8 +199,8 @@ def reference_mask(kind: OwnModel, folder: Path, rgb: np.ndarray) -> np.ndarray:
         ids = np.where(raw.max(-1) > 0.5, best + 1, 0)
     else:
         ids = raw.argmax(-1)
-    s = kind.output_stride  # the placement on the smaller output grid, edges rounded
-    x0, y0, x1, y1 = round(x / s), round(y / s), round((x + w) / s), round((y + h) / s)
+    s = kind.output_stride  # the placement on the smaller output grid, halves rounded up
+    x0, y0, x1, y1 = (int(np.floor(v / s + 0.5)) for v in (x, y, x + w, y + h))
     return ids[y0:y1, x0:x1].astype(np.uint8)
 
 

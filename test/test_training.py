@@ -183,3 +183,45 @@ def test_a_stride_two_stem_reads_finer_pixels_into_the_trained_network(shipped_s
     coarse_images, coarse_labels = train._render_chunk((5, 2, 256, 192, SceneSpec(), 400, 1))
     np.testing.assert_array_equal(labels, coarse_labels)  # same scenes, labelled on one grid
     assert np.abs(images[:, ::2, ::2].astype(int) - coarse_images.astype(int)).mean() < 12
+
+
+@pytest.mark.parametrize('frame, net, stride', [((752, 480), (256, 192), 2),
+                                                ((640, 360), (320, 240), 4)])
+def test_labels_sit_where_the_node_reads_a_smaller_output(frame, net, stride):
+    """The labels' content rows and columns are the node's: fitted on the input, then scaled."""
+    from jetson_seg.training.scenes import Scene
+    from jetson_seg.vision.preprocess import Letterbox
+
+    (w, h), (net_w, net_h) = frame, net
+    scene = Scene(np.full((h, w, 3), 90, np.uint8), np.ones((h, w), np.uint8),
+                  [(0, 0, w, h, 1, w * h)])  # one object fills the frame
+    _, labels = train._letterboxed(scene, net_w, net_h, 400, stride)
+    box = Letterbox.fit(w, h, net_w, net_h).on_grid(net_w // stride, net_h // stride)
+    rows = np.flatnonzero(labels[..., 1].max(1))
+    cols = np.flatnonzero(labels[..., 1].max(0))
+    assert (rows[0], rows[-1] + 1, cols[0], cols[-1] + 1) == (
+        box.pad_y, box.pad_y + box.content_h, box.pad_x, box.pad_x + box.content_w)
+
+
+def test_an_input_the_stem_cannot_halve_evenly_is_refused():
+    with pytest.raises(ValueError, match='multiple of 16, got 256x200'):
+        ModelSpec(height=200, width=256, stem_stride=2)
+
+
+@pytest.mark.timeout(120)
+def test_a_killed_render_worker_stops_training_instead_of_hanging(monkeypatch):
+    """Pool replaces a worker killed mid-chunk (the OOM killer, a crash) and the chunk is lost."""
+    import os
+    import signal
+    import time
+
+    from jetson_seg.training.scenes import SceneSpec
+
+    monkeypatch.setattr(train, 'RENDER_TIMEOUT_S', 15)
+    with train.render_pool(1) as pool:
+        worker = pool.apply(os.getpid)
+        feed = train.SceneFeed(5, 64, 2, 2, SceneSpec(), (192, 256), pool, chunk=64)
+        time.sleep(0.5)  # the worker is rendering the only chunk (seconds of work)
+        os.kill(worker, signal.SIGKILL)
+        with pytest.raises(RuntimeError, match='no scenes rendered for 15 s'):
+            next(iter(feed))

@@ -62,7 +62,7 @@ SEGMENTATION_PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec('image_transport', 'raw', "'raw' subscribes image, 'compressed' image/compressed",
               choices=('raw', 'compressed')),
     ParamSpec('mask_resolution', 'input', 'Publish masks at the input image size or the '
-              'network size', choices=('input', 'network'), runtime=True),
+              "network's output size", choices=('input', 'network'), runtime=True),
     ParamSpec('overlay_alpha', 0.5, 'Weight of class colours in the overlay', minimum=0.0,
               maximum=1.0, runtime=True),
     ParamSpec('min_region_area', 32, 'Smallest connected region (mask pixels) reported as a '

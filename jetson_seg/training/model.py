@@ -27,6 +27,12 @@ class ModelSpec:
     #: did (only that convolution sees the finer pixels) and the output is half the input
     stem_stride: int = 1
 
+    def __post_init__(self) -> None:
+        step = 8 * self.stem_stride  # three more halvings after the stem, then upsampling back
+        if self.height % step or self.width % step:
+            raise ValueError(f'with stem stride {self.stem_stride} the input size must be a '
+                             f'multiple of {step}, got {self.width}x{self.height}')
+
 
 def _conv_bn(x, filters: int, kernel: int = 3, stride: int = 1, name: str = ''):
     x = layers.Conv2D(filters, kernel, strides=stride, padding='same', use_bias=False,

@@ -8,9 +8,9 @@
     .venv/bin/python -m jetson_seg.training.train --output models/default --steps 4000
 
 Scenes are drawn at their frame size, shrunk exactly as the node does (letterbox), and labelled
-with each class's share of every network pixel (soft labels): the node resizes probabilities
+with each class's share of every output pixel (soft labels): the node resizes probabilities
 bilinearly to the frame before the argmax, so probabilities that follow coverage put mask edges
-between network pixels where they belong. A last label channel holds the share of small objects
+between output pixels where they belong. A last label channel holds the share of small objects
 (`--small-area`), whose pixels the loss can weigh up (`--small-object-weight`): a 12 px object is
 a few network pixels, too few to count in a mean over the frame, yet one missed detection.
 Worker processes keep rendering new scenes while the accelerator trains; the scene pool grows
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import queue
 import threading
@@ -42,6 +43,8 @@ from jetson_seg.training.scenes import (CLASS_COLORS, CLASS_NAMES, SHIFTS, Scene
 HELD_OUT_SEED = 1_000_003  # the plain held-out set; shift i uses HELD_OUT_SEED + 1 + i
 WEIGHTS_FILE = 'model.weights.h5'
 RUN_FILE = 'training.json'
+#: Longest wait for one chunk of scenes (a chunk takes a worker seconds) before giving up.
+RENDER_TIMEOUT_S = 300
 #: Region filters (smallest region in mask pixels) scored in every evaluation.
 MIN_AREAS = (1, 4, 16, 32, 64, 100, 150)
 
@@ -70,9 +73,10 @@ def _letterboxed(scene: Scene, net_w: int, net_h: int, small_area: int,
     from jetson_seg.vision.preprocess import Letterbox, to_network_input
 
     image, mask = scene.image, scene.mask
-    frame = to_network_input(DecodedImage(image, 'rgb'), (net_h, net_w))
+    in_box = Letterbox.fit(image.shape[1], image.shape[0], net_w, net_h)
+    frame = to_network_input(DecodedImage(image, 'rgb'), (net_h, net_w), box=in_box)
     out_w, out_h = net_w // stride, net_h // stride
-    box = Letterbox.fit(image.shape[1], image.shape[0], out_w, out_h)
+    box = in_box.on_grid(out_w, out_h)  # where the node reads the output: the same rule
     labels = np.zeros((out_h, out_w, LABEL_CHANNELS), np.uint8)
     labels[..., 0] = 255  # padding is background, and no small object
     content = box.content(labels)
@@ -147,7 +151,11 @@ class SceneFeed:
     def _load(self, chunks: int) -> int:
         while self._loaded < chunks:
             start = time.perf_counter()
-            images, labels = next(self._results)
+            try:
+                images, labels = self._results.next(timeout=RENDER_TIMEOUT_S)
+            except multiprocessing.TimeoutError:  # a worker killed (OOM, a crash) never answers
+                raise RuntimeError(f'no scenes rendered for {RENDER_TIMEOUT_S} s: a render '
+                                   f'worker may have died') from None
             self.waited += time.perf_counter() - start
             end = self._ends[self._loaded]
             self.images[end - len(images):end] = images
@@ -179,7 +187,7 @@ class SceneFeed:
         threading.Thread(target=produce, daemon=True).start()
         while (item := ahead.get()) is not None:
             if isinstance(item, Exception):
-                raise RuntimeError('rendering training scenes failed') from item
+                raise RuntimeError(f'rendering training scenes failed: {item}') from item
             yield item
 
     @property
@@ -240,7 +248,8 @@ def _held_out_set(job: tuple[str, int, int, int, int]) -> tuple[str, np.ndarray,
     return name, frames, truth
 
 
-def _score(job: tuple[np.ndarray, np.ndarray, list]) -> tuple[np.ndarray, np.ndarray]:
+def _score(job: tuple[np.ndarray, tuple[int, int], list]
+           ) -> tuple[np.ndarray, np.ndarray]:
     """Confusion matrix and (tp, fp, fn) per MIN_AREAS of masks made as the node makes them.
 
     At each region filter, truth regions smaller than it are ignored (metrics.match_boxes).
@@ -249,12 +258,13 @@ def _score(job: tuple[np.ndarray, np.ndarray, list]) -> tuple[np.ndarray, np.nda
     from jetson_seg.vision.postprocess import class_mask, probability_planes, regions
     from jetson_seg.vision.preprocess import Letterbox
 
-    probs, _, truth = job
+    probs, (net_h, net_w), truth = job
     conf = ConfusionMatrix(len(CLASS_NAMES))
     det = np.zeros((len(MIN_AREAS), 3), np.int64)
     for p, (gt_mask, gt_boxes) in zip(probs, truth):
         h, w = gt_mask.shape
-        planes = probability_planes(p, Letterbox.fit(w, h, p.shape[1], p.shape[0]), True)
+        box = Letterbox.fit(w, h, net_w, net_h).on_grid(p.shape[1], p.shape[0])
+        planes = probability_planes(p, box, True)
         mask = class_mask(planes)
         conf.add(gt_mask, mask)
         found = regions(mask, planes, len(CLASS_NAMES), 1)
@@ -283,7 +293,7 @@ def evaluate(predict: Callable[[np.ndarray], np.ndarray], sets: dict[str, tuple]
 
     report = {}
     for name, (frames, truth) in tqdm(sets.items(), desc='evaluation', unit='set'):
-        jobs = [(predict(frames[i:i + batch]), None, truth[i:i + batch])
+        jobs = [(predict(frames[i:i + batch]), frames.shape[1:3], truth[i:i + batch])
                 for i in range(0, len(frames), batch)]
         conf = ConfusionMatrix(len(CLASS_NAMES))
         det = np.zeros((len(MIN_AREAS), 3), np.int64)
@@ -524,6 +534,11 @@ def evaluate_file(path: Path, reference: Path, eval_scenes: int, pool: Pool,
         predict, input_hw = (lambda b: fn(b).numpy()), tuple(model.input_shape[1:3])
     sets = held_out_sets(eval_scenes, input_hw, pool)
     report = evaluate(predict, sets, pool)
+    frames = next(iter(sets.values()))[0][:1]
+    if ref(frames).shape != predict(frames).shape:
+        print(f'{path} on the held-out sets:\n' + summary_line(report, min_area) + '\n  no mask '
+              f'agreement: {reference} takes or answers another size')
+        return report
     for name, (frames, _) in sets.items():
         report[name]['mask_agreement'] = round(float(np.mean(
             [(ref(frames[i:i + 50]).numpy().argmax(-1) == predict(frames[i:i + 50]).argmax(-1))
@@ -557,7 +572,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument('--batch', type=int, default=64)
     parser.add_argument('--residual-blocks', type=int, nargs=2, default=[0, 0],
                         metavar=('QUARTER', 'EIGHTH'),
-                        help='extra residual blocks at 1/4 and 1/8 resolution')
+                        help='extra residual blocks at 1/4 and 1/8 of the output grid')
     parser.add_argument('--input-size', type=int, nargs=2, default=[256, 192],
                         metavar=('WIDTH', 'HEIGHT'), help='network input size')
     parser.add_argument('--small-area', type=int, default=400,

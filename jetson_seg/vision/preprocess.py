@@ -8,6 +8,7 @@ input pixel it labels. Float models get their normalisation folded into one pass
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import cv2
@@ -17,9 +18,17 @@ from jetson_seg.model_info import InputSpec
 from jetson_seg.vision.image_conversion import DecodedImage, resize, resize_to_rgb
 
 
+def round_half_up(value: float) -> int:
+    """Nearest integer, halves up: both edges of a grid round the same way (round() does not)."""
+    return math.floor(value + 0.5)
+
+
 @dataclass(frozen=True)
 class Letterbox:
-    """Where an input image of `src_size` sits inside the network input of `dst_size`."""
+    """Where an input image of `src_size` sits inside a network grid of `dst_size`.
+
+    The grid is the network's input, or its output when that is smaller (`on_grid`).
+    """
 
     src_w: int
     src_h: int
@@ -61,9 +70,9 @@ class Letterbox:
         if (width, height) == (self.dst_w, self.dst_h):
             return self
         fx, fy = width / self.dst_w, height / self.dst_h
-        x0, y0 = round(self.pad_x * fx), round(self.pad_y * fy)
-        x1 = max(x0 + 1, round((self.pad_x + self.content_w) * fx))
-        y1 = max(y0 + 1, round((self.pad_y + self.content_h) * fy))
+        x0, y0 = round_half_up(self.pad_x * fx), round_half_up(self.pad_y * fy)
+        x1 = max(x0 + 1, round_half_up((self.pad_x + self.content_w) * fx))
+        y1 = max(y0 + 1, round_half_up((self.pad_y + self.content_h) * fy))
         return Letterbox(self.src_w, self.src_h, width, height, x0, y0, x1 - x0, y1 - y0)
 
     def content(self, net_output: np.ndarray) -> np.ndarray:
