@@ -524,7 +524,8 @@ def evaluate_file(path: Path, reference: Path, eval_scenes: int, pool: Pool,
 
     from jetson_seg.engines.litert import LiteRtEngine
 
-    ref = tf.function(keras.saving.load_model(reference, compile=False))
+    reference_model = keras.saving.load_model(reference, compile=False)
+    ref = tf.function(reference_model)
     if path.suffix == '.tflite':
         engine = LiteRtEngine(path, threads=2)
         predict, input_hw = engine.infer, engine.input_hw
@@ -534,18 +535,20 @@ def evaluate_file(path: Path, reference: Path, eval_scenes: int, pool: Pool,
         predict, input_hw = (lambda b: fn(b).numpy()), tuple(model.input_shape[1:3])
     sets = held_out_sets(eval_scenes, input_hw, pool)
     report = evaluate(predict, sets, pool)
-    frames = next(iter(sets.values()))[0][:1]
-    if ref(frames).shape != predict(frames).shape:
-        print(f'{path} on the held-out sets:\n' + summary_line(report, min_area) + '\n  no mask '
-              f'agreement: {reference} takes or answers another size')
-        return report
-    for name, (frames, _) in sets.items():
-        report[name]['mask_agreement'] = round(float(np.mean(
-            [(ref(frames[i:i + 50]).numpy().argmax(-1) == predict(frames[i:i + 50]).argmax(-1))
-             .mean() for i in range(0, len(frames), 50)])), 5)
-    print(f'{path} on the held-out sets:\n' + summary_line(report, min_area) + '\n  mask '
-          'agreement with ' + str(reference) + ': '
-          + ', '.join(f'{k} {v["mask_agreement"]:.4f}' for k, v in report.items()))
+    one = next(iter(sets.values()))[0][:1]
+    if (tuple(reference_model.input_shape[1:3]), tuple(reference_model.output_shape[1:3])) \
+            != (input_hw, predict(one).shape[1:3]):  # the reference cannot run on these frames
+        agreement = f'no mask agreement: {reference} takes or answers another size'
+    else:
+        for name, (frames, _) in sets.items():
+            report[name]['mask_agreement'] = round(float(np.mean(
+                [(ref(frames[i:i + 50]).numpy().argmax(-1)
+                  == predict(frames[i:i + 50]).argmax(-1)).mean()
+                 for i in range(0, len(frames), 50)])), 5)
+        agreement = f'mask agreement with {reference}: ' + ', '.join(
+            f'{k} {v["mask_agreement"]:.4f}' for k, v in report.items())
+    print(f'{path} on the held-out sets:\n' + summary_line(report, min_area) + '\n  '
+          + agreement)
     return report
 
 

@@ -93,7 +93,6 @@ class SegmentationPipeline:
         self._lut = palette_lut(self.palette)
         self.config = config
         self._boxes: dict[tuple[int, int], Letterbox] = {}
-        self._output_boxes: dict[tuple[Letterbox, tuple[int, ...]], Letterbox] = {}
         self._input = NetworkInput(info.input, engine.input_hw)
         # per frame size: cameras of different sizes each keep their own buffers
         self._planes: dict[tuple[int, int], list[np.ndarray]] = {}
@@ -104,14 +103,6 @@ class SegmentationPipeline:
         if box is None:
             box = _keep(self._boxes, (width, height), self._input.letterbox((height, width)))
         return box
-
-    def _on_output_grid(self, box: Letterbox, raw: np.ndarray) -> Letterbox:
-        """`box` on the grid of the network's output, which may be smaller than its input."""
-        key = (box, raw.shape[:2])
-        found = self._output_boxes.get(key)
-        if found is None:
-            found = _keep(self._output_boxes, key, box.on_grid(raw.shape[1], raw.shape[0]))
-        return found
 
     def run(self, image: DecodedImage, wanted: Wanted = Wanted()) -> FrameResult:
         """Segment one decoded frame and build the requested products."""
@@ -189,7 +180,9 @@ class SegmentationPipeline:
                 wanted: Wanted) -> FrameResult:
         result = FrameResult()
         height, width = image.pixels.shape[:2]
-        mask, planes, result.windows = self._class_mask(raw, self._on_output_grid(box, raw))
+        # the network's output may be smaller than its input: place the box on its grid
+        box = box.on_grid(raw.shape[1], raw.shape[0])
+        mask, planes, result.windows = self._class_mask(raw, box)
         result.mask_size = (mask.shape[1], mask.shape[0])
         result.class_ids = mask
         if wanted.mask:
