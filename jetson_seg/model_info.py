@@ -28,6 +28,11 @@ _SUFFIXES = {'.keras': 'keras', '.h5': 'h5', '.hdf5': 'h5', '.tflite': 'tflite'}
 
 #: Class masks are published as mono8 images: one byte per pixel holds the class id.
 MAX_CLASSES = 256
+#: Bounds of input.height/width in pixels. Below 8 a letterboxed 4:3 or 16:9 frame keeps too
+#: few rows to place a mask; above 8192 (an 8K frame is 7680 wide) a float32 input alone takes
+#: over 800 MB a frame, and runtimes fail deep inside (XNNPack "failed to reshape") instead of
+#: naming the key.
+MIN_INPUT_SIDE, MAX_INPUT_SIDE = 8, 8192
 
 
 @dataclass(frozen=True)
@@ -92,6 +97,9 @@ class ModelInfo:
         """
         info = self
         if self.input.height is None or self.input.width is None:
+            if not all(MIN_INPUT_SIDE <= side <= MAX_INPUT_SIDE for side in input_hw):
+                raise ModelError(f'{where} takes {input_hw[1]}x{input_hw[0]} (width x height), '
+                                 f'outside {MIN_INPUT_SIDE}-{MAX_INPUT_SIDE} pixels a side')
             info = self.with_input_size(*input_hw)
         elif input_hw != self.input_hw:
             raise ModelError(f'{where} takes {input_hw[1]}x{input_hw[0]} (width x height) but '
@@ -155,8 +163,11 @@ def _size(section: dict, key: str, where: str) -> int | None:
     if value is None:
         return None
     if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise ModelError(f'{where}: {key} must be a positive whole number of pixels, '
+        raise ModelError(f'{where}: input.{key} must be a positive whole number of pixels, '
                          f'got {value!r}')
+    if not MIN_INPUT_SIDE <= value <= MAX_INPUT_SIDE:
+        raise ModelError(f'{where}: input.{key} {value} is outside {MIN_INPUT_SIDE}-'
+                         f'{MAX_INPUT_SIDE} pixels; give the size the network was trained at')
     return value
 
 

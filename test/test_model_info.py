@@ -40,7 +40,10 @@ def test_the_issue_example_parses(tmp_path):
     ({'input': {'resize': 'crop'}}, "resize 'crop' is not one of letterbox, stretch"),
     ({'input': {'std': [1, 0, 1]}}, 'std must be three positive numbers'),
     ({'input': {'mean': [0.5]}}, 'mean must be three numbers'),
-    ({'input': {'height': -3}}, 'height must be a positive whole number'),
+    ({'input': {'height': -3}}, 'input.height must be a positive whole number'),
+    ({'input': {'height': 100000, 'width': 100000}}, r'input.height 100000 is outside 8-8192'),
+    ({'input': {'height': 256, 'width': 8193}}, r'input.width 8193 is outside 8-8192'),
+    ({'input': {'height': 7, 'width': 256}}, r'input.height 7 is outside 8-8192'),
     ({'input': {'chanel_order': 'bgr'}}, r"unknown key\(s\) \['chanel_order'\]"),
     ({'output': {'type': 'softmax2d'}}, "type 'softmax2d' is not one of softmax, logits"),
     ({'output': {'threshold': 1.5}}, 'threshold must be between 0 and 1'),
@@ -85,3 +88,20 @@ def test_packaged_default_model_description():
     assert isinstance(info, ModelInfo)
     assert info.class_names == ('background', 'disc', 'rectangle', 'triangle')
     assert info.input_hw == (192, 256) and info.input.dtype == 'uint8'
+
+
+def test_the_size_bounds_are_inclusive_and_named_in_a_model_json(tmp_path):
+    edge = {**MINIMAL, 'input': {'height': 8, 'width': 8192}}
+    assert parse_description(edge, 'm', tmp_path).input_hw == (8, 8192)
+    (tmp_path / 'model.json').write_text(json.dumps(
+        {**MINIMAL, 'input': {'height': 100000, 'width': 100000}}))
+    with pytest.raises(ModelError, match='input.height 100000') as refused:
+        read_model_info(tmp_path)
+    assert str(tmp_path / 'model.json') in str(refused.value)
+
+
+def test_a_network_size_outside_the_bounds_is_refused_when_filled_in(tmp_path):
+    info = parse_description(MINIMAL, 'model.json', tmp_path)
+    assert info.check_network((96, 128), 2, 'uint8', 'net').input_hw == (96, 128)
+    with pytest.raises(ModelError, match=r'net takes 100000x4 \(width x height\), outside'):
+        info.check_network((4, 100000), 2, 'uint8', 'net')
