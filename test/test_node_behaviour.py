@@ -293,3 +293,30 @@ def test_clean_shutdown_leaves_no_shared_memory_segments(ros_env):
     # Other processes on the machine may create segments meanwhile: only the node's count.
     assert not leaked(own), f'stale segments after a clean stop: {sorted(leaked(own))}'
     assert 'Traceback' not in node.text
+
+
+def test_a_camera_name_that_is_no_ros_name_is_refused_with_the_reason(ros_env):
+    """cameras:=[a//b] used to pass and break configure with nothing logged (issue 21, item 9)."""
+    started = NodeProcess({'autostart': False, 'cameras': '[a//b]'}, ros_env,
+                          namespace='/bad_cam_start')
+    assert started.proc.wait(timeout=60) == 2, started.text
+    started.stop()
+    assert "cameras item 'a//b' is not a valid ROS name" in started.text, started.text
+    assert "repeated '/'" in started.text and 'Traceback' not in started.text, started.text
+
+    node = NodeProcess({'autostart': False}, ros_env, namespace='/bad_cam')
+    helper = rclpy.create_node('bad_camera_helper')
+    target = '/bad_cam/segmentation_node'
+    try:
+        param = Parameter(name='cameras', value=ParameterValue(
+            type=ParameterType.PARAMETER_STRING_ARRAY, string_array_value=['front', 'a//b']))
+        result = call_service(helper, SetParameters, f'{target}/set_parameters',
+                              SetParameters.Request(parameters=[param])).results[0]
+        assert not result.successful and "cameras item 'a//b'" in result.reason, result.reason
+        got = call_service(helper, GetParameters, f'{target}/get_parameters',
+                           GetParameters.Request(names=['cameras']))
+        assert list(got.values[0].string_array_value) == ['']  # old value kept
+        node.wait_for_output('refused parameter: cameras', timeout=10)  # and logged
+    finally:
+        helper.destroy_node()
+        assert node.stop() == 0, node.text

@@ -30,3 +30,27 @@ def test_defaults_are_valid():
 def test_bad_values_are_refused_with_reason(name, value, fragment):
     reason = validate(SPECS_BY_NAME[name], value)
     assert reason is not None and fragment in reason and name in reason
+
+
+@pytest.mark.parametrize('cameras,fragment', [
+    (['a//b'], "item 'a//b' is not a valid ROS name: topic name must not contain repeated '/'"),
+    (['front', '1cam'], "item '1cam' is not a valid ROS name: topic name token must not start "
+                        "with a number"),
+    (['a b'], "item 'a b' is not a valid ROS name: topic name must not contain characters"),
+    (['front', 'front/'], "items 'front' and 'front/' name the same topics (/robot/front/image)"),
+    (['', '/robot'], "items '' and '/robot' name the same topics (/robot/image)"),
+])
+def test_camera_names_are_refused_by_rclpy_rules_with_the_reason(cameras, fragment):
+    from jetson_seg.ros.ros_params import topic_prefix_problem
+
+    reason = topic_prefix_problem(SPECS_BY_NAME['cameras'], cameras, 'seg', '/robot')
+    assert reason is not None and fragment in reason, reason
+    assert reason.startswith('cameras ')
+
+
+def test_camera_names_rclpy_takes_are_accepted():
+    from jetson_seg.ros.ros_params import topic_prefix_problem
+
+    spec = SPECS_BY_NAME['cameras']
+    for cameras in ([''], ['front', 'rear'], ['/robot/left', 'right/'], ['~/cam', 'cam_1/x']):
+        assert topic_prefix_problem(spec, cameras, 'seg', '/robot') is None, cameras

@@ -31,6 +31,9 @@ class ParamSpec:
     minimum: float | None = None
     maximum: float | None = None
     runtime: bool = False  # takes effect without reconfiguring
+    #: Every item is a topic prefix (a camera namespace): ros_params checks it with rclpy's
+    #: own name rules, which this rclpy-free module does not have.
+    topic_prefixes: bool = False
 
 
 SEGMENTATION_PARAMS: tuple[ParamSpec, ...] = (
@@ -55,7 +58,9 @@ SEGMENTATION_PARAMS: tuple[ParamSpec, ...] = (
               'grow as needed); fixed once TensorFlow has used the GPU', minimum=0,
               maximum=1 << 20),
     ParamSpec('cameras', [''], "Camera namespaces served with one batched model: each gets "
-              "<camera>/image and <camera>/segmentation/*; '' = this node's own namespace"),
+              "<camera>/image and <camera>/segmentation/*; '' = this node's own namespace; each "
+              "must make valid ROS topic names (e.g. front, /robot/front; not a//b, 1cam)",
+              topic_prefixes=True),
     ParamSpec('executor', 'events', "ROS callback executor: 'events' (rclpy's C++ events "
               "executor, where this rclpy has it) or 'single_threaded' (rclpy's Python one)",
               choices=('events', 'single_threaded')),
