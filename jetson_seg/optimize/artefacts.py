@@ -3,11 +3,18 @@
 Layout of an output directory:
 
     manifest.json        which run is current, its files with SHA-256, and the model facts
-    run-<time>-<pid>/    the files of one run (tf/model.pb, litert/*.tflite, tftrt/...)
+    run-<time>-<pid>/    the files of one run (tf/model.pb, litert/*.tflite, tftrt/...), and
+                         .jetson_seg_run, the mark that says this package made the folder
+    .lock                held (flock) by the run writing the folder
+    trt_cache/           engines ONNX Runtime's TensorRT provider builds when a node serves it
 
 A run writes its own folder, checks every artefact, and only then replaces manifest.json with
 os.replace (atomic on POSIX). A run that fails or is killed leaves the old manifest, which still
 names the old, complete folder, so a node never sees a half-written model.
+
+The optimizer deletes only what it made: run folders with its mark. An output_dir holding
+anything else is refused before anything is written (check_output_dir), so pointing output_dir
+at a folder of one's own loses nothing.
 """
 
 from __future__ import annotations
@@ -17,10 +24,12 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import time
 from pathlib import Path
 
+from jetson_seg.engines.onnxruntime import TRT_CACHE
 from jetson_seg.errors import ArtefactError
 from jetson_seg.model_info import locate_model, source_files
 
@@ -34,6 +43,11 @@ INT8_CLASS_IOU = 0.975
 MANIFEST = 'manifest.json'
 LOCK_FILE = '.lock'
 MANIFEST_VERSION = 1
+#: File inside each run folder the optimizer creates: what made it and the folder's name.
+RUN_MARK = '.jetson_seg_run'
+MADE_BY = 'jetson_seg optimizer'
+RUN_NAME = re.compile(r'run-\d{8}-\d{6}-\d+')
+TMP_MANIFEST = re.compile(r'\.manifest\.json\.\d+\.tmp')
 
 
 def sha256_of(path: Path) -> str:
@@ -55,11 +69,96 @@ def source_digest(model_path: Path) -> str:
 
 
 def new_run_dir(output_dir: Path) -> Path:
-    """Create the folder for a new run inside `output_dir`."""
+    """Create the folder for a new run inside `output_dir`, marked as this package's."""
     output_dir.mkdir(parents=True, exist_ok=True)
     run = output_dir / f'run-{time.strftime("%Y%m%d-%H%M%S")}-{os.getpid()}'
     run.mkdir()
+    (run / RUN_MARK).write_text(json.dumps({'made_by': MADE_BY, 'run': run.name}) + '\n')
     return run
+
+
+def is_marked_run(path: Path) -> bool:
+    """True when `path` is a real folder whose mark says this package made it, under this name."""
+    mark = path / RUN_MARK
+    if path.is_symlink() or not path.is_dir() or mark.is_symlink() or not mark.is_file():
+        return False
+    try:
+        data = json.loads(mark.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and data.get('made_by') == MADE_BY and \
+        data.get('run') == path.name
+
+
+def own_manifest(output_dir: Path) -> dict | None:
+    """`output_dir`/manifest.json if this package wrote it (keys it always writes), else None."""
+    path = output_dir / MANIFEST
+    if path.is_symlink() or not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    keys = ('manifest_version', 'run', 'targets', 'model')
+    if not isinstance(data, dict) or not all(key in data for key in keys) or \
+            not isinstance(data['run'], str):
+        return None
+    return data
+
+
+def is_own_run(path: Path, named: str | None) -> bool:
+    """True for a run folder this package made.
+
+    That is a folder with the run mark; or `named`, the run a manifest of this package names,
+    which may predate the mark (outputs made before it: the manifest that lists the folder's
+    files with their checksums vouches for it); or an empty folder with exactly the run-name
+    pattern, which a run killed between creating its folder and writing the mark leaves (an
+    empty folder holds nothing to lose). Any other unmarked `run-*` folder is not ours.
+    """
+    if path.is_symlink() or not path.is_dir():
+        return False
+    if is_marked_run(path) or path.name == named:
+        return True
+    return RUN_NAME.fullmatch(path.name) is not None and not any(path.iterdir())
+
+
+def unrecognised(output_dir: Path) -> list[str]:
+    """Names of the entries in `output_dir` this package did not make (folders end with /)."""
+    if not output_dir.is_dir():
+        return []
+    manifest = own_manifest(output_dir)
+    named = manifest['run'] if manifest else None
+    foreign = []
+    for child in output_dir.iterdir():
+        plain_file = child.is_file() and not child.is_symlink()
+        if (child.name == MANIFEST and manifest is not None) or \
+                (child.name == LOCK_FILE and plain_file and child.stat().st_size == 0) or \
+                (TMP_MANIFEST.fullmatch(child.name) and plain_file) or \
+                (child.name == TRT_CACHE and child.is_dir() and not child.is_symlink()) or \
+                is_own_run(child, named):
+            continue
+        foreign.append(child.name + ('/' if child.is_dir() and not child.is_symlink() else ''))
+    return sorted(foreign)
+
+
+def check_output_dir(output_dir: Path) -> None:
+    """Refuse an `output_dir` that holds anything this package did not make.
+
+    The optimizer deletes superseded run folders there; taking only an empty or new folder, or
+    one of its own outputs, means it never deletes (or overwrites) a user's files.
+    """
+    if output_dir.exists() and not output_dir.is_dir():
+        raise ArtefactError(f'output_dir {output_dir} is a file, not a folder; give a new or '
+                            f'empty folder')
+    foreign = unrecognised(output_dir)
+    if foreign:
+        shown = ', '.join(foreign[:5]) + (f' and {len(foreign) - 5} more'
+                                          if len(foreign) > 5 else '')
+        raise ArtefactError(
+            f'output_dir {output_dir} holds {shown}, which the optimizer did not make; it '
+            f'replaces and deletes run folders there, so it takes only a new or empty folder or '
+            f'one of its own outputs: choose another output_dir (e.g. {output_dir / "optimized"}'
+            f') or move those away')
 
 
 def publish(output_dir: Path, run_dir: Path, manifest: dict) -> Path:
@@ -68,12 +167,14 @@ def publish(output_dir: Path, run_dir: Path, manifest: dict) -> Path:
         for entry in target.get('files', []):
             entry['sha256'] = sha256_of(run_dir / entry['path'])
     manifest = {**manifest, 'manifest_version': MANIFEST_VERSION, 'run': run_dir.name}
+    previous = own_manifest(output_dir)
     tmp = output_dir / f'.{MANIFEST}.{os.getpid()}.tmp'
     tmp.write_text(json.dumps(manifest, indent=2) + '\n')
     with open(tmp, 'rb') as handle:
         os.fsync(handle.fileno())
     os.replace(tmp, output_dir / MANIFEST)
-    remove_stale_runs(output_dir, keep=run_dir.name)
+    remove_stale_runs(output_dir, keep=run_dir.name,
+                      superseded=previous['run'] if previous else None)
     return output_dir / MANIFEST
 
 
@@ -94,11 +195,16 @@ def exclusive(output_dir: Path):
         yield
 
 
-def remove_stale_runs(output_dir: Path, keep: str | None) -> list[str]:
-    """Delete run folders the manifest does not name (left by failed or killed runs)."""
+def remove_stale_runs(output_dir: Path, keep: str | None,
+                      superseded: str | None = None) -> list[str]:
+    """Delete this package's run folders other than `keep` (failed, killed or superseded runs).
+
+    Only folders is_own_run recognises go; `superseded` is the run the manifest named until
+    now (it may predate the run mark). Anything else is left as it is.
+    """
     removed = []
-    for child in output_dir.glob('run-*'):
-        if child.is_dir() and child.name != keep:
+    for child in sorted(output_dir.glob('run-*')):
+        if child.name != keep and is_own_run(child, superseded):
             shutil.rmtree(child, ignore_errors=True)
             removed.append(child.name)
     for tmp in output_dir.glob(f'.{MANIFEST}.*.tmp'):

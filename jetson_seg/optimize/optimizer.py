@@ -196,6 +196,7 @@ class Optimizer:
             raise OptimizerError(f'input_model {source} does not exist; pass -p input_model:='
                                  f'<model folder or file (.keras, .h5, SavedModel, .tflite)>')
         output = Path(cfg.output_dir).expanduser()
+        artefacts.check_output_dir(output)  # before the lock file: nothing written if refused
         with artefacts.exclusive(output):
             return self._build(source, output)
 
