@@ -303,35 +303,16 @@ def default_model_dir() -> Path:
     return Path(__file__).resolve().parent.parent / 'models' / 'default'
 
 
-#: Keras layer classes that carry Python code (marshalled bytecode) in their config.
-CODE_LAYERS = frozenset({'Lambda', 'TFOpLambda', '__lambda__'})
-
-
-def _classes_in(config: object) -> set[str]:
-    if isinstance(config, dict):
-        found = {config['class_name']} if isinstance(config.get('class_name'), str) else set()
-        return found.union(*(_classes_in(v) for v in config.values()))
-    if isinstance(config, list):
-        return set().union(*(_classes_in(v) for v in config))
-    return set()
-
-
 def load_keras(path: str | Path, trust: bool = False):
-    """Load a .keras or legacy .h5 model, refusing code inside it unless `trust`.
+    """Load a .keras or legacy .h5 model after model_trust checked its config (unless `trust`).
 
-    Keras's safe_mode guards .keras files only: a legacy .h5 with a Lambda layer loads (and
-    runs its bytecode) even in safe mode, so its config is read first and such layers refused.
+    Keras's safe_mode guards .keras files only and has had bypasses; the allow-list check runs
+    first on the raw config, and safe_mode stays on as a second guard.
     """
     import keras
 
-    path = Path(path)
-    if path.suffix.lower() in ('.h5', '.hdf5') and not trust:
-        import h5py
+    from jetson_seg.model_trust import check_keras
 
-        with h5py.File(path, 'r') as handle:
-            config = handle.attrs.get('model_config')
-        code = sorted(_classes_in(json.loads(config)) & CODE_LAYERS) if config else []
-        if code:
-            raise ModelError(f'{path} holds {", ".join(code)} layers (Python code that would '
-                             f'run on load); set trust_model:=true only if you trust its source')
+    path = Path(path)
+    check_keras(path, trust)
     return keras.models.load_model(str(path), compile=False, safe_mode=not trust)

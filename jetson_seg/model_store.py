@@ -14,6 +14,8 @@ from jetson_seg.engines.onnxruntime import PROVIDERS
 from jetson_seg.errors import ConfigurationError, EngineError, ModelError
 from jetson_seg.model_info import (ModelInfo, default_model_dir, load_keras, locate_model,
                                    parse_description, read_model_info)
+from jetson_seg.model_trust import (TFTRT_OPS, check_graph, check_model_file, check_onnx,
+                                    check_saved_model, check_tflite)
 from jetson_seg.optimize.artefacts import INT8_CLASS_IOU, MANIFEST, source_digest
 
 #: Values of the node's `precision` parameter. auto: the fastest artefact whose check passed
@@ -82,11 +84,12 @@ def open_model(model_path: str, engine: str = 'auto', threads: int = 0,
         raise ModelError(f'model path does not exist: {path}')
     if path.is_dir() and (path / MANIFEST).is_file():
         def opener(name: str) -> tuple[Engine, ModelInfo]:
-            return _open_artefacts(path, name, threads, precision, onnx_providers, log)
+            return _open_artefacts(path, name, threads, precision, onnx_providers, log, trust)
         candidates = ('litert', 'tf', 'tftrt', 'onnxruntime')
     else:
         model_dir, model_file, fmt = locate_model(path)
         info = read_model_info(model_dir)
+        check_model_file(model_file, fmt, trust)  # before anything deserializes it
         if precision not in ('auto', 'fp32'):
             raise EngineError(f'{model_file} is converted at start-up in FP32; for {precision} '
                               f'run the optimizer (precision_mode:={precision.upper()}) and '
@@ -134,8 +137,7 @@ def _open_source(model_file: Path, fmt: str, info: ModelInfo, engine: str,
         from jetson_seg.optimize.freeze import freeze_saved_model
         litert = engine == 'litert'
         frozen = freeze_saved_model(model_file, info.input.name, info.output.name,
-                                    _size_or_none(info), for_cpu=not (litert or has_gpu()),
-                                    trust=trust)
+                                    _size_or_none(info), for_cpu=not (litert or has_gpu()))
         opened = _litert_from(frozen, threads, info) if litert else \
             _tf_graph_from(frozen, threads)
         return opened, _checked(info, opened, model_file)
@@ -215,11 +217,20 @@ def litert_role(path: Path, target: dict, precision: str, log=None) -> str:
 
 
 def _open_artefacts(path: Path, engine: str, threads: int, precision: str,
-                    onnx_providers: tuple[str, ...], log) -> tuple[Engine, ModelInfo]:
-    """An optimizer output directory: files are checked against the manifest before use."""
+                    onnx_providers: tuple[str, ...], log,
+                    trust: bool) -> tuple[Engine, ModelInfo]:
+    """An optimizer output directory: files are checked against the manifest before use.
+
+    An output is a program like any model: made from a trusted source it needs trust again,
+    and each file passes the same allow-list as a source of its format (a manifest and its
+    checksums can be written by anyone).
+    """
     from jetson_seg.optimize.artefacts import read_manifest, verified_file
 
     manifest = read_manifest(path)
+    if manifest['model'].get('trusted_source') and not trust:
+        raise ModelError(f'{path} was made from a source trusted with trust_model:=true; '
+                         f'serve it with trust_model:=true only if you trust that source')
     info = parse_description(manifest['model'], f'{path / MANIFEST} (model section)', path)
     target_name = TARGET_OF.get(engine, engine)
     target = manifest['targets'].get(target_name)
@@ -233,28 +244,35 @@ def _open_artefacts(path: Path, engine: str, threads: int, precision: str,
         import tensorflow as tf
 
         from jetson_seg.engines.tf_graph import FrozenGraphEngine
+        graph_file = verified_file(path, manifest, 'tf', 'graph')
         graph_def = tf.compat.v1.GraphDef()
-        graph_def.ParseFromString(verified_file(path, manifest, 'tf', 'graph').read_bytes())
+        graph_def.ParseFromString(graph_file.read_bytes())
+        if not trust:
+            check_graph(graph_def, str(graph_file))
         return FrozenGraphEngine(graph_def, target['input_tensor'], target['output_tensor'],
                                  info.input_hw, info.output_channels, threads), info
     if engine == 'litert':
         from jetson_seg.engines.litert import LiteRtEngine
         role = litert_role(path, target, precision, log)
-        opened = LiteRtEngine(verified_file(path, manifest, 'litert', role), threads,
-                              info.input_hw)
+        model_file = verified_file(path, manifest, 'litert', role)
+        check_tflite(model_file, trust)
+        opened = LiteRtEngine(model_file, threads, info.input_hw)
         opened.precision = role
         return opened, info
     if engine == 'onnxruntime':
         from jetson_seg.engines.onnxruntime import OnnxRuntimeEngine
-        return OnnxRuntimeEngine(verified_file(path, manifest, 'onnx', 'model'), threads,
-                                 onnx_providers, info.input_hw, precision, path, log), info
+        model_file = verified_file(path, manifest, 'onnx', 'model')
+        check_onnx(model_file, trust)
+        return OnnxRuntimeEngine(model_file, threads, onnx_providers, info.input_hw, precision,
+                                 path, log), info
     built = target.get('settings', {}).get('precision_mode', 'FP32').lower()
     if precision not in ('auto', built):
         raise EngineError(f'the tftrt engines in {path} were built in {built}; rerun the '
                           f'optimizer with precision_mode:={precision.upper()}')
     from jetson_seg.engines.tftrt import TfTrtEngine, check_runnable_here
     check_runnable_here(path, target)
-    opened = TfTrtEngine(verified_file(path, manifest, 'tftrt', 'saved_model').parent,
-                         info.input_hw, info.output_channels, info.output.name)
+    saved_model = verified_file(path, manifest, 'tftrt', 'saved_model').parent
+    check_saved_model(saved_model, trust, TFTRT_OPS)
+    opened = TfTrtEngine(saved_model, info.input_hw, info.output_channels, info.output.name)
     opened.precision = built
     return opened, info

@@ -185,14 +185,6 @@ def bias_add_from_add(graph_def):
     return out
 
 
-#: Ops that reach outside the model (files, Python, processes): a SavedModel holding any of them
-#: in its serving function is refused unless the user trusts it (`trust_model`).
-UNSAFE_OPS = frozenset({'ReadFile', 'WriteFile', 'PyFunc', 'PyFuncStateless', 'EagerPyFunc',
-                        'MatchingFiles', 'Save', 'SaveV2', 'SaveSlices', 'Restore', 'RestoreV2',
-                        'RestoreSlice', 'MergeV2Checkpoints', 'ImmutableConst', 'DebugIdentity',
-                        'PrintV2', 'Print'})
-
-
 def freeze_keras_model(model, for_cpu: bool = True) -> FrozenModel:
     """Freeze a Keras model (BatchNorm in inference mode, batch dimension left dynamic)."""
     import tensorflow as tf
@@ -203,13 +195,13 @@ def freeze_keras_model(model, for_cpu: bool = True) -> FrozenModel:
 
 
 def freeze_saved_model(path, input_name: str | None, output_name: str | None,
-                       input_hw: tuple[int, int] | None, for_cpu: bool = True,
-                       trust: bool = False) -> FrozenModel:
+                       input_hw: tuple[int, int] | None, for_cpu: bool = True) -> FrozenModel:
     """Freeze one signature of a TensorFlow SavedModel into the same lean graph as Keras models.
 
     The signature is 'serving_default', or the one whose input is `input_name`; a signature
     with several inputs or outputs needs `input_name` / `output_name` (model.json). A dynamic
-    height/width is fixed to `input_hw`.
+    height/width is fixed to `input_hw`. The caller has checked the SavedModel's ops first
+    (model_trust): loading runs its initializers.
     """
     import tensorflow as tf
 
@@ -239,11 +231,6 @@ def freeze_saved_model(path, input_name: str | None, output_name: str | None,
     frozen = freeze_function(lambda x: fn(**{in_key: x})[out_key], spec, for_cpu,
                              keep_alive=loaded)
     frozen.signature = signature_key
-    if not trust:
-        unsafe = sorted({node.op for node in frozen.graph_def.node} & UNSAFE_OPS)
-        if unsafe:
-            raise ModelError(f'{where} runs {", ".join(unsafe)} (file or system access); a model '
-                             f'is a program: set trust_model:=true only if you trust its source')
     return frozen
 
 

@@ -18,6 +18,7 @@ import numpy as np
 
 from jetson_seg.errors import ModelError
 from jetson_seg.model_info import ModelInfo, load_keras, locate_model, read_model_info
+from jetson_seg.model_trust import check_model_file
 from jetson_seg.optimize.freeze import FrozenModel, freeze_keras_model, freeze_saved_model
 
 
@@ -43,6 +44,7 @@ class ModelSource:
         """Load `path` (a model folder or a model file in one) and check its model.json."""
         model_dir, model_file, fmt = locate_model(path)
         info = read_model_info(model_dir)
+        check_model_file(model_file, fmt, trust)  # before anything deserializes it
         source = cls(model_file, fmt, info, trust)
         if fmt in ('keras', 'h5'):
             try:
@@ -90,7 +92,7 @@ class ModelSource:
                 self._frozen[for_cpu] = freeze_saved_model(
                     self.path, self.info.input.name, self.info.output.name,
                     None if self.info.input.height is None else self.info.input_hw,
-                    for_cpu, self.trust)
+                    for_cpu)
         return self._frozen[for_cpu]
 
     def to_litert(self, precision: str, calibration: Callable[[], Iterable[np.ndarray]],
