@@ -238,12 +238,20 @@ def read_manifest(output_dir: Path) -> dict:
 
 
 def verified_file(output_dir: Path, manifest: dict, target: str, role: str) -> Path:
-    """Path of a target's file after checking it exists and matches its recorded checksum."""
+    """Path of a target's file after checking it exists and matches its recorded checksum.
+
+    The file must lie inside the manifest's run folder (links resolved): a manifest naming
+    '../elsewhere/model.tflite' would serve a model the description was never made for.
+    """
     entry = next((f for f in manifest['targets'][target].get('files', [])
                   if f['role'] == role), None)
     if entry is None:
         raise ArtefactError(f'manifest target {target!r} has no {role!r} file')
-    path = output_dir / manifest['run'] / entry['path']
+    run = (output_dir / str(manifest['run'])).resolve()
+    path = (run / str(entry['path'])).resolve()
+    if run.parent != output_dir.resolve() or not path.is_relative_to(run):
+        raise ArtefactError(f'{output_dir / MANIFEST} names {path}, outside its run folder '
+                            f'{run}; an optimizer output only serves files inside it')
     if not path.is_file():
         raise ArtefactError(f'{path} is missing (named by {output_dir / MANIFEST})')
     actual = sha256_of(path)
