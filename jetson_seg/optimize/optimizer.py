@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -46,6 +47,17 @@ MASK_AGREEMENT = {'tf': 0.9999, 'tftrt': 0.9999, 'litert/FP32': 0.9999, 'litert/
 
 class OptimizerError(JetsonSegError):
     """The run cannot continue; the message says what to do."""
+
+
+class RunStopped(JetsonSegError):
+    """A stop was asked for (SIGINT/SIGTERM): the run ended between two steps, unpublished."""
+
+    def __init__(self, signal_name: str, step: str, output: Path) -> None:
+        self.signal_name, self.step = signal_name, step
+        current = artefacts.current_run(output)
+        kept = f'{output} still serves {current}' if current else f'nothing was in {output}'
+        super().__init__(f'stopped by {signal_name} before step {step!r}: nothing published, '
+                         f'{kept}')
 
 
 def default_output_dir() -> str:
@@ -157,12 +169,29 @@ def _settings_key(config: OptimizerConfig) -> dict:
 
 
 class Optimizer:
-    """One optimizer run: load, freeze, convert each target, check, publish."""
+    """One optimizer run: load, freeze, convert each target, check, publish.
 
-    def __init__(self, config: OptimizerConfig, log: Callable[[str], None] = print) -> None:
+    `stop` is asked between steps (and between INT8 trials): a non-empty answer (the signal's
+    name) ends the run with RunStopped before the next step, its unfinished run folder removed
+    and the previous output untouched. A step already running (a conversion in C++) finishes
+    first. `step` names the step running, for a failure's message.
+    """
+
+    def __init__(self, config: OptimizerConfig, log: Callable[[str], None] = print,
+                 stop: Callable[[], str] = lambda: '') -> None:
         self.config = config
         self.log = log
+        self.stop = stop
+        self.step = 'start'
         self.timings: dict[str, float] = {}
+        self._output = Path(config.output_dir).expanduser()
+
+    def _enter(self, step: str) -> None:
+        """Begin `step`, unless a stop was asked for: then raise RunStopped."""
+        signal_name = self.stop()
+        if signal_name:
+            raise RunStopped(signal_name, step, self._output)
+        self.step = step
 
     def _frames(self, info: ModelInfo, bag: str, topic: str, folder: str, count: int,
                 seed: int) -> np.ndarray:
@@ -183,19 +212,25 @@ class Optimizer:
                                          CALIBRATION_SEED))
 
     def _timed(self, name: str, fn, *args, **kwargs):
+        """Run `fn` as step `name` (timed); the enclosing step is current again after it."""
+        outer = self.step
+        self._enter(name)
         start = time.perf_counter()
         result = fn(*args, **kwargs)
         self.timings[name] = round(time.perf_counter() - start, 2)
+        self.step = outer
         return result
 
     def run(self) -> dict:
         """Execute the run; returns the published manifest (or the current one if up to date)."""
         cfg = self.config
+        self._enter('input_model')
         source = Path(cfg.input_model).expanduser() if cfg.input_model else default_model_dir()
         if not source.exists():
             raise OptimizerError(f'input_model {source} does not exist; pass -p input_model:='
                                  f'<model folder or file (.keras, .h5, SavedModel, .tflite)>')
-        output = Path(cfg.output_dir).expanduser()
+        output = self._output
+        self._enter('output_dir')
         artefacts.check_output_dir(output)  # before the lock file: nothing written if refused
         with artefacts.exclusive(output):
             return self._build(source, output)
@@ -203,6 +238,7 @@ class Optimizer:
     def _build(self, source_path: Path, output: Path) -> dict:
         """Everything after the inputs are known, with `output` locked against other runs."""
         cfg = self.config
+        self._enter('source checksum')
         source_hash = artefacts.source_digest(source_path)
         settings = _settings_key(cfg)
         if not cfg.force_rebuild:
@@ -213,12 +249,28 @@ class Optimizer:
                 return current
         source = self._timed('load', ModelSource.open, source_path, cfg.trust_model)
         info = source.info
+        self._enter('check frames')
         frames = self._frames(info, cfg.check_bag, cfg.check_topic, cfg.check_images,
                               cfg.check_frames, CHECK_SEED)
+        self._enter('source reference outputs')
         reference = source.reference(frames)
 
+        self._enter('new run folder')
         artefacts.remove_stale_runs(output, keep=artefacts.current_run(output))
         run_dir = artefacts.new_run_dir(output)
+        try:
+            return self._make_run(source_path, source, source_hash, settings, frames,
+                                  reference, output, run_dir)
+        except BaseException:  # stopped or failed: the unfinished run goes, unless published
+            if artefacts.current_run(output) != run_dir.name:
+                shutil.rmtree(run_dir, ignore_errors=True)
+            raise
+
+    def _make_run(self, source_path: Path, source: ModelSource, source_hash: str,
+                  settings: dict, frames: np.ndarray, reference: np.ndarray, output: Path,
+                  run_dir: Path) -> dict:
+        """Convert and check every target into `run_dir`, then publish it."""
+        cfg, info = self.config, source.info
         targets: dict[str, dict] = {}
         skipped: dict[str, str] = {}
         for target in TARGETS:
@@ -236,6 +288,7 @@ class Optimizer:
         if not targets:
             raise OptimizerError(f'no target could be made from {source_path}: '
                                  + '; '.join(skipped.values()))
+        self._enter('manifest')
         frozen_steps = source.freeze(True).steps if 'tf' in targets else []
         manifest = {
             'model': {'source': str(source_path), 'source_format': source.fmt,
@@ -248,6 +301,7 @@ class Optimizer:
             'created': time.strftime('%Y-%m-%dT%H:%M:%S%z'),
             'timings_s': self.timings,
         }
+        self._enter('publish')  # the last point a stop is honoured: publishing is atomic
         artefacts.publish(output, run_dir, manifest)
         self.log(f'published {sorted(targets)} to {output}')
         return artefacts.read_manifest(output)
@@ -333,6 +387,7 @@ class Optimizer:
         fixed = self.config.int8_float_ops
         best, trials, full_int8 = None, [], None
         for float_ops in ((fixed,) if fixed >= 0 else INT8_FLOAT_OPS_TRIED):
+            self._enter(f'target litert: INT8 with {float_ops} float operations')
             try:
                 data = source.to_litert('INT8', self._calibration(source.info), float_ops,
                                         full_int8)

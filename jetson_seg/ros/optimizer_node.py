@@ -3,22 +3,32 @@
     python -m jetson_seg.ros.optimizer_node --ros-args --params-file config/optimizer.yaml
     ros2 run jetson_seg optimizer_node --ros-args -p output_dir:=/tmp/seg -p targets:=[tf,litert]
 
-Exit code 0 on success, 1 when the run failed (the message says what to do), 2 for bad
-parameters. A failed run never replaces the previous artefacts.
+Exit code 0 on success, 1 when the run failed (one line naming the step and the cause; the
+traceback too with debug:=true), 2 for bad parameters, 130 / 143 when SIGINT / SIGTERM stopped
+it. A signal is honoured between steps (a step running in C++, such as a TensorRT build,
+finishes first): the unfinished run folder is removed and the previous artefacts stay served.
+A failed or stopped run never replaces the previous artefacts.
 """
 
 from __future__ import annotations
 
+import signal
 import sys
+import traceback
 
 import rclpy
+from rclpy.signals import SignalHandlerOptions
 
 from jetson_seg.optimize.convert_tftrt import TrtSettings
 from jetson_seg.errors import JetsonSegError
-from jetson_seg.optimize.optimizer import (TARGETS, Optimizer, OptimizerConfig,
+from jetson_seg.optimize.optimizer import (TARGETS, Optimizer, OptimizerConfig, RunStopped,
                                            default_output_dir)
 from jetson_seg.ros.parameters import OPTIMIZER_PARAMS
 from jetson_seg.ros.ros_params import PARAM_ERRORS, declare_all
+from jetson_seg.ros.shutdown import ShutdownRequest
+
+#: Longest cause shown for an error outside the package's own (TensorFlow's run to pages).
+MAX_CAUSE = 400
 
 
 def config_from_node(node) -> OptimizerConfig:
@@ -55,9 +65,34 @@ def config_from_node(node) -> OptimizerConfig:
         trust_model=p['trust_model'])
 
 
+def failure_line(step: str, exc: BaseException) -> str:
+    """One line naming the step and the cause of a failed run.
+
+    The package's own errors (and file or value errors) carry a message written for the user;
+    anything else is a converter's or runtime's error, named by type and cut short.
+    """
+    cause = ' '.join(str(exc).split()) or type(exc).__name__
+    if not isinstance(exc, (JetsonSegError, OSError, ValueError)):
+        if len(cause) > MAX_CAUSE:
+            cause = cause[:MAX_CAUSE] + '...'
+        cause = f'unexpected {type(exc).__name__}: {cause} (debug:=true prints the traceback)'
+    return f'optimization failed at step {step!r}: {cause}'
+
+
+def exit_code(signal_name: str) -> int:
+    """The shell's code for a process ended by `signal_name`: 130 SIGINT, 143 SIGTERM."""
+    return 128 + signal.Signals[signal_name].value
+
+
 def main(args: list[str] | None = None) -> int:
-    """Run one optimization from parameters and return the process exit code."""
-    rclpy.init(args=args if args is not None else sys.argv)
+    """Run one optimization from parameters and return the process exit code.
+
+    SIGINT/SIGTERM only set a flag (ShutdownRequest, as in the segmentation node; rclpy's own
+    handlers are off) that the optimizer reads between steps.
+    """
+    shutdown = ShutdownRequest().install()
+    rclpy.init(args=args if args is not None else sys.argv,
+               signal_handler_options=SignalHandlerOptions.NO)
     node = rclpy.create_node('optimizer_node')
     log = node.get_logger()
     try:
@@ -67,15 +102,24 @@ def main(args: list[str] | None = None) -> int:
         except PARAM_ERRORS as exc:
             log.error(f'{exc}')
             return 2
+        debug = node.get_parameter('debug').value
         log.info(f'optimizing {config.input_model or "the default model"} -> '
                  f'{config.output_dir}, targets {list(config.targets)}')
+        optimizer = Optimizer(config, log=log.info, stop=lambda: shutdown.signal_name)
         try:
-            manifest = Optimizer(config, log=log.info).run()
-        except (JetsonSegError, OSError, ValueError) as exc:
-            log.error(f'optimization failed: {exc}')
+            manifest = optimizer.run()
+        except RunStopped as exc:
+            log.warning(str(exc))
+            return exit_code(exc.signal_name)
+        except Exception as exc:  # every failure: one line, the traceback only when asked
+            log.error(failure_line(optimizer.step, exc))
+            if debug:
+                traceback.print_exc()
             return 1
         log.info(f'done: {config.output_dir} (run {manifest["run"]}); serve it with '
-                 f'segmentation_node -p model_path:={config.output_dir}')
+                 f'segmentation_node -p model_path:={config.output_dir}'
+                 + (f' ({shutdown.signal_name} came while publishing: the run had completed)'
+                    if shutdown.requested else ''))
         return 0
     finally:
         node.destroy_node()

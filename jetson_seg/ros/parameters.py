@@ -166,6 +166,8 @@ OPTIMIZER_PARAMS: tuple[ParamSpec, ...] = (
               'of 0, 1, 2, 3, 5, 8, 13 that keep class IoU >= 0.975 against FP32', minimum=-1,
               maximum=10000),
     ParamSpec('force_rebuild', False, 'Rebuild even when the output matches source and settings'),
+    ParamSpec('debug', False, 'Print the traceback of a failure (to report a bug); otherwise a '
+              'failure is one line naming the step and the cause'),
 )
 
 SPECS_BY_NAME = {spec.name: spec for spec in SEGMENTATION_PARAMS}
