@@ -206,8 +206,11 @@ TFTRT_OPS = frozenset({'TRTEngineOp'})
 
 
 def _called_functions(node) -> Iterator[str]:
-    """Names of the functions a NodeDef calls: its op when that is a function, and any
-    function-valued attribute (If/While branches, dataset and reduce functions...)."""
+    """Names of the functions a NodeDef calls.
+
+    Its op, when that is a function, and every function-valued attribute (If/While branches,
+    dataset and reduce functions...).
+    """
     yield node.op
     for value in node.attr.values():
         if value.HasField('func'):
