@@ -191,6 +191,26 @@ def test_an_output_made_from_a_trusted_source_needs_trust(tmp_path):
     engine.close()
 
 
+def test_the_optimizer_records_a_trusted_source_and_the_node_then_needs_trust(tmp_path):
+    from own_models import KINDS, write_model
+
+    from jetson_seg.optimize.optimizer import Optimizer, OptimizerConfig
+
+    kind = next(k for k in KINDS if k.fmt == 'keras')
+    write_model(kind, tmp_path / 'model')
+    for trust in (False, True):
+        out = tmp_path / f'out_{trust}'
+        manifest = Optimizer(OptimizerConfig(
+            input_model=str(tmp_path / 'model'), output_dir=str(out), targets=('litert',),
+            check_frames=2, trust_model=trust), log=lambda _: None).run()
+        assert manifest['model']['trusted_source'] is trust
+        if trust:
+            with pytest.raises(ModelError, match='trusted with trust_model:=true'):
+                open_model(str(out), 'litert', threads=1)
+        engine, _ = open_model(str(out), 'litert', threads=1, trust=trust)
+        engine.close()
+
+
 def test_a_crafted_output_graph_is_checked_like_a_source(tmp_path, monkeypatch):
     """Anyone can write a manifest and its checksums: the files are checked themselves."""
     import tensorflow as tf

@@ -292,7 +292,9 @@ class Optimizer:
         frozen_steps = source.freeze(True).steps if 'tf' in targets else []
         manifest = {
             'model': {'source': str(source_path), 'source_format': source.fmt,
-                      'source_sha256': source_hash, **info.description()},
+                      'source_sha256': source_hash, **info.description(),
+                      # a node with trust off refuses what a trusted source became
+                      'trusted_source': cfg.trust_model},
             'settings': settings,
             'freeze_steps': [asdict(step) for step in frozen_steps],
             'targets': targets,
