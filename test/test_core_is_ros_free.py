@@ -76,7 +76,9 @@ def _imports(path: Path) -> set[str]:
 
 
 def test_imports_point_down_the_layers():
-    """errors, model_info, model_trust <- vision, engines <- training <- optimize <- model_store
+    """Imports point down the rooms of LAYERS, never up.
+
+    errors, model_info, model_trust <- vision, engines <- training <- optimize <- model_store
     <- ros, tools.
 
     Rooms are ordered, so an import circle between rooms cannot arise either.
