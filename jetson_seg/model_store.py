@@ -9,14 +9,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from jetson_seg.engines.base import ENGINES, Engine
-from jetson_seg.engines.gpu import has_gpu
+from jetson_seg.engines.gpu import configure_gpu_memory, onnxruntime_gpu, tensorflow_gpu
 from jetson_seg.engines.onnxruntime import PROVIDERS
 from jetson_seg.errors import ConfigurationError, EngineError, ModelError
 from jetson_seg.model_info import (ModelInfo, default_model_dir, load_keras, locate_model,
                                    parse_description, read_model_info)
 from jetson_seg.model_trust import (TFTRT_OPS, check_graph, check_model_file, check_onnx,
                                     check_saved_model, check_tflite)
-from jetson_seg.optimize.artefacts import INT8_CLASS_IOU, MANIFEST, source_digest
+from jetson_seg.optimize.artefacts import (INT8_CLASS_IOU, MANIFEST, read_manifest,
+                                           source_digest)
 
 #: Values of the node's `precision` parameter. auto: the fastest artefact whose check passed
 #: (INT8 LiteRT on a CPU when the optimizer made one), FP32 for a model converted at start-up.
@@ -27,17 +28,27 @@ DEFAULT_OPTIMIZED = 'optimized'
 TARGET_OF = {'onnxruntime': 'onnx'}
 
 
-def _auto_order(has_gpu: bool) -> tuple[str, ...]:
-    """Engines to try, fastest first.
+def auto_order(candidates: tuple[str, ...]) -> list[str]:
+    """The `candidates` (engines that could serve the model) to try, fastest first.
 
     On this project's 2-core CPU LiteRT (XNNPACK) beat the frozen TF graph (README benchmarks);
     on a GPU, TF-TRT and TensorFlow use it and LiteRT does not. ONNX Runtime (an optimizer
     output's onnx target) comes after TF-TRT on a GPU, where its TensorRT provider runs, and
     after LiteRT on a CPU, where its CPU provider measured slower at one thread (README
-    benchmarks); before TensorFlow, which it matched and which it spares loading.
+    benchmarks); before TensorFlow, which it matched and which it spares loading. A GPU
+    without TensorFlow (most Jetsons) but with ONNX Runtime's TensorRT or CUDA provider puts
+    ONNX Runtime first. TensorFlow is asked about its GPU only when a TensorFlow engine is a
+    candidate, so a LiteRT or ONNX model never imports it.
     """
-    return ('tftrt', 'onnxruntime', 'tf', 'litert') if has_gpu else \
-        ('litert', 'onnxruntime', 'tf')
+    if len(candidates) == 1:
+        return list(candidates)
+    if {'tf', 'tftrt'} & set(candidates) and tensorflow_gpu():
+        order = ('tftrt', 'onnxruntime', 'tf', 'litert')
+    elif 'onnxruntime' in candidates and onnxruntime_gpu():
+        order = ('onnxruntime', 'litert', 'tf')
+    else:
+        order = ('litert', 'onnxruntime', 'tf')
+    return [name for name in order if name in candidates]
 
 
 def default_model_path(log=None, model_dir: Path | None = None, engine: str = 'auto') -> Path:
@@ -50,7 +61,6 @@ def default_model_path(log=None, model_dir: Path | None = None, engine: str = 'a
     model_dir = model_dir or default_model_dir()
     optimized = model_dir / DEFAULT_OPTIMIZED
     if (optimized / MANIFEST).is_file():
-        from jetson_seg.optimize.artefacts import read_manifest
         manifest = read_manifest(optimized)
         if engine != 'auto' and TARGET_OF.get(engine, engine) not in manifest['targets']:
             return model_dir
@@ -64,8 +74,8 @@ def default_model_path(log=None, model_dir: Path | None = None, engine: str = 'a
 
 def open_model(model_path: str, engine: str = 'auto', threads: int = 0,
                allow_fallback: bool = False, log=None, trust: bool = False,
-               precision: str = 'auto',
-               onnx_providers: tuple[str, ...] = PROVIDERS) -> tuple[Engine, ModelInfo]:
+               precision: str = 'auto', onnx_providers: tuple[str, ...] = PROVIDERS,
+               gpu_memory_limit_mb: int = 0) -> tuple[Engine, ModelInfo]:
     """Open `model_path` ('' = default model) with `engine`; raises JetsonSegError (the cause).
 
     `model_path` is a model folder (one of model.keras, model.h5, a SavedModel or model.tflite,
@@ -73,7 +83,9 @@ def open_model(model_path: str, engine: str = 'auto', threads: int = 0,
     With `allow_fallback`, an engine that cannot run here is replaced by the automatic choice
     (and `log` is told why). `trust` lets models with code or file access load. `precision`
     picks among the artefacts an optimizer output holds (see PRECISIONS); `onnx_providers`
-    are ONNX Runtime's execution providers in order of preference.
+    are ONNX Runtime's execution providers in order of preference. `gpu_memory_limit_mb` caps
+    TensorFlow's GPU memory (0: growth), applied only when a TensorFlow engine or conversion is
+    about to run.
     """
     if engine not in ENGINES:
         raise ConfigurationError(f'unknown engine {engine!r}; choose one of {ENGINES}')
@@ -82,10 +94,20 @@ def open_model(model_path: str, engine: str = 'auto', threads: int = 0,
     path = Path(model_path).expanduser() if model_path else default_model_path(log, None, engine)
     if not path.exists():
         raise ModelError(f'model path does not exist: {path}')
+
+    def tensorflow_ready() -> None:  # just before TensorFlow first touches a GPU
+        for line in configure_gpu_memory(gpu_memory_limit_mb):
+            if log is not None:
+                log(f'GPU {line}')
+
     if path.is_dir() and (path / MANIFEST).is_file():
         def opener(name: str) -> tuple[Engine, ModelInfo]:
+            if name in ('tf', 'tftrt'):
+                tensorflow_ready()
             return _open_artefacts(path, name, threads, precision, onnx_providers, log, trust)
-        candidates = ('litert', 'tf', 'tftrt', 'onnxruntime')
+        made = read_manifest(path)['targets']
+        candidates = tuple(name for name in ('litert', 'tf', 'tftrt', 'onnxruntime')
+                           if TARGET_OF.get(name, name) in made) or ('litert',)
     else:
         model_dir, model_file, fmt = locate_model(path)
         info = read_model_info(model_dir)
@@ -96,13 +118,13 @@ def open_model(model_path: str, engine: str = 'auto', threads: int = 0,
                               f'serve its output')
 
         def opener(name: str) -> tuple[Engine, ModelInfo]:
+            if fmt != 'tflite':  # Keras and SavedModel sources load with TensorFlow
+                tensorflow_ready()
             return _open_source(model_file, fmt, info, name, threads, trust)
         candidates = ('litert',) if fmt == 'tflite' else ('litert', 'tf')
     if engine == 'auto':
         errors = []
-        order = candidates if candidates == ('litert',) else \
-            [name for name in _auto_order(has_gpu()) if name in candidates]
-        for candidate in order:
+        for candidate in auto_order(candidates):
             try:
                 return opener(candidate)
             except EngineError as exc:  # a model error is the same for every engine
@@ -116,7 +138,8 @@ def open_model(model_path: str, engine: str = 'auto', threads: int = 0,
         if log is not None:
             log(f'engine {engine} cannot run here ({exc}); falling back to auto')
         return open_model(model_path, 'auto', threads, log=log, trust=trust,
-                          precision=precision, onnx_providers=onnx_providers)
+                          precision=precision, onnx_providers=onnx_providers,
+                          gpu_memory_limit_mb=gpu_memory_limit_mb)
 
 
 def _open_source(model_file: Path, fmt: str, info: ModelInfo, engine: str,
@@ -137,7 +160,7 @@ def _open_source(model_file: Path, fmt: str, info: ModelInfo, engine: str,
         from jetson_seg.optimize.freeze import freeze_saved_model
         litert = engine == 'litert'
         frozen = freeze_saved_model(model_file, info.input.name, info.output.name,
-                                    _size_or_none(info), for_cpu=not (litert or has_gpu()))
+                                    _size_or_none(info), for_cpu=not (litert or tensorflow_gpu()))
         opened = _litert_from(frozen, threads, info) if litert else \
             _tf_graph_from(frozen, threads)
         return opened, _checked(info, opened, model_file)
@@ -152,7 +175,7 @@ def _open_source(model_file: Path, fmt: str, info: ModelInfo, engine: str,
         opened = _litert_from(keras_model, threads, info)
     else:
         from jetson_seg.optimize.freeze import freeze_keras_model
-        frozen = freeze_keras_model(keras_model, for_cpu=not has_gpu())  # CPU fusions pin
+        frozen = freeze_keras_model(keras_model, for_cpu=not tensorflow_gpu())  # CPU fusions pin
         opened = _tf_graph_from(frozen, threads)                         # to the CPU
     return opened, _checked(info, opened, model_file)
 
@@ -225,7 +248,7 @@ def _open_artefacts(path: Path, engine: str, threads: int, precision: str,
     and each file passes the same allow-list as a source of its format (a manifest and its
     checksums can be written by anyone).
     """
-    from jetson_seg.optimize.artefacts import read_manifest, verified_file
+    from jetson_seg.optimize.artefacts import verified_file
 
     manifest = read_manifest(path)
     if manifest['model'].get('trusted_source') and not trust:

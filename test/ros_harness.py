@@ -5,6 +5,7 @@ from __future__ import annotations
 import tempfile
 import time
 from pathlib import Path
+from typing import Sequence
 
 import rclpy
 
@@ -18,9 +19,9 @@ class NodeProcess(NodeUnderTest):
     """The segmentation node in its own process, with its output readable for assertions."""
 
     def __init__(self, params: dict[str, object], env: dict[str, str], namespace: str = '',
-                 params_file: Path | None = PARAMS_FILE) -> None:
+                 params_file: Path | None = PARAMS_FILE, wrapper: Sequence[str] = ()) -> None:
         log = Path(tempfile.mkstemp(prefix='node_', suffix='.log', dir=env['ROS_LOG_DIR'])[1])
-        super().__init__(params, log, env, namespace, params_file)
+        super().__init__(params, log, env, namespace, params_file, wrapper)
 
     @property
     def text(self) -> str:

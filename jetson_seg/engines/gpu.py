@@ -1,13 +1,16 @@
-"""This machine's GPU as TensorFlow sees it: memory policy and TensorRT availability.
+"""This machine's GPU as TensorFlow and ONNX Runtime see it: memory policy, TensorRT.
 
 On a Jetson the GPU shares memory with the CPU; TensorFlow grabbing it all starves the rest of
 the robot (and hung the origin's board). TensorFlow fixes this when it first touches the GPU, so
-the node applies it before loading any model.
+the policy is applied just before a TensorFlow engine or conversion runs, never for a node that
+serves LiteRT, ONNX Runtime or TensorRT: those neither need TensorFlow nor import it, and a
+Jetson often has none installed.
 """
 
 from __future__ import annotations
 
 import glob
+import importlib.util
 import subprocess
 from pathlib import Path
 
@@ -24,13 +27,22 @@ def gpu_device_present() -> bool:
     return any(glob.glob(pattern) for pattern in _GPU_DEVICE_NODES)
 
 
+def installed(module: str) -> bool:
+    """True when `module` can be imported here, found without importing it."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a parent package missing; a module set to None
+        return False
+
+
 def configure_gpu_memory(limit_mb: int = 0) -> list[str]:
     """Growth on every GPU (limit_mb 0) or a cap of `limit_mb` MiB; returns what was applied.
 
-    Once TensorFlow has initialised a GPU the setting cannot change; such GPUs keep the first
-    one and are reported as unchanged.
+    For TensorFlow's GPUs only, and only where a GPU and TensorFlow exist. Once TensorFlow has
+    initialised a GPU the setting cannot change; such GPUs keep the first one and are reported
+    as unchanged.
     """
-    if not gpu_device_present():
+    if not gpu_device_present() or not installed('tensorflow'):
         return []
     import tensorflow as tf
 
@@ -55,7 +67,7 @@ def tensorrt_available() -> bool:
     Only `is_tensorrt_enabled` is asked: querying TensorRT's version without libnvinfer aborts
     the whole process (seen with TF 2.17.1).
     """
-    if not gpu_device_present():
+    if not gpu_device_present() or not installed('tensorflow'):
         return False
     try:
         import tensorflow as tf
@@ -79,12 +91,25 @@ def gpu_and_tensorrt() -> tuple[str, str] | None:
     return name, '.'.join(str(v) for v in version)
 
 
-def has_gpu() -> bool:
-    """A GPU TensorFlow can use (TensorFlow is imported only where a GPU device exists)."""
-    if not gpu_device_present():
+def tensorflow_gpu() -> bool:
+    """A GPU TensorFlow can use (TensorFlow imported only where it and a GPU device exist)."""
+    if not gpu_device_present() or not installed('tensorflow'):
         return False
-    import tensorflow as tf
+    try:
+        import tensorflow as tf
+    except ImportError:  # a TensorFlow wheel that does not fit this JetPack: as if absent
+        return False
     return bool(tf.config.list_physical_devices('GPU'))
+
+
+def onnxruntime_gpu() -> bool:
+    """ONNX Runtime built with its TensorRT or CUDA provider, and a GPU device to run them."""
+    if not gpu_device_present() or not installed('onnxruntime'):
+        return False
+    import onnxruntime
+
+    from jetson_seg.engines.onnxruntime import CUDA_EP, TENSORRT_EP
+    return bool({TENSORRT_EP, CUDA_EP} & set(onnxruntime.get_available_providers()))
 
 
 def _tensorrt_version() -> str:

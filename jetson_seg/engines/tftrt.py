@@ -12,7 +12,7 @@ import numpy as np
 
 from jetson_seg.engines.base import Engine
 from jetson_seg.errors import EngineError
-from jetson_seg.engines.gpu import configure_gpu_memory, gpu_and_tensorrt
+from jetson_seg.engines.gpu import gpu_and_tensorrt
 
 
 def check_runnable_here(path: Path, target: dict) -> None:
@@ -44,7 +44,6 @@ class TfTrtEngine(Engine):
                  output_channels: int, output_name: str | None = None) -> None:
         import tensorflow as tf
 
-        configure_gpu_memory()  # growth, unless the node capped memory first
         self._model = tf.saved_model.load(str(saved_model_dir))
         signatures = self._model.signatures
         self._fn = signatures['serving_default'] if 'serving_default' in signatures else \

@@ -27,7 +27,6 @@ from sensor_msgs.msg import CameraInfo, CompressedImage
 from std_msgs.msg import Header
 
 from jetson_seg.allocator import keep_large_allocations
-from jetson_seg.engines.gpu import configure_gpu_memory
 from jetson_seg.errors import JetsonSegError
 from jetson_seg.vision.frame_stats import FrameStats
 from jetson_seg.vision.image_conversion import (ImageRejected, check_compressed, check_image,
@@ -163,13 +162,12 @@ class SegmentationNode(LifecycleNode):
 
     # ---- lifecycle --------------------------------------------------------------------------
     def _open_model(self):
-        for line in configure_gpu_memory(self._param('gpu_memory_limit_mb')):
-            self.get_logger().info(f'GPU {line}')
         return open_model(self._param('model_path'), self._param('engine'),
                           self._param('threads'), self._param('engine_fallback'),
                           log=self.get_logger().warning, trust=self._param('trust_model'),
                           precision=self._param('precision'),
-                          onnx_providers=tuple(self._param('onnx_providers')))
+                          onnx_providers=tuple(self._param('onnx_providers')),
+                          gpu_memory_limit_mb=self._param('gpu_memory_limit_mb'))
 
     def _configure_failed(self, reason: str) -> TransitionCallbackReturn:
         self._configure_error = reason

@@ -82,8 +82,10 @@ class NodeUnderTest:
     """The segmentation node in a child process; its output goes to `log_path`."""
 
     def __init__(self, params: dict[str, object], log_path: Path, env: dict[str, str],
-                 namespace: str = '', params_file: Path | None = None) -> None:
-        cmd = [sys.executable, '-m', 'jetson_seg.ros.segmentation_node', '--ros-args']
+                 namespace: str = '', params_file: Path | None = None,
+                 wrapper: Sequence[str] = ()) -> None:
+        """`wrapper`: a command the node runs under (it execs its arguments), e.g. unshare."""
+        cmd = [*wrapper, sys.executable, '-m', 'jetson_seg.ros.segmentation_node', '--ros-args']
         if params_file is not None:
             cmd += ['--params-file', str(params_file)]
         for key, value in params.items():
