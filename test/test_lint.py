@@ -6,7 +6,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-SOURCES = ['jetson_seg', 'test', 'launch', 'setup.py']
+SOURCES = ['jetson_seg', 'test', 'launch', 'scripts', 'setup.py']
 
 
 def test_flake8():
