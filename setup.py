@@ -6,6 +6,15 @@ from pathlib import Path
 from setuptools import find_packages, setup
 
 PACKAGE = 'jetson_seg'
+#: Dependency groups (requirements/<group>.txt), also pip extras: a robot installs what it uses.
+GROUPS = ('serve', 'litert', 'onnx', 'onnxruntime-cpu', 'tools', 'tf', 'dev')
+
+
+def requirements(group: str) -> list[str]:
+    """The pinned requirements of one group, comments dropped (markers kept)."""
+    text = (Path(__file__).resolve().parent / 'requirements' / f'{group}.txt').read_text()
+    return [line.split('#')[0].strip() for line in text.splitlines() if line.split('#')[0].strip()]
+
 
 setup(
     name=PACKAGE,
@@ -20,12 +29,13 @@ setup(
           for folder in sorted({str(Path(f).parent) for f in glob('models/**/*', recursive=True)
                                 if Path(f).is_file()})),
     ],
-    install_requires=['setuptools'],
+    install_requires=['setuptools'],  # ROS packages come from rosdep, the rest from the groups
+    extras_require={group: requirements(group) for group in GROUPS},
     zip_safe=True,
     maintainer='jetson_seg developers',
     maintainer_email='jetson-seg@users.noreply.github.com',
-    description='Real-time semantic segmentation node for ROS 2 with TF-TRT, TensorFlow and '
-                'LiteRT engines, an optimizer node and rosbag evaluation tools.',
+    description='Real-time semantic segmentation node for ROS 2 with LiteRT, ONNX Runtime, '
+                'TensorRT, TF-TRT and TensorFlow engines, an optimizer node and rosbag tools.',
     license='Apache-2.0',
     tests_require=['pytest'],
     entry_points={

@@ -17,7 +17,7 @@ unset _ROS_WHEELS_BOOTSTRAP_COMPLETE
 # Everything that decides what the venv holds; missing files count as empty.
 fingerprint() {
   {
-    for f in requirements.txt requirements-core.txt setup.py setup.cfg package.xml \
+    for f in requirements.txt requirements/*.txt setup.py setup.cfg package.xml \
              scripts/setup_env.sh; do
       printf '== %s\n' "$f"; cat "$f" 2>/dev/null || true
     done
