@@ -1,14 +1,40 @@
-"""The ROS-native path: colcon builds the package and runs its tests (colcon from PyPI)."""
+"""The ROS-native path: colcon builds the package, runs its tests and its installed node.
+
+colcon and rclpy come from PyPI into the venv, which also holds the package installed editable
+(its source tree on sys.path through a .pth file). The installed node is run the way a user runs
+it, `source install/local_setup.bash` first, and checked to import the install space's copy.
+"""
+
+from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+
+from image_msgs import image_from_rgb, stamped
+from ros_harness import NodeProcess
+from jetson_seg.tools.replay import NodeClient
 
 REPO = Path(__file__).resolve().parent.parent
 COLCON = Path(sys.executable).parent / 'colcon'
+#: The harness's `python -m jetson_seg.ros.segmentation_node ARGS` replaced by what a user runs
+#: in a workspace ($1): the installed executable after local_setup.bash, the venv ($2) in
+#: AMENT_PREFIX_PATH behind the install space (ament_index finds venv packages there).
+INSTALLED_NODE = r'''
+cd "$1" || exit 97
+export AMENT_PREFIX_PATH="$2${AMENT_PREFIX_PATH:+:$AMENT_PREFIX_PATH}"
+source install/local_setup.bash || exit 98
+[ "$4 $5" = "-m jetson_seg.ros.segmentation_node" ] || { echo "not the node: $*"; exit 99; }
+shift 5
+exec install/jetson_seg/lib/jetson_seg/segmentation_node "$@"
+'''
+#: Files `python -v` reports loading code from ('# code object from X', '# X.pyc matches Y').
+LOADED = re.compile(r"^# (?:code object from '?([^'\s]+)'?|\S+ matches (\S+))$", re.MULTILINE)
 
 
 def _colcon(tmp: Path, *args: str) -> subprocess.CompletedProcess:
@@ -52,3 +78,58 @@ def test_colcon_test_runs_the_package_tests(workspace):
                       '--verbose')
     assert verdict.returncode == 0, verdict.stdout  # colcon test itself exits 0 on failures
     assert 'errors, 0 failures' in verdict.stdout and ' 0 tests' not in verdict.stdout
+
+
+def _installed_copy(workspace: Path) -> Path:
+    return workspace / 'install' / 'jetson_seg' / 'lib' / \
+        f'python{sys.version_info.major}.{sys.version_info.minor}' / 'site-packages' / 'jetson_seg'
+
+
+def test_sourcing_the_install_space_decides_which_copy_python_imports(workspace):
+    """Why the node test below checks its imports: unsourced, the editable source tree wins."""
+    probe = 'import jetson_seg; print(jetson_seg.__file__)'
+    found = {}
+    for sourced in (False, True):
+        script = ('source install/local_setup.bash; ' if sourced else '') + \
+            f'exec {sys.executable} -c "{probe}"'
+        out = subprocess.run(['bash', '-c', script], cwd=workspace, capture_output=True,
+                             text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        found[sourced] = Path(out.stdout.strip()).parent
+    assert found == {False: REPO / 'jetson_seg', True: _installed_copy(workspace)}
+
+
+def test_the_installed_node_serves_the_packaged_model_from_share(workspace, ros_env):
+    """colcon build (no symlinks), then the installed executable with no model_path, over DDS."""
+    share = workspace / 'install' / 'jetson_seg' / 'share' / 'jetson_seg'
+    node = NodeProcess({'threads': 1}, {**ros_env, 'PYTHONVERBOSE': '1'}, namespace='/installed',
+                       params_file=share / 'config' / 'segmentation.yaml',
+                       wrapper=('bash', '-c', INSTALLED_NODE, 'installed_node', str(workspace),
+                                sys.prefix))
+    client = NodeClient.on_own_node('installed_client', namespace='/installed',
+                                    outputs=('mask',))
+    try:
+        node.wait_for_output('active: listening')
+        cmdline = Path(f'/proc/{node.proc.pid}/cmdline').read_bytes().split(b'\0')
+        assert Path(cmdline[1].decode()) == share.parents[1] / 'lib' / 'jetson_seg' / \
+            'segmentation_node', cmdline  # the bash wrapper exec'd the installed script
+        client.connect(node_proc=node)
+        frame = np.zeros((480, 640, 3), np.uint8)
+        frame[200:280, 280:360] = (230, 40, 40)  # a red box on black
+        answer = client.request(stamped(image_from_rgb(frame, 'rgb8'), 1))
+        mask = np.frombuffer(answer['mask'].data, np.uint8).reshape(480, 640)
+        assert (mask[220:260, 300:340] != 0).mean() > 0.5  # the object, segmented
+        assert (mask[:100] == 0).all()
+    finally:
+        client.close()
+        assert node.stop() == 0, node.text[-3000:]
+    text = node.text
+    model = re.search(r'configured: engine=\S+ model=(\S+)', text)
+    assert model and Path(model.group(1)).is_relative_to(share / 'models' / 'default'), \
+        model and model.group(0)
+    loaded = [Path(a or b) for a, b in LOADED.findall(text)]
+    from_source = [path for path in loaded if path.is_relative_to(REPO / 'jetson_seg')]
+    assert not from_source, f'the node imported the source tree: {from_source[:3]}'
+    installed = [path for path in loaded if path.is_relative_to(_installed_copy(workspace))]
+    assert any(path.name.startswith('segmentation_node.') for path in installed), installed[:5]
+    assert 'Traceback' not in text, text[-3000:]
