@@ -111,9 +111,13 @@ def why_removed(entry: dict[str, object]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('rosdistro_git_dir', type=Path)
-    parser.add_argument('--removed', nargs='*', default=[],
-                        help='keys taken out of package.xml, recorded to show why')
+    parser.add_argument('--removed', nargs='*',
+                        help='keys taken out of package.xml, recorded to show why '
+                             '(default: those the current file records)')
     args = parser.parse_args(argv)
+    if args.removed is None:
+        args.removed = list(json.loads(OUTPUT.read_text())['removed_keys']) \
+            if OUTPUT.is_file() else []
     keys = package_keys(REPO / 'package.xml')
     data = facts(args.rosdistro_git_dir, {**keys, **{key: [] for key in args.removed}})
     data['removed_keys'] = {key: data['keys'].pop(key) for key in args.removed}
