@@ -19,7 +19,7 @@ import time
 from typing import Callable
 
 import rclpy
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.executors import ExternalShutdownException
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos_overriding_options import QoSOverridingOptions
 from rclpy.signals import SignalHandlerOptions
@@ -40,6 +40,8 @@ from jetson_seg.ros.messages import (class_labels, compressed_msg, detections_ms
 from jetson_seg.ros.serialized import UnreadableImage, received_image, serialized_image
 from jetson_seg.model_store import open_model
 from jetson_seg.ros.parameters import SEGMENTATION_PARAMS, SPECS_BY_NAME
+from jetson_seg.ros.rclpy_compat import add_post_set_parameters_callback, destroy_state_machine
+from jetson_seg.ros.rclpy_compat import executor as make_executor
 from jetson_seg.ros.shutdown import POLL_S, ShutdownRequest
 from jetson_seg.vision.pipeline import FrameResult, PipelineConfig, SegmentationPipeline, Wanted
 from jetson_seg.vision.rate_cap import RateCap
@@ -100,7 +102,7 @@ class SegmentationNode(LifecycleNode):
         super().__init__(name, **kwargs)
         declare_all(self, SEGMENTATION_PARAMS)
         self._viewer_cap = RateCap(self._param('viewer_max_rate'))
-        self.add_post_set_parameters_callback(self._apply_runtime_parameters)
+        add_post_set_parameters_callback(self, self._apply_runtime_parameters)
         self._shutdown = shutdown or ShutdownRequest()
         self.stats = FrameStats(clock=self._now)
         self._engine = None
@@ -281,7 +283,7 @@ class SegmentationNode(LifecycleNode):
         node and its Fast DDS shared memory alive (leaked when the process ends with os._exit).
         """
         super().destroy_node()
-        self._state_machine.destroy_when_not_in_use()
+        destroy_state_machine(self)
 
     # ---- frames (FrameSink for the scheduler) ------------------------------------------------
     def _on_image(self, camera: str, msg) -> None:
@@ -397,22 +399,6 @@ class SegmentationNode(LifecycleNode):
             self.get_fully_qualified_name(), level, text, figures))
 
 
-def _executor(kind: str):
-    """The callback executor the `executor` parameter asks for.
-
-    The events executor (rclpy >= Jazzy) dispatches in C++: the Python executor rebuilds its
-    wait set every spin, and that time holds the interpreter lock the inference and publishing
-    threads need between their C calls.
-    """
-    if kind == 'events':
-        try:
-            from rclpy.experimental import EventsExecutor
-        except ImportError:  # an older rclpy: the Python executor
-            return SingleThreadedExecutor()
-        return EventsExecutor()
-    return SingleThreadedExecutor()
-
-
 def main(args: list[str] | None = None) -> int:
     """Run the node; it configures and activates itself unless autostart is false.
 
@@ -428,7 +414,7 @@ def main(args: list[str] | None = None) -> int:
         print(f'segmentation_node: invalid parameter: {exc}', file=sys.stderr)
         rclpy.try_shutdown()
         return 2
-    executor = _executor(node.get_parameter('executor').value)
+    executor = make_executor(node.get_parameter('executor').value)
     node.get_logger().info(f'executor: {type(executor).__name__}')
     executor.add_node(node)
     try:
