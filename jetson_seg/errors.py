@@ -25,3 +25,7 @@ class EngineError(JetsonSegError, RuntimeError):
 
 class ArtefactError(JetsonSegError):
     """Optimizer output is missing, corrupt, locked by another run or does not reproduce."""
+
+
+class TargetUnavailable(ModelError):
+    """A source cannot be turned into the asked optimizer target (the message says why)."""

@@ -13,17 +13,16 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from jetson_seg.errors import ModelError
+from jetson_seg.model_formats import FORMATS, by_suffix, describe_files, model_format
 
 MODEL_JSON = 'model.json'
 KERAS_FILE = 'model.keras'
 INPUT_DTYPES = ('uint8', 'float32')
 CHANNEL_ORDERS = ('rgb', 'bgr')
 RESIZE_MODES = ('letterbox', 'stretch')
+#: Where the shape cannot tell (an ONNX input of 3x?x3): the network's memory layout.
+LAYOUTS = ('nhwc', 'nchw')
 OUTPUT_TYPES = ('softmax', 'logits', 'sigmoid', 'argmax')
-#: Model file in a model folder -> its format.
-MODEL_FILES = {'model.keras': 'keras', 'model.h5': 'h5', 'saved_model.pb': 'saved_model',
-               'model.tflite': 'tflite'}
-_SUFFIXES = {'.keras': 'keras', '.h5': 'h5', '.hdf5': 'h5', '.tflite': 'tflite'}
 
 
 #: Class masks are published as mono8 images: one byte per pixel holds the class id.
@@ -40,7 +39,8 @@ class InputSpec:
     """How a camera frame becomes the network input.
 
     uint8: pixels fed as they are (normalisation inside the model). float32: fed as
-    (pixel / 255 - mean) / std per channel, in `channel_order`.
+    (pixel / 255 - mean) / std per channel, in `channel_order`. `layout` (nhwc|nchw) only where
+    the model's input shape cannot tell (an ONNX input with 3 on both ends or dynamic).
     """
 
     height: int | None = None
@@ -51,6 +51,7 @@ class InputSpec:
     std: tuple[float, float, float] = (1.0, 1.0, 1.0)
     resize: str = 'letterbox'
     name: str | None = None
+    layout: str | None = None
 
 
 @dataclass(frozen=True)
@@ -208,7 +209,9 @@ def parse_description(data: object, where: str, path: Path) -> ModelInfo:
         mean=_triple(inp, 'mean', InputSpec.mean, f'{where} input'),
         std=_triple(inp, 'std', InputSpec.std, f'{where} input', positive=True),
         resize=_choice(inp, 'resize', RESIZE_MODES, 'letterbox', f'{where} input'),
-        name=inp.get('name'))
+        name=inp.get('name'),
+        layout=None if inp.get('layout') is None else
+        _choice(inp, 'layout', LAYOUTS, 'nhwc', f'{where} input'))
     threshold = out.get('threshold', 0.5)
     if not isinstance(threshold, (int, float)) or not 0.0 < threshold < 1.0:
         raise ModelError(f'{where}: output.threshold must be between 0 and 1, got {threshold!r}')
@@ -256,20 +259,22 @@ def write_model_json(model_dir: Path, info: ModelInfo, extra: dict | None = None
 def locate_model(path: Path) -> tuple[Path, Path, str]:
     """(model folder, model file or SavedModel folder, format) for a folder or a file in it."""
     if path.is_file():
-        if path.name == 'saved_model.pb':
-            return path.parent, path.parent, 'saved_model'
-        fmt = _SUFFIXES.get(path.suffix.lower())
+        folder_format = next((f for f in FORMATS if f.is_folder and f.file_name == path.name),
+                             None)
+        if folder_format is not None:
+            return path.parent, path.parent, folder_format.name
+        fmt = by_suffix(path.suffix)
         if fmt is None:
-            raise ModelError(f'{path}: not a model file this package serves (.keras, .h5, '
-                             f'.tflite or a SavedModel folder)')
-        return path.parent, path, fmt
-    found = [(name, fmt) for name, fmt in MODEL_FILES.items() if (path / name).is_file()]
+            raise ModelError(f'{path}: not a model file this package serves ({describe_files()})')
+        return path.parent, path, fmt.name
+    found = [fmt for fmt in FORMATS if (path / fmt.file_name).is_file()]
     if len(found) != 1:
-        have = ', '.join(name for name, _ in found) or 'none of them'
-        raise ModelError(f'{path} must hold exactly one of {", ".join(MODEL_FILES)} (has '
-                         f'{have}); or set model_path to the model file itself')
-    name, fmt = found[0]
-    return path, (path if fmt == 'saved_model' else path / name), fmt
+        have = ', '.join(fmt.file_name for fmt in found) or 'none of them'
+        raise ModelError(f'{path} must hold exactly one of '
+                         f'{", ".join(fmt.file_name for fmt in FORMATS)} (has {have}); or set '
+                         f'model_path to the model file itself')
+    fmt = found[0]
+    return path, (path if fmt.is_folder else path / fmt.file_name), fmt.name
 
 
 def source_files(path: Path) -> list[Path]:
@@ -279,7 +284,7 @@ def source_files(path: Path) -> list[Path]:
     """
     model_dir, model_file, fmt = locate_model(path)
     files = [model_dir / MODEL_JSON]
-    if fmt != 'saved_model':
+    if not model_format(fmt).is_folder:
         return [model_file, *files]
     parts = [model_file / 'saved_model.pb']
     for sub in ('variables', 'assets'):

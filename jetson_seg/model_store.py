@@ -12,12 +12,13 @@ from jetson_seg.engines.base import ENGINES, Engine
 from jetson_seg.engines.gpu import configure_gpu_memory, onnxruntime_gpu, tensorflow_gpu
 from jetson_seg.engines.onnxruntime import PROVIDERS
 from jetson_seg.errors import ConfigurationError, EngineError, ModelError
-from jetson_seg.model_info import (ModelInfo, default_model_dir, load_keras, locate_model,
-                                   parse_description, read_model_info)
-from jetson_seg.model_trust import (TFTRT_OPS, check_graph, check_model_file, check_onnx,
-                                    check_saved_model, check_tflite)
+from jetson_seg.model_formats import model_format
+from jetson_seg.model_info import ModelInfo, default_model_dir, locate_model, parse_description
+from jetson_seg.model_trust import (TFTRT_OPS, check_graph, check_onnx, check_saved_model,
+                                    check_tflite)
 from jetson_seg.optimize.artefacts import (INT8_CLASS_IOU, MANIFEST, read_manifest,
                                            source_digest)
+from jetson_seg.optimize.sources import ModelSource
 
 #: Values of the node's `precision` parameter. auto: the fastest artefact whose check passed
 #: (INT8 LiteRT on a CPU when the optimizer made one), FP32 for a model converted at start-up.
@@ -109,19 +110,21 @@ def open_model(model_path: str, engine: str = 'auto', threads: int = 0,
         candidates = tuple(name for name in ('litert', 'tf', 'tftrt', 'onnxruntime')
                            if TARGET_OF.get(name, name) in made) or ('litert',)
     else:
-        model_dir, model_file, fmt = locate_model(path)
-        info = read_model_info(model_dir)
-        check_model_file(model_file, fmt, trust)  # before anything deserializes it
-        if precision not in ('auto', 'fp32'):
-            raise EngineError(f'{model_file} is converted at start-up in FP32; for {precision} '
-                              f'run the optimizer (precision_mode:={precision.upper()}) and '
-                              f'serve its output')
+        fmt = model_format(locate_model(path)[2])
+        if precision not in ('auto', 'fp32') and 'onnxruntime' not in fmt.engines:
+            raise EngineError(f'{path} is converted at start-up in FP32; for {precision} run '
+                              f'the optimizer (precision_mode:={precision.upper()}) and serve '
+                              f'its output')
+        if fmt.needs_tensorflow:
+            tensorflow_ready()
+        source = ModelSource.open(path, trust)  # checked against the allow-lists first
 
         def opener(name: str) -> tuple[Engine, ModelInfo]:
-            if fmt != 'tflite':  # Keras and SavedModel sources load with TensorFlow
-                tensorflow_ready()
-            return _open_source(model_file, fmt, info, name, threads, trust)
-        candidates = ('litert',) if fmt == 'tflite' else ('litert', 'tf')
+            if name not in source.engines:
+                raise EngineError(source.not_served(name))
+            opened = source.engine(name, threads, onnx_providers, precision, log)
+            return opened, _checked(source.info, opened, source.path)
+        candidates = source.engines
     if engine == 'auto':
         errors = []
         for candidate in auto_order(candidates):
@@ -140,67 +143,6 @@ def open_model(model_path: str, engine: str = 'auto', threads: int = 0,
         return open_model(model_path, 'auto', threads, log=log, trust=trust,
                           precision=precision, onnx_providers=onnx_providers,
                           gpu_memory_limit_mb=gpu_memory_limit_mb)
-
-
-def _open_source(model_file: Path, fmt: str, info: ModelInfo, engine: str,
-                 threads: int, trust: bool) -> tuple[Engine, ModelInfo]:
-    """A user's model file, frozen (tf) or converted to LiteRT in memory at start-up."""
-    if engine in ('tftrt', 'onnxruntime'):
-        made = {'tftrt': 'engines converted by the optimizer on the target GPU',
-                'onnxruntime': "the optimizer's onnx target (targets:=[onnx])"}[engine]
-        raise EngineError(f'{engine} needs {made}: run optimizer_node and point model_path at '
-                          f'its output directory')
-    if fmt == 'tflite':
-        if engine != 'litert':
-            raise EngineError(f'{model_file} is a LiteRT model: it runs with engine litert')
-        from jetson_seg.engines.litert import LiteRtEngine
-        opened = LiteRtEngine(model_file, threads, _size_or_none(info))
-        return opened, _checked(info, opened, model_file)
-    if fmt == 'saved_model':
-        from jetson_seg.optimize.freeze import freeze_saved_model
-        litert = engine == 'litert'
-        frozen = freeze_saved_model(model_file, info.input.name, info.output.name,
-                                    _size_or_none(info), for_cpu=not (litert or tensorflow_gpu()))
-        opened = _litert_from(frozen, threads, info) if litert else \
-            _tf_graph_from(frozen, threads)
-        return opened, _checked(info, opened, model_file)
-    try:
-        keras_model = load_keras(model_file, trust)
-    except ModelError:
-        raise
-    except Exception as exc:  # Keras raises many types for a bad file; report them all alike
-        hint = '' if trust else ' (a model with Lambda or custom layers needs trust_model:=true)'
-        raise ModelError(f'cannot load Keras model {model_file}: {exc}{hint}') from exc
-    if engine == 'litert':
-        opened = _litert_from(keras_model, threads, info)
-    else:
-        from jetson_seg.optimize.freeze import freeze_keras_model
-        frozen = freeze_keras_model(keras_model, for_cpu=not tensorflow_gpu())  # CPU fusions pin
-        opened = _tf_graph_from(frozen, threads)                         # to the CPU
-    return opened, _checked(info, opened, model_file)
-
-
-def _litert_from(model, threads: int, info: ModelInfo) -> Engine:
-    """LiteRT engine over a Keras model or frozen graph converted in memory at start-up.
-
-    A network with a free input size runs at the size model.json gives.
-    """
-    from jetson_seg.engines.litert import LiteRtEngine
-    from jetson_seg.optimize.convert_litert import convert_to_litert
-    try:
-        flatbuffer = convert_to_litert(model, 'FP32')
-    except Exception as exc:  # the converter raises many types; auto then tries the next
-        raise EngineError(f'LiteRT conversion failed: {exc}') from exc
-    return LiteRtEngine(flatbuffer, threads, _size_or_none(info))
-
-
-def _tf_graph_from(frozen, threads: int) -> Engine:
-    from jetson_seg.engines.tf_graph import FrozenGraphEngine
-    return FrozenGraphEngine.from_frozen(frozen, threads)
-
-
-def _size_or_none(info: ModelInfo) -> tuple[int, int] | None:
-    return None if info.input.height is None or info.input.width is None else info.input_hw
 
 
 def _checked(info: ModelInfo, engine: Engine, where: Path) -> ModelInfo:
@@ -287,7 +229,8 @@ def _open_artefacts(path: Path, engine: str, threads: int, precision: str,
         model_file = verified_file(path, manifest, 'onnx', 'model')
         check_onnx(model_file, trust)
         return OnnxRuntimeEngine(model_file, threads, onnx_providers, info.input_hw, precision,
-                                 path, log), info
+                                 path, log, info.input.layout, info.input.name,
+                                 info.output.name), info
     built = target.get('settings', {}).get('precision_mode', 'FP32').lower()
     if precision not in ('auto', built):
         raise EngineError(f'the tftrt engines in {path} were built in {built}; rerun the '

@@ -414,7 +414,7 @@ def check_onnx(path: Path, trust: bool) -> None:
 # --- one entry -----------------------------------------------------------------------------------
 
 def check_model_file(model_file: Path, fmt: str, trust: bool) -> None:
-    """Check a model file of format `fmt` (model_info.MODEL_FILES) before it is opened."""
+    """Check a model file of format `fmt` (model_formats.FORMATS) before it is opened."""
     model_file = Path(model_file)
     if fmt in ('keras', 'h5'):
         check_keras(model_file, trust)

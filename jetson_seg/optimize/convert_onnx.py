@@ -14,6 +14,8 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from jetson_seg.errors import TargetUnavailable
+
 #: ONNX opset written. 17 is the newest every target parses: TensorRT 8.5 (JetPack 5.1), 8.6
 #: (JetPack 6.0) and 10.x (JetPack 6.1+), and ONNX Runtime 1.14 onwards; its ops cover the
 #: network (LayerNormalization-era ops are not needed).
@@ -55,15 +57,13 @@ def from_frozen(frozen) -> OnnxModel:
         proto, _ = tf2onnx.convert.from_graph_def(
             frozen.graph_def, input_names=[frozen.input_name],
             output_names=[frozen.output_name], opset=OPSET)
-    return _finish(proto, f'tf2onnx {tf2onnx.__version__} (frozen graph)',
-                   'replace them in the model, or serve it with the tf or litert target')
+    return finish(proto, f'tf2onnx {tf2onnx.__version__} (frozen graph)',
+                  'replace them in the model, or serve it with the tf or litert target')
 
 
 def from_tflite(path: Path) -> OnnxModel:
     """Convert a .tflite with tf2onnx's LiteRT path; left out where that path fails."""
     import tf2onnx
-
-    from jetson_seg.optimize.sources import TargetUnavailable
 
     try:
         with _quiet():
@@ -71,11 +71,11 @@ def from_tflite(path: Path) -> OnnxModel:
     except Exception as exc:  # tf2onnx raises many types for what it cannot read
         raise TargetUnavailable(f"{path}: tf2onnx's LiteRT path failed ({exc}); convert the "
                                 f'float model it came from instead') from exc
-    return _finish(proto, f'tf2onnx {tf2onnx.__version__} (LiteRT)',
-                   'convert the float model it came from instead')
+    return finish(proto, f'tf2onnx {tf2onnx.__version__} (LiteRT)',
+                  'convert the float model it came from instead')
 
 
-def _finish(proto, converter: str, hint: str) -> OnnxModel:
+def finish(proto, converter: str, hint: str) -> OnnxModel:
     """Refuse ops ONNX lacks, name the batch dimension, simplify with onnxslim (checked).
 
     tf2onnx leaves an op it cannot map in the graph under its own name (MediaPipe's LiteRT
@@ -84,15 +84,15 @@ def _finish(proto, converter: str, hint: str) -> OnnxModel:
     import onnx
     import onnxslim
 
-    from jetson_seg.optimize.sources import TargetUnavailable
-
     unknown = sorted({node.op_type for node in proto.graph.node
                       if not onnx.defs.has(node.op_type, node.domain)})
     if unknown:
-        raise TargetUnavailable(f'tf2onnx cannot map op(s) {unknown} to ONNX opset {OPSET}; '
+        raise TargetUnavailable(f'{converter} leaves op(s) {unknown} that ONNX does not define; '
                                 f'{hint}')
-    for value in (proto.graph.input[0], proto.graph.output[0]):
-        value.type.tensor_type.shape.dim[0].dim_param = 'batch'
+    for value in (*proto.graph.input, *proto.graph.output):
+        dims = value.type.tensor_type.shape.dim
+        if dims:  # an output of unknown shape has none
+            dims[0].dim_param = 'batch'
     model = OnnxModel(proto, converter, {'converted': len(proto.graph.node)})
     slim = onnxslim.slim(proto)
     onnx.checker.check_model(slim)

@@ -22,12 +22,12 @@ import numpy as np
 from jetson_seg.model_info import InputSpec, ModelInfo, OutputSpec, default_model_dir
 from jetson_seg.optimize import artefacts
 from jetson_seg.optimize.calibration import user_images
-from jetson_seg.optimize.sources import ModelSource, TargetUnavailable
+from jetson_seg.optimize.sources import ModelSource
 from jetson_seg.vision.image_conversion import DecodedImage
 from jetson_seg.vision.postprocess import class_ids
 from jetson_seg.vision.preprocess import NetworkInput
 from jetson_seg.optimize.convert_tftrt import TrtSettings
-from jetson_seg.errors import JetsonSegError
+from jetson_seg.errors import JetsonSegError, TargetUnavailable
 
 #: What the optimizer can produce (the optimizer node's `targets` parameter), in build order:
 #: tensorrt is built from the onnx target's file.
@@ -357,7 +357,7 @@ class Optimizer:
 
         cfg = self.config
         precisions = ['FP32']
-        if cfg.trt.precision_mode in ('FP16', 'INT8') and source.fmt != 'tflite':
+        if cfg.trt.precision_mode in ('FP16', 'INT8') and source.quantizable:
             precisions.append(cfg.trt.precision_mode)
         files, checks, extra = [], {}, {}
         (run_dir / 'litert').mkdir(parents=True)
@@ -473,8 +473,10 @@ class Optimizer:
         data = serialize(model, source.info.description())
         path.write_bytes(data)
         self.log('ONNX nodes: ' + ', '.join(f'{k} {v}' for k, v in model.steps.items()))
-        engine = OnnxRuntimeEngine(path, threads=1, providers=(CPU_EP,),
-                                   input_hw=source.info.input_hw)
+        info = source.info
+        engine = OnnxRuntimeEngine(path, threads=1, providers=(CPU_EP,), input_hw=info.input_hw,
+                                   layout=info.input.layout, input_name=info.input.name,
+                                   output_name=info.output.name)
         check = self._check('onnx', engine, frames, reference, source.info.output,
                             note='ONNX Runtime CPUExecutionProvider')
         return {'files': [{'role': 'model', 'path': 'onnx/model.onnx', 'bytes': len(data)}],

@@ -1,0 +1,151 @@
+"""Bring your PyTorch model: a folder with model.onnx is served like a direct ONNX Runtime run.
+
+NCHW and NHWC inputs, float32, float16 and uint8, logits, softmax and int64 argmax heads, a
+dynamic H/W, an output at a quarter of the input size and a model with two outputs: each is
+opened as the node opens it and its mask compared with ONNX Runtime run by hand.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from onnx_models import KINDS, OnnxKind, build, direct_mask, write
+from own_models import colour_frame
+from jetson_seg.errors import EngineError, ModelError
+from jetson_seg.model_store import open_model
+from jetson_seg.vision.image_conversion import DecodedImage
+from jetson_seg.vision.pipeline import PipelineConfig, SegmentationPipeline, Wanted
+
+
+@pytest.fixture(scope='module')
+def folders(tmp_path_factory) -> dict[str, object]:
+    root = tmp_path_factory.mktemp('onnx_models')
+    return {kind.name: write(kind, root / kind.name) for kind in KINDS}
+
+
+def _served_mask(folder, frame: np.ndarray, **options) -> tuple[np.ndarray, str]:
+    engine, info = open_model(str(folder), 'auto', threads=1, **options)
+    try:
+        pipeline = SegmentationPipeline(engine, info,
+                                        PipelineConfig(mask_at_input_resolution=False))
+        return pipeline.run(DecodedImage(frame, 'rgb'), Wanted()).mask, engine.label
+    finally:
+        engine.close()
+
+
+@pytest.mark.parametrize('kind', KINDS, ids=[k.name for k in KINDS])
+def test_every_onnx_kind_is_served_like_a_direct_run(kind: OnnxKind, folders):
+    frame = colour_frame()
+    expected = direct_mask(kind, folders[kind.name], frame)
+    counts = np.bincount(expected.ravel(), minlength=3)
+    assert (counts / expected.size > 0.03).all(), counts  # red, blue and background all there
+    mask, label = _served_mask(folders[kind.name], frame)
+    assert label.startswith('onnxruntime/CPUExecutionProvider')
+    assert mask.shape == expected.shape
+    assert (mask == expected).mean() >= 0.99
+
+
+def test_refusals_name_the_file_and_the_fix(folders, tmp_path):
+    two = folders['two_outputs']
+    described = json.loads((two / 'model.json').read_text())
+    del described['output']['name']
+    (two / 'model.json').write_text(json.dumps(described))
+    with pytest.raises(ModelError, match=r"outputs \['features', 'scores'\].*output.name"):
+        open_model(str(two), 'auto', threads=1)
+    dynamic = folders['dynamic_hw']
+    described = json.loads((dynamic / 'model.json').read_text())
+    for key in ('height', 'width'):
+        del described['input'][key]
+    (dynamic / 'model.json').write_text(json.dumps(described))
+    with pytest.raises(ModelError, match='dynamic input size.*input.height'):
+        open_model(str(dynamic), 'auto', threads=1)
+    wrong = write(OnnxKind('wrong_classes', description={'class_names': ['bg', 'x']}),
+                  tmp_path / 'wrong')
+    with pytest.raises(ModelError, match='3 channel.*2 class_names'):
+        open_model(str(wrong), 'auto', threads=1)
+    with pytest.raises(EngineError, match='runs with engine onnxruntime'):
+        open_model(str(folders['torchvision_like_nchw']), 'litert', threads=1)
+
+
+def test_a_shape_that_cannot_tell_its_layout_needs_input_layout(tmp_path):
+    import onnx
+
+    model = build(OnnxKind('ambiguous'))
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    dims[1].ClearField('dim_value')
+    dims[1].dim_param = 'channels'  # NCHW with a free channel axis: nothing tells
+    folder = tmp_path / 'ambiguous'
+    write(OnnxKind('ambiguous'), folder)
+    onnx.save(model, str(folder / 'model.onnx'))
+    with pytest.raises(ModelError, match='does not tell NCHW from NHWC.*input.layout'):
+        open_model(str(folder), 'auto', threads=1)
+    described = json.loads((folder / 'model.json').read_text())
+    described['input']['layout'] = 'nchw'
+    (folder / 'model.json').write_text(json.dumps(described))
+    frame = colour_frame(1)
+    mask, _ = _served_mask(folder, frame)
+    assert (mask == direct_mask(OnnxKind('ambiguous'), folder, frame)).mean() >= 0.99
+
+
+def test_the_optimizer_takes_an_onnx_source_and_the_node_serves_its_output(folders, tmp_path):
+    from jetson_seg.optimize.optimizer import Optimizer, OptimizerConfig
+
+    folder = folders['torchvision_like_nchw']
+    manifest = Optimizer(OptimizerConfig(input_model=str(folder), output_dir=str(tmp_path / 'o'),
+                                         targets=('onnx', 'litert', 'tf'), check_frames=2),
+                         log=lambda _: None).run()
+    assert manifest['model']['source_format'] == 'onnx'
+    assert set(manifest['targets']) == {'onnx'}
+    assert 'no well-kept converter' in manifest['skipped_targets']['litert']
+    assert 'no TensorFlow graph' in manifest['skipped_targets']['tf']
+    assert manifest['targets']['onnx']['check']['passed']
+    frame = colour_frame(2)
+    mask, label = _served_mask(tmp_path / 'o', frame)
+    assert label.startswith('onnxruntime/')
+    assert (mask == direct_mask(KINDS[0], folder, frame)).mean() >= 0.99
+
+
+def test_node_serves_an_onnx_model_over_dds(folders, ros_env):
+    from image_msgs import image_from_rgb
+    from ros_harness import NodeProcess
+
+    from jetson_seg.tools.replay import NodeClient
+
+    kind = next(k for k in KINDS if k.name == 'quarter_size_output')
+    folder = folders[kind.name]
+    node = NodeProcess({'threads': 1, 'model_path': str(folder), 'mask_resolution': 'network'},
+                       ros_env, namespace='/onnx_source')
+    client = NodeClient.on_own_node('onnx_source_client', namespace='/onnx_source',
+                                    outputs=('mask', 'detections'))
+    try:
+        node.wait_for_output('active: listening')
+        assert 'engine=onnxruntime/CPUExecutionProvider' in node.text
+        client.connect(node_proc=node)
+        frame = colour_frame(3)
+        msg = image_from_rgb(frame, 'rgb8')
+        msg.header.stamp.sec, msg.header.frame_id = 7, 'camera'
+        answer = client.request(msg)
+        expected = direct_mask(kind, folder, frame)
+        mask = np.frombuffer(answer['mask'].data, np.uint8).reshape(expected.shape)
+        assert (mask == expected).mean() >= 0.99
+        assert answer['mask'].header.frame_id == 'camera'
+        assert {d.results[0].hypothesis.class_id for d in answer['detections'].detections} \
+            >= {'1', '2'}
+    finally:
+        client.close()
+        assert node.stop() == 0, node.text
+
+
+def test_serving_an_onnx_model_never_imports_tensorflow(folders):
+    import subprocess
+    import sys
+
+    probe = ('import sys; from jetson_seg.model_store import open_model; '
+             'engine, _ = open_model(sys.argv[1], "auto", threads=1); '
+             'print(engine.label, [m for m in ("tensorflow", "keras") if m in sys.modules])')
+    out = subprocess.run([sys.executable, '-c', probe, str(folders['torchvision_like_nchw'])],
+                         capture_output=True, text=True, check=True).stdout.split()
+    assert out[0].startswith('onnxruntime/') and out[-1] == '[]', out
