@@ -155,30 +155,33 @@ def _checked(info: ModelInfo, engine: Engine, where: Path) -> ModelInfo:
         raise
 
 
-def litert_role(path: Path, target: dict, precision: str, log=None) -> str:
-    """The LiteRT file to serve: `precision`, or for auto INT8 when it keeps the objects.
+def served_role(path: Path, target: dict, precision: str, log=None,
+                float_role: str = 'fp32', kind: str = 'LiteRT') -> str:
+    """The file of a LiteRT or ONNX target to serve: `precision`, or INT8 for auto if it holds.
 
     The optimizer publishes a file only after its check passed, so every file listed passed;
-    auto takes INT8 only if its mean class IoU against the source reached
-    INT8_CLASS_IOU, else FP32 (said in the log). FP16 is served only when asked: XNNPACK
-    expands FP16 weights to FP32 on a CPU (no gain).
+    auto takes INT8 only if its mean class IoU against the source reached INT8_CLASS_IOU,
+    else the float file `float_role` (said in the log). FP16 is served only when asked:
+    XNNPACK expands FP16 weights to FP32 on a CPU (no gain).
     """
     roles = [entry['role'] for entry in target.get('files', [])]
+    if precision in ('auto', 'fp32') and 'int8' not in roles:
+        return float_role
     if precision == 'auto':
-        if 'int8' not in roles:
-            return 'fp32'
-        class_iou = target.get('check', {}).get('INT8', {}).get('class_iou', 0.0)
+        check = target.get('check', {})
+        class_iou = check.get('INT8', target.get('check_int8', {})).get('class_iou', 0.0)
         if class_iou >= INT8_CLASS_IOU:
             return 'int8'
         if log is not None:
             log(f'serving FP32: the INT8 file in {path} keeps objects at class IoU '
                 f'{class_iou:.3f} < {INT8_CLASS_IOU} against FP32 (precision:=int8 serves '
                 f'it anyway, faster)')
-        return 'fp32'
-    if precision not in roles:
-        raise EngineError(f'{path / MANIFEST} has no {precision} LiteRT file (it has {roles}); '
+        return float_role
+    wanted = float_role if precision == 'fp32' else precision
+    if wanted not in roles:
+        raise EngineError(f'{path / MANIFEST} has no {precision} {kind} file (it has {roles}); '
                           f'rerun the optimizer with precision_mode:={precision.upper()}')
-    return precision
+    return wanted
 
 
 def _open_artefacts(path: Path, engine: str, threads: int, precision: str,
@@ -218,7 +221,7 @@ def _open_artefacts(path: Path, engine: str, threads: int, precision: str,
                                  info.input_hw, info.output_channels, threads), info
     if engine == 'litert':
         from jetson_seg.engines.litert import LiteRtEngine
-        role = litert_role(path, target, precision, log)
+        role = served_role(path, target, precision, log)
         model_file = verified_file(path, manifest, 'litert', role)
         check_tflite(model_file, trust)
         opened = LiteRtEngine(model_file, threads, info.input_hw)
@@ -226,11 +229,16 @@ def _open_artefacts(path: Path, engine: str, threads: int, precision: str,
         return opened, info
     if engine == 'onnxruntime':
         from jetson_seg.engines.onnxruntime import OnnxRuntimeEngine
-        model_file = verified_file(path, manifest, 'onnx', 'model')
+        role = served_role(path, target, 'fp32' if precision == 'fp16' else precision, log,
+                           float_role='model', kind='ONNX')
+        model_file = verified_file(path, manifest, 'onnx', role)
         check_onnx(model_file, trust)
-        return OnnxRuntimeEngine(model_file, threads, onnx_providers, info.input_hw, precision,
-                                 path, log, info.input.layout, info.input.name,
-                                 info.output.name), info
+        opened = OnnxRuntimeEngine(model_file, threads, onnx_providers, info.input_hw,
+                                   'auto' if role == 'int8' else precision, path, log,
+                                   info.input.layout, info.input.name, info.output.name)
+        if role == 'int8':
+            opened.precision = 'int8'
+        return opened, info
     built = target.get('settings', {}).get('precision_mode', 'FP32').lower()
     if precision not in ('auto', built):
         raise EngineError(f'the tftrt engines in {path} were built in {built}; rerun the '

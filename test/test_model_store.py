@@ -8,7 +8,7 @@ import pytest
 
 from jetson_seg.errors import EngineError, JetsonSegError, ModelError
 from jetson_seg.model_info import default_model_dir
-from jetson_seg.model_store import litert_role, open_model
+from jetson_seg.model_store import open_model, served_role
 from jetson_seg.optimize.artefacts import INT8_CLASS_IOU
 
 
@@ -117,8 +117,8 @@ def test_auto_serves_int8_only_when_it_keeps_the_objects(class_iou, served, tmp_
     target = {'files': [{'role': 'fp32'}, {'role': 'int8'}],
               'check': {'INT8': {'mask_agreement': 0.997, 'class_iou': class_iou}}}
     said: list[str] = []
-    assert litert_role(tmp_path, target, 'auto', said.append) == served
-    assert litert_role(tmp_path, target, 'int8') == 'int8'  # asked for: served anyway
+    assert served_role(tmp_path, target, 'auto', said.append) == served
+    assert served_role(tmp_path, target, 'int8') == 'int8'  # asked for: served anyway
     assert bool(said) == (served == 'fp32')
 
 

@@ -149,3 +149,40 @@ def test_serving_an_onnx_model_never_imports_tensorflow(folders):
     out = subprocess.run([sys.executable, '-c', probe, str(folders['torchvision_like_nchw'])],
                          capture_output=True, text=True, check=True).stdout.split()
     assert out[0].startswith('onnxruntime/') and out[-1] == '[]', out
+
+
+def test_onnx_int8_is_calibrated_checked_and_served_when_it_holds(folders, tmp_path):
+    """precision_mode INT8: a QDQ file from the user's frames, its class IoU in the manifest."""
+    import cv2
+
+    from jetson_seg.optimize.convert_tftrt import TrtSettings
+    from jetson_seg.optimize.optimizer import Optimizer, OptimizerConfig
+
+    images = tmp_path / 'frames'
+    images.mkdir()
+    for seed in range(4):
+        cv2.imwrite(str(images / f'{seed}.png'), colour_frame(seed)[..., ::-1])
+    folder = folders['torchvision_like_nchw']
+    out = tmp_path / 'int8'
+    manifest = Optimizer(OptimizerConfig(
+        input_model=str(folder), output_dir=str(out), targets=('onnx',),
+        trt=TrtSettings(precision_mode='INT8'), calibration_images=str(images),
+        calibration_frames=4, check_images=str(images), check_frames=4),
+        log=lambda _: None).run()
+    target = manifest['targets']['onnx']
+    assert [f['role'] for f in target['files']] == ['model', 'int8']
+    class_iou = target['check_int8']['class_iou']
+    assert 0.9 <= class_iou <= 1.0
+    import onnx
+    int8_file = out / manifest['run'] / 'onnx' / 'model_int8.onnx'
+    ops = {n.op_type for n in onnx.load(str(int8_file)).graph.node}
+    assert {'QuantizeLinear', 'DequantizeLinear'} <= ops  # really quantized
+    frame = colour_frame(5)
+    expected = direct_mask(KINDS[0], folder, frame)
+    for precision, label in (('int8', 'int8'), ('fp32', 'fp32')):
+        mask, served = _served_mask(out, frame, precision=precision)
+        assert served.endswith(f'/{label}')
+        assert (mask == expected).mean() >= 0.97
+    _, served = _served_mask(out, frame)  # auto: INT8 only where its class IoU holds
+    from jetson_seg.optimize.artefacts import INT8_CLASS_IOU
+    assert served.endswith('/int8' if class_iou >= INT8_CLASS_IOU else '/fp32')

@@ -179,13 +179,17 @@ class OnnxRuntimeEngine(Engine):
         """Engine, provider and precision, e.g. 'onnxruntime/CPUExecutionProvider/fp32'."""
         return f'{self.name}/{self.provider}/{self.precision}'
 
-    def infer(self, batch: np.ndarray) -> np.ndarray:
-        """NHWC in, NHWC (or an id map) out, whatever the network's own layout."""
+    def feed(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        """The session's input for an NHWC batch: the network's layout and dtype."""
         if self._nchw:
             batch = np.ascontiguousarray(batch.transpose(0, 3, 1, 2))
         if self._cast is not None:
             batch = batch.astype(self._cast)
-        out = self._session.run([self._output.name], {self._input.name: batch})[0]
+        return {self._input.name: batch}
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        """NHWC in, NHWC (or an id map) out, whatever the network's own layout."""
+        out = self._session.run([self._output.name], self.feed(batch))[0]
         if out.ndim == 4 and self._nchw:
             out = np.ascontiguousarray(out.transpose(0, 2, 3, 1))
         return out.astype(np.float32) if out.dtype == np.float16 else out

@@ -41,7 +41,8 @@ INT8_FLOAT_OPS_TRIED = (0, 1, 2, 3, 5, 8, 13)
 #: Minimum fraction of pixels whose class must agree with the source model, per artefact kind.
 MASK_AGREEMENT = {'tf': 0.9999, 'tftrt': 0.9999, 'litert/FP32': 0.9999, 'litert/FP16': 0.999,
                   'litert/INT8': 0.97, 'tftrt/FP32': 0.9999, 'tftrt/FP16': 0.999,
-                  'tftrt/INT8': 0.97, 'onnx': 0.9999, 'tensorrt/FP32': 0.9999,
+                  'tftrt/INT8': 0.97, 'onnx': 0.9999, 'onnx/INT8': 0.97,
+                  'tensorrt/FP32': 0.9999,
                   'tensorrt/FP16': 0.999, 'tensorrt/INT8': 0.97}
 
 
@@ -474,14 +475,39 @@ class Optimizer:
         path.write_bytes(data)
         self.log('ONNX nodes: ' + ', '.join(f'{k} {v}' for k, v in model.steps.items()))
         info = source.info
-        engine = OnnxRuntimeEngine(path, threads=1, providers=(CPU_EP,), input_hw=info.input_hw,
-                                   layout=info.input.layout, input_name=info.input.name,
-                                   output_name=info.output.name)
-        check = self._check('onnx', engine, frames, reference, source.info.output,
+
+        def cpu_engine(file: Path) -> OnnxRuntimeEngine:
+            return OnnxRuntimeEngine(file, threads=1, providers=(CPU_EP,),
+                                     input_hw=info.input_hw, layout=info.input.layout,
+                                     input_name=info.input.name, output_name=info.output.name)
+        check = self._check('onnx', cpu_engine(path), frames, reference, info.output,
                             note='ONNX Runtime CPUExecutionProvider')
-        return {'files': [{'role': 'model', 'path': 'onnx/model.onnx', 'bytes': len(data)}],
-                'opset': OPSET, 'converter': model.converter, 'nodes': model.steps,
-                'input_tensor': model.input_name, 'output_tensor': model.output_name,
+        files = [{'role': 'model', 'path': 'onnx/model.onnx', 'bytes': len(data)}]
+        extra = {}
+        if self.config.trt.precision_mode == 'INT8' and source.quantizable:
+            files.append(self._onnx_int8(path, cpu_engine, frames, reference, info))
+            extra['check_int8'] = files[-1].pop('check')
+        return {'files': files, 'opset': OPSET, 'converter': model.converter,
+                'nodes': model.steps, 'input_tensor': model.input_name,
+                'output_tensor': model.output_name, 'check': check, **extra}
+
+    def _onnx_int8(self, fp32: Path, cpu_engine, frames, reference, info: ModelInfo) -> dict:
+        """The INT8 (QDQ) file of the onnx target, calibrated on the user's frames, checked.
+
+        Its class IoU against the source goes in the manifest, where precision:=auto reads it
+        (INT8 served only from INT8_CLASS_IOU on, as for LiteRT).
+        """
+        from jetson_seg.optimize.convert_onnx import quantize_int8
+
+        feeder = cpu_engine(fp32)
+        feeds = (feeder.feed(frame[None]) for frame in self._calibration(info)())
+        path = fp32.with_name('model_int8.onnx')
+        data = self._timed('quantize onnx INT8', quantize_int8, fp32, path, feeds)
+        feeder.close()
+        check = self._check('onnx/INT8', cpu_engine(path), frames, reference, info.output,
+                            note='ONNX Runtime CPUExecutionProvider, QDQ')
+        self.log(f'onnx INT8: class IoU {check["class_iou"]:.4f} against the source')
+        return {'role': 'int8', 'path': 'onnx/model_int8.onnx', 'bytes': len(data),
                 'check': check}
 
     def _target_tensorrt(self, source: ModelSource, frames, reference, run_dir: Path) -> dict:
