@@ -4,7 +4,10 @@ Every model, if anything in it runs, writes a marker file: the path in ZOO_MARKE
 Python payloads (Keras), its folder's MARKER for the ones baked into a graph. Tests load each with
 trust_model off (refused, no marker) and with it on (where the runtime can run it: the marker
 appears, which proves the model is a real attack and not a decoy the checks merely dislike).
-Each entry says which family it belongs to and the name the refusal must mention.
+Each entry says which family it belongs to and the name the refusal must mention. The pinned
+Keras (3.12.4) itself refuses the models that name a class or function of a module outside
+Keras, even with trust (it imports only Keras's own modules named in a config, since the
+CVE-2025-1550 fix): those are marked `keras_blocks`; Keras 3.6.0 ran every one of them.
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ from typing import Callable
 MARKER = 'MARKER'
 PAYLOAD_MODULE = 'zoo_payload'
 #: A module an attacker's config refers to by name. The zoo writes it beside the models (the
-#: tests put that folder on sys.path); a real attack names a module already installed.
+#: tests put that folder on sys.path); a real attack names a module already installed (Keras
+#: 3.6 imports it; the pinned Keras refuses any module outside Keras, trust or not).
 PAYLOAD_SOURCE = '''
 """Writes the marker file the test names in ZOO_MARKER, then passes its input on."""
 import os
@@ -49,6 +53,7 @@ class Crafted:
     build: Callable[[Path], None]
     names: str          # a regular expression the refusal message must match
     runs_when_trusted: bool = True
+    keras_blocks: bool = False  # the pinned Keras refuses it itself, even with trust
 
 
 def _describe(folder: Path, description: dict = DESCRIPTION) -> None:
@@ -366,15 +371,16 @@ def onnx_external_data_outside(folder: Path) -> None:
 ZOO = (
     Crafted('keras_bytecode_lambda', 'keras', keras_bytecode_lambda, "'bytecode'.*Lambda"),
     Crafted('keras_module_function', 'keras', keras_module_function,
-            "'innocent'.*Lambda"),
+            "'innocent'.*Lambda", keras_blocks=True),
     Crafted('keras_disguised_class', 'keras', keras_disguised_class,
-            "'innocent'.*Conv2DFast"),
+            "'innocent'.*Conv2DFast", keras_blocks=True),
     Crafted('keras_foreign_module_layer', 'keras', keras_foreign_module_layer,
-            "'loader'.*'Evil'"),
+            "'loader'.*'Evil'", keras_blocks=True),
     Crafted('keras_saved_model_layer', 'keras', keras_saved_model_layer,
             "'loader'.*TFSMLayer"),
     Crafted('h5_bytecode_lambda', 'h5', h5_bytecode_lambda, "'bytecode'.*Lambda"),
-    Crafted('h5_module_function', 'h5', h5_module_function, "'innocent'.*Lambda"),
+    Crafted('h5_module_function', 'h5', h5_module_function, "'innocent'.*Lambda",
+            keras_blocks=True),
     Crafted('saved_model_dataset_reduce', 'saved_model', saved_model_dataset_reduce,
             "'WriteFile'.*'ReduceDataset'|'ReduceDataset'.*'WriteFile'"),
     Crafted('saved_model_tfrecord_writer', 'saved_model', saved_model_tfrecord_writer,

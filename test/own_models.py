@@ -120,7 +120,10 @@ def write_model(kind: OwnModel, folder: Path) -> Path:
         tflite_model = model
         if kind.head == 'argmax':
             import keras
-            ids = keras.layers.Lambda(lambda t: keras.ops.argmax(t, axis=-1))(model.output)
+            # tf.argmax, not keras.ops.argmax: Keras after 3.6 maps -0.0 first, with a BitwiseAnd
+            # that is no builtin LiteRT op
+            ids = keras.layers.Lambda(lambda t: tf.argmax(t, axis=-1, output_type=tf.int32))(
+                model.output)
             tflite_model = keras.Model(model.inputs, ids)
         data = tf.lite.TFLiteConverter.from_keras_model(tflite_model).convert()
         (folder / 'model.tflite').write_bytes(data)

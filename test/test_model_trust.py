@@ -3,7 +3,8 @@
 Each crafted model writes a marker file if any of its code runs. With trust_model off it must
 be refused by the node's and the optimizer's entry points, naming the layer, op or function, and
 write nothing; with trust on the same model must really run (the marker appears), which shows
-the zoo holds real attacks.
+the zoo holds real attacks, except the ones the pinned Keras refuses itself even when trusted
+(a class or function of a module outside Keras: Keras 3.6.0 ran them).
 """
 
 from __future__ import annotations
@@ -89,7 +90,8 @@ def test_onnx_external_data_is_confined_even_when_trusted(zoo):
     check_model_file(_model_file(zoo['onnx_custom_domain'])[0], 'onnx', trust=True)
 
 
-RUN_WHEN_TRUSTED = [c for c in SERVED if c.runs_when_trusted]
+RUN_WHEN_TRUSTED = [c for c in SERVED if c.runs_when_trusted and not c.keras_blocks]
+KERAS_BLOCKS = [c for c in SERVED if c.keras_blocks]
 
 
 @pytest.mark.parametrize('crafted', RUN_WHEN_TRUSTED, ids=[c.name for c in RUN_WHEN_TRUSTED])
@@ -106,6 +108,23 @@ def test_the_same_crafted_model_runs_its_code_when_trusted(crafted: Crafted, zoo
     except Exception:  # noqa: BLE001 - a model whose code ran may then fail in any way
         pass
     assert marker.exists(), crafted.name
+
+
+@pytest.mark.parametrize('crafted', KERAS_BLOCKS, ids=[c.name for c in KERAS_BLOCKS])
+def test_keras_itself_refuses_a_foreign_module_even_when_trusted(crafted: Crafted, zoo,
+                                                                 marker_env):
+    """The pinned Keras imports only its own modules that a config names, safe_mode or not.
+
+    Keras 3.6.0 ran these (CVE-2025-1550 and its disguises); with trust off the allow-list
+    refuses them before Keras sees them (the test above), so this only pins down that trust
+    does not bring them back.
+    """
+    folder = zoo[crafted.name]
+    marker = marker_env(folder)
+    marker.unlink(missing_ok=True)
+    with pytest.raises(ModelError, match='Could not locate|not a KerasSaveable'):
+        open_model(str(folder), 'tf', threads=1, trust=True)
+    assert not marker.exists(), crafted.name
 
 
 # --- the allow-lists in detail -------------------------------------------------------------------
@@ -273,7 +292,7 @@ def test_a_manifest_cannot_point_outside_its_run_folder(tmp_path):
 # --- over DDS -----------------------------------------------------------------------------------
 
 def test_node_refuses_a_crafted_model_and_serves_it_only_when_trusted(zoo, ros_env):
-    folder = zoo['keras_module_function']
+    folder = zoo['keras_bytecode_lambda']  # one that the pinned Keras runs when trusted
     env = {**ros_env, 'ZOO_MARKER': str(folder / MARKER),
            'PYTHONPATH': os.pathsep.join([str(folder.parent), ros_env.get('PYTHONPATH', '')])}
     (folder / MARKER).unlink(missing_ok=True)
@@ -281,7 +300,7 @@ def test_node_refuses_a_crafted_model_and_serves_it_only_when_trusted(zoo, ros_e
                        namespace='/zoo_untrusted')
     try:
         node.wait_for_output('configure failed')
-        assert "layer 'innocent' is 'Lambda'" in node.text
+        assert "layer 'bytecode' is 'Lambda'" in node.text
         assert not (folder / MARKER).exists()
     finally:
         node.stop()
