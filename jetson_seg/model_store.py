@@ -160,8 +160,9 @@ def served_role(path: Path, target: dict, precision: str, log=None,
     """The file of a LiteRT or ONNX target to serve: `precision`, or INT8 for auto if it holds.
 
     The optimizer publishes a file only after its check passed, so every file listed passed;
-    auto takes INT8 only if its mean class IoU against the source reached INT8_CLASS_IOU,
-    else the float file `float_role` (said in the log). FP16 is served only when asked:
+    auto takes INT8 only if its mean class IoU against the source reached INT8_CLASS_IOU and,
+    where the optimizer timed both (ONNX), it was not slower; else the float file
+    `float_role` (said in the log). FP16 is served only when asked:
     XNNPACK expands FP16 weights to FP32 on a CPU (no gain).
     """
     roles = [entry['role'] for entry in target.get('files', [])]
@@ -170,9 +171,15 @@ def served_role(path: Path, target: dict, precision: str, log=None,
     if precision == 'auto':
         check = target.get('check', {})
         class_iou = check.get('INT8', target.get('check_int8', {})).get('class_iou', 0.0)
-        if class_iou >= INT8_CLASS_IOU:
+        speed = target.get('speed_ms', {})
+        slower = speed.get('int8', 0.0) > speed.get('fp32', float('inf'))
+        if class_iou >= INT8_CLASS_IOU and not slower:
             return 'int8'
-        if log is not None:
+        if log is not None and slower:
+            log(f'serving FP32: the INT8 file in {path} ran slower where the optimizer ran '
+                f'({speed["int8"]} ms against {speed["fp32"]} ms a frame; precision:=int8 '
+                f'serves it anyway)')
+        elif log is not None:
             log(f'serving FP32: the INT8 file in {path} keeps objects at class IoU '
                 f'{class_iou:.3f} < {INT8_CLASS_IOU} against FP32 (precision:=int8 serves '
                 f'it anyway, faster)')

@@ -114,6 +114,20 @@ def _outputs(engine, frames: np.ndarray) -> np.ndarray:
         engine.close()
 
 
+def _median_ms(engine, frames: np.ndarray, runs: int = 20) -> float:
+    """Median milliseconds of one frame through `engine` (closed after)."""
+    try:
+        engine.infer(frames[:1])
+        times = []
+        for _ in range(runs):
+            start = time.perf_counter()
+            engine.infer(frames[:1])
+            times.append((time.perf_counter() - start) * 1e3)
+        return round(float(np.median(times)), 3)
+    finally:
+        engine.close()
+
+
 def compare_outputs(reference: np.ndarray, candidate: np.ndarray, threshold: float,
                     note: str = '', output: OutputSpec = OutputSpec()) -> CheckResult:
     """Max abs output difference and fraction of pixels with the same class (per the head)."""
@@ -487,6 +501,12 @@ class Optimizer:
         if self.config.trt.precision_mode == 'INT8' and source.quantizable:
             files.append(self._onnx_int8(path, cpu_engine, frames, reference, info))
             extra['check_int8'] = files[-1].pop('check')
+            # INT8 is not always faster on a CPU (QDQ kernels differ by op): timed here, one
+            # thread, median of 20 frames, so that precision:=auto can skip a slower INT8
+            extra['speed_ms'] = {role: _median_ms(cpu_engine(run_dir / entry['path']), frames)
+                                 for role, entry in (('fp32', files[0]), ('int8', files[1]))}
+            self.log(f'onnx on this CPU (1 thread): FP32 {extra["speed_ms"]["fp32"]} ms, '
+                     f'INT8 {extra["speed_ms"]["int8"]} ms a frame')
         return {'files': files, 'opset': OPSET, 'converter': model.converter,
                 'nodes': model.steps, 'input_tensor': model.input_name,
                 'output_tensor': model.output_name, 'check': check, **extra}

@@ -37,7 +37,7 @@ KEEP_IMAGES = {'color_mask': 2, 'overlay': 2}
 #: Yardstick kinds first: they are printed before the rest is measured.
 ENGINE_KINDS = ('keras_eager', 'litert_fp32_1', 'keras_eager_1', 'tf_function', 'tf_frozen',
                 'litert_fp32_2', 'litert_fp16_1', 'litert_int8_1', 'litert_int8_2',
-                'onnxruntime_1', 'onnxruntime_2')
+                'onnxruntime_1', 'onnxruntime_2', 'onnxruntime_int8_1')
 
 
 def _timeit(fn, iterations: int, warmup: int = 10) -> dict:
@@ -111,6 +111,12 @@ def _engine_worker(kind: str, iterations: int) -> dict:
         path = Path(tempfile.mkdtemp()) / 'model.onnx'
         path.write_bytes(convert_onnx.serialize(
             convert_onnx.from_frozen(freeze_keras_model(model, for_cpu=False)), {}))
+        if '_int8_' in kind:  # the optimizer's INT8 (QDQ), calibrated on 32 generated scenes
+            feeder = OnnxRuntimeEngine(path, threads=1, providers=(CPU_EP,))
+            calibration = check_frames(32, tuple(model.input_shape[1:3]), seed=199)
+            convert_onnx.quantize_int8(path, path.with_name('model_int8.onnx'),
+                                       (feeder.feed(f[None]) for f in calibration))
+            path = path.with_name('model_int8.onnx')
         engine = OnnxRuntimeEngine(path, threads=int(kind[-1]), providers=(CPU_EP,))
 
         def run():
