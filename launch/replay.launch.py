@@ -11,10 +11,20 @@ import os
 
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable
+from launch.actions import (DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable,
+                            UnsetEnvironmentVariable)
 from launch.substitutions import EnvironmentVariable, LaunchConfiguration
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
+
+
+def _fastdds_profile(context):
+    """The profile in the variable this ROS's Fast DDS reads (jetson_seg.ros.rclpy_compat)."""
+    from jetson_seg.ros.rclpy_compat import fastdds_profile_env
+
+    profile = LaunchConfiguration('fastdds_profile').perform(context)
+    return [SetEnvironmentVariable(key, value) if value is not None else
+            UnsetEnvironmentVariable(key) for key, value in fastdds_profile_env(profile).items()]
 
 
 def generate_launch_description():
@@ -34,9 +44,12 @@ def generate_launch_description():
                               description='Parameters file of the segmentation node'),
         DeclareLaunchArgument('use_sim_time', default_value='true',
                               description='Node and recorder on the bag time from /clock'),
-        SetEnvironmentVariable('FASTDDS_DEFAULT_PROFILES_FILE', EnvironmentVariable(
-            'FASTDDS_DEFAULT_PROFILES_FILE',
-            default_value=os.path.join(share, 'config', 'fastdds_large_images.xml'))),
+        DeclareLaunchArgument('fastdds_profile', default_value=EnvironmentVariable(
+            'FASTDDS_DEFAULT_PROFILES_FILE', default_value=EnvironmentVariable(
+                'FASTRTPS_DEFAULT_PROFILES_FILE',
+                default_value=os.path.join(share, 'config', 'fastdds_large_images.xml'))),
+            description="Fast DDS profile: the environment's if set, else the package's"),
+        OpaqueFunction(function=_fastdds_profile),
         Node(package='jetson_seg', executable='segmentation_node', name='segmentation_node',
              output='screen', parameters=[LaunchConfiguration('params_file'), sim_time],
              remappings=[('image', image_topic)]),

@@ -4,15 +4,18 @@ Usage:
     ros2 launch jetson_seg segmentation.launch.py image:=/camera/image_raw namespace:=front
     ros2 launch jetson_seg segmentation.launch.py use_sim_time:=true   # with a bag's /clock
 
-FASTDDS_DEFAULT_PROFILES_FILE, when already set, is kept: the package's large-image profile is
-only the default (see README "Fast DDS profile").
+FASTDDS_DEFAULT_PROFILES_FILE (or Fast DDS 2's FASTRTPS_DEFAULT_PROFILES_FILE), when already set,
+is kept: the package's large-image profile is only the default (see README "Fast DDS profile").
+It is set in the variable this ROS's Fast DDS reads (Humble, Jazzy: FASTRTPS_..., Kilted:
+FASTDDS_...).
 """
 
 import os
 
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable
+from launch.actions import (DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable,
+                            UnsetEnvironmentVariable)
 from launch.substitutions import EnvironmentVariable, LaunchConfiguration
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
@@ -38,6 +41,15 @@ def _node(context):
     )]
 
 
+def _fastdds_profile(context):
+    """The profile in the variable this ROS's Fast DDS reads (jetson_seg.ros.rclpy_compat)."""
+    from jetson_seg.ros.rclpy_compat import fastdds_profile_env
+
+    profile = LaunchConfiguration('fastdds_profile').perform(context)
+    return [SetEnvironmentVariable(key, value) if value is not None else
+            UnsetEnvironmentVariable(key) for key, value in fastdds_profile_env(profile).items()]
+
+
 def generate_launch_description():
     share = get_package_share_directory('jetson_seg')
     return LaunchDescription([
@@ -60,11 +72,12 @@ def generate_launch_description():
         DeclareLaunchArgument('fastdds_profile',
                               default_value=EnvironmentVariable(
                                   'FASTDDS_DEFAULT_PROFILES_FILE',
-                                  default_value=os.path.join(share, 'config',
-                                                             'fastdds_large_images.xml')),
+                                  default_value=EnvironmentVariable(
+                                      'FASTRTPS_DEFAULT_PROFILES_FILE',
+                                      default_value=os.path.join(share, 'config',
+                                                                 'fastdds_large_images.xml'))),
                               description='Fast DDS profile: the environment\'s if set, else '
                                           'the package\'s, sized for camera images'),
-        SetEnvironmentVariable('FASTDDS_DEFAULT_PROFILES_FILE',
-                               LaunchConfiguration('fastdds_profile')),
+        OpaqueFunction(function=_fastdds_profile),
         OpaqueFunction(function=_node),
     ])

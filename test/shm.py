@@ -5,17 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 
 SHM = Path('/dev/shm')
+#: Segment names: Fast DDS 3 (Kilted) writes fastdds_*, Fast DDS 2 (Humble, Jazzy) fastrtps_*.
+PREFIXES = ('fastdds_', 'fastrtps_')
 
 
 def fastdds_files() -> set[str]:
-    return {p.name for p in SHM.glob('fastdds_*')}
+    return {p.name for prefix in PREFIXES for p in SHM.glob(f'{prefix}*')}
 
 
 def segments_of(pid: int) -> set[str]:
     """Fast DDS segment files a process has mapped or open (its own and its peers')."""
     try:
         names = {line.rsplit('/', 1)[-1] for line in Path(f'/proc/{pid}/maps').read_text()
-                 .splitlines() if '/dev/shm/fastdds_' in line}
+                 .splitlines() if any(f'/dev/shm/{prefix}' in line for prefix in PREFIXES)}
         fds = list(Path(f'/proc/{pid}/fd').iterdir())
     except OSError:  # gone, or not ours to read
         return set()
@@ -24,7 +26,7 @@ def segments_of(pid: int) -> set[str]:
             target = str(fd.readlink())
         except OSError:  # closed meanwhile
             continue
-        if target.startswith('/dev/shm/fastdds_'):
+        if target.startswith(tuple(f'/dev/shm/{prefix}' for prefix in PREFIXES)):
             names.add(target.rsplit('/', 1)[-1])
     return names
 

@@ -83,10 +83,14 @@ def test_launch_takes_use_sim_time_and_keeps_the_users_fastdds_profile(path):
     values = _calls(tree, 'ParameterValue')  # the argument reaches the node as a bool
     assert any(v.args[0].args[0].value == 'use_sim_time' and _kw(v, 'value_type') is None and
                v.keywords[0].value.id == 'bool' for v in values)
-    # the package's profile is only EnvironmentVariable's default: a set variable wins
+    # the package's profile is only EnvironmentVariable's default: a set variable (Fast DDS 3's
+    # name or Fast DDS 2's) wins; it is set in the name this Fast DDS reads (rclpy_compat)
     env = _calls(tree, 'EnvironmentVariable')
-    assert env and all(e.args[0].value == 'FASTDDS_DEFAULT_PROFILES_FILE' and
-                       any(k.arg == 'default_value' for k in e.keywords) for e in env)
+    assert {e.args[0].value for e in env} == {'FASTDDS_DEFAULT_PROFILES_FILE',
+                                              'FASTRTPS_DEFAULT_PROFILES_FILE'}
+    assert all(any(k.arg == 'default_value' for k in e.keywords) for e in env)
+    assert any(isinstance(n, ast.ImportFrom) and n.module == 'jetson_seg.ros.rclpy_compat' and
+               n.names[0].name == 'fastdds_profile_env' for n in ast.walk(tree))
     for call in _calls(tree, 'SetEnvironmentVariable'):
         value = call.args[1]
         assert not isinstance(value, ast.Call) or value.func.id != 'join', \

@@ -13,6 +13,7 @@ import sys
 
 import pytest
 import rclpy
+from ros_harness import REPO
 from rcl_interfaces.msg import ParameterType, ParameterValue, SetParametersResult
 from rcl_interfaces.msg import Parameter as ParameterMsg
 from rcl_interfaces.srv import SetParameters
@@ -20,7 +21,7 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
 
 from jetson_seg.ros import rclpy_compat
-from jetson_seg.ros.rclpy_compat import (add_post_set_parameters_callback,
+from jetson_seg.ros.rclpy_compat import (add_post_set_parameters_callback, apply_env,
                                          emulate_post_set_parameters_callback,
                                          limit_discovery_to_localhost)
 
@@ -108,15 +109,37 @@ def test_local_discovery_is_the_range_variable_on_iron_and_later():
                            capture_output=True, text=True, check=True).stdout
     assert shell.splitlines() == ['export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST',
                                   'unset ROS_LOCALHOST_ONLY']
+    reader = 'FASTDDS' if rclpy_compat.fastdds_major() == 3 else 'FASTRTPS'
+    profile = rclpy_compat.fastdds_profile_env('/p.xml')
+    assert profile[f'{reader}_DEFAULT_PROFILES_FILE'] == '/p.xml' and None in profile.values()
 
 
-def test_a_process_with_the_discovery_env_warns_about_nothing(ros_env):
-    """Jazzy honours ROS_LOCALHOST_ONLY with two warnings per process: it is removed there."""
-    env = {**os.environ, 'ROS_LOCALHOST_ONLY': '1'}
-    limit_discovery_to_localhost(env)
-    code = ("import rclpy; rclpy.init(); n = rclpy.create_node('quiet'); "
-            "n.get_logger().info('up'); n.destroy_node(); rclpy.shutdown()")
-    out = subprocess.run([sys.executable, '-c', code], env=env, capture_output=True, text=True,
+PROBE = """
+import os, rclpy
+rclpy.init()
+node = rclpy.create_node('probe')
+node.get_logger().info('up')
+maps = [line.split()[-1] for line in open('/proc/self/maps') if '/dev/shm/fast' in line]
+print('largest segment', max(os.path.getsize(path) for path in maps))
+node.destroy_node()
+rclpy.shutdown()
+"""
+
+
+def test_a_process_with_the_isolation_env_loads_the_profile_and_warns_about_nothing(ros_env):
+    """Each distro gets the variables it reads, and only those.
+
+    Jazzy honours ROS_LOCALHOST_ONLY with two warnings per process; Fast DDS 2 (Jazzy) reads
+    only FASTRTPS_DEFAULT_PROFILES_FILE, Fast DDS 3 (Kilted) warns about it. Both names and
+    ROS_LOCALHOST_ONLY are set before, as a user's shell might have them.
+    """
+    profile = str(REPO / 'config' / 'fastdds_large_images.xml')
+    env = {**os.environ, 'ROS_LOCALHOST_ONLY': '1', 'FASTDDS_DEFAULT_PROFILES_FILE': profile,
+           'FASTRTPS_DEFAULT_PROFILES_FILE': profile}
+    apply_env(env, {**rclpy_compat.local_discovery_env(),
+                    **rclpy_compat.fastdds_profile_env(profile)})
+    out = subprocess.run([sys.executable, '-c', PROBE], env=env, capture_output=True, text=True,
                          timeout=60)
     assert out.returncode == 0, out.stderr
     assert 'up' in out.stderr and 'WARN' not in out.stderr, out.stderr
+    assert int(out.stdout.split('largest segment')[1]) >= 16 * 2**20  # the profile's, not 512 KiB

@@ -10,16 +10,22 @@ pip metadata, and a feature is what the code needs.
 - local discovery: Humble reads ROS_LOCALHOST_ONLY; Iron and later read
   ROS_AUTOMATIC_DISCOVERY_RANGE (Jazzy still honours ROS_LOCALHOST_ONLY, with two warnings per
   process, and then ignores the range; Kilted ignores ROS_LOCALHOST_ONLY).
+- Fast DDS profile file: Fast DDS 2 (Humble 2.6, Jazzy 2.14) reads FASTRTPS_DEFAULT_PROFILES_FILE
+  only; Fast DDS 3 (Kilted) reads FASTDDS_DEFAULT_PROFILES_FILE and warns about the old name.
 - private API used: a LifecycleNode's `_state_machine` (destroy_state_machine), alike in all.
 
-`python -m jetson_seg.ros.rclpy_compat` prints what this rclpy has; with `--shell` the export
-lines that limit discovery to this machine (scripts/run_tests.sh uses them).
+`python -m jetson_seg.ros.rclpy_compat` prints what this ROS has; `--shell [PROFILE]` prints the
+shell lines that limit discovery to this machine and load PROFILE (scripts/run_tests.sh).
 """
 
 from __future__ import annotations
 
+import os
+import shlex
 import sys
-from typing import Callable, MutableMapping, Sequence
+from importlib import metadata
+from pathlib import Path
+from typing import Callable, Mapping, MutableMapping, Sequence
 
 from rclpy.executors import Executor, SingleThreadedExecutor
 from rclpy.node import Node
@@ -113,13 +119,46 @@ def local_discovery_env() -> dict[str, str | None]:
             'ROS_LOCALHOST_ONLY': None if IRON_OR_NEWER else '1'}
 
 
-def limit_discovery_to_localhost(env: MutableMapping[str, str]) -> None:
-    """Apply local_discovery_env() to `env` (os.environ or a child's environment)."""
-    for key, value in local_discovery_env().items():
+def fastdds_major() -> int:
+    """Fast DDS's major version: 3 where the `fastdds` package is installed, 2 for `fastrtps`.
+
+    Read from the ament index of a sourced ROS installation, else from the pip wheels' names
+    (ros-fastdds, ros-fastrtps); 3 when neither tells.
+    """
+    for prefix in filter(None, os.environ.get('AMENT_PREFIX_PATH', '').split(os.pathsep)):
+        index = Path(prefix, 'share', 'ament_index', 'resource_index', 'packages')
+        for package, major in (('fastdds', 3), ('fastrtps', 2)):
+            if (index / package).is_file():
+                return major
+    for dist, major in (('ros-fastdds', 3), ('ros-fastrtps', 2)):
+        try:
+            metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            continue
+        return major
+    return 3
+
+
+def fastdds_profile_env(profile: str) -> dict[str, str | None]:
+    """Variables that make Fast DDS load the XML profile `profile` (None: remove the variable)."""
+    new, old = 'FASTDDS_DEFAULT_PROFILES_FILE', 'FASTRTPS_DEFAULT_PROFILES_FILE'
+    if fastdds_major() >= 3:
+        return {new: profile, old: None}
+    return {old: profile, new: None}
+
+
+def apply_env(env: MutableMapping[str, str], changes: Mapping[str, str | None]) -> None:
+    """Set `changes` in `env` (os.environ or a child's); a None value removes the variable."""
+    for key, value in changes.items():
         if value is None:
             env.pop(key, None)
         else:
             env[key] = value
+
+
+def limit_discovery_to_localhost(env: MutableMapping[str, str]) -> None:
+    """Apply local_discovery_env() to `env` (os.environ or a child's environment)."""
+    apply_env(env, local_discovery_env())
 
 
 def describe() -> dict[str, str]:
@@ -128,15 +167,18 @@ def describe() -> dict[str, str]:
     return {'post-set parameter callbacks': 'rclpy' if IRON_OR_NEWER else 'emulated (Humble)',
             'EventsExecutor': 'yes' if events else 'no (SingleThreadedExecutor)',
             'local discovery': ', '.join(f'{k}={v}' for k, v in local_discovery_env().items()
-                                         if v is not None)}
+                                         if v is not None),
+            'Fast DDS': f'{fastdds_major()}.x, profile from '
+                        f'{next(k for k, v in fastdds_profile_env("-").items() if v)}'}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Print the features, or with --shell the discovery variables as shell commands."""
+    """Print the features, or with --shell [PROFILE] the environment as shell commands."""
     args = list(sys.argv[1:] if argv is None else argv)
-    if args == ['--shell']:
-        for key, value in local_discovery_env().items():
-            print(f'export {key}={value}' if value is not None else f'unset {key}')
+    if args[:1] == ['--shell'] and len(args) <= 2:
+        changes = {**local_discovery_env(), **(fastdds_profile_env(args[1]) if args[1:] else {})}
+        for key, value in changes.items():
+            print(f'export {key}={shlex.quote(value)}' if value is not None else f'unset {key}')
         return 0
     for key, value in describe().items():
         print(f'{key}: {value}')

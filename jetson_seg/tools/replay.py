@@ -66,17 +66,17 @@ def message_class(msgtype: str):
 def isolated_env(domain_id: int) -> dict[str, str]:
     """Environment for a measured run: own DDS domain, local discovery, large-image profile."""
     from jetson_seg.model_info import default_model_dir
-    from jetson_seg.ros.rclpy_compat import limit_discovery_to_localhost
+    from jetson_seg.ros.rclpy_compat import apply_env, fastdds_profile_env, local_discovery_env
 
     profile = next(p for p in (default_model_dir().parent.parent / 'config', CONFIG_DIR)
                    if (p / 'fastdds_large_images.xml').is_file()) / 'fastdds_large_images.xml'
-    env = {'ROS_DOMAIN_ID': str(domain_id),
-           'FASTDDS_DEFAULT_PROFILES_FILE': str(profile), 'TF_CPP_MIN_LOG_LEVEL': '2',
+    env = {'ROS_DOMAIN_ID': str(domain_id), 'TF_CPP_MIN_LOG_LEVEL': '2',
            'PYTHONUNBUFFERED': '1',
            'ROS_LOG_DIR': os.environ.get('ROS_LOG_DIR') or
            tempfile.mkdtemp(prefix='jetson_seg_log_')}
     os.environ.update(env)
-    limit_discovery_to_localhost(os.environ)  # the variable this rclpy's distro reads
+    # Local discovery and the profile, in the variables this ROS distro reads.
+    apply_env(os.environ, {**local_discovery_env(), **fastdds_profile_env(str(profile))})
     return dict(os.environ)
 
 
