@@ -8,6 +8,7 @@ opened as the node opens it and its mask compared with ONNX Runtime run by hand.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,6 +19,8 @@ from jetson_seg.errors import EngineError, ModelError
 from jetson_seg.model_store import open_model
 from jetson_seg.vision.image_conversion import DecodedImage
 from jetson_seg.vision.pipeline import PipelineConfig, SegmentationPipeline, Wanted
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope='module')
@@ -189,3 +192,81 @@ def test_onnx_int8_is_calibrated_checked_and_served_when_it_holds(folders, tmp_p
     assert speed['fp32'] > 0 and speed['int8'] > 0
     holds = class_iou >= INT8_CLASS_IOU and speed['int8'] <= speed['fp32']
     assert served.endswith('/int8' if holds else '/fp32')
+
+
+PYTORCH_EXAMPLE = REPO / 'models' / 'pytorch_example'  # scripts/pytorch_example made it
+
+
+def _direct_letterboxed(folder, rgb: np.ndarray, hw=(192, 256), stride=4) -> np.ndarray:
+    """A plain ONNX Runtime run of an NCHW ImageNet-normalised model, letterboxed by hand.
+
+    The ids over the frame's placement on the 1/`stride` output grid, as the node places it.
+    """
+    import onnxruntime as ort
+
+    from jetson_seg.vision.image_conversion import resize
+
+    height, width = hw
+    scale = min(width / rgb.shape[1], height / rgb.shape[0])
+    w, h = min(width, round(rgb.shape[1] * scale)), min(height, round(rgb.shape[0] * scale))
+    x, y = (width - w) // 2, (height - h) // 2
+    canvas = np.zeros((height, width, 3), np.uint8)
+    canvas[y:y + h, x:x + w] = resize(rgb, (w, h))
+    mean, std = np.float32((0.485, 0.456, 0.406)), np.float32((0.229, 0.224, 0.225))
+    batch = ((canvas.astype(np.float32) / 255.0 - mean) / std).transpose(2, 0, 1)[None]
+    session = ort.InferenceSession(str(folder / 'model.onnx'),
+                                   providers=['CPUExecutionProvider'])
+    ids = session.run(None, {'image': batch})[0][0].argmax(0)
+    x0, y0, x1, y1 = (int(np.floor(v / stride + 0.5)) for v in (x, y, x + w, y + h))
+    return ids[y0:y1, x0:x1].astype(np.uint8)
+
+
+def test_a_pytorch_export_is_served_over_dds_like_a_direct_run(ros_env):
+    """The shipped PyTorch example on real photos, colour and grey, through the node.
+
+    NCHW, ImageNet mean/std, logits, dynamic H/W, a 1/4-size output and a three-key model.json.
+    """
+    import sys
+
+    import cv2
+    from image_msgs import image_from_rgb
+    from ros_harness import NodeProcess
+
+    from jetson_seg.tools.replay import NodeClient
+
+    assets = Path(sys.prefix) / 'share' / 'jetson_seg' / 'test_assets'
+    node = NodeProcess({'threads': 1, 'model_path': str(PYTORCH_EXAMPLE),
+                        'mask_resolution': 'network'}, ros_env, namespace='/pytorch')
+    client = NodeClient.on_own_node('pytorch_client', namespace='/pytorch', outputs=('mask',))
+    try:
+        node.wait_for_output('active: listening')
+        assert 'engine=onnxruntime/CPUExecutionProvider' in node.text
+        client.connect(node_proc=node)
+        for stamp, name in enumerate(('astronaut.png', 'coffee.png', 'camera.png'), 1):
+            photo = cv2.imread(str(assets / name), cv2.IMREAD_UNCHANGED)
+            grey = photo.ndim == 2
+            rgb = cv2.cvtColor(photo, cv2.COLOR_GRAY2RGB if grey else cv2.COLOR_BGR2RGB)
+            msg = image_from_rgb(rgb, 'mono8' if grey else 'bgr8')
+            msg.header.stamp.sec = stamp
+            expected = _direct_letterboxed(PYTORCH_EXAMPLE, rgb)
+            answer = client.request(msg)['mask']
+            mask = np.frombuffer(answer.data, np.uint8).reshape(answer.height, answer.width)
+            assert mask.shape == expected.shape, name
+            assert (mask == expected).mean() >= 0.97, name
+    finally:
+        client.close()
+        assert node.stop() == 0, node.text
+
+
+def test_the_pytorch_example_reaches_its_stated_miou_on_generated_scenes():
+    """The model card's figure is reproducible here: served by the package, 40 held-out scenes."""
+    from jetson_seg.training.metrics import ConfusionMatrix
+    from jetson_seg.training.scenes import scene_stream
+
+    engine, info = open_model(str(PYTORCH_EXAMPLE), 'auto', threads=1)
+    pipeline = SegmentationPipeline(engine, info, PipelineConfig())
+    scores = ConfusionMatrix(4)
+    for scene, _ in zip(scene_stream(1000003), range(40)):
+        scores.add(scene.mask, pipeline.run(DecodedImage(scene.image, 'rgb'), Wanted()).mask)
+    engine.close()
+    assert scores.mean_iou() >= 0.80  # the card says 0.86 on 200 scenes
