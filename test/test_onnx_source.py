@@ -270,3 +270,28 @@ def test_the_pytorch_example_reaches_its_stated_miou_on_generated_scenes():
         scores.add(scene.mask, pipeline.run(DecodedImage(scene.image, 'rgb'), Wanted()).mask)
     engine.close()
     assert scores.mean_iou() >= 0.80  # the card says 0.86 on 200 scenes
+
+
+def test_the_optimizer_makes_checked_fp32_and_int8_from_the_pytorch_example(tmp_path):
+    """A PyTorch export becomes checked FP32 and INT8 files; auto serves the one that holds.
+
+    INT8 is calibrated on generated scenes; its class IoU and both speeds are in the manifest.
+    """
+    from jetson_seg.optimize.artefacts import INT8_CLASS_IOU
+    from jetson_seg.optimize.convert_tftrt import TrtSettings
+    from jetson_seg.optimize.optimizer import Optimizer, OptimizerConfig
+
+    said: list[str] = []
+    manifest = Optimizer(OptimizerConfig(
+        input_model=str(PYTORCH_EXAMPLE), output_dir=str(tmp_path / 'out'), targets=('onnx',),
+        trt=TrtSettings(precision_mode='INT8'), calibration_frames=16, check_frames=8),
+        log=said.append).run()
+    target = manifest['targets']['onnx']
+    assert [f['role'] for f in target['files']] == ['model', 'int8']
+    assert target['check']['mask_agreement'] >= 0.9999
+    class_iou, speed = target['check_int8']['class_iou'], target['speed_ms']
+    assert 0.5 < class_iou <= 1.0 and speed['int8'] > 0
+    engine, _ = open_model(str(tmp_path / 'out'), 'auto', threads=1)
+    picked = 'int8' if class_iou >= INT8_CLASS_IOU and speed['int8'] <= speed['fp32'] else 'fp32'
+    assert engine.label.endswith(picked), (engine.label, class_iou, speed)
+    engine.close()
