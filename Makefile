@@ -13,6 +13,7 @@ demo: setup
 
 test: setup
 	bash scripts/run_tests.sh
+	bash scripts/test_jazzy.sh
 
 clean:
-	rm -rf $(VENV) build install log output
+	rm -rf $(VENV) .venv-jazzy build install log output
