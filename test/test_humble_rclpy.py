@@ -91,6 +91,16 @@ def test_the_compat_module_takes_the_humble_paths():
     assert 'ROS_LOCALHOST_ONLY=1' in described.stdout
 
 
+def test_the_optimizer_node_checks_its_parameters_on_humbles_api(ros_env, tmp_path):
+    """Its node, parameter declarations and validator run before any conversion starts."""
+    run = subprocess.run([*HUMBLE, sys.executable, '-m', 'jetson_seg.ros.optimizer_node',
+                          '--ros-args', '-p', 'targets:=[bogus]', '-p', f'output_dir:={tmp_path}'],
+                         capture_output=True, text=True, timeout=120, env=ros_env)
+    assert run.returncode == 2, run.stderr[-2000:]
+    assert "invalid parameter: targets items must be in" in run.stderr + run.stdout
+    assert 'Traceback' not in run.stderr
+
+
 def _rclpy_imports(path: Path) -> list[tuple[str, str | None, int]]:
     """(module, name or None, line) of every rclpy import in a file not guarded by ImportError."""
     tree = ast.parse(path.read_text())
