@@ -112,15 +112,20 @@ def _lambda_model(folder: Path, fmt: str):
     return path
 
 
-def keras_bytecode_lambda(folder: Path) -> None:
-    """A Lambda holding Python bytecode (Keras marshals the function into config.json)."""
+def _bytecode_lambda_model(folder: Path, fmt: str) -> None:
+    """A model whose Lambda holds Python bytecode that writes the marker, saved as `fmt`."""
     import keras
 
     model = _tiny_keras(keras.layers.Lambda(
         lambda t: (open(__import__('os').environ.get('ZOO_MARKER', os.devnull), 'w').write(
             'ran'), t)[1], output_shape=(16, 16, 3), name='bytecode'))
     _describe(folder)
-    model.save(folder / 'model.keras')
+    model.save(folder / f'model.{fmt}')
+
+
+def keras_bytecode_lambda(folder: Path) -> None:
+    """A Lambda holding Python bytecode (Keras marshals the function into config.json)."""
+    _bytecode_lambda_model(folder, 'keras')
 
 
 def keras_module_function(folder: Path) -> None:
@@ -176,13 +181,7 @@ def keras_saved_model_layer(folder: Path) -> None:
 
 def h5_bytecode_lambda(folder: Path) -> None:
     """A legacy .h5 with a Lambda (its bytecode runs on load even in Keras's safe mode)."""
-    import keras
-
-    model = _tiny_keras(keras.layers.Lambda(
-        lambda t: (open(__import__('os').environ.get('ZOO_MARKER', os.devnull), 'w').write(
-            'ran'), t)[1], output_shape=(16, 16, 3), name='bytecode'))
-    _describe(folder)
-    model.save(folder / 'model.h5')
+    _bytecode_lambda_model(folder, 'h5')
 
 
 def h5_module_function(folder: Path) -> None:
@@ -199,8 +198,8 @@ def _save_module(module, folder: Path, signature) -> None:
     tf.saved_model.save(module, str(folder), signatures={'serving_default': signature})
 
 
-def saved_model_dataset_reduce(folder: Path) -> None:
-    """tf.io.write_file inside a tf.data reduce function (the library, not the graph)."""
+def _saved_model_that(folder: Path, side_effect) -> None:
+    """A SavedModel whose serving function runs `side_effect(marker)` before it convolves."""
     import tensorflow as tf
 
     marker = str(folder / MARKER)
@@ -211,35 +210,31 @@ def saved_model_dataset_reduce(folder: Path) -> None:
 
         @tf.function(input_signature=[tf.TensorSpec((None, 16, 16, 3), tf.float32)])
         def serve(self, image):
-            def step(state, _):
-                with tf.control_dependencies([tf.io.write_file(marker, 'ran')]):
-                    return state + 1
-            count = tf.data.Dataset.range(1).reduce(tf.constant(0, tf.int64), step)
-            with tf.control_dependencies([count]):
+            with tf.control_dependencies([side_effect(marker)]):
                 return {'logits': tf.nn.conv2d(image, self.kernel, 1, 'SAME')}
     module = Model()
     _save_module(module, folder, module.serve)
+
+
+def saved_model_dataset_reduce(folder: Path) -> None:
+    """tf.io.write_file inside a tf.data reduce function (the library, not the graph)."""
+    import tensorflow as tf
+
+    def reduce_writing(marker: str):
+        def step(state, _):
+            with tf.control_dependencies([tf.io.write_file(marker, 'ran')]):
+                return state + 1
+        return tf.data.Dataset.range(1).reduce(tf.constant(0, tf.int64), step)
+    _saved_model_that(folder, reduce_writing)
 
 
 def saved_model_tfrecord_writer(folder: Path) -> None:
     """DatasetToTFRecord: a dataset op that writes a file (not on any old deny-list)."""
     import tensorflow as tf
 
-    marker = str(folder / MARKER)
-
-    class Model(tf.Module):
-        def __init__(self):
-            self.kernel = tf.Variable(tf.ones((1, 1, 3, 2)))
-
-        @tf.function(input_signature=[tf.TensorSpec((None, 16, 16, 3), tf.float32)])
-        def serve(self, image):
-            written = tf.raw_ops.DatasetToTFRecord(
-                input_dataset=tf.data.Dataset.from_tensors(tf.constant('ran'))._variant_tensor,
-                filename=marker, compression_type='')
-            with tf.control_dependencies([written]):
-                return {'logits': tf.nn.conv2d(image, self.kernel, 1, 'SAME')}
-    module = Model()
-    _save_module(module, folder, module.serve)
+    _saved_model_that(folder, lambda marker: tf.raw_ops.DatasetToTFRecord(
+        input_dataset=tf.data.Dataset.from_tensors(tf.constant('ran'))._variant_tensor,
+        filename=marker, compression_type=''))
 
 
 def saved_model_resource_initializer(folder: Path, marker: Path | None = None) -> None:
@@ -275,22 +270,12 @@ def saved_model_while_body(folder: Path) -> None:
     """WriteFile in a while loop's body (a function reached only through a loop attribute)."""
     import tensorflow as tf
 
-    marker = str(folder / MARKER)
-
-    class Model(tf.Module):
-        def __init__(self):
-            self.kernel = tf.Variable(tf.ones((1, 1, 3, 2)))
-
-        @tf.function(input_signature=[tf.TensorSpec((None, 16, 16, 3), tf.float32)])
-        def serve(self, image):
-            def body(i):
-                with tf.control_dependencies([tf.io.write_file(marker, 'ran')]):
-                    return i + 1
-            (done,) = tf.while_loop(lambda i: i < 1, body, [tf.constant(0)])
-            with tf.control_dependencies([done]):
-                return {'logits': tf.nn.conv2d(image, self.kernel, 1, 'SAME')}
-    module = Model()
-    _save_module(module, folder, module.serve)
+    def loop_writing(marker: str):
+        def body(i):
+            with tf.control_dependencies([tf.io.write_file(marker, 'ran')]):
+                return i + 1
+        return tf.while_loop(lambda i: i < 1, body, [tf.constant(0)])[0]
+    _saved_model_that(folder, loop_writing)
 
 
 def _flex_tflite(marker: str) -> bytes:

@@ -145,7 +145,19 @@ class ModelSource:
         return FrozenGraphEngine.from_frozen(self.freeze(for_cpu=not tensorflow_gpu()), threads)
 
 
-class KerasSource(ModelSource):
+class TensorFlowSource(ModelSource):
+    """A model TensorFlow loads: served at start-up as a frozen graph or converted to LiteRT."""
+
+    def engine(self, name: str, threads: int, providers: tuple[str, ...] = PROVIDERS,
+               precision: str = 'auto', log=None) -> Engine:
+        if name == 'litert':
+            return self._converted_litert(threads)
+        if name == 'tf':
+            return self._frozen_graph(threads)
+        return super().engine(name, threads)
+
+
+class KerasSource(TensorFlowSource):
     """A .keras or legacy .h5 model, loaded with Keras once (safe mode unless trusted)."""
 
     def __init__(self, path: Path, fmt: str, info: ModelInfo, trust: bool) -> None:
@@ -165,14 +177,6 @@ class KerasSource(ModelSource):
             size = self.size
         return size, shape[-1] if len(shape) == 4 else 1, model.inputs[0].dtype
 
-    def engine(self, name: str, threads: int, providers: tuple[str, ...] = PROVIDERS,
-               precision: str = 'auto', log=None) -> Engine:
-        if name == 'litert':
-            return self._converted_litert(threads)
-        if name == 'tf':
-            return self._frozen_graph(threads)
-        return super().engine(name, threads)
-
     def _run_own(self, frame: np.ndarray) -> np.ndarray:
         return np.asarray(self.keras_model(frame, training=False))
 
@@ -191,7 +195,7 @@ class KerasSource(ModelSource):
             yield Path(folder), 'serving_default'
 
 
-class SavedModelSource(ModelSource):
+class SavedModelSource(TensorFlowSource):
     """A TensorFlow SavedModel: one signature frozen into a lean graph (loading runs it)."""
 
     signature: str | None = None
@@ -203,14 +207,6 @@ class SavedModelSource(ModelSource):
         self.signature = frozen.signature
         self._engine = FrozenGraphEngine.from_frozen(frozen, threads=1)
         return frozen.input_hw, frozen.output_channels, self._engine.input_dtype
-
-    def engine(self, name: str, threads: int, providers: tuple[str, ...] = PROVIDERS,
-               precision: str = 'auto', log=None) -> Engine:
-        if name == 'litert':
-            return self._converted_litert(threads)
-        if name == 'tf':
-            return self._frozen_graph(threads)
-        return super().engine(name, threads)
 
     def freeze(self, for_cpu: bool) -> FrozenModel:
         if for_cpu not in self._frozen:
