@@ -1,0 +1,227 @@
+"""Track one camera's regions across frames: persistent ids, velocities (px/s) and ages (s).
+
+A one-way step after the regions (postprocess.Region), for one camera: the node keeps one
+RegionTracker per camera and calls `update(regions, stamp)` once per answered frame with the
+frame's header stamp in seconds.
+
+Why stamps and not frame counts: newest-frame-wins drops frames, a slower machine answers fewer,
+and a bag played with sim time may run at any speed; the motion model predicts each track over
+the real time between its frames (constant velocity), so a track survives gaps. A stamp that
+goes back (a bag starting over) empties the tracker; ids keep counting so none is ever reused.
+
+Association: one assignment (scipy's linear_sum_assignment) over a cost mixing the centre
+distance to the predicted box (scaled by a gate that grows with the object's size and with how
+far it may have moved since it was last seen) and the IoU of the boxes, only between regions and
+tracks of the same class. A track is reported once it has been seen `min_hits` frames in a row
+and kept through misses for `max_age` seconds (crossings, occlusions, dropped frames).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from jetson_seg.errors import ConfigurationError
+from jetson_seg.vision.postprocess import Region
+
+
+@dataclass(frozen=True)
+class TrackerParams:
+    """Tracking settings (the node declares one parameter per field, same name and default)."""
+
+    min_hits: int = 3  # frames in a row a track must be seen before it is reported
+    max_age: float = 0.3  # s a track is kept without being seen
+    gate_size: float = 1.0  # match radius: the object's size (sqrt of box area) x this ...
+    gate_motion: float = 2.0  # ... plus its speed x the time since last seen x this ...
+    gate_pixels: float = 16.0  # ... plus this many pixels
+    iou_weight: float = 1.0  # weight of 1 - IoU beside the centre distance in the cost
+    tentative_cost: float = 0.3  # added for unconfirmed tracks: confirmed ones match first
+    velocity_smoothing: float = 0.02  # s, time constant of the velocity's exponential average
+
+    def __post_init__(self) -> None:
+        reason = self.problem()
+        if reason:
+            raise ConfigurationError(f'tracking parameters: {reason}')
+
+    def problem(self) -> str | None:
+        """Why these values cannot work, or None."""
+        if isinstance(self.min_hits, bool) or not isinstance(self.min_hits, int) or \
+                self.min_hits < 1:
+            return f'min_hits must be an integer >= 1, got {self.min_hits!r}'
+        floats = {name: getattr(self, name) for name in (
+            'max_age', 'gate_size', 'gate_motion', 'gate_pixels', 'iou_weight',
+            'tentative_cost', 'velocity_smoothing')}
+        for name, value in floats.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+                    not math.isfinite(value) or value < 0:
+                return f'{name} must be a finite number >= 0, got {value!r}'
+        if self.max_age <= 0:
+            return f'max_age must be > 0 s (tracks must outlive one frame), got {self.max_age}'
+        if self.gate_size == 0 and self.gate_pixels == 0:
+            return 'gate_size and gate_pixels are both 0: no region could ever match a track'
+        return None
+
+
+@dataclass(frozen=True)
+class Track:
+    """A confirmed track as of one frame."""
+
+    track_id: int  # unique while the tracker lives (reset() included)
+    class_id: int
+    box: tuple[float, float, float, float]  # x0, y0, x1, y1 px: the region's, else predicted
+    velocity: tuple[float, float]  # px/s in the image (x right, y down), smoothed
+    age: float  # s since the track was first seen
+    hits: int  # frames it was seen in
+    missed: float  # s since it was last seen (0 when seen in this frame)
+    region: int | None  # index of its region in this frame's list; None when not seen
+    score: float  # the last region's score
+
+
+class _State:
+    """A track's state: last measured box, velocity (px/s), times and counts."""
+
+    __slots__ = ('track_id', 'class_id', 'cx', 'cy', 'w', 'h', 'vx', 'vy', 'first', 'last',
+                 'hits', 'score', 'confirmed', 'region')
+
+    def __init__(self, track_id: int, region: Region, index: int, stamp: float) -> None:
+        self.track_id = track_id
+        self.class_id = region.class_id
+        self.vx = self.vy = 0.0
+        self.first = stamp
+        self.hits = 0
+        self.confirmed = False
+        self._measure(region, index, stamp)
+
+    def _measure(self, region: Region, index: int, stamp: float) -> None:
+        self.cx, self.cy = (region.x0 + region.x1) / 2, (region.y0 + region.y1) / 2
+        self.w, self.h = float(region.x1 - region.x0), float(region.y1 - region.y0)
+        self.score = region.score
+        self.last = stamp
+        self.hits += 1
+        self.region = index
+
+    def observe(self, region: Region, index: int, stamp: float, smoothing: float) -> None:
+        """Take this frame's region; the velocity follows the measured centres."""
+        dt = stamp - self.last
+        cx, cy = (region.x0 + region.x1) / 2, (region.y0 + region.y1) / 2
+        if dt > 0:
+            vx, vy = (cx - self.cx) / dt, (cy - self.cy) / dt
+            if self.hits == 1:  # the first difference is the first estimate
+                self.vx, self.vy = vx, vy
+            else:  # the longer the gap, the more the new difference counts
+                weight = 1.0 - math.exp(-dt / smoothing) if smoothing > 0 else 1.0
+                self.vx += weight * (vx - self.vx)
+                self.vy += weight * (vy - self.vy)
+        self._measure(region, index, stamp)
+
+    def box_at(self, stamp: float) -> tuple[float, float, float, float]:
+        """Constant-velocity prediction of the box at `stamp`."""
+        dt = stamp - self.last
+        cx, cy = self.cx + self.vx * dt, self.cy + self.vy * dt
+        return (cx - self.w / 2, cy - self.h / 2, cx + self.w / 2, cy + self.h / 2)
+
+
+class RegionTracker:
+    """Tracks of one camera's regions; `update` once per frame, in stamp order."""
+
+    def __init__(self, params: TrackerParams = TrackerParams(),
+                 ids: Iterator[int] | None = None) -> None:
+        """Start empty; `ids` (default 1, 2, ...) may be shared: ids unique across cameras."""
+        self.params = params
+        self._ids = ids if ids is not None else itertools.count(1)
+        self._tracks: list[_State] = []
+        self._stamp: float | None = None
+
+    @property
+    def params(self) -> TrackerParams:
+        return self._params
+
+    @params.setter
+    def params(self, params: TrackerParams) -> None:
+        """New settings apply from the next frame on; the tracks are kept."""
+        if not isinstance(params, TrackerParams):
+            raise ConfigurationError(f'expected TrackerParams, got {type(params).__name__}')
+        self._params = params
+
+    def reset(self) -> None:
+        """Forget every track (deactivate, a jump back in time); ids keep counting."""
+        self._tracks.clear()
+        self._stamp = None
+
+    def update(self, regions: Sequence[Region], stamp: float) -> list[Track]:
+        """Add one frame's regions taken at `stamp` (s); the confirmed tracks, in id order.
+
+        Tracks seen in this frame carry the index of their region; confirmed tracks not seen
+        (within max_age) are returned too, with region None and their predicted box.
+        """
+        stamp = float(stamp)
+        if self._stamp is not None and stamp < self._stamp:
+            self.reset()
+        self._stamp = stamp
+        params = self._params
+        self._tracks = [t for t in self._tracks if stamp - t.last <= params.max_age]
+        for track in self._tracks:
+            track.region = None
+        matches, unmatched = self._associate(regions, stamp)
+        for track, index in matches:
+            track.observe(regions[index], index, stamp, params.velocity_smoothing)
+        # an unconfirmed track missed once was likely noise (a fragment, a flicker)
+        self._tracks = [t for t in self._tracks if t.confirmed or t.region is not None]
+        for index in unmatched:
+            self._tracks.append(_State(next(self._ids), regions[index], index, stamp))
+        out = []
+        for track in self._tracks:
+            track.confirmed = track.confirmed or track.hits >= params.min_hits
+            if track.confirmed:
+                out.append(self._report(track, stamp))
+        return out
+
+    def _associate(self, regions: Sequence[Region], stamp: float
+                   ) -> tuple[list[tuple[_State, int]], list[int]]:
+        """Pairs (track, region index) and the indices of regions no track took."""
+        tracks = self._tracks
+        if not tracks or not regions:
+            return [], list(range(len(regions)))
+        p = self._params
+        state = np.array([(t.cx, t.cy, t.w, t.h, t.vx, t.vy, stamp - t.last, t.class_id,
+                           0.0 if t.confirmed else p.tentative_cost) for t in tracks])
+        found = np.array([(r.x0, r.y0, r.x1, r.y1, r.class_id) for r in regions], np.float64)
+        dt = state[:, 6]
+        cx, cy = state[:, 0] + state[:, 4] * dt, state[:, 1] + state[:, 5] * dt
+        half_w, half_h = state[:, 2:3] / 2, state[:, 3:4] / 2
+        px0, px1 = cx[:, None] - half_w, cx[:, None] + half_w
+        py0, py1 = cy[:, None] - half_h, cy[:, None] + half_h
+        fx0, fy0, fx1, fy1 = found[:, 0], found[:, 1], found[:, 2], found[:, 3]
+        inter = (np.clip(np.minimum(px1, fx1) - np.maximum(px0, fx0), 0, None) *
+                 np.clip(np.minimum(py1, fy1) - np.maximum(py0, fy0), 0, None))
+        area_t = (state[:, 2] * state[:, 3])[:, None]
+        area_f = ((fx1 - fx0) * (fy1 - fy0))[None, :]
+        iou = inter / np.maximum(area_t + area_f - inter, 1e-9)
+        dist = np.hypot(cx[:, None] - (fx0 + fx1) / 2, cy[:, None] - (fy0 + fy1) / 2)
+        speed = np.hypot(state[:, 4], state[:, 5])
+        radius = (p.gate_size * np.sqrt(np.maximum(area_t, area_f)) +
+                  (p.gate_motion * speed * dt + p.gate_pixels)[:, None])
+        valid = (dist <= radius) & (state[:, 7:8] == found[None, :, 4])
+        if not valid.any():
+            return [], list(range(len(regions)))
+        cost = dist / np.maximum(radius, 1e-9) + p.iou_weight * (1.0 - iou) + state[:, 8:9]
+        cost[~valid] = 1e6
+        rows, cols = linear_sum_assignment(cost)
+        taken = valid[rows, cols]
+        matched = set(cols[taken].tolist())
+        return ([(tracks[r], c) for r, c in zip(rows[taken].tolist(), cols[taken].tolist())],
+                [i for i in range(len(regions)) if i not in matched])
+
+    @staticmethod
+    def _report(track: _State, stamp: float) -> Track:
+        seen = track.region is not None
+        box = ((track.cx - track.w / 2, track.cy - track.h / 2, track.cx + track.w / 2,
+                track.cy + track.h / 2) if seen else track.box_at(stamp))
+        return Track(track.track_id, track.class_id, box, (track.vx, track.vy),
+                     stamp - track.first, track.hits, stamp - track.last, track.region,
+                     track.score)
