@@ -70,14 +70,26 @@ ensure_system_tools() {
   apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
 }
 
-# A venv at $VENV from $PYTHON, which must be 3.11: the ROS 2 wheels on PyPI are cp311 only.
+# True when $PYTHON sees a ROS 2 installation's rclpy (a sourced /opt/ros/<distro>/setup.bash).
+ros_sourced() { "$PYTHON" -c 'import rclpy' 2>/dev/null; }
+
+# A venv at $VENV from $PYTHON. With a sourced ROS 2 installation (Humble: Python 3.10, Jazzy:
+# 3.12, Kilted) it sees that installation's packages (--system-site-packages) and any Python
+# 3.10-3.12 will do; without one it must be 3.11, as the ROS 2 wheels on PyPI are cp311 only.
 ensure_venv() {
   if [ -x "$PY" ] && "$PY" -m pip --version >/dev/null 2>&1; then return 0; fi
-  "$PYTHON" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' \
-    || die "$PYTHON is $("$PYTHON" --version 2>&1); the ROS 2 wheels need Python 3.11 (set PYTHON=...)"
-  step "create $NAME ($("$PYTHON" --version 2>&1))"
+  local options=()
+  if ros_sourced; then
+    "$PYTHON" -c 'import sys; sys.exit(not (3, 10) <= sys.version_info[:2] <= (3, 12))' \
+      || die "$PYTHON is $("$PYTHON" --version 2>&1); this package supports Python 3.10-3.12"
+    options=(--system-site-packages)
+  else
+    "$PYTHON" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' \
+      || die "$PYTHON is $("$PYTHON" --version 2>&1) and no ROS 2 is sourced; the ROS 2 wheels need Python 3.11 (set PYTHON=..., or source /opt/ros/<distro>/setup.bash first)"
+  fi
+  step "create $NAME ($("$PYTHON" --version 2>&1)${options:+, over the sourced ROS 2})"
   rm -rf "$VENV"
-  "$PYTHON" -m venv "$VENV" || { rm -rf "$VENV"; die "python3 -m venv failed"; }
+  "$PYTHON" -m venv "${options[@]}" "$VENV" || { rm -rf "$VENV"; die "python3 -m venv failed"; }
 }
 
 # vision_msgs (on no registry) built from interfaces/vision_msgs into the venv, unless importable.
@@ -96,7 +108,9 @@ build_vision_msgs() {
   build=$(mktemp -d -t vision_msgs_build.XXXXXX)
   log="$build.log"
   (
-    export CMAKE_PREFIX_PATH="$VENV" AMENT_PREFIX_PATH="$VENV" PATH="$VENV/bin:$PATH"
+    # the venv's ROS wheels, or a sourced installation's ament and rosidl
+    export CMAKE_PREFIX_PATH="$VENV${CMAKE_PREFIX_PATH:+:$CMAKE_PREFIX_PATH}" \
+      AMENT_PREFIX_PATH="$VENV${AMENT_PREFIX_PATH:+:$AMENT_PREFIX_PATH}" PATH="$VENV/bin:$PATH"
     cmake -S interfaces/vision_msgs -B "$build" -DCMAKE_BUILD_TYPE=Release \
       -DCMAKE_INSTALL_PREFIX="$VENV" -DPython3_EXECUTABLE="$PY" -DBUILD_TESTING=OFF
     cmake --build "$build" -j2

