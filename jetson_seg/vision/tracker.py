@@ -39,8 +39,11 @@ class TrackerParams:
     gate_size: float = 1.0  # match radius: the object's size (sqrt of box area) x this ...
     gate_motion: float = 2.0  # ... plus its speed x the time since last seen x this ...
     gate_pixels: float = 16.0  # ... plus this many pixels
+    max_speed: float = 3000.0  # px/s a track seen once may have moved at (its speed unknown)
     iou_weight: float = 1.0  # weight of 1 - IoU beside the centre distance in the cost
     tentative_cost: float = 0.3  # added for unconfirmed tracks: confirmed ones match first
+    class_change_cost: float = 0.5  # added where the class differs (inf: never matched)
+    max_cost: float = 2.0  # a pair costing more is never matched: both stay unmatched
     velocity_smoothing: float = 0.02  # s, time constant of the velocity's exponential average
 
     def __post_init__(self) -> None:
@@ -54,14 +57,17 @@ class TrackerParams:
                 self.min_hits < 1:
             return f'min_hits must be an integer >= 1, got {self.min_hits!r}'
         floats = {name: getattr(self, name) for name in (
-            'max_age', 'gate_size', 'gate_motion', 'gate_pixels', 'iou_weight',
-            'tentative_cost', 'velocity_smoothing')}
+            'max_age', 'gate_size', 'gate_motion', 'gate_pixels', 'max_speed', 'iou_weight',
+            'tentative_cost', 'class_change_cost', 'max_cost', 'velocity_smoothing')}
         for name, value in floats.items():
             if isinstance(value, bool) or not isinstance(value, (int, float)) or \
-                    not math.isfinite(value) or value < 0:
+                    math.isnan(value) or value < 0 or \
+                    math.isinf(value) and name != 'class_change_cost':
                 return f'{name} must be a finite number >= 0, got {value!r}'
         if self.max_age <= 0:
             return f'max_age must be > 0 s (tracks must outlive one frame), got {self.max_age}'
+        if self.max_cost == 0:
+            return 'max_cost is 0: no region could ever match a track'
         if self.gate_size == 0 and self.gate_pixels == 0:
             return 'gate_size and gate_pixels are both 0: no region could ever match a track'
         return None
@@ -72,7 +78,7 @@ class Track:
     """A confirmed track as of one frame."""
 
     track_id: int  # unique while the tracker lives (reset() included)
-    class_id: int
+    class_id: int  # the class its regions had most often
     box: tuple[float, float, float, float]  # x0, y0, x1, y1 px: the region's, else predicted
     velocity: tuple[float, float]  # px/s in the image (x right, y down), smoothed
     age: float  # s since the track was first seen
@@ -82,15 +88,24 @@ class Track:
     score: float  # the last region's score
 
 
+#: Pixels by which a box's two edges along an axis may move differently and still both be the
+#: object's (segmentation noise); beyond, one of them is taken to follow an occluder.
+EDGES_AGREE = 3.0
+
+#: Cost of a pair outside the gate: never chosen while leaving both unmatched is cheaper.
+_NEVER = 1e9
+
+
 class _State:
     """A track's state: last measured box, velocity (px/s), times and counts."""
 
-    __slots__ = ('track_id', 'class_id', 'cx', 'cy', 'w', 'h', 'vx', 'vy', 'first', 'last',
-                 'hits', 'score', 'confirmed', 'region')
+    __slots__ = ('track_id', 'class_id', 'votes', 'cx', 'cy', 'w', 'h', 'vx', 'vy', 'first',
+                 'last', 'hits', 'score', 'confirmed', 'region', 'box')
 
     def __init__(self, track_id: int, region: Region, index: int, stamp: float) -> None:
         self.track_id = track_id
         self.class_id = region.class_id
+        self.votes: dict[int, int] = {}
         self.vx = self.vy = 0.0
         self.first = stamp
         self.hits = 0
@@ -98,23 +113,35 @@ class _State:
         self._measure(region, index, stamp)
 
     def _measure(self, region: Region, index: int, stamp: float) -> None:
+        """Take the region's box; the track's class is the one its regions had most often."""
+        votes = self.votes[region.class_id] = self.votes.get(region.class_id, 0) + 1
+        if votes > self.votes.get(self.class_id, 0):
+            self.class_id = region.class_id
         self.cx, self.cy = (region.x0 + region.x1) / 2, (region.y0 + region.y1) / 2
         self.w, self.h = float(region.x1 - region.x0), float(region.y1 - region.y0)
+        self.box = (float(region.x0), float(region.y0), float(region.x1), float(region.y1))
         self.score = region.score
         self.last = stamp
         self.hits += 1
         self.region = index
 
     def observe(self, region: Region, index: int, stamp: float, smoothing: float) -> None:
-        """Take this frame's region; the velocity follows the measured centres."""
+        """Take this frame's region; the velocity follows the box's edges.
+
+        Along each axis the two edges moved alike unless something hid or uncovered part of
+        the object (an occluder, a merge with another object, the frame's edge): then the edge
+        that moved as predicted is the object's, the other moved with what hides it.
+        """
         dt = stamp - self.last
-        cx, cy = (region.x0 + region.x1) / 2, (region.y0 + region.y1) / 2
         if dt > 0:
-            vx, vy = (cx - self.cx) / dt, (cy - self.cy) / dt
+            x0, y0, x1, y1 = self.box
             if self.hits == 1:  # the first difference is the first estimate
-                self.vx, self.vy = vx, vy
+                self.vx = (region.x0 + region.x1 - x0 - x1) / 2 / dt
+                self.vy = (region.y0 + region.y1 - y0 - y1) / 2 / dt
             else:  # the longer the gap, the more the new difference counts
                 weight = 1.0 - math.exp(-dt / smoothing) if smoothing > 0 else 1.0
+                vx = _shift(region.x0 - x0, region.x1 - x1, self.vx * dt) / dt
+                vy = _shift(region.y0 - y0, region.y1 - y1, self.vy * dt) / dt
                 self.vx += weight * (vx - self.vx)
                 self.vy += weight * (vy - self.vy)
         self._measure(region, index, stamp)
@@ -124,6 +151,17 @@ class _State:
         dt = stamp - self.last
         cx, cy = self.cx + self.vx * dt, self.cy + self.vy * dt
         return (cx - self.w / 2, cy - self.h / 2, cx + self.w / 2, cy + self.h / 2)
+
+
+#: Pairs (track, region index) and the indices of the regions no track took.
+_Matches = tuple[list[tuple[_State, int]], list[int]]
+
+
+def _shift(near: float, far: float, expected: float) -> float:
+    """The object's shift along one axis from its box's two edges' shifts (px)."""
+    if abs(near - far) <= EDGES_AGREE:
+        return (near + far) / 2
+    return near if abs(near - expected) <= abs(far - expected) else far
 
 
 class RegionTracker:
@@ -181,15 +219,14 @@ class RegionTracker:
                 out.append(self._report(track, stamp))
         return out
 
-    def _associate(self, regions: Sequence[Region], stamp: float
-                   ) -> tuple[list[tuple[_State, int]], list[int]]:
+    def _associate(self, regions: Sequence[Region], stamp: float) -> _Matches:
         """Pairs (track, region index) and the indices of regions no track took."""
         tracks = self._tracks
         if not tracks or not regions:
             return [], list(range(len(regions)))
         p = self._params
         state = np.array([(t.cx, t.cy, t.w, t.h, t.vx, t.vy, stamp - t.last, t.class_id,
-                           0.0 if t.confirmed else p.tentative_cost) for t in tracks])
+                           0.0 if t.confirmed else p.tentative_cost, t.hits) for t in tracks])
         found = np.array([(r.x0, r.y0, r.x1, r.y1, r.class_id) for r in regions], np.float64)
         dt = state[:, 6]
         cx, cy = state[:, 0] + state[:, 4] * dt, state[:, 1] + state[:, 5] * dt
@@ -204,24 +241,45 @@ class RegionTracker:
         iou = inter / np.maximum(area_t + area_f - inter, 1e-9)
         dist = np.hypot(cx[:, None] - (fx0 + fx1) / 2, cy[:, None] - (fy0 + fy1) / 2)
         speed = np.hypot(state[:, 4], state[:, 5])
+        speed[state[:, 9] == 1] = p.max_speed / max(p.gate_motion, 1e-9)
         radius = (p.gate_size * np.sqrt(np.maximum(area_t, area_f)) +
                   (p.gate_motion * speed * dt + p.gate_pixels)[:, None])
-        valid = (dist <= radius) & (state[:, 7:8] == found[None, :, 4])
+        other = state[:, 7:8] != found[None, :, 4]
+        valid = dist <= radius
+        if math.isinf(p.class_change_cost):
+            valid &= ~other
         if not valid.any():
             return [], list(range(len(regions)))
         cost = dist / np.maximum(radius, 1e-9) + p.iou_weight * (1.0 - iou) + state[:, 8:9]
-        cost[~valid] = 1e6
-        rows, cols = linear_sum_assignment(cost)
-        taken = valid[rows, cols]
+        if p.class_change_cost and not math.isinf(p.class_change_cost):
+            cost += p.class_change_cost * other
+        return self._solve(cost, valid)
+
+    def _solve(self, cost: np.ndarray, valid: np.ndarray) -> _Matches:
+        """Least total cost, where leaving a track and a region unmatched costs max_cost.
+
+        Without that option the solver would maximise the number of pairs first, taking two
+        poor pairs (say each object's track on the other, after a crossing) over one good one.
+        """
+        n, m = cost.shape
+        square = np.full((n + m, m + n), _NEVER)
+        square[:n, :m] = np.where(valid, cost, _NEVER)
+        half = self._params.max_cost / 2
+        square[np.arange(n), m + np.arange(n)] = half  # track i left unmatched
+        square[n + np.arange(m), np.arange(m)] = half  # region j left unmatched
+        square[n:, m:] = 0.0
+        rows, cols = linear_sum_assignment(square)
+        pairs = (rows < n) & (cols < m)
+        rows, cols = rows[pairs], cols[pairs]
+        taken = valid[rows, cols] & (cost[rows, cols] < self._params.max_cost)
         matched = set(cols[taken].tolist())
+        tracks = self._tracks
         return ([(tracks[r], c) for r, c in zip(rows[taken].tolist(), cols[taken].tolist())],
-                [i for i in range(len(regions)) if i not in matched])
+                [j for j in range(m) if j not in matched])
 
     @staticmethod
     def _report(track: _State, stamp: float) -> Track:
-        seen = track.region is not None
-        box = ((track.cx - track.w / 2, track.cy - track.h / 2, track.cx + track.w / 2,
-                track.cy + track.h / 2) if seen else track.box_at(stamp))
+        box = track.box if track.region is not None else track.box_at(stamp)
         return Track(track.track_id, track.class_id, box, (track.vx, track.vy),
                      stamp - track.first, track.hits, stamp - track.last, track.region,
                      track.score)

@@ -1,0 +1,222 @@
+"""Tracking quality on generated sequences: IDF1, MOTA, identity switches (py-motmetrics).
+
+    python -m jetson_seg.tools.evaluate_tracking --sequences 8 --frames 240
+    python -m jetson_seg.tools.evaluate_tracking --source truth --keep 1,3 --output output/track
+
+Runs vision.tracker.RegionTracker, in this process, on the sequences of training/sequences.py
+(120 Hz, 3-25 px a frame, bouncing, crossing, blurred) with the regions of one of two sources:
+`truth` (each visible object's box with edge jitter, misses and false regions: the tracker
+alone) or `pipeline` (the package's SegmentationPipeline with the default model on the rendered
+frames: what the node would track). Each runs with every frame and with only one frame in
+`keep` (the others left out, stamps still 1/120 s apart), scored on the frames kept. An object
+showing fewer than MIN_VISIBLE pixels is not expected: a track on it is neither a hit nor a
+false positive. Boxes match at IoU >= 0.5 (the MOTChallenge rule).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from jetson_seg.training.sequences import SequenceFrame, SequenceSpec, TruthObject, \
+    sequence_frames
+from jetson_seg.vision.postprocess import Region
+from jetson_seg.vision.tracker import RegionTracker, TrackerParams
+
+#: Pixels an object must show to be expected (the pipeline's default min_region_area).
+MIN_VISIBLE = 32
+#: Matching threshold between a track's box and an object's visible box.
+MIN_IOU = 0.5
+#: motmetrics' names of the figures reported, in report order.
+METRICS = ('idf1', 'mota', 'num_switches', 'recall', 'precision', 'num_fragmentations',
+           'num_false_positives', 'num_misses', 'num_objects', 'num_unique_objects')
+SOURCES = ('truth', 'pipeline')
+
+
+@dataclass(frozen=True)
+class TruthNoise:
+    """How ground-truth boxes are spoilt into regions: what a good detector still does."""
+
+    jitter: float = 1.5  # px, standard deviation of each box edge
+    miss: float = 0.03  # probability that a visible object gives no region in a frame
+    false: float = 0.05  # false regions a frame (mean): random class, size and place
+
+
+@dataclass
+class Recorded:
+    """One frame as the scoring needs it: stamp, objects and each source's regions."""
+
+    stamp: float
+    objects: list[TruthObject]
+    regions: dict[str, list[Region]] = field(default_factory=dict)
+
+
+def truth_regions(frame: SequenceFrame, rng: np.random.Generator,
+                  noise: TruthNoise = TruthNoise()) -> list[Region]:
+    """Regions a detector would give: the visible objects' boxes, spoilt by `noise`."""
+    height, width = frame.mask.shape
+    regions = []
+    for obj in frame.objects:
+        if obj.visible < MIN_VISIBLE or rng.random() < noise.miss:
+            continue
+        edges = np.asarray(obj.box, np.float64) + rng.normal(0, noise.jitter, 4)
+        x0, y0, x1, y1 = (int(round(v)) for v in edges)
+        x0, y0 = min(max(x0, 0), width - 1), min(max(y0, 0), height - 1)
+        x1, y1 = min(max(x1, x0 + 1), width), min(max(y1, y0 + 1), height)
+        regions.append(Region(obj.class_id, x0, y0, x1, y1, obj.visible, 1.0))
+    for _ in range(rng.poisson(noise.false)):
+        w, h = (int(v) for v in rng.integers(6, 40, 2))
+        x0, y0 = int(rng.integers(0, width - w)), int(rng.integers(0, height - h))
+        regions.append(Region(int(rng.integers(1, 4)), x0, y0, x0 + w, y0 + h, w * h, 0.6))
+    return regions
+
+
+def pipeline_source(model_path: str = '', engine: str = 'auto',
+                    threads: int = 1) -> Callable[[SequenceFrame], list[Region]]:
+    """The package's own regions for a rendered frame (default model unless `model_path`)."""
+    from jetson_seg.model_store import open_model
+    from jetson_seg.vision.image_conversion import DecodedImage
+    from jetson_seg.vision.pipeline import PipelineConfig, SegmentationPipeline, Wanted
+
+    model, info = open_model(model_path, engine, threads=threads)
+    pipeline = SegmentationPipeline(model, info, PipelineConfig())
+    wanted = Wanted(mask=False, color_mask=False, overlay=False, detections=True)
+
+    def regions(frame: SequenceFrame) -> list[Region]:
+        return pipeline.run(DecodedImage(frame.image, 'rgb'), wanted).regions or []
+    return regions
+
+
+def record(seed: int, spec: SequenceSpec, sources: Sequence[str],
+           noise: TruthNoise = TruthNoise(),
+           pipeline: Callable[[SequenceFrame], list[Region]] | None = None) -> list[Recorded]:
+    """Render the sequence `seed` once and keep what scoring needs (no images)."""
+    rng = np.random.default_rng([seed, 25])  # the noise's own stream: the frames are seed's
+    frames = []
+    for frame in sequence_frames(seed, spec):
+        item = Recorded(frame.stamp, frame.objects)
+        if 'truth' in sources:
+            item.regions['truth'] = truth_regions(frame, rng, noise)
+        if 'pipeline' in sources:
+            item.regions['pipeline'] = pipeline(frame) if pipeline else []
+        frames.append(item)
+    return frames
+
+
+def _xywh(boxes: Iterable[tuple[float, float, float, float]]) -> np.ndarray:
+    return np.array([(x0, y0, x1 - x0, y1 - y0) for x0, y0, x1, y1 in boxes],
+                    np.float64).reshape(-1, 4)
+
+
+def track_sequence(frames: Sequence[Recorded], source: str, params: TrackerParams,
+                   keep: int = 1):
+    """Run a fresh tracker on every `keep`-th frame; motmetrics' accumulator, update times (s)."""
+    import motmetrics as mm
+
+    tracker = RegionTracker(params)
+    accumulator = mm.MOTAccumulator(auto_id=True)
+    times = []
+    for item in frames[::keep]:
+        regions = item.regions[source]
+        start = time.perf_counter()
+        tracks = tracker.update(regions, item.stamp)
+        times.append(time.perf_counter() - start)
+        seen = [t for t in tracks if t.region is not None]
+        expected = [o for o in item.objects if o.visible >= MIN_VISIBLE]
+        ignored = [o for o in item.objects if 0 < o.visible < MIN_VISIBLE]
+        if ignored and seen:  # a track on an object too small to expect is no false positive
+            overlap = mm.distances.iou_matrix(_xywh(o.box for o in ignored),
+                                              _xywh(t.box for t in seen), max_iou=1 - MIN_IOU)
+            seen = [t for t, d in zip(seen, overlap.T) if np.all(np.isnan(d))]
+        accumulator.update([o.object_id for o in expected], [t.track_id for t in seen],
+                           mm.distances.iou_matrix(_xywh(o.box for o in expected),
+                                                   _xywh(t.box for t in seen),
+                                                   max_iou=1 - MIN_IOU))
+    return accumulator, times
+
+
+def score(sequences: Sequence[Sequence[Recorded]], source: str, params: TrackerParams,
+          keep: int = 1) -> dict:
+    """The metrics over all `sequences` together (motmetrics' OVERALL) and the tracker's cost."""
+    import motmetrics as mm
+
+    accumulators, times = [], []
+    for frames in sequences:
+        accumulator, spent = track_sequence(frames, source, params, keep)
+        accumulators.append(accumulator)
+        times += spent
+    summary = mm.metrics.create().compute_many(
+        accumulators, metrics=list(METRICS), names=[str(i) for i in range(len(sequences))],
+        generate_overall=True)
+    overall = summary.loc['OVERALL']
+    result = {name: (int(overall[name]) if name.startswith('num_')
+                     else round(float(overall[name]), 4)) for name in METRICS}
+    result.update(frames=len(times), tracker_ms_mean=round(float(np.mean(times)) * 1e3, 4),
+                  tracker_ms_p99=round(float(np.percentile(times, 99)) * 1e3, 4))
+    return result
+
+
+def evaluate(seeds: Sequence[int], spec: SequenceSpec, sources: Sequence[str],
+             keeps: Sequence[int], params: TrackerParams = TrackerParams(),
+             pipeline: Callable[[SequenceFrame], list[Region]] | None = None) -> dict:
+    """Metrics for each source and keep: {source: {'every 1': {...}, 'every 3': {...}}}."""
+    sequences = [record(seed, spec, sources, pipeline=pipeline) for seed in seeds]
+    return {source: {f'every {keep}': score(sequences, source, params, keep) for keep in keeps}
+            for source in sources}
+
+
+def table(results: dict) -> str:
+    """A plain-text table: one row per source and keep."""
+    head = f'{"source":<10}{"frames":<10}{"kept":>7}{"IDF1":>8}{"MOTA":>8}{"IDsw":>6}' \
+           f'{"recall":>8}{"prec.":>8}{"frag":>6}{"ms/frame":>10}'
+    rows = [head]
+    for source, by_keep in results.items():
+        for kept, m in by_keep.items():
+            rows.append(f'{source:<10}{kept:<10}{m["frames"]:>7}{m["idf1"]:>8.4f}'
+                        f'{m["mota"]:>8.4f}{m["num_switches"]:>6}{m["recall"]:>8.4f}'
+                        f'{m["precision"]:>8.4f}{m["num_fragmentations"]:>6}'
+                        f'{m["tracker_ms_mean"]:>10.4f}')
+    return '\n'.join(rows)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--sequences', type=int, default=8)
+    parser.add_argument('--frames', type=int, default=240, help='frames a sequence (120 Hz)')
+    parser.add_argument('--seed', type=int, default=0, help='first sequence seed')
+    parser.add_argument('--source', default='truth,pipeline',
+                        help=f'comma-separated, of {SOURCES}')
+    parser.add_argument('--keep', default='1,3', help='one frame in N is tracked, for each N')
+    parser.add_argument('--model-path', default='', help="'' = the default model")
+    parser.add_argument('--engine', default='auto')
+    parser.add_argument('--output', type=Path, help='write tracking.json there')
+    args = parser.parse_args(argv)
+    sources = [s for s in args.source.split(',') if s]
+    if not sources or set(sources) - set(SOURCES):
+        parser.error(f'--source: choose from {SOURCES}')
+    keeps = [int(k) for k in args.keep.split(',')]
+    if min(keeps) < 1:
+        parser.error('--keep: each N must be >= 1')
+    spec = SequenceSpec(frames=args.frames)
+    pipeline = pipeline_source(args.model_path, args.engine) if 'pipeline' in sources else None
+    seeds = list(range(args.seed, args.seed + args.sequences))
+    results = evaluate(seeds, spec, sources, keeps, TrackerParams(), pipeline)
+    print(f'tracking on {len(seeds)} sequences of {args.frames} frames at {spec.rate:g} Hz '
+          f'(seeds {seeds[0]}-{seeds[-1]}), {TrackerParams()}')
+    print(table(results))
+    if args.output:
+        args.output.mkdir(parents=True, exist_ok=True)
+        report = {'sequences': seeds, 'spec': asdict(spec), 'params': asdict(TrackerParams()),
+                  'results': results}
+        (args.output / 'tracking.json').write_text(json.dumps(report, indent=2))
+        print(f'tracking.json in {args.output}/')
+
+
+if __name__ == '__main__':
+    main()
