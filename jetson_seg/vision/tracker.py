@@ -234,8 +234,8 @@ class RegionTracker:
         px0, px1 = cx[:, None] - half_w, cx[:, None] + half_w
         py0, py1 = cy[:, None] - half_h, cy[:, None] + half_h
         fx0, fy0, fx1, fy1 = found[:, 0], found[:, 1], found[:, 2], found[:, 3]
-        inter = (np.clip(np.minimum(px1, fx1) - np.maximum(px0, fx0), 0, None) *
-                 np.clip(np.minimum(py1, fy1) - np.maximum(py0, fy0), 0, None))
+        inter = (np.maximum(np.minimum(px1, fx1) - np.maximum(px0, fx0), 0.0) *
+                 np.maximum(np.minimum(py1, fy1) - np.maximum(py0, fy0), 0.0))
         area_t = (state[:, 2] * state[:, 3])[:, None]
         area_f = ((fx1 - fx0) * (fy1 - fy0))[None, :]
         iou = inter / np.maximum(area_t + area_f - inter, 1e-9)
@@ -265,16 +265,17 @@ class RegionTracker:
         square = np.full((n + m, m + n), _NEVER)
         square[:n, :m] = np.where(valid, cost, _NEVER)
         half = self._params.max_cost / 2
-        square[np.arange(n), m + np.arange(n)] = half  # track i left unmatched
-        square[n + np.arange(m), np.arange(m)] = half  # region j left unmatched
+        tracks, regions = np.arange(n), np.arange(m)
+        square[tracks, m + tracks] = half  # track i left unmatched
+        square[n + regions, regions] = half  # region j left unmatched
         square[n:, m:] = 0.0
         rows, cols = linear_sum_assignment(square)
         pairs = (rows < n) & (cols < m)
         rows, cols = rows[pairs], cols[pairs]
         taken = valid[rows, cols] & (cost[rows, cols] < self._params.max_cost)
         matched = set(cols[taken].tolist())
-        tracks = self._tracks
-        return ([(tracks[r], c) for r, c in zip(rows[taken].tolist(), cols[taken].tolist())],
+        states = self._tracks
+        return ([(states[r], c) for r, c in zip(rows[taken].tolist(), cols[taken].tolist())],
                 [j for j in range(m) if j not in matched])
 
     @staticmethod
