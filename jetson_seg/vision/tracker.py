@@ -36,14 +36,14 @@ class TrackerParams:
 
     min_hits: int = 3  # frames in a row a track must be seen before it is reported
     max_age: float = 0.3  # s a track is kept without being seen
-    gate_size: float = 1.0  # match radius: the object's size (sqrt of box area) x this ...
+    gate_size: float = 2.0  # match radius: the object's size (sqrt of box area) x this ...
     gate_motion: float = 2.0  # ... plus its speed x the time since last seen x this ...
     gate_pixels: float = 16.0  # ... plus this many pixels
     max_speed: float = 3000.0  # px/s a track seen once may have moved at (its speed unknown)
     iou_weight: float = 1.0  # weight of 1 - IoU beside the centre distance in the cost
     tentative_cost: float = 0.3  # added for unconfirmed tracks: confirmed ones match first
     class_change_cost: float = 0.5  # added where the class differs (inf: never matched)
-    max_cost: float = 2.0  # a pair costing more is never matched: both stay unmatched
+    max_cost: float = 3.0  # a pair costing more is never matched: both stay unmatched
     velocity_smoothing: float = 0.02  # s, time constant of the velocity's exponential average
 
     def __post_init__(self) -> None:
