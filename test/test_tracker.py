@@ -186,6 +186,7 @@ def test_two_cameras_do_not_share_ids_or_state():
     ({'gate_size': math.nan}, 'gate_size'), ({'gate_motion': -0.1}, 'gate_motion'),
     ({'iou_weight': '1'}, 'iou_weight'), ({'velocity_smoothing': -0.01}, 'velocity_smoothing'),
     ({'max_cost': 0.0}, 'max_cost'), ({'max_speed': -5.0}, 'max_speed'),
+    ({'size_weight': math.inf}, 'size_weight'),
     ({'gate_size': 0.0, 'gate_pixels': 0.0}, 'gate_pixels'),
     ({'class_change_cost': -1.0}, 'class_change_cost'),
 ])
@@ -241,8 +242,10 @@ def test_evaluation_scores_a_short_sequence():
     from jetson_seg.training.sequences import SequenceSpec
 
     results = evaluate([3, 4], SequenceSpec(frames=48), ['truth'], [1, 3])
+    assert set(results) == {'truth', 'truth ceiling'}
     for kept in ('every 1', 'every 3'):
-        figures = results['truth'][kept]
+        figures, ceiling = results['truth'][kept], results['truth ceiling'][kept]
         assert figures['idf1'] > 0.5 and figures['mota'] > 0.5, figures
-        assert figures['num_objects'] > 0 and figures['frames'] > 0
+        assert figures['num_objects'] == ceiling['num_objects'] > 0 and figures['frames'] > 0
         assert figures['num_switches'] >= 0 and 0 < figures['recall'] <= 1
+        assert ceiling['num_switches'] == 0 and ceiling['idf1'] > 0.9, ceiling

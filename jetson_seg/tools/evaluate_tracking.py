@@ -10,12 +10,15 @@ alone) or `pipeline` (the package's SegmentationPipeline with the default model 
 frames: what the node would track). Each runs with every frame and with only one frame in
 `keep` (the others left out, stamps still 1/120 s apart), scored on the frames kept. An object
 showing fewer than MIN_VISIBLE pixels is not expected: a track on it is neither a hit nor a
-false positive. Boxes match at IoU >= 0.5 (the MOTChallenge rule).
+false positive. Boxes match at IoU >= 0.5 (the MOTChallenge rule). Beside each source, its
+ceiling: perfect identities on the same regions (OracleTracker), which separates what the
+detector loses (misses, merged or split objects) from what the tracker loses.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -27,7 +30,7 @@ import numpy as np
 from jetson_seg.training.sequences import SequenceFrame, SequenceSpec, TruthObject, \
     sequence_frames
 from jetson_seg.vision.postprocess import Region
-from jetson_seg.vision.tracker import RegionTracker, TrackerParams
+from jetson_seg.vision.tracker import RegionTracker, Track, TrackerParams
 
 #: Pixels an object must show to be expected (the pipeline's default min_region_area).
 MIN_VISIBLE = 32
@@ -114,16 +117,55 @@ def _xywh(boxes: Iterable[tuple[float, float, float, float]]) -> np.ndarray:
                     np.float64).reshape(-1, 4)
 
 
-def track_sequence(frames: Sequence[Recorded], source: str, params: TrackerParams,
-                   keep: int = 1):
-    """Run a fresh tracker on every `keep`-th frame; motmetrics' accumulator, update times (s)."""
+class OracleTracker:
+    """Perfect identities for the regions a source gave: what no tracker can beat.
+
+    Each region that matches a visible object (IoU >= MIN_IOU, one to one) gets that object's
+    id, every other region a new id; so its figures are the ceiling the detector sets.
+    """
+
+    def __init__(self) -> None:
+        self._fresh = itertools.count(1_000_000)
+        self.objects: list[TruthObject] = []
+
+    def update(self, regions: Sequence[Region], stamp: float) -> list[Track]:
+        from scipy.optimize import linear_sum_assignment
+
+        boxes = [(r.x0, r.y0, r.x1, r.y1) for r in regions]
+        ids = [next(self._fresh) for _ in regions]
+        objects = [o for o in self.objects if o.visible]
+        if objects and regions:
+            iou = 1 - _iou_distance(_xywh(o.box for o in objects), _xywh(boxes), 1.0)
+            rows, cols = linear_sum_assignment(-iou)
+            for row, col in zip(rows, cols):
+                if iou[row, col] >= MIN_IOU:
+                    ids[col] = objects[row].object_id
+        return [Track(i, r.class_id, b, (0.0, 0.0), 0.0, 1, 0.0, k, r.score)
+                for k, (i, r, b) in enumerate(zip(ids, regions, boxes))]
+
+
+def _iou_distance(objects: np.ndarray, hypotheses: np.ndarray, limit: float) -> np.ndarray:
+    """1 - IoU between xywh boxes, NaN beyond `limit` (motmetrics' convention)."""
     import motmetrics as mm
 
-    tracker = RegionTracker(params)
+    return mm.distances.iou_matrix(objects, hypotheses, max_iou=limit)
+
+
+def track_sequence(frames: Sequence[Recorded], source: str, params: TrackerParams | None,
+                   keep: int = 1):
+    """Run a fresh tracker on every `keep`-th frame; motmetrics' accumulator, update times (s).
+
+    `params` None runs the OracleTracker instead.
+    """
+    import motmetrics as mm
+
+    tracker = RegionTracker(params) if params is not None else OracleTracker()
     accumulator = mm.MOTAccumulator(auto_id=True)
     times = []
     for item in frames[::keep]:
         regions = item.regions[source]
+        if isinstance(tracker, OracleTracker):
+            tracker.objects = item.objects
         start = time.perf_counter()
         tracks = tracker.update(regions, item.stamp)
         times.append(time.perf_counter() - start)
@@ -131,19 +173,21 @@ def track_sequence(frames: Sequence[Recorded], source: str, params: TrackerParam
         expected = [o for o in item.objects if o.visible >= MIN_VISIBLE]
         ignored = [o for o in item.objects if 0 < o.visible < MIN_VISIBLE]
         if ignored and seen:  # a track on an object too small to expect is no false positive
-            overlap = mm.distances.iou_matrix(_xywh(o.box for o in ignored),
-                                              _xywh(t.box for t in seen), max_iou=1 - MIN_IOU)
+            overlap = _iou_distance(_xywh(o.box for o in ignored), _xywh(t.box for t in seen),
+                                    1 - MIN_IOU)
             seen = [t for t, d in zip(seen, overlap.T) if np.all(np.isnan(d))]
         accumulator.update([o.object_id for o in expected], [t.track_id for t in seen],
-                           mm.distances.iou_matrix(_xywh(o.box for o in expected),
-                                                   _xywh(t.box for t in seen),
-                                                   max_iou=1 - MIN_IOU))
+                           _iou_distance(_xywh(o.box for o in expected),
+                                         _xywh(t.box for t in seen), 1 - MIN_IOU))
     return accumulator, times
 
 
-def score(sequences: Sequence[Sequence[Recorded]], source: str, params: TrackerParams,
+def score(sequences: Sequence[Sequence[Recorded]], source: str, params: TrackerParams | None,
           keep: int = 1) -> dict:
-    """The metrics over all `sequences` together (motmetrics' OVERALL) and the tracker's cost."""
+    """The metrics over all `sequences` together (motmetrics' OVERALL) and the tracker's cost.
+
+    `params` None scores the OracleTracker: the ceiling of the source's regions.
+    """
     import motmetrics as mm
 
     accumulators, times = [], []
@@ -165,20 +209,27 @@ def score(sequences: Sequence[Sequence[Recorded]], source: str, params: TrackerP
 def evaluate(seeds: Sequence[int], spec: SequenceSpec, sources: Sequence[str],
              keeps: Sequence[int], params: TrackerParams = TrackerParams(),
              pipeline: Callable[[SequenceFrame], list[Region]] | None = None) -> dict:
-    """Metrics for each source and keep: {source: {'every 1': {...}, 'every 3': {...}}}."""
+    """Metrics for each source and keep: {source: {'every 1': {...}, 'every 3': {...}}}.
+
+    Each source also gets '<source> ceiling': the OracleTracker on the same regions.
+    """
     sequences = [record(seed, spec, sources, pipeline=pipeline) for seed in seeds]
-    return {source: {f'every {keep}': score(sequences, source, params, keep) for keep in keeps}
-            for source in sources}
+    results = {}
+    for source in sources:
+        for name, tracker in ((source, params), (f'{source} ceiling', None)):
+            results[name] = {f'every {keep}': score(sequences, source, tracker, keep)
+                             for keep in keeps}
+    return results
 
 
 def table(results: dict) -> str:
     """A plain-text table: one row per source and keep."""
-    head = f'{"source":<10}{"frames":<10}{"kept":>7}{"IDF1":>8}{"MOTA":>8}{"IDsw":>6}' \
+    head = f'{"source":<18}{"frames":<10}{"kept":>7}{"IDF1":>8}{"MOTA":>8}{"IDsw":>6}' \
            f'{"recall":>8}{"prec.":>8}{"frag":>6}{"ms/frame":>10}'
     rows = [head]
     for source, by_keep in results.items():
         for kept, m in by_keep.items():
-            rows.append(f'{source:<10}{kept:<10}{m["frames"]:>7}{m["idf1"]:>8.4f}'
+            rows.append(f'{source:<18}{kept:<10}{m["frames"]:>7}{m["idf1"]:>8.4f}'
                         f'{m["mota"]:>8.4f}{m["num_switches"]:>6}{m["recall"]:>8.4f}'
                         f'{m["precision"]:>8.4f}{m["num_fragmentations"]:>6}'
                         f'{m["tracker_ms_mean"]:>10.4f}')

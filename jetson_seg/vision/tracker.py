@@ -41,6 +41,8 @@ class TrackerParams:
     gate_pixels: float = 16.0  # ... plus this many pixels
     max_speed: float = 3000.0  # px/s a track seen once may have moved at (its speed unknown)
     iou_weight: float = 1.0  # weight of 1 - IoU beside the centre distance in the cost
+    size_weight: float = 0.0  # weight of |log(area ratio)| of track and region in the cost
+    # (0.3 helped on ground-truth boxes, not on the pipeline's: merged and split regions)
     tentative_cost: float = 0.3  # added for unconfirmed tracks: confirmed ones match first
     class_change_cost: float = 0.5  # added where the class differs (inf: never matched)
     max_cost: float = 3.0  # a pair costing more is never matched: both stay unmatched
@@ -58,6 +60,7 @@ class TrackerParams:
             return f'min_hits must be an integer >= 1, got {self.min_hits!r}'
         floats = {name: getattr(self, name) for name in (
             'max_age', 'gate_size', 'gate_motion', 'gate_pixels', 'max_speed', 'iou_weight',
+            'size_weight',
             'tentative_cost', 'class_change_cost', 'max_cost', 'velocity_smoothing')}
         for name, value in floats.items():
             if isinstance(value, bool) or not isinstance(value, (int, float)) or \
@@ -251,6 +254,9 @@ class RegionTracker:
         if not valid.any():
             return [], list(range(len(regions)))
         cost = dist / np.maximum(radius, 1e-9) + p.iou_weight * (1.0 - iou) + state[:, 8:9]
+        if p.size_weight:
+            cost += p.size_weight * np.abs(np.log(np.maximum(area_t, 1.0) /
+                                                  np.maximum(area_f, 1.0)))
         if p.class_change_cost and not math.isinf(p.class_change_cost):
             cost += p.class_change_cost * other
         return self._solve(cost, valid)
