@@ -1,6 +1,7 @@
 """Training: a grown network starts where the trained one ended, and a short run really trains."""
 
 import json
+import signal
 from dataclasses import replace
 
 import keras
@@ -161,6 +162,29 @@ def _niceness(_: int) -> int:
     import os
 
     return os.nice(0)
+
+
+def test_render_workers_die_on_sigterm_in_a_process_where_rclpy_runs():
+    """A render worker forked where rclpy runs still dies on SIGTERM.
+
+    rclpy.init() installs a SIGTERM handler that a forked worker inherits and that does not end
+    it: Pool.terminate() then waited for the worker forever (the suite hung so).
+    """
+    import subprocess
+    import sys
+
+    script = ('import os, signal, rclpy\n'
+              'rclpy.init()\n'
+              'from jetson_seg.training import train\n'
+              'pool = train.render_pool(1)\n'
+              'worker = pool._pool[0]\n'
+              'os.kill(pool.apply(os.getpid), signal.SIGTERM)\n'
+              'worker.join(10)\n'
+              'print(worker.exitcode, flush=True)\n'
+              'os._exit(0)\n')  # a surviving worker would hang a normal exit
+    out = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True,
+                         timeout=120)
+    assert out.stdout.split()[-1] == str(-signal.SIGTERM), out.stdout + out.stderr
 
 
 def test_render_workers_yield_to_the_trainer():

@@ -26,6 +26,7 @@ import json
 import multiprocessing
 import os
 import queue
+import signal
 import threading
 import time
 from dataclasses import asdict
@@ -94,8 +95,13 @@ def _renderer_init() -> None:
     Why: the workers render the whole scene pool as fast as they can, and fifteen of them
     starved the process feeding the GPU (its first epochs ran 4-8x slower). (Not
     cv2.setNumThreads: in a child forked after the parent used OpenCV's pool it deadlocks.)
+    SIGTERM and SIGINT go back to their defaults: a worker forked from a process where
+    rclpy.init() ran inherits rclpy's SIGTERM handler, which does not end it, so
+    Pool.terminate() waited for it forever (the test suite hung so; test_training shows it).
     """
     os.nice(10)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, signal.SIG_DFL)
 
 
 def render_pool(workers: int) -> Pool:
