@@ -60,12 +60,23 @@ def test_launch_file_is_well_formed(path):
             assert (REPO.joinpath(*parts)).exists(), parts
 
 
+def _flattened(params: dict, prefix: str = '') -> dict:
+    """ROS's reading of nested parameter dicts: tracking: {min_hits: 3} is tracking.min_hits."""
+    flat = {}
+    for key, value in params.items():
+        if isinstance(value, dict):
+            flat.update(_flattened(value, f'{prefix}{key}.'))
+        else:
+            flat[f'{prefix}{key}'] = value
+    return flat
+
+
 @pytest.mark.parametrize('name,specs', [('segmentation.yaml', SEGMENTATION_PARAMS),
                                         ('optimizer.yaml', OPTIMIZER_PARAMS)])
 def test_params_file_is_valid_ros_parameters_for_its_node(name, specs):
     data = yaml.safe_load((REPO / 'config' / name).read_text())
     assert list(data) == ['/**'] and list(data['/**']) == ['ros__parameters']
-    params = data['/**']['ros__parameters']
+    params = _flattened(data['/**']['ros__parameters'])
     by_name = {s.name: s for s in specs}
     assert set(params) == set(by_name)
     for key, value in params.items():

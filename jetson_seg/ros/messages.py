@@ -51,17 +51,19 @@ def class_index(class_id: str, class_names: Sequence[str]) -> int:
     return int(class_id) if class_id.isdigit() else list(class_names).index(class_id)
 
 
-def detections_msg(header, found: Sequence[Region], labels: Sequence[str]) -> Detection2DArray:
+def detections_msg(header, found: Sequence[Region], labels: Sequence[str],
+                   ids: Sequence[str] | None = None) -> Detection2DArray:
     """One Detection2D per region: box centre/size in input pixels, class label and mean score.
 
-    `labels[class index]` is the hypothesis class_id (see `class_labels`).
+    `labels[class index]` is the hypothesis class_id (see `class_labels`); `ids[i]` is region
+    i's track id ('' while its track is not confirmed), or its index when no ids are given.
     """
     out = Detection2DArray()
     out.header = header
     for index, region in enumerate(found):
         det = Detection2D()
         det.header = header
-        det.id = str(index)
+        det.id = ids[index] if ids is not None else str(index)
         det.bbox.center.position.x = (region.x0 + region.x1) / 2.0
         det.bbox.center.position.y = (region.y0 + region.y1) / 2.0
         det.bbox.size_x = float(region.x1 - region.x0)

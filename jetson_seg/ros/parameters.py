@@ -6,13 +6,14 @@ declared parameter with a descriptor and refuses any value `validate` objects to
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from jetson_seg.engines.base import ENGINES
 from jetson_seg.engines.onnxruntime import PROVIDERS
 from jetson_seg.model_store import PRECISIONS as MODEL_PRECISIONS
 from jetson_seg.optimize.convert_litert import PRECISIONS
 from jetson_seg.optimize.optimizer import DEFAULT_TARGETS, TARGETS
+from jetson_seg.vision.tracker import TrackerParams
 
 QOS_RELIABILITY = ('best_effort', 'reliable')
 
@@ -34,6 +35,39 @@ class ParamSpec:
     #: Every item is a topic prefix (a camera namespace): ros_params checks it with rclpy's
     #: own name rules, which this rclpy-free module does not have.
     topic_prefixes: bool = False
+
+
+#: What each tracking parameter means: one per TrackerParams field, declared as tracking.<field>.
+TRACKING_HELP = {
+    'min_hits': 'Frames in a row an object must be seen before its track id is published',
+    'max_age': 'Seconds (header stamps) a track is kept through misses and occlusions',
+    'gate_size': 'Match radius: the object\'s size (sqrt of box area) times this ...',
+    'gate_motion': '... plus its speed times the time since last seen times this ...',
+    'gate_pixels': '... plus this many pixels',
+    'max_speed': 'px/s a track seen only once may have moved at',
+    'iou_weight': 'Weight of 1 - IoU beside the centre distance in the matching cost',
+    'size_weight': 'Weight of the box area ratio in the matching cost',
+    'tentative_cost': 'Cost added for unconfirmed tracks, so confirmed ones match first',
+    'class_change_cost': 'Cost added where the class differs (inf: never matched)',
+    'max_cost': 'A track and a region costing more are never matched',
+    'velocity_smoothing': 'Seconds: time constant of the velocity\'s exponential average',
+}
+#: Smallest values that can work (TrackerParams.problem says why); the largest are generous.
+_TRACKING_MINIMUM = {'min_hits': 1, 'max_age': 1e-3, 'max_cost': 1e-3}
+_TRACKING_MAXIMUM = {'min_hits': 1000, 'max_age': 3600.0, 'gate_pixels': 1e5, 'max_speed': 1e7,
+                     'class_change_cost': 1e9}
+TRACKING_PARAMS: tuple[ParamSpec, ...] = tuple(
+    ParamSpec(f'tracking.{field.name}', field.default, TRACKING_HELP[field.name],
+              minimum=_TRACKING_MINIMUM.get(field.name, 0.0),
+              maximum=_TRACKING_MAXIMUM.get(field.name, 1000.0), runtime=True)
+    for field in fields(TrackerParams))
+
+
+def tracker_params(values: dict[str, object]) -> TrackerParams:
+    """TrackerParams from tracking.* parameter values (ConfigurationError says what is wrong)."""
+    prefix = 'tracking.'
+    return TrackerParams(**{name[len(prefix):]: value for name, value in values.items()
+                            if name.startswith(prefix)})
 
 
 SEGMENTATION_PARAMS: tuple[ParamSpec, ...] = (
@@ -100,6 +134,7 @@ SEGMENTATION_PARAMS: tuple[ParamSpec, ...] = (
               'diagnostics WARN that the input is stale; 0 = not checked', minimum=0.0,
               maximum=86400.0, runtime=True),
     ParamSpec('autostart', True, 'Configure and activate at start-up (lifecycle)'),
+    *TRACKING_PARAMS,
 )
 
 

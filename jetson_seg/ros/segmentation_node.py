@@ -12,6 +12,7 @@ from __future__ import annotations
 import collections
 import copy
 import functools
+import itertools
 import os
 import sys
 import threading
@@ -27,7 +28,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage
 from std_msgs.msg import Header
 
 from jetson_seg.allocator import keep_large_allocations
-from jetson_seg.errors import JetsonSegError
+from jetson_seg.errors import ConfigurationError, JetsonSegError
 from jetson_seg.vision.frame_stats import FrameStats
 from jetson_seg.vision.image_conversion import (ImageRejected, check_compressed, check_image,
                                                 decode_compressed, decode_image)
@@ -39,13 +40,14 @@ from jetson_seg.ros.messages import (class_labels, compressed_msg, detections_ms
                                      diagnostics_msg, label_info_msg, mask_camera_info)
 from jetson_seg.ros.serialized import UnreadableImage, received_image, serialized_image
 from jetson_seg.model_store import open_model
-from jetson_seg.ros.parameters import SEGMENTATION_PARAMS, SPECS_BY_NAME
+from jetson_seg.ros.parameters import SEGMENTATION_PARAMS, SPECS_BY_NAME, tracker_params
 from jetson_seg.ros.rclpy_compat import add_post_set_parameters_callback, destroy_state_machine
 from jetson_seg.ros.rclpy_compat import executor as make_executor
 from jetson_seg.ros.shutdown import POLL_S, ShutdownRequest
 from jetson_seg.vision.pipeline import FrameResult, PipelineConfig, SegmentationPipeline, Wanted
 from jetson_seg.vision.rate_cap import RateCap
 from jetson_seg.vision.scheduler import FrameScheduler, PendingFrame
+from jetson_seg.vision.tracker import RegionTracker
 from jetson_seg.ros.ros_params import PARAM_ERRORS, declare_all
 
 QOS_OVERRIDES = QoSOverridingOptions.with_default_policies()  # qos_overrides./<topic>.* params
@@ -112,6 +114,8 @@ class SegmentationNode(LifecycleNode):
         self._cameras: tuple[str, ...] = ()
         self._pubs: dict[str, dict[str, object]] = {}  # camera -> output -> publisher
         self._infos: dict[str, CameraInfoMatcher] = {}
+        self._trackers: dict[str, RegionTracker] = {}
+        self._track_ids = itertools.count(1)  # one counter: unique across cameras, never reused
         self._subs: list = []
         self._scheduler: FrameScheduler | None = None
         self._state = 'unconfigured'
@@ -140,10 +144,26 @@ class SegmentationNode(LifecycleNode):
         if self._pipeline is not None and any(spec.runtime for spec in specs):
             self._pipeline.config = self._pipeline_config()
         self._update_labels()
+        if any(spec.name.startswith('tracking.') for spec in specs):
+            self._retune_trackers()
         later = [spec.name for spec in specs if not spec.runtime]
         if later and self._engine is not None:
             self.get_logger().info(f'{", ".join(later)} will apply at the next configure '
                                    f'(deactivate, cleanup, configure, activate)')
+
+    def _tracking_params(self):
+        return tracker_params({spec.name: self._param(spec.name) for spec in SEGMENTATION_PARAMS
+                               if spec.name.startswith('tracking.')})
+
+    def _retune_trackers(self) -> None:
+        """New tracking.* values apply from the next frame; tracks are kept."""
+        try:
+            params = self._tracking_params()
+        except ConfigurationError as exc:  # each value passed alone; together they cannot work
+            self.get_logger().error(f'{exc}; tracking keeps its previous settings')
+            return
+        for tracker in list(self._trackers.values()):
+            tracker.params = params
 
     def _update_labels(self) -> None:
         """Detection class_id of each class index, as class_id_format says."""
@@ -178,6 +198,10 @@ class SegmentationNode(LifecycleNode):
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         started = time.monotonic()
+        try:
+            tracking = self._tracking_params()
+        except ConfigurationError as exc:  # each value passed alone; together they cannot work
+            return self._configure_failed(str(exc))
         self.get_logger().info('configuring: loading the model')
         try:  # on a helper thread, so that SIGINT/SIGTERM need not wait for the load
             loaded = self._shutdown.run_interruptibly(self._open_model, 'model_loader')
@@ -199,6 +223,7 @@ class SegmentationNode(LifecycleNode):
         self._listening = {cam: set() for cam in self._cameras}  # as `wanted` last found it
         self._infos = {cam: CameraInfoMatcher(functools.partial(self._publish_camera_info, cam))
                        for cam in self._cameras}
+        self._trackers = {cam: RegionTracker(tracking, self._track_ids) for cam in self._cameras}
         header = Header(stamp=self.get_clock().now().to_msg())
         for pubs in self._pubs.values():  # latched: late joiners get the table of this model
             pubs['label_info'].publish(label_info_msg(header, self._class_names))
@@ -251,6 +276,8 @@ class SegmentationNode(LifecycleNode):
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self.stop_worker()
+        for tracker in self._trackers.values():  # a reactivated camera may show anything
+            tracker.reset()
         for sub in self._subs:
             self.destroy_subscription(sub)
         self._subs = []
@@ -347,11 +374,21 @@ class SegmentationNode(LifecycleNode):
         if result.mask is not None and 'mask' in listened:
             pubs['mask'].publish(serialized_image(header, result.mask, 'mono8'))
         if result.regions is not None:
-            pubs['detections'].publish(detections_msg(header, result.regions, self._labels))
+            ids = self._tracked_ids(frame.camera, header, result.regions)
+            pubs['detections'].publish(detections_msg(header, result.regions, self._labels, ids))
         if result.mask is not None and 'mask_compressed' in listened:
             pubs['mask_compressed'].publish(compressed_msg(header, result.mask, 'mono8', 'png'))
         if 'camera_info' in listened:
             self._infos[frame.camera].add_mask(header, result.mask_size)
+
+    def _tracked_ids(self, camera: str, header: Header, regions) -> list[str]:
+        """Each region's track id ('' until its track is confirmed), from the header stamp."""
+        stamp = header.stamp.sec + header.stamp.nanosec * 1e-9
+        ids = [''] * len(regions)
+        for track in self._trackers[camera].update(regions, stamp):
+            if track.region is not None:
+                ids[track.region] = str(track.track_id)
+        return ids
 
     def publish_views(self, frame: PendingFrame, result: FrameResult) -> None:
         pubs, header = self._pubs[frame.camera], frame.message.header
