@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import math
 
+import numpy as np
 import pytest
 
 from jetson_seg.errors import ConfigurationError
@@ -249,3 +250,17 @@ def test_evaluation_scores_a_short_sequence():
         assert figures['num_objects'] == ceiling['num_objects'] > 0 and figures['frames'] > 0
         assert figures['num_switches'] >= 0 and 0 < figures['recall'] <= 1
         assert ceiling['num_switches'] == 0 and ceiling['idf1'] > 0.9, ceiling
+
+
+def test_draw_tracks_marks_seen_tracks_only():
+    from jetson_seg.vision.tracker import Track, draw_tracks
+
+    seen = Track(track_id=7, class_id=1, box=(40.0, 40.0, 80.0, 70.0), velocity=(300.0, 0.0),
+                 age=0.1, hits=5, missed=0.0, region=0, score=0.9)
+    missed = Track(track_id=8, class_id=1, box=(120.0, 20.0, 150.0, 50.0), velocity=(0.0, 0.0),
+                   age=0.1, hits=5, missed=0.05, region=None, score=0.9)
+    image = np.zeros((100, 200, 3), np.uint8)
+    draw_tracks(image, [seen, missed])
+    assert image[40:70, 40:80].any() and image[28:40, 40:80].any()  # box, label above it
+    assert image[55, 80:90].any()  # the heading arrow runs on to the right (300 px/s x 0.1 s)
+    assert not image[20:50, 120:150].any()  # a missed track is not drawn

@@ -47,7 +47,7 @@ from jetson_seg.ros.shutdown import POLL_S, ShutdownRequest
 from jetson_seg.vision.pipeline import FrameResult, PipelineConfig, SegmentationPipeline, Wanted
 from jetson_seg.vision.rate_cap import RateCap
 from jetson_seg.vision.scheduler import FrameScheduler, PendingFrame
-from jetson_seg.vision.tracker import RegionTracker
+from jetson_seg.vision.tracker import RegionTracker, Track, draw_tracks
 from jetson_seg.ros.ros_params import PARAM_ERRORS, declare_all
 
 QOS_OVERRIDES = QoSOverridingOptions.with_default_policies()  # qos_overrides./<topic>.* params
@@ -115,6 +115,7 @@ class SegmentationNode(LifecycleNode):
         self._pubs: dict[str, dict[str, object]] = {}  # camera -> output -> publisher
         self._infos: dict[str, CameraInfoMatcher] = {}
         self._trackers: dict[str, RegionTracker] = {}
+        self._tracks: dict[str, list[Track]] = {}  # camera -> its last frame's tracks
         self._track_ids = itertools.count(1)  # one counter: unique across cameras, never reused
         self._subs: list = []
         self._scheduler: FrameScheduler | None = None
@@ -385,7 +386,8 @@ class SegmentationNode(LifecycleNode):
         """Each region's track id ('' until its track is confirmed), from the header stamp."""
         stamp = header.stamp.sec + header.stamp.nanosec * 1e-9
         ids = [''] * len(regions)
-        for track in self._trackers[camera].update(regions, stamp):
+        self._tracks[camera] = self._trackers[camera].update(regions, stamp)
+        for track in self._tracks[camera]:
             if track.region is not None:
                 ids[track.region] = str(track.track_id)
         return ids
@@ -396,6 +398,8 @@ class SegmentationNode(LifecycleNode):
         if result.color_mask is not None:
             pubs['color_mask'].publish(serialized_image(header, result.color_mask, 'rgb8'))
         if result.overlay is not None:
+            if result.regions is not None:  # tracked in publish(): ids and headings drawn on
+                draw_tracks(result.overlay, self._tracks.get(frame.camera, ()))
             if 'overlay' in listened:
                 pubs['overlay'].publish(serialized_image(header, result.overlay, 'rgb8'))
             if 'overlay_compressed' in listened:

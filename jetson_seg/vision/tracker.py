@@ -290,3 +290,30 @@ class RegionTracker:
         return Track(track.track_id, track.class_id, box, (track.vx, track.vy),
                      stamp - track.first, track.hits, stamp - track.last, track.region,
                      track.score)
+
+
+#: Seconds of motion the overlay's arrow shows: at 120 Hz, the next ~12 frames' path.
+ARROW_SECONDS = 0.1
+
+
+def draw_tracks(image: np.ndarray, tracks: Sequence[Track]) -> None:
+    """Draw each seen track's id and where it is heading (ARROW_SECONDS ahead) onto `image`.
+
+    In place, on the overlay the node is about to publish (RGB, input pixels): a person
+    watching sees which id an object carries and how fast it moves.
+    """
+    import cv2
+
+    for track in tracks:
+        if track.region is None:
+            continue
+        x0, y0, x1, y1 = (int(round(v)) for v in track.box)
+        cx, cy = (x0 + x1) // 2, (y0 + y1) // 2
+        vx, vy = track.velocity
+        tip = (int(round(cx + vx * ARROW_SECONDS)), int(round(cy + vy * ARROW_SECONDS)))
+        cv2.rectangle(image, (x0, y0), (x1 - 1, y1 - 1), (255, 255, 255), 1)
+        cv2.arrowedLine(image, (cx, cy), tip, (255, 255, 0), 2, tipLength=0.3)
+        label = f'#{track.track_id}'
+        origin = (x0, max(12, y0 - 3))
+        cv2.putText(image, label, origin, cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 3)
+        cv2.putText(image, label, origin, cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1)
