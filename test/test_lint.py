@@ -37,3 +37,17 @@ def test_package_xml_is_format_3_with_dependencies():
 def test_xml_files_are_well_formed():
     for path in [*REPO.glob('config/*.xml'), *REPO.glob('interfaces/*/package.xml')]:
         ET.parse(path)
+
+
+def test_every_test_is_marked_unit_dds_or_slow_and_unit_runs_no_node():
+    """`-m unit` is the fast subset: it holds tests, none of them a DDS test, and none unmarked."""
+    def collected(marker: str) -> set[str]:
+        out = subprocess.run([sys.executable, '-m', 'pytest', '--collect-only', '-q', '-m',
+                              marker, '-p', 'no:cacheprovider'], cwd=REPO, capture_output=True,
+                             text=True, timeout=300).stdout
+        return {line for line in out.splitlines() if '::' in line}
+
+    every = collected('unit or dds or slow')
+    unit, dds = collected('unit'), collected('dds')
+    assert unit and dds and not unit & dds
+    assert every == collected('not nonexistent_marker')  # nothing unmarked

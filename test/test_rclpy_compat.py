@@ -89,7 +89,7 @@ def test_post_set_callbacks_run_for_the_parameter_service(rate_node, register):
         caller.destroy_node()
 
 
-def test_executor_is_events_where_rclpy_has_it():
+def test_executor_is_events_where_rclpy_has_it(ros_env):  # executors need an rclpy context
     events = rclpy_compat.events_executor_class()
     chosen = rclpy_compat.executor('events')
     assert type(chosen).__name__ == ('EventsExecutor' if events else 'SingleThreadedExecutor')
