@@ -2,7 +2,7 @@
 
 A model folder holds one model file and `model.json`; an optimizer output folder carries the same
 description in its manifest's `model` section. Both are read and validated here, once, so every
-mismatch is refused with the file and what to change. See DESIGN.md "Model description".
+mismatch is refused with the file and what to change. See README "Using your own model".
 """
 
 from __future__ import annotations
@@ -198,8 +198,8 @@ def parse_description(data: object, where: str, path: Path) -> ModelInfo:
     inp = data.get('input', {})
     out = data.get('output', {})
     if not isinstance(inp, dict) or not isinstance(out, dict):
-        raise ModelError(f'{where}: input and output must be JSON objects (see DESIGN.md '
-                         f'"Model description")')
+        raise ModelError(f'{where}: input and output must be JSON objects (see the README, '
+                         f'"Using your own model")')
     _known_keys(inp, tuple(InputSpec.__dataclass_fields__), f'{where} input')
     _known_keys(out, tuple(OutputSpec.__dataclass_fields__), f'{where} output')
     input_spec = InputSpec(
@@ -242,8 +242,8 @@ def read_model_info(model_dir: Path) -> ModelInfo:
     try:
         data = json.loads(meta_path.read_text())
     except FileNotFoundError as exc:
-        raise ModelError(f'model description missing: {meta_path} (see DESIGN.md "Model '
-                         f'description")') from exc
+        raise ModelError(f'model description missing: {meta_path} (see the README, "Using '
+                         f'your own model")') from exc
     except ValueError as exc:
         raise ModelError(f'{meta_path} is not valid JSON: {exc}') from exc
     return parse_description(data, str(meta_path), model_dir)
