@@ -174,6 +174,17 @@ def test_frames_nobody_subscribes_to_are_counted_not_processed(single_node):
             if client.spin_until(lambda: client.counters().get('unwanted', 0) > start, 0.5):
                 break
         assert client.counters().get('unwanted', 0) > start, client.figures()
+        # not processed: from here on every frame is counted unwanted, none answered
+        before = client.counters()
+        for _ in range(3):
+            client.send(stamped(image_from_rgb(scene.image, 'rgb8'), next(STAMPS)))
+            client.spin_for(0.2)
+        assert client.spin_until(
+            lambda: client.counters().get('unwanted', 0) > before['unwanted'], 10.0), \
+            client.figures()
+        client.spin_for(1.5)  # the next diagnostics: answered would have grown by now
+        assert 'answered' in before and client.counters()['answered'] == before['answered'], \
+            client.figures()
     finally:
         client.close()
 
