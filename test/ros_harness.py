@@ -38,8 +38,10 @@ class NodeProcess(NodeUnderTest):
         raise AssertionError(f'{needle!r} not seen in {timeout} s:\n{self.text}')
 
 
-#: Queries that may be sent again: a lost response costs nothing but a retry.
-RETRY_SAFE = ('GetState', 'GetParameters', 'ListParameters', 'DescribeParameters')
+#: Calls that may be sent again: a lost response costs nothing but a retry (setting the same
+#: parameter values twice gives the same result; a Jazzy run lost one such response under load).
+RETRY_SAFE = ('GetState', 'GetParameters', 'ListParameters', 'DescribeParameters',
+              'SetParameters')
 
 
 def call_service(node, srv_type, name: str, request, timeout: float = 30.0):
