@@ -117,11 +117,9 @@ def open_model(model_path: str, engine: str = 'auto', threads: int = 0,
                               f'its output')
         if fmt.needs_tensorflow:
             tensorflow_ready()
-        source = ModelSource.open(path, trust)  # checked against the allow-lists first
+        source = ModelSource.load(path, trust)  # checked against the allow-lists first
 
         def opener(name: str) -> tuple[Engine, ModelInfo]:
-            if name not in source.engines:
-                raise EngineError(source.not_served(name))
             opened = source.engine(name, threads, onnx_providers, precision, log)
             return opened, _checked(source.info, opened, source.path)
         candidates = source.engines

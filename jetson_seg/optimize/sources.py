@@ -46,16 +46,23 @@ class ModelSource:
         self._engine: Engine | None = None  # the model's own runtime, one thread (network())
 
     @classmethod
-    def open(cls, path: Path, trust: bool = False) -> 'ModelSource':
-        """Load `path` (a model folder or a model file in one) and check its model.json.
+    def load(cls, path: Path, trust: bool = False) -> 'ModelSource':
+        """Load `path` (a model folder or a model file in one) with its model.json, unchecked.
 
-        The file passes model_trust's allow-lists before anything deserializes it.
+        The file passes model_trust's allow-lists before anything deserializes it. The node
+        serves from this and checks the engine it opened (one runtime, not two); the optimizer
+        needs the reference run as well: open().
         """
         model_dir, model_file, fmt = locate_model(Path(path))
         info = read_model_info(model_dir)
         check_model_file(model_file, fmt, trust)
-        source = SOURCES[fmt](model_file, fmt, info, trust)
-        source.info = info.check_network(*source.network(), str(model_file))
+        return SOURCES[fmt](model_file, fmt, info, trust)
+
+    @classmethod
+    def open(cls, path: Path, trust: bool = False) -> 'ModelSource':
+        """load() and check model.json against the network run by its own runtime."""
+        source = cls.load(path, trust)
+        source.info = source.info.check_network(*source.network(), str(source.path))
         return source
 
     @property
