@@ -40,7 +40,8 @@ from jetson_seg.ros.messages import (class_labels, compressed_msg, detections_ms
                                      diagnostics_msg, label_info_msg, mask_camera_info)
 from jetson_seg.ros.serialized import UnreadableImage, received_image, serialized_image
 from jetson_seg.model_store import open_model
-from jetson_seg.ros.parameters import SEGMENTATION_PARAMS, SPECS_BY_NAME, tracker_params
+from jetson_seg.ros.parameters import (SEGMENTATION_PARAMS, SPECS_BY_NAME, TRACKING_PARAMS,
+                                       tracker_params)
 from jetson_seg.ros.rclpy_compat import add_post_set_parameters_callback, destroy_state_machine
 from jetson_seg.ros.rclpy_compat import executor as make_executor
 from jetson_seg.ros.shutdown import POLL_S, ShutdownRequest
@@ -145,7 +146,7 @@ class SegmentationNode(LifecycleNode):
         if self._pipeline is not None and any(spec.runtime for spec in specs):
             self._pipeline.config = self._pipeline_config()
         self._update_labels()
-        if any(spec.name.startswith('tracking.') for spec in specs):
+        if any(spec in TRACKING_PARAMS for spec in specs):
             self._retune_trackers()
         later = [spec.name for spec in specs if not spec.runtime]
         if later and self._engine is not None:
@@ -153,8 +154,7 @@ class SegmentationNode(LifecycleNode):
                                    f'(deactivate, cleanup, configure, activate)')
 
     def _tracking_params(self):
-        return tracker_params({spec.name: self._param(spec.name) for spec in SEGMENTATION_PARAMS
-                               if spec.name.startswith('tracking.')})
+        return tracker_params({spec.name: self._param(spec.name) for spec in TRACKING_PARAMS})
 
     def _retune_trackers(self) -> None:
         """New tracking.* values apply from the next frame; tracks are kept."""
