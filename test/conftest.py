@@ -10,7 +10,7 @@ import os
 
 import pytest
 
-from jetson_seg.tools.replay import isolated_env
+from jetson_seg.tools.node_client import isolated_env
 
 
 @pytest.fixture(scope='session')

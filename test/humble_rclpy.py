@@ -7,7 +7,8 @@ read from the humble branch's sources: data/rclpy_humble_api.json, made by rclpy
     python test/humble_rclpy.py -- PYTHON -m jetson_seg.ros.segmentation_node --ros-args ...
     python test/humble_rclpy.py -- PYTHON -c 'import rclpy.experimental'   # ImportError
 
-(the form replay.NodeUnderTest's `wrapper` gives). Code outside rclpy then finds, as on Humble:
+(the form node_client.NodeUnderTest's `wrapper` gives). Code outside rclpy then finds, as on
+Humble:
 - no class attribute Humble's class lacks (`Node.add_post_set_parameters_callback`, ...):
   AttributeError, and hasattr() is False;
 - no module attribute Humble's module lacks, and no submodule Humble lacks

@@ -1,4 +1,4 @@
-"""Test helpers: run the node in its own process (talk to it with replay.NodeClient)."""
+"""Test helpers: run the node in its own process (talk to it with node_client.NodeClient)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Sequence
 
 import rclpy
 
-from jetson_seg.tools.replay import NodeUnderTest
+from jetson_seg.tools.node_client import NodeUnderTest
 
 REPO = Path(__file__).resolve().parent.parent
 PARAMS_FILE = REPO / 'config' / 'segmentation.yaml'

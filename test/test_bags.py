@@ -120,7 +120,7 @@ def test_lockstep_evaluation_is_repeatable(ros_env, tmp_path):
 
 
 def test_own_flags_and_ros_arguments_are_told_apart():
-    from jetson_seg.tools.replay import split_ros_args
+    from jetson_seg.tools.node_client import split_ros_args
 
     argv = ['bag', '--remap', '/a:=/b', '--ros-args', '-r', '__node:=player', '--',
             '--rate', '2', '--ros-args', '-p', 'use_sim_time:=true']

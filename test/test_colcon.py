@@ -18,7 +18,7 @@ import pytest
 
 from image_msgs import image_from_rgb, stamped
 from ros_harness import NodeProcess
-from jetson_seg.tools.replay import NodeClient
+from jetson_seg.tools.node_client import NodeClient
 
 REPO = Path(__file__).resolve().parent.parent
 COLCON = Path(sys.executable).parent / 'colcon'

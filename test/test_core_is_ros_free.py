@@ -55,7 +55,7 @@ def test_core_modules_import_no_ros_module():
 
 #: Rooms, lowest first: a module may import its own room and the rooms below, never above.
 LAYERS = {'errors': 0, 'allocator': 0, 'model_formats': 0, 'model_info': 0, 'model_trust': 0,
-          'vision': 1, 'engines': 1, 'training': 2, 'optimize': 3, 'model_store': 4, 'ros': 5,
+          'vision': 1, 'engines': 1, 'training': 2, 'optimize': 3, 'model_loader': 4, 'ros': 5,
           'tools': 6}
 
 
@@ -80,7 +80,7 @@ def test_imports_point_down_the_layers():
     """Imports point down the rooms of LAYERS, never up.
 
     errors, model_formats, model_info, model_trust <- vision, engines <- training <- optimize
-    <- model_store <- ros, tools.
+    <- model_loader <- ros, tools.
 
     Rooms are ordered, so an import circle between rooms cannot arise either.
     """

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from jetson_seg.model_store import open_model
+from jetson_seg.model_loader import open_model
 from jetson_seg.optimize.optimizer import check_frames
 from jetson_seg.vision.image_conversion import DecodedImage
 from jetson_seg.vision.preprocess import NetworkInput

@@ -18,8 +18,8 @@ import pytest
 
 from image_msgs import image_from_rgb
 from ros_harness import NodeProcess
-from jetson_seg.model_store import auto_order
-from jetson_seg.tools.replay import NodeClient
+from jetson_seg.model_loader import auto_order
+from jetson_seg.tools.node_client import NodeClient
 
 #: Runs its arguments with /dev replaced by a tmpfs holding the real entries plus nvidia0.
 FAKE_GPU = r'''
@@ -104,7 +104,7 @@ def _stamped(msg):
 def test_auto_order_prefers_what_the_machine_runs_fastest(tf_gpu, ort_gpu, expected,
                                                           monkeypatch):
     """The GPU questions are stood in for (no GPU here); the order is the package's own."""
-    import jetson_seg.model_store as store
+    import jetson_seg.model_loader as store
 
     asked = []
     monkeypatch.setattr(store, 'tensorflow_gpu', lambda: asked.append('tf') or tf_gpu)

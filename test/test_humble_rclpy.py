@@ -28,7 +28,7 @@ from rcl_interfaces.srv import GetParameters, SetParameters
 from ros_harness import REPO, NodeProcess, call_service
 from shm import fastdds_files, leaked, segments_of
 
-from jetson_seg.tools.replay import NodeClient
+from jetson_seg.tools.node_client import NodeClient
 from jetson_seg.training.scenes import CLASS_COLORS
 
 LAUNCHER = Path(__file__).resolve().parent / 'humble_rclpy.py'

@@ -23,7 +23,7 @@ from malicious_models import MARKER, ZOO, Crafted, _flex_tflite, build_zoo, copy
 from ros_harness import NodeProcess
 from jetson_seg.errors import ArtefactError, ModelError
 from jetson_seg.model_info import default_model_dir
-from jetson_seg.model_store import open_model
+from jetson_seg.model_loader import open_model
 from jetson_seg.model_trust import (check_model_file, check_tflite, keras_config_problem,
                                     tflite_custom_ops)
 from jetson_seg.optimize.sources import ModelSource

@@ -19,7 +19,7 @@ from ros_harness import NodeProcess, call_service
 from shm import fastdds_files, leaked, segments_of
 
 from jetson_seg.ros.interface import CLIENT_OUTPUT_QOS, OUTPUTS
-from jetson_seg.tools.replay import NodeClient
+from jetson_seg.tools.node_client import NodeClient
 from jetson_seg.vision.pipeline import PipelineConfig, SegmentationPipeline, Wanted
 from jetson_seg.training.scenes import CLASS_COLORS, scene_stream
 
@@ -35,7 +35,7 @@ def _big_disc() -> np.ndarray:
 
 def test_outputs_nobody_wants_are_not_computed():
     from jetson_seg.vision.image_conversion import DecodedImage
-    from jetson_seg.model_store import open_model
+    from jetson_seg.model_loader import open_model
 
     engine, info = open_model('', 'auto', threads=1)
     pipeline = SegmentationPipeline(engine, info, PipelineConfig())

@@ -12,7 +12,7 @@ from ros_harness import NodeProcess
 
 from jetson_seg.vision.image_conversion import decode_image
 from jetson_seg.ros.messages import class_index, detection_boxes
-from jetson_seg.tools.replay import NodeClient
+from jetson_seg.tools.node_client import NodeClient
 from jetson_seg.training.metrics import ConfusionMatrix, match_boxes
 from jetson_seg.training.scenes import CLASS_COLORS, CLASS_NAMES, SceneSpec, scene_stream
 

@@ -23,7 +23,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from ros_harness import NodeProcess, call_service
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
-from jetson_seg.tools.replay import NodeClient
+from jetson_seg.tools.node_client import NodeClient
 from jetson_seg.vision.image_conversion import decode_compressed, decode_image
 from jetson_seg.training.scenes import CLASS_NAMES
 

@@ -19,7 +19,7 @@ from lifecycle_msgs.srv import ChangeState
 from ros_harness import NodeProcess
 from shm import fastdds_files, leaked, segments_of
 
-from jetson_seg.tools.replay import NodeClient
+from jetson_seg.tools.node_client import NodeClient
 from jetson_seg.training.scenes import scene_stream
 
 #: engine:=tf imports TensorFlow while configuring: seconds of loading to land a signal in

@@ -16,7 +16,7 @@ from rcl_interfaces.srv import SetParameters
 
 from image_msgs import image_from_rgb
 from ros_harness import NodeProcess, call_service
-from jetson_seg.tools.replay import NodeClient
+from jetson_seg.tools.node_client import NodeClient
 from jetson_seg.training.sequences import SequenceSpec, sequence_frames
 
 NAMESPACE = '/tracking'

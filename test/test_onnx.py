@@ -23,11 +23,11 @@ from jetson_seg.engines.onnxruntime import (CPU_EP, CUDA_EP, PROVIDERS, TENSORRT
                                             tensorrt_options, trt_cache_key)
 from jetson_seg.errors import EngineError
 from jetson_seg.model_info import default_model_dir
-from jetson_seg.model_store import open_model
+from jetson_seg.model_loader import open_model
 from jetson_seg.optimize.artefacts import verified_file
 from jetson_seg.optimize.convert_onnx import DESCRIPTION_KEY, OPSET
 from jetson_seg.optimize.optimizer import Optimizer, OptimizerConfig, OptimizerError
-from jetson_seg.tools.replay import NodeClient
+from jetson_seg.tools.node_client import NodeClient
 from jetson_seg.training.scenes import scene_stream
 from jetson_seg.vision.image_conversion import DecodedImage
 from jetson_seg.vision.pipeline import PipelineConfig, SegmentationPipeline, Wanted

@@ -16,7 +16,7 @@ import pytest
 from onnx_models import KINDS, OnnxKind, build, direct_mask, write
 from own_models import colour_frame
 from jetson_seg.errors import EngineError, ModelError
-from jetson_seg.model_store import open_model
+from jetson_seg.model_loader import open_model
 from jetson_seg.vision.image_conversion import DecodedImage
 from jetson_seg.vision.pipeline import PipelineConfig, SegmentationPipeline, Wanted
 
@@ -115,7 +115,7 @@ def test_node_serves_an_onnx_model_over_dds(folders, ros_env):
     from image_msgs import image_from_rgb
     from ros_harness import NodeProcess
 
-    from jetson_seg.tools.replay import NodeClient
+    from jetson_seg.tools.node_client import NodeClient
 
     kind = next(k for k in KINDS if k.name == 'quarter_size_output')
     folder = folders[kind.name]
@@ -146,7 +146,7 @@ def test_serving_an_onnx_model_never_imports_tensorflow(folders):
     import subprocess
     import sys
 
-    probe = ('import sys; from jetson_seg.model_store import open_model; '
+    probe = ('import sys; from jetson_seg.model_loader import open_model; '
              'engine, _ = open_model(sys.argv[1], "auto", threads=1); '
              'print(engine.label, [m for m in ("tensorflow", "keras") if m in sys.modules])')
     out = subprocess.run([sys.executable, '-c', probe, str(folders['torchvision_like_nchw'])],
@@ -158,7 +158,7 @@ def test_onnx_int8_is_calibrated_checked_and_served_when_it_holds(folders, tmp_p
     """precision_mode INT8: a QDQ file from the user's frames, its class IoU in the manifest."""
     import cv2
 
-    from jetson_seg.optimize.convert_tftrt import TrtSettings
+    from jetson_seg.optimize.conversion_settings import ConversionSettings
     from jetson_seg.optimize.optimizer import Optimizer, OptimizerConfig
 
     images = tmp_path / 'frames'
@@ -169,7 +169,7 @@ def test_onnx_int8_is_calibrated_checked_and_served_when_it_holds(folders, tmp_p
     out = tmp_path / 'int8'
     manifest = Optimizer(OptimizerConfig(
         input_model=str(folder), output_dir=str(out), targets=('onnx',),
-        trt=TrtSettings(precision_mode='INT8'), calibration_images=str(images),
+        conversion=ConversionSettings(precision_mode='INT8'), calibration_images=str(images),
         calibration_frames=4, check_images=str(images), check_frames=4),
         log=lambda _: None).run()
     target = manifest['targets']['onnx']
@@ -232,7 +232,7 @@ def test_a_pytorch_export_is_served_over_dds_like_a_direct_run(ros_env):
     from image_msgs import image_from_rgb
     from ros_harness import NodeProcess
 
-    from jetson_seg.tools.replay import NodeClient
+    from jetson_seg.tools.node_client import NodeClient
 
     assets = Path(sys.prefix) / 'share' / 'jetson_seg' / 'test_assets'
     node = NodeProcess({'threads': 1, 'model_path': str(PYTORCH_EXAMPLE),
@@ -278,13 +278,14 @@ def test_the_optimizer_makes_checked_fp32_and_int8_from_the_pytorch_example(tmp_
     INT8 is calibrated on generated scenes; its class IoU and both speeds are in the manifest.
     """
     from jetson_seg.optimize.artefacts import INT8_CLASS_IOU
-    from jetson_seg.optimize.convert_tftrt import TrtSettings
+    from jetson_seg.optimize.conversion_settings import ConversionSettings
     from jetson_seg.optimize.optimizer import Optimizer, OptimizerConfig
 
     said: list[str] = []
     manifest = Optimizer(OptimizerConfig(
         input_model=str(PYTORCH_EXAMPLE), output_dir=str(tmp_path / 'out'), targets=('onnx',),
-        trt=TrtSettings(precision_mode='INT8'), calibration_frames=16, check_frames=8),
+        conversion=ConversionSettings(precision_mode='INT8'), calibration_frames=16,
+        check_frames=8),
         log=said.append).run()
     target = manifest['targets']['onnx']
     assert [f['role'] for f in target['files']] == ['model', 'int8']

@@ -12,7 +12,7 @@ import pytest
 from jetson_seg.optimize.artefacts import read_manifest, verified_file
 from jetson_seg.errors import ArtefactError, EngineError
 from jetson_seg.model_info import default_model_dir, load_keras
-from jetson_seg.model_store import open_model
+from jetson_seg.model_loader import open_model
 
 TF_BN_OPS = {'Rsqrt', 'FusedBatchNorm', 'FusedBatchNormV3'}
 
@@ -148,10 +148,11 @@ def _trt_nodes(graph_def):
 
 
 def test_tftrt_rewrite_builds_segments_with_the_given_settings(frozen_for_trt):
-    from jetson_seg.optimize.convert_tftrt import TrtSettings, rewrite_for_tensorrt
+    from jetson_seg.optimize.conversion_settings import ConversionSettings
+    from jetson_seg.optimize.convert_tftrt import rewrite_for_tensorrt
 
     _, frozen = frozen_for_trt
-    graph, report = rewrite_for_tensorrt(frozen, TrtSettings(precision_mode='FP16'))
+    graph, report = rewrite_for_tensorrt(frozen, ConversionSettings(precision_mode='FP16'))
     nodes = _trt_nodes(graph)
     assert len(nodes) == len(report.segments) >= 2
     functions = {f.signature.name for f in graph.library.function}
@@ -160,33 +161,34 @@ def test_tftrt_rewrite_builds_segments_with_the_given_settings(frozen_for_trt):
         assert node.attr['segment_func'].func.name in functions
     assert report.nodes_after < report.nodes_before
     assert report.reasons['SpaceToBatchND'] == 'TF-TRT has no converter for this op type'
-    graph32, _ = rewrite_for_tensorrt(frozen, TrtSettings(precision_mode='FP32'))
+    graph32, _ = rewrite_for_tensorrt(frozen, ConversionSettings(precision_mode='FP32'))
     assert {n.attr['precision_mode'].s for n in _trt_nodes(graph32)} == {b'FP32'}
 
 
 def test_tftrt_rewrite_honours_minimum_segment_size_and_deny_list(frozen_for_trt):
-    from jetson_seg.optimize.convert_tftrt import TrtSettings, rewrite_for_tensorrt
+    from jetson_seg.optimize.conversion_settings import ConversionSettings
+    from jetson_seg.optimize.convert_tftrt import rewrite_for_tensorrt
 
     _, frozen = frozen_for_trt
-    _, small = rewrite_for_tensorrt(frozen, TrtSettings(minimum_segment_size=3))
-    _, large = rewrite_for_tensorrt(frozen, TrtSettings(minimum_segment_size=40))
+    _, small = rewrite_for_tensorrt(frozen, ConversionSettings(minimum_segment_size=3))
+    _, large = rewrite_for_tensorrt(frozen, ConversionSettings(minimum_segment_size=40))
     assert 0 < len(large.segments) < len(small.segments)
     assert all(seg.nodes >= 40 for seg in large.segments)
     denied = ('ConcatV2', 'Relu')
-    _, deny = rewrite_for_tensorrt(frozen, TrtSettings(deny_op_types=denied))
+    _, deny = rewrite_for_tensorrt(frozen, ConversionSettings(deny_op_types=denied))
     for seg in deny.segments:
         assert not set(denied) & set(seg.op_counts), seg
     assert deny.reasons['ConcatV2'] == 'denied by deny_op_types'
 
 
 def test_tftrt_native_segments_match_the_source(frozen_for_trt):
-    from jetson_seg.optimize.convert_tftrt import (TrtSettings, native_segments_graph,
+    from jetson_seg.optimize.convert_tftrt import (ConversionSettings, native_segments_graph,
                                                    rewrite_for_tensorrt)
     from jetson_seg.engines.tf_graph import FrozenGraphEngine
     from jetson_seg.optimize.optimizer import check_frames
 
     model, frozen = frozen_for_trt
-    graph, _ = rewrite_for_tensorrt(frozen, TrtSettings())
+    graph, _ = rewrite_for_tensorrt(frozen, ConversionSettings())
     native = native_segments_graph(graph)
     assert not _trt_nodes(native)
     engine = FrozenGraphEngine(native, frozen.input_name, frozen.output_name, frozen.input_hw,

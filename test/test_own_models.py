@@ -20,10 +20,10 @@ from own_models import KINDS, OwnModel, reference_mask, colour_frame, write_mode
 from ros_harness import NodeProcess
 
 from jetson_seg.errors import EngineError, ModelError
-from jetson_seg.model_store import open_model
-from jetson_seg.optimize.convert_tftrt import TrtSettings
+from jetson_seg.model_loader import open_model
+from jetson_seg.optimize.conversion_settings import ConversionSettings
 from jetson_seg.optimize.optimizer import Optimizer, OptimizerConfig
-from jetson_seg.tools.replay import NodeClient
+from jetson_seg.tools.node_client import NodeClient
 from jetson_seg.vision.image_conversion import DecodedImage, resize
 from jetson_seg.vision.pipeline import PipelineConfig, SegmentationPipeline, Wanted
 
@@ -51,7 +51,8 @@ def optimized(folders, tmp_path_factory) -> dict[str, tuple[Path, dict]]:
         log: list[str] = []
         config = OptimizerConfig(input_model=str(folders[kind.name]),
                                  output_dir=str(root / kind.name), check_images=str(frames),
-                                 check_frames=3, trt=TrtSettings(precision_mode='FP16'))
+                                 check_frames=3,
+                                 conversion=ConversionSettings(precision_mode='FP16'))
         runs[kind.name] = (Path(config.output_dir), Optimizer(config, log=log.append).run())
     return runs
 

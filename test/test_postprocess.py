@@ -46,7 +46,7 @@ def test_windows_around_objects_give_the_whole_resize_mask_and_regions(size):
     regions with the same scores, as resizing every plane over the whole frame."""
     import cv2
 
-    from jetson_seg.model_store import open_model
+    from jetson_seg.model_loader import open_model
     from jetson_seg.vision.pipeline import PipelineConfig, SegmentationPipeline
 
     engine, info = open_model('', 'litert', threads=1)

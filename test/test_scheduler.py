@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from image_msgs import image_from_rgb, stamped
 
-from jetson_seg.model_store import open_model
+from jetson_seg.model_loader import open_model
 from jetson_seg.vision.frame_stats import FrameStats
 from jetson_seg.vision.image_conversion import check_image, decode_image
 from jetson_seg.vision.pipeline import PipelineConfig, SegmentationPipeline, Wanted

@@ -24,7 +24,7 @@ from vision_msgs.msg import LabelInfo, VisionClass
 
 from jetson_seg.ros.interface import DIAGNOSTICS, DIAGNOSTICS_QOS
 from jetson_seg.tools.bags import SampleBagSpec, make_sample_bag, typestore
-from jetson_seg.tools.replay import NodeClient
+from jetson_seg.tools.node_client import NodeClient
 from jetson_seg.training.scenes import scene_stream
 
 SIM_START = 5000.0

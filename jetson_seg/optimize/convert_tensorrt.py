@@ -14,8 +14,9 @@ from typing import Callable, Iterable
 
 import numpy as np
 
+from jetson_seg.engines.tensorrt import cuda_check, cuda_runtime
 from jetson_seg.errors import ModelError
-from jetson_seg.optimize.convert_tftrt import TrtSettings
+from jetson_seg.optimize.conversion_settings import ConversionSettings
 
 
 @dataclass
@@ -27,16 +28,6 @@ class BuiltEngine:
     tensorrt: str
 
 
-def _cudart():
-    """cuda-python's runtime: cuda.bindings.runtime, or cuda.cudart before 12.6 (gone in 13)."""
-    try:
-        from cuda.bindings import runtime
-        return runtime
-    except ImportError:
-        from cuda import cudart
-        return cudart
-
-
 def unavailable_reason() -> str:
     """Why no engine can be built here ('' when TensorRT, cuda-python and a GPU are present)."""
     try:
@@ -44,7 +35,7 @@ def unavailable_reason() -> str:
     except ImportError:
         return "TensorRT's Python API (the tensorrt module) is not installed"
     try:
-        cudart = _cudart()
+        cudart = cuda_runtime()
     except ImportError:
         return 'cuda-python (for device buffers) is not installed'
     err, count = cudart.cudaGetDeviceCount()
@@ -53,18 +44,11 @@ def unavailable_reason() -> str:
     return ''
 
 
-def _cuda(result):
-    """Unwrap a cuda-python call's (error, value...) result, raising on an error."""
-    if result[0] != _cudart().cudaError_t.cudaSuccess:
-        raise RuntimeError(f'CUDA call failed: {result[0]}')
-    return result[1] if len(result) > 1 else None
-
-
 def _calibrator(frames: Callable[[], Iterable[np.ndarray]], cache: Path):
     """An entropy calibrator over the optimizer's calibration frames (one frame per batch)."""
     import tensorrt as trt
 
-    cudart = _cudart()
+    cudart = cuda_runtime()
 
     class Calibrator(trt.IInt8EntropyCalibrator2):
         def __init__(self) -> None:
@@ -81,9 +65,9 @@ def _calibrator(frames: Callable[[], Iterable[np.ndarray]], cache: Path):
                 return None
             host = np.ascontiguousarray(frame[None])
             if self._device is None:
-                self._device = _cuda(cudart.cudaMalloc(host.nbytes))
-            _cuda(cudart.cudaMemcpy(self._device, host.ctypes.data, host.nbytes,
-                                    cudart.cudaMemcpyKind.cudaMemcpyHostToDevice))
+                self._device = cuda_check(cudart.cudaMalloc(host.nbytes))
+            cuda_check(cudart.cudaMemcpy(self._device, host.ctypes.data, host.nbytes,
+                                         cudart.cudaMemcpyKind.cudaMemcpyHostToDevice))
             return [int(self._device)]
 
         def read_calibration_cache(self):
@@ -95,7 +79,7 @@ def _calibrator(frames: Callable[[], Iterable[np.ndarray]], cache: Path):
     return Calibrator()
 
 
-def build_engine(onnx_file: Path, input_hw: tuple[int, int], settings: TrtSettings,
+def build_engine(onnx_file: Path, input_hw: tuple[int, int], settings: ConversionSettings,
                  batch_sizes: tuple[int, ...],
                  calibration: Callable[[], Iterable[np.ndarray]]) -> BuiltEngine:
     """Parse `onnx_file` and build an engine for batches 1..max at `settings.precision_mode`."""
@@ -133,53 +117,3 @@ def build_engine(onnx_file: Path, input_hw: tuple[int, int], settings: TrtSettin
         raise ModelError(f'TensorRT could not build an engine from {onnx_file} (see its log)')
     gpu, version = nvidia_gpu_and_tensorrt()
     return BuiltEngine(bytes(data), gpu, version)
-
-
-class EngineRunner:
-    """Runs a serialized engine on batches from host memory (the optimizer's check)."""
-
-    def __init__(self, path: Path) -> None:
-        import tensorrt as trt
-
-        self._trt, self._cudart = trt, _cudart()
-        self._runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
-        self._engine = self._runtime.deserialize_cuda_engine(path.read_bytes())
-        if self._engine is None:
-            raise ModelError(f'TensorRT cannot load {path}: built for another GPU or version')
-        self._context = self._engine.create_execution_context()
-        names = [self._engine.get_tensor_name(i) for i in range(self._engine.num_io_tensors)]
-        mode = trt.TensorIOMode.INPUT
-        self._input = next(n for n in names if self._engine.get_tensor_mode(n) == mode)
-        self._output = next(n for n in names if self._engine.get_tensor_mode(n) != mode)
-        self._stream = _cuda(self._cudart.cudaStreamCreate())
-
-    def infer(self, batch: np.ndarray) -> np.ndarray:
-        """Copy in, execute, copy out."""
-        trt, cudart = self._trt, self._cudart
-        batch = np.ascontiguousarray(batch)
-        self._context.set_input_shape(self._input, batch.shape)
-        out = np.empty(tuple(self._context.get_tensor_shape(self._output)),
-                       trt.nptype(self._engine.get_tensor_dtype(self._output)))
-        device_in = _cuda(cudart.cudaMalloc(batch.nbytes))
-        device_out = _cuda(cudart.cudaMalloc(out.nbytes))
-        try:
-            _cuda(cudart.cudaMemcpy(device_in, batch.ctypes.data, batch.nbytes,
-                                    cudart.cudaMemcpyKind.cudaMemcpyHostToDevice))
-            self._context.set_tensor_address(self._input, int(device_in))
-            self._context.set_tensor_address(self._output, int(device_out))
-            if not self._context.execute_async_v3(self._stream):
-                raise ModelError('TensorRT execution failed (see its log)')
-            _cuda(cudart.cudaStreamSynchronize(self._stream))
-            _cuda(cudart.cudaMemcpy(out.ctypes.data, device_out, out.nbytes,
-                                    cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost))
-        finally:
-            cudart.cudaFree(device_in)
-            cudart.cudaFree(device_out)
-        return out
-
-    def close(self) -> None:
-        """Release the stream and the engine."""
-        if self._stream is not None:
-            self._cudart.cudaStreamDestroy(self._stream)
-            self._stream = None
-        self._context = self._engine = self._runtime = None

@@ -14,24 +14,11 @@ import os
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from jetson_seg.optimize.conversion_settings import ConversionSettings
 from jetson_seg.optimize.freeze import FrozenModel
 
 #: Ops that only carry data in or out; not counted as 'left to TensorFlow'.
 _PLUMBING = {'Placeholder', 'Identity', 'Const', 'NoOp'}
-
-
-@dataclass(frozen=True)
-class TrtSettings:
-    """TrtGraphConverterV2 parameters, named as the converter and the origin write-up name them."""
-
-    precision_mode: str = 'FP16'
-    max_workspace_size_bytes: int = 1 << 30
-    minimum_segment_size: int = 3
-    max_batch_size: int = 1
-    is_dynamic_op: bool = True
-    maximum_cached_engines: int = 1
-    deny_op_types: tuple[str, ...] = ()
-    use_calibration: bool = False
 
 
 @dataclass
@@ -89,7 +76,7 @@ def _op_denylist(op_types: tuple[str, ...]):
             os.environ['TF_TRT_OP_DENYLIST'] = old
 
 
-def rewrite_for_tensorrt(frozen: FrozenModel, settings: TrtSettings):
+def rewrite_for_tensorrt(frozen: FrozenModel, settings: ConversionSettings):
     """Run TF-TRT's segmenter over `frozen`; returns (rewritten GraphDef, SegmentReport)."""
     from tensorflow.core.protobuf import config_pb2
     from tensorflow.python.grappler import tf_optimizer
@@ -119,7 +106,7 @@ def rewrite_for_tensorrt(frozen: FrozenModel, settings: TrtSettings):
     return rewritten, _segment_report(frozen.graph_def, rewritten, settings)
 
 
-def _why_left(op: str, settings: TrtSettings, converters: set[str]) -> str:
+def _why_left(op: str, settings: ConversionSettings, converters: set[str]) -> str:
     if op in settings.deny_op_types:
         return 'denied by deny_op_types'
     if op not in converters:
@@ -129,7 +116,7 @@ def _why_left(op: str, settings: TrtSettings, converters: set[str]) -> str:
             f'minimum_segment_size ({settings.minimum_segment_size})')
 
 
-def _segment_report(before, after, settings: TrtSettings) -> SegmentReport:
+def _segment_report(before, after, settings: ConversionSettings) -> SegmentReport:
     from tensorflow.compiler.tf2tensorrt import _pywrap_py_utils
 
     converters = set(_pywrap_py_utils.get_registered_op_converters())
@@ -172,8 +159,8 @@ def native_segments_graph(rewritten):
 
 
 def convert_with_tensorrt(saved_model_dir, signature: str, input_hw: tuple[int, int],
-                          input_dtype: str, settings: TrtSettings, out_dir, build_batch_sizes,
-                          build_engines: bool, calibration) -> None:
+                          input_dtype: str, settings: ConversionSettings, out_dir,
+                          build_batch_sizes, build_engines: bool, calibration) -> None:
     """Full TF-TRT conversion (GPU + TensorRT only): SavedModel with engines pre-built.
 
     The converter takes a SavedModel (the origin's path); Keras models are exported to one

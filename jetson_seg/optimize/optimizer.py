@@ -26,7 +26,7 @@ from jetson_seg.optimize.sources import ModelSource
 from jetson_seg.vision.image_conversion import DecodedImage
 from jetson_seg.vision.postprocess import class_ids
 from jetson_seg.vision.preprocess import NetworkInput
-from jetson_seg.optimize.convert_tftrt import TrtSettings
+from jetson_seg.optimize.conversion_settings import ConversionSettings
 from jetson_seg.errors import JetsonSegError, TargetUnavailable
 
 #: What the optimizer can produce (the optimizer node's `targets` parameter), in build order:
@@ -75,7 +75,7 @@ class OptimizerConfig:
     input_model: str = ''
     output_dir: str = field(default_factory=default_output_dir)
     targets: tuple[str, ...] = DEFAULT_TARGETS
-    trt: TrtSettings = TrtSettings()
+    conversion: ConversionSettings = ConversionSettings()
     build_engines: bool = True
     build_batch_sizes: tuple[int, ...] = (1,)
     calibration_bag: str = ''
@@ -372,8 +372,8 @@ class Optimizer:
 
         cfg = self.config
         precisions = ['FP32']
-        if cfg.trt.precision_mode in ('FP16', 'INT8') and source.quantizable:
-            precisions.append(cfg.trt.precision_mode)
+        if cfg.conversion.precision_mode in ('FP16', 'INT8') and source.quantizable:
+            precisions.append(cfg.conversion.precision_mode)
         files, checks, extra = [], {}, {}
         (run_dir / 'litert').mkdir(parents=True)
         for precision in precisions:
@@ -436,7 +436,7 @@ class Optimizer:
         from jetson_seg.engines.tf_graph import FrozenGraphEngine
         from jetson_seg.optimize.convert_tftrt import native_segments_graph, rewrite_for_tensorrt
 
-        settings = self.config.trt
+        settings = self.config.conversion
         if tensorrt_available():
             return self._target_tftrt_gpu(source, frames, reference, run_dir)
         frozen = source.freeze(for_cpu=False)  # no _FusedConv2D: TF-TRT-convertible
@@ -467,15 +467,15 @@ class Optimizer:
         out = run_dir / 'tftrt' / 'saved_model'
         with source.serving_saved_model() as (saved_model, signature):
             convert_with_tensorrt(saved_model, signature, info.input_hw, info.input.dtype,
-                                  cfg.trt, out, cfg.build_batch_sizes, cfg.build_engines,
+                                  cfg.conversion, out, cfg.build_batch_sizes, cfg.build_engines,
                                   self._calibration(info))
         engine = TfTrtEngine(out, info.input_hw, info.output_channels, info.output.name)
-        check = self._check(f'tftrt/{cfg.trt.precision_mode}', engine, frames, reference,
+        check = self._check(f'tftrt/{cfg.conversion.precision_mode}', engine, frames, reference,
                             info.output)
         gpu_name, trt_version = gpu_and_tensorrt()
         return {'files': [{'role': 'saved_model', 'path': 'tftrt/saved_model/saved_model.pb'}],
                 'engines_built': cfg.build_engines, 'loadable': True, 'gpu_name': gpu_name,
-                'tensorrt': trt_version, 'settings': asdict(cfg.trt), 'check': check}
+                'tensorrt': trt_version, 'settings': asdict(cfg.conversion), 'check': check}
 
     def _target_onnx(self, source: ModelSource, frames, reference, run_dir: Path) -> dict:
         """ONNX from the frozen graph (or tf2onnx's LiteRT path), checked on ONNX Runtime CPU."""
@@ -498,7 +498,7 @@ class Optimizer:
                             note='ONNX Runtime CPUExecutionProvider')
         files = [{'role': 'model', 'path': 'onnx/model.onnx', 'bytes': len(data)}]
         extra = {}
-        if self.config.trt.precision_mode == 'INT8' and source.quantizable:
+        if self.config.conversion.precision_mode == 'INT8' and source.quantizable:
             files.append(self._onnx_int8(path, cpu_engine, frames, reference, info))
             extra['check_int8'] = files[-1].pop('check')
             # INT8 is not always faster on a CPU (QDQ kernels differ by op): timed here, one
@@ -532,6 +532,7 @@ class Optimizer:
 
     def _target_tensorrt(self, source: ModelSource, frames, reference, run_dir: Path) -> dict:
         """A serialized TensorRT engine from the ONNX file; only on a GPU with TensorRT."""
+        from jetson_seg.engines.tensorrt import TensorRtPlanRunner
         from jetson_seg.optimize import convert_tensorrt
 
         why_not = convert_tensorrt.unavailable_reason()
@@ -545,20 +546,20 @@ class Optimizer:
         files = [] if onnx_file.is_file() else \
             self._target_onnx(source, frames, reference, run_dir)['files']  # onnx not asked
         cfg = self.config
-        built = convert_tensorrt.build_engine(onnx_file, source.info.input_hw, cfg.trt,
+        built = convert_tensorrt.build_engine(onnx_file, source.info.input_hw, cfg.conversion,
                                               cfg.build_batch_sizes,
                                               self._calibration(source.info))
-        rel = f'tensorrt/model_{cfg.trt.precision_mode.lower()}.engine'
+        rel = f'tensorrt/model_{cfg.conversion.precision_mode.lower()}.engine'
         (run_dir / 'tensorrt').mkdir()
         (run_dir / rel).write_bytes(built.data)
-        runner = convert_tensorrt.EngineRunner(run_dir / rel)
-        check = self._check(f'tensorrt/{cfg.trt.precision_mode}', runner, frames,
+        runner = TensorRtPlanRunner(run_dir / rel)
+        check = self._check(f'tensorrt/{cfg.conversion.precision_mode}', runner, frames,
                             reference, source.info.output)
-        files.append({'role': cfg.trt.precision_mode.lower(), 'path': rel,
+        files.append({'role': cfg.conversion.precision_mode.lower(), 'path': rel,
                       'bytes': len(built.data)})
         return {'files': files,
                 'gpu_name': built.gpu_name, 'tensorrt': built.tensorrt,
-                'settings': asdict(cfg.trt), 'check': check}
+                'settings': asdict(cfg.conversion), 'check': check}
 
 
 def _versions() -> dict:

@@ -19,7 +19,7 @@ import traceback
 import rclpy
 from rclpy.signals import SignalHandlerOptions
 
-from jetson_seg.optimize.convert_tftrt import TrtSettings
+from jetson_seg.optimize.conversion_settings import ConversionSettings
 from jetson_seg.errors import JetsonSegError
 from jetson_seg.optimize.optimizer import (TARGETS, Optimizer, OptimizerConfig, RunStopped,
                                            default_output_dir)
@@ -45,16 +45,17 @@ def config_from_node(node) -> OptimizerConfig:
     for kind in ('calibration', 'check'):
         if bool(p[f'{kind}_bag']) != bool(p[f'{kind}_topic']):
             raise ValueError(f'{kind}_bag and {kind}_topic go together')
-    trt = TrtSettings(precision_mode=p['precision_mode'],
-                      max_workspace_size_bytes=p['max_workspace_size_bytes'],
-                      minimum_segment_size=p['minimum_segment_size'],
-                      max_batch_size=p['max_batch_size'], is_dynamic_op=True,
-                      maximum_cached_engines=p['maximum_cached_engines'],
-                      deny_op_types=tuple(t for t in (p['deny_op_types'] or []) if t),
-                      use_calibration=p['precision_mode'] == 'INT8')
+    conversion = ConversionSettings(
+        precision_mode=p['precision_mode'],
+        max_workspace_size_bytes=p['max_workspace_size_bytes'],
+        minimum_segment_size=p['minimum_segment_size'],
+        max_batch_size=p['max_batch_size'], is_dynamic_op=True,
+        maximum_cached_engines=p['maximum_cached_engines'],
+        deny_op_types=tuple(t for t in (p['deny_op_types'] or []) if t),
+        use_calibration=p['precision_mode'] == 'INT8')
     return OptimizerConfig(
         input_model=p['input_model'], output_dir=p['output_dir'] or default_output_dir(),
-        targets=tuple(p['targets']), trt=trt, build_engines=p['build_engines'],
+        targets=tuple(p['targets']), conversion=conversion, build_engines=p['build_engines'],
         build_batch_sizes=tuple(p['build_batch_sizes']),
         calibration_bag=p['calibration_bag'], calibration_topic=p['calibration_topic'],
         calibration_images=p['calibration_images'],

@@ -10,7 +10,7 @@ from dataclasses import dataclass, fields
 
 from jetson_seg.engines.base import ENGINES
 from jetson_seg.engines.onnxruntime import PROVIDERS
-from jetson_seg.model_store import PRECISIONS as MODEL_PRECISIONS
+from jetson_seg.model_loader import PRECISIONS as MODEL_PRECISIONS
 from jetson_seg.optimize.convert_litert import PRECISIONS
 from jetson_seg.optimize.optimizer import DEFAULT_TARGETS, TARGETS
 from jetson_seg.vision.tracker import TrackerParams

@@ -39,7 +39,7 @@ from jetson_seg.ros.interface import (CAMERA_INFO, CAMERA_INFO_QOS, DIAGNOSTICS,
 from jetson_seg.ros.messages import (class_labels, compressed_msg, detections_msg,
                                      diagnostics_msg, label_info_msg, mask_camera_info)
 from jetson_seg.ros.serialized import UnreadableImage, received_image, serialized_image
-from jetson_seg.model_store import open_model
+from jetson_seg.model_loader import open_model
 from jetson_seg.ros.parameters import (SEGMENTATION_PARAMS, SPECS_BY_NAME, TRACKING_PARAMS,
                                        tracker_params)
 from jetson_seg.ros.rclpy_compat import add_post_set_parameters_callback, destroy_state_machine

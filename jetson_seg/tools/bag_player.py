@@ -26,7 +26,7 @@ from rosgraph_msgs.msg import Clock
 from jetson_seg.allocator import keep_large_allocations
 from jetson_seg.ros.interface import CLIENT_OUTPUT_QOS, OUTPUTS, qos, stamp_key
 from jetson_seg.tools.bags import bag_topics, deserialize, read_messages
-from jetson_seg.tools.replay import message_class, split_ros_args
+from jetson_seg.tools.node_client import message_class, split_ros_args
 
 
 class BagClock:

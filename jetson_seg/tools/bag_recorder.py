@@ -24,7 +24,7 @@ from rclpy.signals import SignalHandlerOptions
 from jetson_seg.ros.interface import qos
 from jetson_seg.ros.shutdown import ShutdownRequest
 from jetson_seg.tools.bags import STORAGES, typestore
-from jetson_seg.tools.replay import message_class, split_ros_args
+from jetson_seg.tools.node_client import message_class, split_ros_args
 
 
 def bag_qos(profile: QoSProfile):

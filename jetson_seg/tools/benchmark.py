@@ -92,7 +92,7 @@ def _engine_worker(kind: str, iterations: int) -> dict:
         def run():
             return engine.infer(frame)
     elif kind.startswith('litert_'):
-        from jetson_seg.model_store import open_model
+        from jetson_seg.model_loader import open_model
         from jetson_seg.optimize.convert_litert import convert_to_litert
         _, precision, threads = kind.split('_')
         if precision == 'fp16':  # not shipped (no gain on a CPU): converted here
@@ -135,7 +135,7 @@ def _hot_path_worker() -> dict:
     from jetson_seg.vision.image_conversion import decode_image
     from jetson_seg.ros.messages import detections_msg, image_msg
     from jetson_seg.ros.serialized import serialized_image
-    from jetson_seg.model_store import open_model
+    from jetson_seg.model_loader import open_model
     from jetson_seg.vision.pipeline import PipelineConfig, SegmentationPipeline, Wanted
     from jetson_seg.training.scenes import scene_stream
 
@@ -188,7 +188,7 @@ def _node_runs(rates: list[float], seconds: float, domain_id: int, out: Path) ->
     from std_msgs.msg import Header
 
     from jetson_seg.ros.messages import image_msg
-    from jetson_seg.tools.replay import NodeClient, NodeUnderTest, isolated_env
+    from jetson_seg.tools.node_client import NodeClient, NodeUnderTest, isolated_env
     from jetson_seg.tools.report import summarize
     from jetson_seg.training.scenes import CLASS_NAMES, scene_stream
 
@@ -238,7 +238,7 @@ def _multi_camera_runs(counts: list[int], rate: float, seconds: float, domain_id
 
     from jetson_seg.ros.interface import set_stamp
     from jetson_seg.ros.messages import image_msg
-    from jetson_seg.tools.replay import NodeClient, NodeUnderTest, isolated_env
+    from jetson_seg.tools.node_client import NodeClient, NodeUnderTest, isolated_env
     from jetson_seg.training.scenes import scene_stream
 
     env = isolated_env(domain_id)

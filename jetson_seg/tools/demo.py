@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> None:
     from tqdm import tqdm
 
     from jetson_seg.ros.messages import image_msg
-    from jetson_seg.tools.replay import NodeClient, NodeUnderTest, isolated_env
+    from jetson_seg.tools.node_client import NodeClient, NodeUnderTest, isolated_env
     from jetson_seg.tools.report import plot_run, summarize, table, write_json
     from jetson_seg.training.scenes import CLASS_NAMES, scene_stream
 

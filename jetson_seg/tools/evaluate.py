@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from jetson_seg.tools.bags import bag_topics, deserialize, read_messages
     from jetson_seg.ros.interface import stamp_key
-    from jetson_seg.tools.replay import NodeClient, NodeUnderTest, isolated_env
+    from jetson_seg.tools.node_client import NodeClient, NodeUnderTest, isolated_env
     from jetson_seg.tools.report import plot_run, summarize, table, write_json
     from jetson_seg.training.scenes import CLASS_NAMES, boxes_from_mask
 

@@ -83,7 +83,7 @@ def truth_regions(frame: SequenceFrame, rng: np.random.Generator,
 def pipeline_source(model_path: str = '', engine: str = 'auto',
                     threads: int = 1) -> Callable[[SequenceFrame], list[Region]]:
     """The package's own regions for a rendered frame (default model unless `model_path`)."""
-    from jetson_seg.model_store import open_model
+    from jetson_seg.model_loader import open_model
     from jetson_seg.vision.image_conversion import DecodedImage
     from jetson_seg.vision.pipeline import PipelineConfig, SegmentationPipeline, Wanted
 

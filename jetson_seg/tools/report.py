@@ -16,7 +16,7 @@ from jetson_seg.vision.pipeline import PipelineConfig
 def summarize(records: Sequence, truth: Callable[[int], tuple[np.ndarray, list] | None],
               class_names: Sequence[str], rejected: int = 0,
               min_area: int = PipelineConfig.min_region_area) -> dict:
-    """Quality, latency and counts over `records` (replay.FrameRecord) in send order.
+    """Quality, latency and counts over `records` (node_client.FrameRecord) in send order.
 
     `truth(key)` gives (ground-truth mask, ground-truth boxes) of a frame, or None. Truth
     regions below the node's `min_area` are ignored in detection P/R (metrics.match_boxes).

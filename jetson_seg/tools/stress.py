@@ -84,7 +84,7 @@ class _Run:
     def __init__(self, out: Path, params: dict, domain_id: int, compressed: bool) -> None:
         import rclpy
 
-        from jetson_seg.tools.replay import NodeClient, NodeUnderTest, isolated_env
+        from jetson_seg.tools.node_client import NodeClient, NodeUnderTest, isolated_env
 
         env = isolated_env(domain_id)
         if compressed:
@@ -216,7 +216,7 @@ def kill_optimizer(times: int, out: Path, seed: int = 0) -> dict:
     import sys
 
     from jetson_seg.optimize.artefacts import read_manifest
-    from jetson_seg.model_store import open_model
+    from jetson_seg.model_loader import open_model
 
     rng = np.random.default_rng(seed)
     target = out / 'artefacts'

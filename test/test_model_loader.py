@@ -8,7 +8,7 @@ import pytest
 
 from jetson_seg.errors import EngineError, JetsonSegError, ModelError
 from jetson_seg.model_info import default_model_dir
-from jetson_seg.model_store import open_model, served_role
+from jetson_seg.model_loader import open_model, served_role
 from jetson_seg.optimize.artefacts import INT8_CLASS_IOU
 
 
@@ -69,7 +69,7 @@ def test_packaged_optimizer_output_is_current_and_served_without_loss():
     Rerun it when they change (README: "The default model"). auto serves its INT8 file only
     if that keeps the objects (class IoU against FP32), else FP32, and says why.
     """
-    from jetson_seg.model_store import DEFAULT_OPTIMIZED, default_model_path
+    from jetson_seg.model_loader import DEFAULT_OPTIMIZED, default_model_path
     from jetson_seg.optimize.artefacts import read_manifest, source_digest
 
     optimized = default_model_dir() / DEFAULT_OPTIMIZED
@@ -91,7 +91,7 @@ def test_packaged_int8_keeps_the_fewest_float_operations_that_keep_the_objects()
     """The optimizer's search, as recorded in the shipped manifest and seen in the file."""
     from ai_edge_litert.interpreter import Interpreter
 
-    from jetson_seg.model_store import DEFAULT_OPTIMIZED
+    from jetson_seg.model_loader import DEFAULT_OPTIMIZED
     from jetson_seg.optimize.artefacts import read_manifest, verified_file
     from jetson_seg.optimize.convert_litert import first_ops
     from jetson_seg.optimize.optimizer import INT8_FLOAT_OPS_TRIED
@@ -138,7 +138,7 @@ def test_precisions_that_were_not_made_are_refused_with_the_fix(model_copy):
 
 
 def test_a_stale_packaged_output_is_ignored_with_a_warning(model_copy):
-    from jetson_seg.model_store import default_model_path
+    from jetson_seg.model_loader import default_model_path
 
     assert default_model_path(model_dir=model_copy) == model_copy / 'optimized'
     meta = json.loads((model_copy / 'model.json').read_text())
@@ -154,7 +154,7 @@ import sys
 import numpy as np
 import jetson_seg.ros.segmentation_node  # everything the node imports
 from jetson_seg.engines.gpu import configure_gpu_memory
-from jetson_seg.model_store import open_model
+from jetson_seg.model_loader import open_model
 from jetson_seg.vision.image_conversion import DecodedImage
 from jetson_seg.vision.pipeline import PipelineConfig, SegmentationPipeline, Wanted
 configure_gpu_memory(0)
