@@ -92,11 +92,19 @@ ensure_venv() {
   "$PYTHON" -m venv "${options[@]}" "$VENV" || { rm -rf "$VENV"; die "python3 -m venv failed"; }
 }
 
-# vision_msgs (on no registry) built from interfaces/vision_msgs into the venv, unless importable.
-build_vision_msgs() {
-  "$PY" -c "import vision_msgs.msg" 2>/dev/null && return 0
-  step "build interfaces/vision_msgs into $NAME (cmake, -j2)"
-  local py_include np_include build log
+# The interface packages of interfaces/ (on no registry) built into the venv: vision_msgs unless
+# an installed one imports (a sourced ROS provides it), jetson_seg_msgs always (it is ours: a
+# changed definition must be rebuilt; the stamp covers interfaces/).
+build_interfaces() {
+  "$PY" -c "import vision_msgs.msg" 2>/dev/null \
+    || build_interface vision_msgs "from vision_msgs.msg import Detection2DArray, LabelInfo"
+  build_interface jetson_seg_msgs "from jetson_seg_msgs.msg import Track, TrackArray"
+}
+
+# build_interface NAME CHECK: cmake-build interfaces/NAME into the venv, then run CHECK (Python).
+build_interface() {
+  local name=$1 check=$2 py_include np_include build log
+  step "build interfaces/$name into $NAME (cmake, -j2)"
   py_include=$("$PY" -c "import sysconfig; print(sysconfig.get_paths()['include'])")
   np_include=$("$PY" -c "import numpy; print(numpy.get_include())")
   # The message wheels' exported CMake files name the include dirs of the machine that built them
@@ -105,20 +113,19 @@ build_vision_msgs() {
     | xargs -0 -r sed -i -E \
       -e "s#/opt/python/cp3[0-9]+-cp3[0-9]+/lib/python3\.[0-9]+/site-packages/numpy/_?core/include#$np_include#g" \
       -e "s#/opt/python/cp3[0-9]+-cp3[0-9]+/include/python3\.[0-9]+#$py_include#g" || true
-  build=$(mktemp -d -t vision_msgs_build.XXXXXX)
+  build=$(mktemp -d -t "${name}_build.XXXXXX")
   log="$build.log"
   (
     # the venv's ROS wheels, or a sourced installation's ament and rosidl
     export CMAKE_PREFIX_PATH="$VENV${CMAKE_PREFIX_PATH:+:$CMAKE_PREFIX_PATH}" \
       AMENT_PREFIX_PATH="$VENV${AMENT_PREFIX_PATH:+:$AMENT_PREFIX_PATH}" PATH="$VENV/bin:$PATH"
-    cmake -S interfaces/vision_msgs -B "$build" -DCMAKE_BUILD_TYPE=Release \
+    cmake -S "interfaces/$name" -B "$build" -DCMAKE_BUILD_TYPE=Release \
       -DCMAKE_INSTALL_PREFIX="$VENV" -DPython3_EXECUTABLE="$PY" -DBUILD_TESTING=OFF
     cmake --build "$build" -j2
     cmake --install "$build"
-  ) > "$log" 2>&1 || { tail -40 "$log" >&2; die "vision_msgs build failed (full log: $log)"; }
+  ) > "$log" 2>&1 || { tail -40 "$log" >&2; die "$name build failed (full log: $log)"; }
   rm -rf "$build" "$log"
-  "$PY" -c "from vision_msgs.msg import Detection2DArray, LabelInfo" \
-    || die "vision_msgs was built but does not import"
+  "$PY" -c "$check" || die "$name was built but does not import"
 }
 
 # Write the stamp: the next run finds the venv ready.

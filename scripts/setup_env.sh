@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Create or update the project venv (.venv): pinned Python packages (requirements.txt), vision_msgs
-# built from interfaces/vision_msgs when no installed package provides it, and jetson_seg itself
+# Create or update the project venv (.venv): pinned Python packages (requirements.txt), the
+# interface packages of interfaces/ (vision_msgs when no installed package provides it,
+# jetson_seg_msgs), and jetson_seg itself
 # (editable). Idempotent: on a ready venv (stamp matches) it exits in about a second.
 # Works from any cwd, without a terminal (CI=true, no stdin). Root on a fresh Debian 12 machine:
 # missing cmake/g++/make/python3-venv are installed with apt-get.
@@ -33,8 +34,8 @@ fi
 "$PY" -c "import rclpy, std_msgs.msg, geometry_msgs.msg" \
   || die "rclpy does not import in .venv after installing the requirements"
 
-# --- vision_msgs (not on any registry): built from interfaces/vision_msgs into the venv -----------
-build_vision_msgs
+# --- interfaces/ (on no registry): vision_msgs, jetson_seg_msgs, built into the venv ---------------
+build_interfaces
 
 # --- the package itself ---------------------------------------------------------------------------
 if [ -f setup.py ] || [ -f pyproject.toml ]; then

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Create or update .venv-jazzy: ROS 2 Jazzy's rclpy and Fast DDS from PyPI (requirements-jazzy.txt,
-# no TensorFlow), vision_msgs built against Jazzy, and jetson_seg from this tree (a .pth file, so
+# no TensorFlow), interfaces/ built against Jazzy, and jetson_seg from this tree (a .pth file, so
 # the tree's egg-info stays .venv's). `make test` runs the node-over-DDS tests in it after the main
 # suite (scripts/run_tests.sh with VENV=.venv-jazzy). Idempotent like setup_env.sh (stamped).
 set -euo pipefail
@@ -23,7 +23,7 @@ pip_q install -r requirements-jazzy.txt || die "pip install -r requirements-jazz
 "$PY" -c "import rclpy, std_msgs.msg, lifecycle_msgs.msg" \
   || die "rclpy does not import in $NAME after installing requirements-jazzy.txt"
 
-build_vision_msgs
+build_interfaces
 
 step "jetson_seg from $ROOT (.pth)"
 SITE=$("$PY" -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")

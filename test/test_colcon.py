@@ -21,6 +21,7 @@ from ros_harness import NodeProcess
 from jetson_seg.tools.node_client import NodeClient
 
 REPO = Path(__file__).resolve().parent.parent
+MSGS = REPO / 'interfaces' / 'jetson_seg_msgs'
 COLCON = Path(sys.executable).parent / 'colcon'
 #: The harness's `python -m jetson_seg.ros.segmentation_node ARGS` replaced by what a user runs
 #: in a workspace ($1): the installed executable after local_setup.bash, the venv ($2) in
@@ -39,15 +40,24 @@ LOADED = re.compile(r"^# (?:code object from '?([^'\s]+)'?|\S+ matches (\S+))$",
 
 def _colcon(tmp: Path, *args: str) -> subprocess.CompletedProcess:
     cmd = [str(COLCON), '--log-base', str(tmp / 'log'), *args]
-    env = {**os.environ, 'COLCON_HOME': str(tmp / 'colcon_home')}
+    # the venv's ROS wheels stand in for a sourced installation's ament and rosidl (CMake finds
+    # them through the prefix paths a setup.bash would set)
+    prefix = ':'.join(filter(None, [sys.prefix, os.environ.get('CMAKE_PREFIX_PATH')]))
+    env = {**os.environ, 'COLCON_HOME': str(tmp / 'colcon_home'), 'CMAKE_PREFIX_PATH': prefix,
+           'AMENT_PREFIX_PATH': ':'.join(filter(None, [sys.prefix,
+                                                       os.environ.get('AMENT_PREFIX_PATH')]))}
     return subprocess.run(cmd, cwd=tmp, env=env, capture_output=True, text=True, timeout=300)
 
 
 @pytest.fixture(scope='module')
 def workspace(tmp_path_factory):
     tmp = tmp_path_factory.mktemp('colcon_ws')
-    build = _colcon(tmp, 'build', '--base-paths', str(REPO), '--build-base',
-                    str(tmp / 'build'), '--install-base', str(tmp / 'install'))
+    # as the README says: the messages package lies inside this one, where colcon's crawl of
+    # src/ does not look, so its folder is a base path of its own
+    build = _colcon(tmp, 'build', '--base-paths', str(REPO), str(MSGS), '--build-base',
+                    str(tmp / 'build'), '--install-base', str(tmp / 'install'),
+                    '--cmake-args', f'-DPython3_EXECUTABLE={sys.executable}',
+                    '-DBUILD_TESTING=OFF')
     assert build.returncode == 0, build.stdout + build.stderr
     return tmp
 
@@ -66,11 +76,17 @@ def test_colcon_build_installs_executables_launch_config_and_model(workspace):
         assert (share / rel).is_file(), rel
     assert (prefix / 'share' / 'ament_index' / 'resource_index' / 'packages' /
             'jetson_seg').is_file()
+    # jetson_seg_msgs is built beside it; the vision_msgs subset of interfaces/ is for the
+    # venv only and never overlays a ROS installation's full vision_msgs
+    assert (tmp_path / 'install' / 'jetson_seg_msgs' / 'share' / 'jetson_seg_msgs' / 'msg' /
+            'TrackArray.msg').is_file()
+    assert not (tmp_path / 'install' / 'vision_msgs').exists()
 
 
 def test_colcon_test_runs_the_package_tests(workspace):
     tmp_path = workspace
-    result = _colcon(tmp_path, 'test', '--base-paths', str(REPO), '--build-base',
+    result = _colcon(tmp_path, 'test', '--base-paths', str(REPO), '--packages-select',
+                     'jetson_seg', '--build-base',
                      str(tmp_path / 'build'), '--install-base', str(tmp_path / 'install'),
                      '--pytest-args', '-k', 'lint or test_parameters or launch_file')
     assert result.returncode == 0, result.stdout + result.stderr

@@ -87,3 +87,35 @@ def test_images_round_trip_and_refuse_what_they_cannot_encode():
         image_msg(Header(), rgb, 'mono8')
     with pytest.raises(ValueError, match='mono8 or rgb8, not bgr8'):
         image_msg(Header(), rgb, 'bgr8')
+
+
+def test_tracks_carry_ids_boxes_velocities_ages_and_directions_with_camera_info():
+    from jetson_seg.ros.messages import tracks_msg
+    from jetson_seg.vision.camera_rays import CameraModel
+    from jetson_seg.vision.tracker import Track
+    header = Header(frame_id='cam')
+    header.stamp.sec = 7
+    tracks = [Track(4, 1, (300.0, 220.0, 340.0, 260.0), (120.0, -30.0), 0.25, 30, 0.0, 0, 0.9),
+              Track(9, 3, (0.0, 10.0, 20.0, 50.0), (0.0, 0.0), 1.5, 170, 0.05, None, 0.6)]
+    labels = class_labels(NAMES, True)
+    plain = tracks_msg(header, tracks, labels)
+    assert plain.header == header
+    first, second = plain.tracks
+    assert (first.id, first.class_id, first.seen, first.hits) == ('4', 'disc', True, 30)
+    assert (second.id, second.class_id, second.seen) == ('9', 'triangle', False)
+    assert (first.bbox.center.position.x, first.bbox.center.position.y) == (320.0, 240.0)
+    assert (second.bbox.size_x, second.bbox.size_y) == (20.0, 40.0)
+    assert (first.velocity_x, first.velocity_y, first.age) == (120.0, -30.0, 0.25)
+    assert second.since_seen == pytest.approx(0.05) and first.score == pytest.approx(0.9)
+    assert (first.direction.z, first.direction_rate.x) == (0.0, 0.0)  # no camera: zero
+    camera = CameraModel.from_camera_info(
+        [500.0, 0.0, 320.0, 0.0, 510.0, 240.0, 0.0, 0.0, 1.0], [], 'plumb_bob')
+    seen = tracks_msg(header, tracks, labels, camera).tracks
+    # the first box is centred on the principal point: looking straight ahead, turning right
+    assert (seen[0].direction.x, seen[0].direction.y) == (0.0, 0.0)
+    assert seen[0].direction.z == pytest.approx(1.0)
+    assert seen[0].direction_rate.x == pytest.approx(120.0 / 500.0, rel=1e-3)
+    assert seen[0].direction_rate.y == pytest.approx(-30.0 / 510.0, rel=1e-3)
+    assert seen[1].direction.x < 0 and seen[1].direction.y < 0  # up left of the centre
+    norm = np.hypot(np.hypot(seen[1].direction.x, seen[1].direction.y), seen[1].direction.z)
+    assert norm == pytest.approx(1.0)

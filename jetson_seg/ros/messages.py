@@ -11,12 +11,16 @@ from typing import Sequence
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from jetson_seg_msgs.msg import Track as TrackMsg
+from jetson_seg_msgs.msg import TrackArray
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from vision_msgs.msg import (Detection2D, Detection2DArray, LabelInfo, ObjectHypothesisWithPose,
                              VisionClass)
 
+from jetson_seg.vision.camera_rays import CameraModel
 from jetson_seg.vision.image_conversion import encode_compressed, packed_rows
 from jetson_seg.vision.postprocess import Region
+from jetson_seg.vision.tracker import Track
 
 
 def image_msg(header, pixels: np.ndarray, encoding: str) -> Image:
@@ -75,6 +79,35 @@ def detections_msg(header, found: Sequence[Region], labels: Sequence[str],
         hypothesis.pose.pose.position.y = det.bbox.center.position.y
         det.results.append(hypothesis)
         out.detections.append(det)
+    return out
+
+
+def tracks_msg(header, tracks: Sequence[Track], labels: Sequence[str],
+               camera: CameraModel | None = None) -> TrackArray:
+    """The confirmed tracks of a frame: ids, boxes, image velocities and ages.
+
+    With the camera's model (from its camera_info) each track also gets its viewing direction
+    and that direction's rate; without one they stay zero.
+    """
+    out = TrackArray()
+    out.header = header
+    if camera is not None and tracks:
+        centres = np.array([((t.box[0] + t.box[2]) / 2, (t.box[1] + t.box[3]) / 2)
+                            for t in tracks])
+        rays, rates = camera.rays_and_rates(centres, np.array([t.velocity for t in tracks]))
+    for index, track in enumerate(tracks):
+        msg = TrackMsg(id=str(track.track_id), class_id=labels[track.class_id],
+                       score=float(track.score), seen=track.region is not None,
+                       velocity_x=float(track.velocity[0]), velocity_y=float(track.velocity[1]),
+                       age=float(track.age), since_seen=float(track.missed), hits=track.hits)
+        x0, y0, x1, y1 = track.box
+        msg.bbox.center.position.x, msg.bbox.center.position.y = (x0 + x1) / 2, (y0 + y1) / 2
+        msg.bbox.size_x, msg.bbox.size_y = float(x1 - x0), float(y1 - y0)
+        if camera is not None:
+            direction, rate = msg.direction, msg.direction_rate
+            direction.x, direction.y, direction.z = (float(v) for v in rays[index])
+            rate.x, rate.y, rate.z = (float(v) for v in rates[index])
+        out.tracks.append(msg)
     return out
 
 
