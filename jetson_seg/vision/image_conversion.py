@@ -141,6 +141,81 @@ def decode_image(msg, max_pixels: int = 4096 * 4096) -> DecodedImage:
     return DecodedImage(pixels, order)
 
 
+#: Depth encodings (REP 117): bytes per pixel, stored type, metres per stored unit.
+_DEPTH_ENCODINGS: dict[str, tuple[int, str, float]] = {'16UC1': (2, 'u2', 0.001),
+                                                       '32FC1': (4, 'f4', 1.0)}
+DEPTH_ENCODINGS: tuple[str, ...] = tuple(_DEPTH_ENCODINGS)
+
+
+@dataclass(frozen=True)
+class DepthImage:
+    """A depth image as it arrived: stored values plus the metres one unit stands for.
+
+    `values` is HxW uint16 (millimetres) or float32 (metres), a view of the message buffer when
+    it is little-endian (do not write to it). It is not converted to metres as a whole: that
+    cost 0.95 ms at 640x480 (uint16 -> float32 with NaN holes; a 64 k-entry lookup table 1.0
+    ms) against 0.12 ms for a copy, while the 3D outputs read only the objects' pixels. REP 117:
+    no reading is 0 in 16UC1, and 0, NaN or +-inf in 32FC1 (negative depths are no reading too).
+    """
+
+    values: np.ndarray
+    scale: float  # metres per stored unit
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.values.shape
+
+    def valid(self, values: np.ndarray | None = None) -> np.ndarray:
+        """Where `values` (default: the whole image) hold a reading."""
+        values = self.values if values is None else values
+        if values.dtype.kind == 'u':
+            return values > 0
+        return (values > 0) & (values < np.inf)  # NaN compares False both times
+
+    def metres(self, values: np.ndarray | None = None) -> np.ndarray:
+        """float32 metres of `values` (default: the whole image), NaN where no reading."""
+        values = self.values if values is None else values
+        out = np.multiply(values, np.float32(self.scale), dtype=np.float32)
+        out[~self.valid(values)] = np.nan
+        return out
+
+
+def check_depth(msg, max_pixels: int = 4096 * 4096) -> int:
+    """Validate a depth sensor_msgs/Image (16UC1 or 32FC1) like `check_image`; bytes per pixel."""
+    layout = _DEPTH_ENCODINGS.get(msg.encoding)
+    if layout is None:
+        raise ImageRejected('unsupported_depth_encoding',
+                            f'depth {msg.encoding!r} is neither 16UC1 (millimetres) nor 32FC1 '
+                            f'(metres), REP 117')
+    width, height, step = int(msg.width), int(msg.height), int(msg.step)
+    _check_size(width, height, max_pixels)
+    row_bytes = width * layout[0]
+    if step < row_bytes:
+        raise ImageRejected('bad_step', f'step {step} < width*bytes_per_pixel {row_bytes} '
+                                        f'({width}*{layout[0]}) for depth {msg.encoding}')
+    size = _byte_view(msg.data).size
+    if size < step * height:
+        raise ImageRejected('truncated', f'{size} bytes of depth data, need step*height = '
+                                         f'{step}*{height} = {step * height}')
+    return layout[0]
+
+
+def decode_depth(msg, max_pixels: int = 4096 * 4096) -> DepthImage:
+    """Decode a depth sensor_msgs/Image (16UC1 mm or 32FC1 m), honouring step and endianness.
+
+    Validated first (`check_depth`). Little-endian data stays a view of `msg.data`; big-endian
+    data is swapped into native order (one copy).
+    """
+    depth = check_depth(msg, max_pixels)
+    width, height, step = int(msg.width), int(msg.height), int(msg.step)
+    _, kind, scale = _DEPTH_ENCODINGS[msg.encoding]
+    rows = _byte_view(msg.data)[:step * height].reshape(height, step)[:, :width * depth]
+    values = rows.view(np.dtype(kind).newbyteorder('>' if msg.is_bigendian else '<'))
+    if msg.is_bigendian:
+        values = values.astype(kind)
+    return DepthImage(values, scale)
+
+
 def _compressed_kind(fmt: str) -> str:
     """'jpeg' or 'png' from a format such as 'jpeg' or 'bgr8; jpeg compressed bgr8'."""
     lowered = fmt.lower()
