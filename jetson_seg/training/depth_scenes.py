@@ -127,8 +127,11 @@ def _truth(outline: np.ndarray, plane: np.ndarray, camera: Intrinsics
     return tuple(float(c) for c in (lo + hi) / 2), tuple(float(s) for s in hi - lo)
 
 
-def _place(rng: np.random.Generator, spec: DepthSceneSpec, taken: list[tuple[float, float,
-                                                                              float]]):
+#: Circles (x, y, radius) in pixels that placed objects keep clear.
+_Taken = list[tuple[float, float, float]]
+
+
+def _place(rng: np.random.Generator, spec: DepthSceneSpec, taken: _Taken):
     """A size and centre (px) for a new object clear of the frame's edge and of `taken`."""
     for _ in range(50):
         size = float(np.exp(rng.uniform(np.log(spec.min_size), np.log(spec.max_size))))
@@ -190,9 +193,8 @@ def generate_depth_scene(rng: np.random.Generator,
         weight = at_depth if spec.mixed_edges else (at_depth >= 0.5).astype(np.float32)
         depth += (near - depth) * weight
         ys, xs = np.nonzero(ids == len(objects) + 1)
-        objects.append(TruthObject3D(cls, (int(xs.min()), int(ys.min()), int(xs.max()) + 1,
-                                           int(ys.max()) + 1), *_truth(outline, plane,
-                                                                        color_camera)))
+        box = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
+        objects.append(TruthObject3D(cls, box, *_truth(outline, plane, color_camera)))
     image = image * rng.uniform(0.7, 1.3) + rng.uniform(-20, 20) + rng.normal(0, 3, image.shape)
     depth += rng.normal(0, 1, depth_shape).astype(np.float32) * spec.noise * depth ** 2
     depth[_holes(rng, spec, depth_shape)] = np.nan
