@@ -1,0 +1,197 @@
+"""What the 3D outputs cost a frame, and how robust statistics compare (issue 26).
+
+    python -m jetson_seg.tools.depth_benchmark [--frames 300] [--objects 5]
+    python -m jetson_seg.tools.depth_benchmark --compare [--scenes 60]
+
+Cost: generated 640x480 RGB-D frames (training/depth_scenes.py) with `--objects` objects, their
+true masks and regions made beforehand; timed with time.perf_counter on one thread (OpenCV
+too): decoding a 16UC1 message, locate_objects for every region, labelled_points at strides 1,
+2 and 4, each with depth at full and at half resolution.
+
+Compare: the default model (LiteRT, one thread) segments generated frames and each region's 3D
+box is made by the chosen statistic (locate_objects) and by simpler ones on the same points;
+errors against the truth in issue 26's terms (centre depth %, sideways mm per metre, size %).
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+from types import SimpleNamespace
+
+import cv2
+import numpy as np
+
+from jetson_seg.training.depth_scenes import (DepthSceneSpec, box_errors, depth_scene_stream,
+                                              match_regions)
+from jetson_seg.vision.depth import (Intrinsics, labelled_points, locate_objects,
+                                     region_pixels)
+from jetson_seg.vision.image_conversion import DecodedImage, decode_depth
+from jetson_seg.vision.postprocess import regions as find_regions
+
+WARMUP = 20
+
+
+def _message(metres: np.ndarray) -> SimpleNamespace:
+    """A 16UC1 depth message (duck typed), millimetres with 0 for no reading."""
+    mm = np.where(np.isnan(metres), 0, np.round(metres * 1000)).astype(np.uint16)
+    return SimpleNamespace(encoding='16UC1', width=mm.shape[1], height=mm.shape[0],
+                           step=mm.shape[1] * 2, is_bigendian=0, data=mm.tobytes())
+
+
+def _ms(run, items: list, frames: int) -> float:
+    """Median milliseconds of `run(item)` over `frames` calls cycling through `items`."""
+    times = []
+    for k in range(frames + WARMUP):
+        item = items[k % len(items)]
+        start = time.perf_counter()
+        run(item)
+        times.append(time.perf_counter() - start)
+    return float(np.median(times[WARMUP:])) * 1e3
+
+
+def time_outputs(frames: int, objects: int, scale: float) -> dict[str, float]:
+    """Per-frame milliseconds of each 3D output, depth at `scale` of 640x480."""
+    spec = DepthSceneSpec(depth_scale=scale, min_objects=objects, max_objects=objects)
+    stream = depth_scene_stream(1, spec)
+    scenes = [next(stream) for _ in range(20)]
+    items = [(s, _message(s.depth), find_regions(s.mask, None, 4, 32)) for s in scenes]
+    decoded = [(s, decode_depth(msg), found) for s, msg, found in items]
+    out = {'decode 16UC1': _ms(lambda item: decode_depth(item[1]), items, frames),
+           'detections_3d': _ms(lambda item: locate_objects(
+               item[0].mask, item[2], (640, 480), item[1], item[0].depth_camera),
+               decoded, frames)}
+    for stride in (1, 2, 4):
+        out[f'points stride {stride}'] = _ms(lambda item: labelled_points(
+            item[0].mask, item[1], item[0].depth_camera, stride), decoded, frames)
+    out['regions found'] = float(np.mean([len(found) for _, _, found in items]))
+    out['points at stride 1'] = float(np.mean([len(labelled_points(
+        s.mask, d, s.depth_camera)) for s, d, _ in decoded]))
+    return out
+
+
+def _box(points: np.ndarray, pitch: float, camera: Intrinsics):
+    lo, hi = points.min(0), points.max(0)
+    return (lo + hi) / 2, hi - lo + np.array([pitch / camera.fx, pitch / camera.fy, 0.0])
+
+
+def _points(z: np.ndarray, chosen: np.ndarray, left: int, top: int,
+            camera: Intrinsics) -> np.ndarray:
+    v, u = np.nonzero(chosen)
+    depth = z[chosen]
+    return np.stack([(u + left - camera.cx) / camera.fx * depth,
+                     (v + top - camera.cy) / camera.fy * depth, depth], 1)
+
+
+def _mean(z, inside, left, top, camera):
+    """Mean of the mask's points, box from their min/max: what a first version would do."""
+    points = _points(z, inside & np.isfinite(z), left, top, camera)
+    center = points.mean(0)
+    _, size = _box(points, center[2], camera)
+    return center, size
+
+
+def _percentiles(z, inside, left, top, camera):
+    """Median centre, box from the 2nd-98th percentiles (a share of outliers cut each side)."""
+    points = _points(z, inside & np.isfinite(z), left, top, camera)
+    lo, hi = np.percentile(points, [2, 98], axis=0)
+    return np.median(points, 0), hi - lo
+
+
+def _eroded(z, inside, left, top, camera):
+    """The mask eroded by 2 px (off the edge), min/max box grown back by the 2 px."""
+    core = cv2.erode(inside.view(np.uint8), np.ones((5, 5), np.uint8),
+                     borderType=cv2.BORDER_CONSTANT, borderValue=0) > 0
+    points = _points(z, core & np.isfinite(z), left, top, camera)
+    center, size = _box(points, float(np.median(points[:, 2])), camera)
+    return center, size + np.array([4 / camera.fx, 4 / camera.fy, 0.0]) * center[2]
+
+
+def _band(z, inside, left, top, camera):
+    """Points within the median-depth band (as locate_objects), their raw min/max box."""
+    found = inside & np.isfinite(z)
+    median = float(np.median(z[found]))
+    rows, cols = np.nonzero(inside)
+    lateral = max(np.ptp(cols) + 1, np.ptp(rows) + 1) / camera.fx * median
+    points = _points(z, found & (np.abs(z - median) <= max(0.5 * lateral, 0.05)), left, top,
+                     camera)
+    return _box(points, median, camera)
+
+
+#: The simpler statistics the chosen one is compared with.
+STATISTICS = {'mean, min/max': _mean, 'median, 2-98 percentiles': _percentiles,
+              'eroded 2 px, min/max': _eroded, 'median band, min/max': _band}
+
+
+def compare(scenes: int) -> dict[str, np.ndarray]:
+    """Errors (depth, lateral, size) of every statistic on the model's regions, per object."""
+    from jetson_seg.model_loader import open_model
+    from jetson_seg.vision.pipeline import PipelineConfig, SegmentationPipeline, Wanted
+
+    engine, info = open_model('', 'litert', threads=1)
+    pipeline = SegmentationPipeline(engine, info, PipelineConfig())
+    stream = depth_scene_stream(2026)
+    errors: dict[str, list] = {name: [] for name in ['locate_objects (chosen)', *STATISTICS]}
+    for _ in range(scenes):
+        scene = next(stream)
+        result = pipeline.run(DecodedImage(scene.image, 'rgb'),
+                              Wanted(mask=False, color_mask=False, overlay=False))
+        depth = decode_depth(_message(scene.depth))
+        located = {o.region: o for o in locate_objects(
+            result.class_ids, result.regions, (640, 480), depth, scene.depth_camera)}
+        metres = depth.metres()
+        pairs = match_regions([(r.x0, r.y0, r.x1, r.y1, r.class_id) for r in result.regions],
+                              scene.objects)
+        for t, r in pairs.items():
+            if r not in located:
+                continue
+            truth = scene.objects[t]
+            chosen = located[r]
+            errors['locate_objects (chosen)'].append(box_errors(chosen.center, chosen.size,
+                                                                truth))
+            left, top, crop = region_pixels(result.class_ids, result.regions[r], (640, 480))
+            window = metres[top:top + crop.shape[0], left:left + crop.shape[1]]
+            for name, statistic in STATISTICS.items():
+                errors[name].append(box_errors(*statistic(window, crop, left, top,
+                                                          scene.depth_camera), truth))
+    engine.close()
+    return {name: np.array([(e.depth, e.lateral, e.size, e.within()) for e in found])
+            for name, found in errors.items()}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--frames', type=int, default=300)
+    parser.add_argument('--objects', type=int, default=5)
+    parser.add_argument('--compare', action='store_true')
+    parser.add_argument('--scenes', type=int, default=60)
+    args = parser.parse_args(argv)
+    cv2.setNumThreads(1)
+    machine = f'{platform.processor() or ""} {platform.machine()}, Python ' \
+              f'{platform.python_version()}, numpy {np.__version__}, OpenCV {cv2.__version__}'
+    if args.compare:
+        found = compare(args.scenes)
+        print(f'Robust statistics on the default model\'s regions, {args.scenes} generated '
+              f'frames ({len(next(iter(found.values())))} objects), {machine}')
+        print(f'{"statistic":<28}{"in goal":>8}{"depth % p95/max":>18}'
+              f'{"mm/m p95/max":>15}{"size % p95/max":>17}')
+        for name, e in found.items():
+            p95, worst = np.percentile(e[:, :3], 95, axis=0), e[:, :3].max(0)
+            print(f'{name:<28}{e[:, 3].mean():>7.0%} {p95[0]:>8.2%}/{worst[0]:<8.2%}'
+                  f'{p95[1] * 1e3:>7.1f}/{worst[1] * 1e3:<7.1f}'
+                  f'{p95[2]:>8.1%}/{worst[2]:<8.1%}')
+        return
+    print(f'3D outputs per 640x480 frame, {args.objects} objects, median of {args.frames} '
+          f'frames, one thread, {machine}')
+    for scale in (1.0, 0.5):
+        found = time_outputs(args.frames, args.objects, scale)
+        print(f'depth {round(640 * scale)}x{round(480 * scale)}: ' + ', '.join(
+            f'{name} {value:.3f} ms' for name, value in found.items()
+            if name not in ('regions found', 'points at stride 1')) +
+            f' ({found["regions found"]:.1f} regions, {found["points at stride 1"]:.0f} '
+            f'points at stride 1)')
+
+
+if __name__ == '__main__':
+    main()

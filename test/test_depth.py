@@ -1,0 +1,290 @@
+"""Objects in 3D (issue 26): depth decoding, 3D boxes against generated truth, labelled points.
+
+Tolerances (issue 26's goal): a centre within 2% of the true depth and 1 cm per metre of depth
+sideways; sizes within 5% along x and y, and along z within 5% of the object's largest size (a
+flat object facing the camera is 0 deep: a share of 0 means nothing). Depth at half the colour
+resolution has pixels twice as coarse: sizes there within 6%. With the default model's masks
+the centres keep the same tolerance (sideways plus the shift of the mask's own 2D box, one
+pixel = 1.9 mm per metre); a size may be off by what the mask is (the model rounds
+corners and cuts the tips of triangles), so it is held to the 2D box's own error plus 5% for
+95% of the objects, plus 10% for all.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import cv2
+import numpy as np
+import pytest
+
+from jetson_seg.training.depth_scenes import (DepthSceneSpec, box_errors, depth_scene_stream,
+                                              match_regions)
+from jetson_seg.vision.depth import (POINT_DTYPE, POINT_FIELDS, DepthParams, Intrinsics,
+                                     check_pairing, labelled_points, locate_objects)
+from jetson_seg.vision.image_conversion import (DepthImage, ImageRejected, check_depth,
+                                                decode_depth)
+from jetson_seg.vision.postprocess import Region, regions
+
+RNG = np.random.default_rng(26)
+DEPTH_TOLERANCE, LATERAL_TOLERANCE, SIZE_TOLERANCE = 0.02, 0.01, 0.05
+HALF_SIZE_TOLERANCE = 0.06
+
+
+def depth_msg(metres: np.ndarray, encoding: str, pad: int = 0, bigendian: bool = False,
+              rng: np.random.Generator = RNG) -> SimpleNamespace:
+    """A depth Image (duck typed) of metres with NaN holes, as a driver would send it.
+
+    16UC1 holds millimetres with 0 for no reading; 32FC1 metres with every REP 117 marker for
+    no reading drawn at random: NaN, 0, +inf and -inf.
+    """
+    if encoding == '16UC1':
+        values = np.where(np.isnan(metres), 0, np.round(metres * 1000)).astype(np.uint16)
+    else:
+        markers = np.array([np.nan, 0.0, np.inf, -np.inf], np.float32)
+        values = np.where(np.isnan(metres), rng.choice(markers, metres.shape),
+                          metres).astype(np.float32)
+    values = values.astype(values.dtype.newbyteorder('>' if bigendian else '<'))
+    height, width = values.shape
+    rows = np.full((height, width * values.itemsize + pad), 0xAB, np.uint8)
+    rows[:, :width * values.itemsize] = values.view(np.uint8).reshape(height, -1)
+    return SimpleNamespace(encoding=encoding, width=width, height=height,
+                           step=rows.shape[1], is_bigendian=int(bigendian), data=rows.tobytes())
+
+
+@pytest.mark.parametrize('bigendian', [False, True])
+@pytest.mark.parametrize('pad', [0, 3])
+@pytest.mark.parametrize('encoding', ['16UC1', '32FC1'])
+def test_depth_decodes_with_padding_and_either_byte_order(encoding, pad, bigendian):
+    metres = RNG.uniform(0.3, 8.0, (37, 53)).astype(np.float32)
+    metres[RNG.random(metres.shape) < 0.2] = np.nan
+    depth = decode_depth(depth_msg(metres, encoding, pad, bigendian))
+    assert depth.shape == (37, 53)
+    decoded = depth.metres()
+    np.testing.assert_array_equal(np.isnan(decoded), np.isnan(metres))
+    np.testing.assert_allclose(decoded, metres, atol=0.0005 if encoding == '16UC1' else 0)
+    assert decoded.dtype == np.float32
+
+
+def test_rep117_markers_are_no_reading_and_values_stay_a_view():
+    """0 in 16UC1; 0, NaN, +inf, -inf (and a negative depth) in 32FC1."""
+    floats = np.array([[1.5, 0.0, np.nan, np.inf, -np.inf, -1.0, 7.25]], np.float32)
+    msg = SimpleNamespace(encoding='32FC1', width=7, height=1, step=28, is_bigendian=0,
+                          data=floats.tobytes())
+    depth = decode_depth(msg)
+    assert depth.valid().tolist() == [[True, False, False, False, False, False, True]]
+    np.testing.assert_array_equal(depth.metres(),
+                                  [[1.5, np.nan, np.nan, np.nan, np.nan, np.nan, 7.25]])
+    mm = np.array([[0, 1, 65535]], np.uint16)
+    depth = decode_depth(SimpleNamespace(encoding='16UC1', width=3, height=1, step=6,
+                                         is_bigendian=0, data=bytearray(mm.tobytes())))
+    assert depth.valid().tolist() == [[False, True, True]]
+    np.testing.assert_allclose(depth.metres(), [[np.nan, 0.001, 65.535]])
+    assert not depth.values.flags.owndata  # no copy of the frame
+
+
+@pytest.mark.parametrize('fields, reason, detail', [
+    ({'encoding': 'mono16'}, 'unsupported_depth_encoding', "'mono16' is neither 16UC1"),
+    ({'encoding': 'rgb8'}, 'unsupported_depth_encoding', 'REP 117'),
+    ({'encoding': '32FC1'}, 'bad_step', 'step 8 < width*bytes_per_pixel 16'),
+    ({'width': 0}, 'zero_size', 'image is 0x2'),
+    ({'step': 12}, 'truncated', '16 bytes of depth data, need step*height = 12*2 = 24'),
+    ({'height': 5000, 'width': 5000, 'step': 10000}, 'too_large', 'exceeds max_image_pixels'),
+])
+def test_malformed_depth_is_rejected_with_the_reason(fields, reason, detail):
+    msg = SimpleNamespace(encoding='16UC1', width=4, height=2, step=8, is_bigendian=0,
+                          data=bytes(16))
+    for name, value in fields.items():
+        setattr(msg, name, value)
+    with pytest.raises(ImageRejected) as caught:
+        check_depth(msg)
+    assert caught.value.reason == reason and detail in caught.value.detail, caught.value
+    with pytest.raises(ImageRejected):
+        decode_depth(msg)
+
+
+def test_intrinsics_from_camera_info_scaled_and_refused_when_uncalibrated():
+    info = SimpleNamespace(k=[525.0, 0, 319.5, 0, 526.0, 239.5, 0, 0, 1], width=640, height=480)
+    camera = Intrinsics.from_camera_info(info)
+    assert (camera.fx, camera.fy, camera.cx, camera.cy) == (525.0, 526.0, 319.5, 239.5)
+    half = camera.scaled(320, 240)  # pixel centres stay on their rays: centre 159.5
+    assert (half.fx, half.cx, half.cy) == (262.5, 159.5, 119.5)
+    assert half.scaled(640, 480) == camera
+    with pytest.raises(ValueError, match='uncalibrated'):
+        Intrinsics.from_camera_info(SimpleNamespace(k=[0.0] * 9, width=640, height=480))
+    with pytest.raises(ImageRejected) as caught:
+        check_pairing((480, 640), (1280, 720))  # 4:3 depth for a 16:9 image: another view
+    assert caught.value.reason == 'depth_mismatch'
+    check_pairing((240, 320), (640, 480))
+
+
+def _truth_regions(scene):
+    return regions(scene.mask, None, 4, 32)
+
+
+def _scored(scene, mask, found, depth: DepthImage):
+    """(truth, region, Object3D) for every true object a region and a 3D box were found for."""
+    located = {o.region: o for o in locate_objects(mask, found, (scene.image.shape[1],
+                                                                 scene.image.shape[0]),
+                                                   depth, scene.depth_camera)}
+    pairs = match_regions([(r.x0, r.y0, r.x1, r.y1, r.class_id) for r in found],
+                          scene.objects)
+    return [(scene.objects[t], found[r], located[r]) for t, r in pairs.items() if r in located]
+
+
+@pytest.mark.parametrize('encoding', ['16UC1', '32FC1'])
+@pytest.mark.parametrize('scale', [1.0, 0.5])
+def test_true_masks_give_every_object_within_the_goal(scale, encoding):
+    """20 generated frames: tilted wall and objects, flying pixels at edges, holes, noise."""
+    stream = depth_scene_stream(7, DepthSceneSpec(depth_scale=scale))
+    size_tolerance = SIZE_TOLERANCE if scale == 1.0 else HALF_SIZE_TOLERANCE
+    checked = unlocated = 0
+    for _ in range(20):
+        scene = next(stream)
+        depth = decode_depth(depth_msg(scene.depth, encoding, pad=2))
+        found = _truth_regions(scene)
+        scored = _scored(scene, scene.mask, found, depth)
+        unlocated += len(scene.objects) - len(scored)
+        for truth, _, located in scored:
+            errors = box_errors(located.center, located.size, truth)
+            assert errors.within(DEPTH_TOLERANCE, LATERAL_TOLERANCE, size_tolerance), \
+                (truth, located, errors)
+            assert located.class_id == truth.class_id
+            checked += 1
+    assert checked >= 55 and unlocated <= 2, (checked, unlocated)  # holes over most of one
+
+
+def test_edge_pixels_on_the_background_do_not_move_the_box():
+    """A mask 3 px too wide all round falls on a wall 2 m behind, and a hole cuts the object:
+    the box is the object's, where the mean of the mask's points would be 0.3 m too deep."""
+    camera = Intrinsics(500.0, 500.0, 99.5, 74.5, 200, 150)
+    depth = np.full((150, 200), 3.0, np.float32)
+    depth[50:100, 60:140] = 1.0
+    depth[60:70, 60:80] = np.nan  # a hole at the object's edge
+    mask = np.zeros((150, 200), np.uint8)
+    mask[47:103, 57:143] = 2
+    found = regions(mask, None, 4)
+    (box,) = locate_objects(mask, found, (200, 150), DepthImage(depth, 1.0), camera)
+    np.testing.assert_allclose(box.center, (0.0, 0.0, 1.0), atol=1e-6)
+    np.testing.assert_allclose(box.size, (80 / 500, 50 / 500, 0.0), atol=1e-6)
+    assert float(np.nanmean(depth[mask > 0])) > 1.3  # what a mean would say
+    assert box.valid == pytest.approx(1 - 200 / (56 * 86))
+
+
+def test_regions_keep_their_index_order_and_class_and_score_for_track_ids():
+    """Each box names the region it came from (Track.region), with its class and score; a
+    region without depth gives none, and another class's region in its box does not mix in."""
+    camera = Intrinsics(500.0, 500.0, 99.5, 74.5, 200, 150)
+    depth = np.full((150, 200), 2.0, np.float32)
+    mask = np.zeros((150, 200), np.uint8)
+    mask[20:60, 20:60], mask[30:50, 60:90] = 1, 3  # touching, different classes
+    mask[100:140, 150:190] = 1
+    depth[100:140, 150:190] = np.nan  # no reading at all
+    found = [Region(3, 60, 30, 90, 50, 600, 0.7), Region(1, 150, 100, 190, 140, 1600, 0.9),
+             Region(1, 20, 20, 60, 60, 1600, 0.8)]
+    boxes = locate_objects(mask, found, (200, 150), DepthImage(depth, 1.0), camera,
+                           DepthParams(min_points=5))
+    assert [(b.region, b.class_id, b.score) for b in boxes] == [(0, 3, 0.7), (2, 1, 0.8)]
+    np.testing.assert_allclose(boxes[0].size[:2], (30 * 2 / 500, 20 * 2 / 500), rtol=1e-6)
+
+
+def test_a_mask_at_network_resolution_and_regions_in_image_pixels():
+    """The pipeline's mask may be at network size (mask_resolution: network) while regions
+    are in image pixels and depth at half the image: every grid is mapped to the others."""
+    camera = Intrinsics(525.0, 525.0, 319.5, 239.5, 640, 480).scaled(320, 240)
+    depth = np.full((240, 320), 3.0, np.float32)
+    depth[60:120, 80:200] = 1.2  # image pixels 120..240 x 160..400
+    mask = np.zeros((192, 256), np.uint8)
+    mask[48:96, 64:160] = 2
+    image_region = Region(2, 160, 120, 400, 240, 48 * 96, 1.0)
+    (box,) = locate_objects(mask, [image_region], (640, 480), DepthImage(depth, 1.0), camera)
+    np.testing.assert_allclose(box.size[:2], (240 * 1.2 / 525, 120 * 1.2 / 525), rtol=0.01)
+    assert box.center[2] == pytest.approx(1.2, abs=1e-6)
+
+
+def _model_pipeline():
+    from jetson_seg.model_loader import open_model
+    from jetson_seg.vision.pipeline import PipelineConfig, SegmentationPipeline
+
+    engine, info = open_model('', 'litert', threads=1)
+    return engine, SegmentationPipeline(engine, info, PipelineConfig())
+
+
+@pytest.mark.parametrize('scale', [1.0, 0.5])
+def test_the_default_models_masks_through_the_pipeline(scale):
+    """Centres within the goal (sideways plus the 2D box centre's own shift); sizes within the
+    2D box's own error + 5% (95% of the objects; all within + 10%: a tilted object's depth
+    extent lies at corners the model rounds)."""
+    from jetson_seg.vision.image_conversion import DecodedImage
+    from jetson_seg.vision.pipeline import Wanted
+
+    engine, pipeline = _model_pipeline()
+    stream = depth_scene_stream(11, DepthSceneSpec(depth_scale=scale))
+    checked = total = over = 0
+    for _ in range(15):
+        scene = next(stream)
+        result = pipeline.run(DecodedImage(scene.image, 'rgb'),
+                              Wanted(mask=False, color_mask=False, overlay=False))
+        depth = decode_depth(depth_msg(scene.depth, '16UC1'))
+        total += len(scene.objects)
+        for truth, region, located in _scored(scene, result.class_ids, result.regions, depth):
+            errors = box_errors(located.center, located.size, truth)
+            width, height = region.x1 - region.x0, region.y1 - region.y0
+            x0, y0, x1, y1 = truth.box
+            shift = np.hypot(region.x0 + region.x1 - x0 - x1,
+                             region.y0 + region.y1 - y0 - y1) / 2 / scene.color_camera.fx
+            assert errors.within(DEPTH_TOLERANCE, LATERAL_TOLERANCE + shift, 1.0), \
+                (truth, located, errors, shift)
+            flat = max(abs(width - (x1 - x0)) / (x1 - x0), abs(height - (y1 - y0)) / (y1 - y0))
+            assert errors.size <= flat + 2 * SIZE_TOLERANCE, (truth, located, errors, flat)
+            over += errors.size > flat + SIZE_TOLERANCE
+            checked += 1
+    engine.close()
+    assert checked >= 0.9 * total, (checked, total)  # the model finds nearly every object
+    assert over <= 0.05 * checked, (over, checked)
+
+
+@pytest.mark.parametrize('stride', [1, 2, 4])
+def test_labelled_points_are_the_objects_pixels_with_depth(stride):
+    scene = next(depth_scene_stream(3))
+    depth = DepthImage(scene.depth, 1.0)
+    points = labelled_points(scene.mask, depth, scene.depth_camera, stride)
+    sampled = scene.mask[::stride, ::stride]
+    z = scene.depth[::stride, ::stride]
+    chosen = (sampled > 0) & np.isfinite(z)
+    assert len(points) == chosen.sum()
+    v, u = np.nonzero(chosen)
+    camera = scene.depth_camera
+    np.testing.assert_array_equal(points['label'], sampled[chosen])  # rows top down
+    np.testing.assert_allclose(points['z'], z[chosen], rtol=1e-6)
+    np.testing.assert_allclose(points['x'], (u * stride - camera.cx) / camera.fx * z[chosen],
+                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(points['y'], (v * stride - camera.cy) / camera.fy * z[chosen],
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_point_layout_and_half_resolution_depth_sample_the_mask_at_pixel_centres():
+    assert POINT_DTYPE.itemsize == 16
+    assert [(n, o) for n, o, _, _ in POINT_FIELDS] == \
+        [(name, POINT_DTYPE.fields[name][1]) for name in POINT_DTYPE.names]
+    mask = np.zeros((480, 640), np.uint8)
+    mask[100:201, 300:401] = 3  # odd edges: half-resolution centres (2k + 1) decide
+    depth = np.full((240, 320), 2.0, np.float32)
+    depth[60:70, 160:170] = np.nan
+    camera = Intrinsics(262.5, 262.5, 159.5, 119.5, 320, 240)
+    points = labelled_points(mask, DepthImage(depth, 1.0), camera)
+    assert len(points) == 50 * 50 - 100 and set(points['label'].tolist()) == {3}
+    with pytest.raises(ValueError):
+        labelled_points(mask, DepthImage(depth, 1.0), camera, stride=0)
+    assert len(labelled_points(np.zeros_like(mask), DepthImage(depth, 1.0), camera)) == 0
+    mm = np.where(np.isnan(depth), 0, 2000).astype(np.uint16)
+    same = labelled_points(mask, DepthImage(mm, 0.001), camera)
+    np.testing.assert_array_equal(same['z'], points['z'])
+
+
+def test_depth_image_fitting_its_colour_image_only():
+    scene = next(depth_scene_stream(5, DepthSceneSpec(depth_scale=0.5)))
+    depth = DepthImage(cv2.resize(scene.depth, (300, 240)), 1.0)  # not 4:3 any more
+    with pytest.raises(ImageRejected, match='depth_mismatch'):
+        locate_objects(scene.mask, _truth_regions(scene), (640, 480), depth,
+                       scene.depth_camera)
