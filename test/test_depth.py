@@ -288,3 +288,11 @@ def test_depth_image_fitting_its_colour_image_only():
     with pytest.raises(ImageRejected, match='depth_mismatch'):
         locate_objects(scene.mask, _truth_regions(scene), (640, 480), depth,
                        scene.depth_camera)
+
+
+def test_the_benchmark_times_every_output():
+    from jetson_seg.tools.depth_benchmark import time_outputs
+
+    found = time_outputs(frames=3, objects=2, scale=0.5, scenes=2)
+    assert {'decode 16UC1', 'detections_3d', 'points stride 1', 'points stride 4'} <= set(found)
+    assert found['regions found'] == 2 and all(v >= 0 for v in found.values())
