@@ -296,3 +296,28 @@ def test_the_benchmark_times_every_output():
     found = time_outputs(frames=3, objects=2, scale=0.5, scenes=2)
     assert {'decode 16UC1', 'detections_3d', 'points stride 1', 'points stride 4'} <= set(found)
     assert found['regions found'] == 2 and all(v >= 0 for v in found.values())
+
+
+def test_a_ball_is_located_but_its_limb_takes_the_interiors_depth():
+    """The documented limit (vision/depth.py): a ball's outline turns away from the camera and
+    reads like flying pixels, so it takes the interior's depth: the centre comes out nearer and
+    the depth extent short. Pinned so that a change to the statistic shows here."""
+    camera = Intrinsics(300.0, 300.0, 159.5, 119.5, 320, 240)
+    center, radius = np.array([0.05, -0.03, 1.0]), 0.15
+    rays = np.stack(np.broadcast_arrays(((np.arange(320) - 159.5) / 300)[None, :],
+                                        ((np.arange(240) - 119.5) / 300)[:, None],
+                                        np.ones((1, 1))), -1)
+    dd, dc = (rays * rays).sum(-1), rays @ center
+    disc = dc ** 2 - dd * (center @ center - radius ** 2)
+    hit = disc >= 0
+    t = np.where(hit, (dc - np.sqrt(np.maximum(disc, 0))) / dd, 3.0)
+    surface = (rays * t[..., None])[hit]
+    lo, hi = surface.min(0), surface.max(0)
+    mask = hit.astype(np.uint8)
+    (box,) = locate_objects(mask, regions(mask, None, 2), (320, 240),
+                            DepthImage(t.astype(np.float32), 1.0), camera)
+    lateral = np.hypot(*(np.array(box.center[:2]) - (lo + hi)[:2] / 2)) / 1.0
+    assert lateral <= LATERAL_TOLERANCE
+    np.testing.assert_allclose(box.size[:2], (hi - lo)[:2], rtol=SIZE_TOLERANCE)
+    assert 0.97 < box.center[2] / ((lo + hi)[2] / 2) < 0.99  # 2.3% near
+    assert 0.6 < box.size[2] / (hi - lo)[2] < 0.75  # 0.09 m of 0.13 m

@@ -29,6 +29,10 @@ sideways, sizes 5%; worst size error):
                  eroded 36%; band + min/max 21%; percentiles and mean 0%.
 Objects with a reading on under half their pixels are not located (`min_valid`): their box
 would be a guess from the rest.
+Limit: a surface that turns away steeply at its outline (a ball's limb) is told from flying
+pixels by nothing in one frame, so its outline takes the interior's depth: a ball of radius
+0.15 m 1 m away came out 2.3% near, 4.8% narrow and its depth extent 0.09 m, not 0.13 m (the
+generated scenes' objects are flat, tilted shapes).
 """
 
 from __future__ import annotations
