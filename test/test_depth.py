@@ -323,3 +323,28 @@ def test_a_ball_is_located_but_its_limb_takes_the_interiors_depth():
     np.testing.assert_allclose(box.size[:2], (hi - lo)[:2], rtol=SIZE_TOLERANCE)
     assert 0.97 < box.center[2] / ((lo + hi)[2] / 2) < 0.99  # 2.3% near
     assert 0.6 < box.size[2] / (hi - lo)[2] < 0.75  # 0.09 m of 0.13 m
+
+
+def test_a_camera_info_of_the_colour_size_is_scaled_to_the_depth_image():
+    """Some drivers send one camera_info for both sizes: it is scaled (pixel centres kept)."""
+    scene = next(depth_scene_stream(9, DepthSceneSpec(depth_scale=0.5)))
+    depth = DepthImage(scene.depth, 1.0)
+    found = _truth_regions(scene)
+    by_depth = locate_objects(scene.mask, found, (640, 480), depth, scene.depth_camera)
+    by_colour = locate_objects(scene.mask, found, (640, 480), depth, scene.color_camera)
+    assert by_depth and by_colour == by_depth
+    np.testing.assert_array_equal(labelled_points(scene.mask, depth, scene.color_camera),
+                                  labelled_points(scene.mask, depth, scene.depth_camera))
+
+
+def test_an_object_cut_by_the_frame_edge_is_boxed_by_what_is_seen():
+    camera = Intrinsics(500.0, 500.0, 99.5, 74.5, 200, 150)
+    depth = np.full((150, 200), 3.0, np.float32)
+    depth[0:40, 0:30] = 1.5
+    mask = np.zeros((150, 200), np.uint8)
+    mask[0:40, 0:30] = 1
+    (box,) = locate_objects(mask, regions(mask, None, 2), (200, 150), DepthImage(depth, 1.0),
+                            camera)
+    np.testing.assert_allclose(box.size, (30 * 1.5 / 500, 40 * 1.5 / 500, 0.0), atol=1e-6)
+    np.testing.assert_allclose(box.center, ((14.5 - 99.5) * 1.5 / 500,
+                                            (19.5 - 74.5) * 1.5 / 500, 1.5), atol=1e-6)
