@@ -73,7 +73,10 @@ class Intrinsics:
         return cls(k[0], k[4], k[2], k[5], int(info.width), int(info.height))
 
     def scaled(self, width: int, height: int) -> 'Intrinsics':
-        """The same camera at another resolution (pixel centres stay on the same rays)."""
+        """The same camera at another resolution (pixel centres stay on the same rays).
+
+        image_proc's resize scales cx and cy plainly instead: a quarter pixel apart at half size.
+        """
         sx, sy = width / self.width, height / self.height
         return Intrinsics(self.fx * sx, self.fy * sy, (self.cx + 0.5) * sx - 0.5,
                           (self.cy + 0.5) * sy - 0.5, width, height)
@@ -350,7 +353,7 @@ def labelled_points(mask: np.ndarray, depth: DepthImage, camera: Intrinsics,
     camera = camera_for(depth, camera)
     rows = _centres(mask.shape[0], height, 0, height)[::stride]
     cols = _centres(mask.shape[1], width, 0, width)[::stride]
-    sampled = mask[np.ix_(rows, cols)] if mask.shape != depth.shape else \
+    sampled = mask.take(rows, 0).take(cols, 1) if mask.shape != depth.shape else \
         mask[::stride, ::stride]
     bx, by, bw, bh = cv2.boundingRect(sampled)
     labels = sampled[by:by + bh, bx:bx + bw]
