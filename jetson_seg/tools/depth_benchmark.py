@@ -4,9 +4,9 @@
     python -m jetson_seg.tools.depth_benchmark --compare [--scenes 60] [--true-masks]
 
 Cost: generated 640x480 RGB-D frames (training/depth_scenes.py) with `--objects` objects, their
-true masks and regions made beforehand; timed with time.perf_counter on one thread (OpenCV
-too): decoding a 16UC1 message, locate_objects for every region, labelled_points at strides 1,
-2 and 4, each with depth at full and at half resolution.
+true masks and regions made beforehand; wall (time.perf_counter) and CPU (time.thread_time)
+medians on one thread (OpenCV too): decoding a 16UC1 message, locate_objects for every region,
+labelled_points at strides 1, 2 and 4, each with depth at full and at half resolution.
 
 Compare: the default model (LiteRT, one thread) segments generated frames and each region's 3D
 box is made by the chosen statistic (locate_objects) and by simpler ones on the same points;
@@ -42,24 +42,22 @@ def _message(metres: np.ndarray) -> SimpleNamespace:
 
 
 def _ms(run, items: list, frames: int) -> tuple[float, float]:
-    """Median and least milliseconds of `run(item)` over `frames` calls cycling through `items`.
+    """Median wall and CPU milliseconds of `run(item)` over `frames` calls cycling `items`.
 
-    The least is each item's fastest call, averaged over the items: what the code costs when
-    no other process takes the core (this machine is shared).
+    The CPU time (this thread's) is what the work costs when other processes share the cores
+    (this machine is shared: the wall time then includes waiting for a core).
     """
-    times = [[] for _ in items]
+    wall, cpu = [], []
     for k in range(frames + WARMUP):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.thread_time()
         run(items[k % len(items)])
-        if k >= WARMUP:
-            times[k % len(items)].append(time.perf_counter() - start)
-    every = [t for per_item in times for t in per_item]
-    least = np.mean([min(per_item) for per_item in times if per_item])
-    return float(np.median(every)) * 1e3, float(least) * 1e3
+        wall.append(time.perf_counter() - start)
+        cpu.append(time.thread_time() - start_cpu)
+    return float(np.median(wall[WARMUP:])) * 1e3, float(np.median(cpu[WARMUP:])) * 1e3
 
 
 def time_outputs(frames: int, objects: int, scale: float, scenes: int = 20) -> dict:
-    """Per-frame (median, least) milliseconds of each 3D output, depth at `scale` of 640x480.
+    """Per-frame (wall, CPU) milliseconds of each 3D output, depth at `scale` of 640x480.
 
     Also 'regions found' and 'points at stride 1', the mean counts per frame.
     """
@@ -220,7 +218,7 @@ def main(argv: list[str] | None = None) -> None:
         found = time_outputs(args.frames, args.objects, scale)
         timed = [f'{name} {value[0]:.3f} ({value[1]:.3f})' for name, value in found.items()
                  if name not in ('regions found', 'points at stride 1')]
-        print(f'depth {round(640 * scale)}x{round(480 * scale)}, ms median (least): '
+        print(f'depth {round(640 * scale)}x{round(480 * scale)}, median ms wall (CPU): '
               f'{", ".join(timed)} ({found["regions found"]:.1f} regions, '
               f'{found["points at stride 1"]:.0f} points at stride 1)')
 
