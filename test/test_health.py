@@ -1,4 +1,4 @@
-"""Health rules (diagnostic levels) and the input figures they read, without DDS."""
+"""Health rules (diagnostic levels), the bookkeeping behind them and the input figures, no DDS."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from jetson_seg.ros.health import ERROR, OK, WARN, HealthConfig, Observed, assess
+from jetson_seg.ros.health import ERROR, OK, WARN, HealthConfig, HealthTracker, Observed, assess
 from jetson_seg.vision.frame_stats import FrameStats
 
 CONFIG = HealthConfig(expected_rate=30.0, rate_tolerance=0.1, stale_after=2.0)
@@ -78,3 +78,68 @@ def test_a_slow_camera_is_measured_over_a_window_long_enough_for_it():
         stats.on_received()
         clock.now += 2.0
     assert stats.snapshot()['input_rate_hz'] == pytest.approx(0.5)
+
+
+def _active(now: float = 10.0) -> HealthTracker:
+    tracker = HealthTracker()
+    tracker.activated(now)
+    return tracker
+
+
+def test_counts_are_those_since_the_previous_report():
+    tracker = _active()
+    first = tracker.observe(11.0, ('',), 30.0, rejected_total=5, failed_total=2)
+    assert (first.rejected_since_report, first.failed_since_report) == (3, 2)  # 5 - 2 failed
+    quiet = tracker.observe(12.0, ('',), 30.0, rejected_total=5, failed_total=2)
+    assert (quiet.rejected_since_report, quiet.failed_since_report) == (0, 0)
+    later = tracker.observe(13.0, ('',), 30.0, rejected_total=9, failed_total=3)
+    assert (later.rejected_since_report, later.failed_since_report) == (3, 1)
+
+
+def test_silence_is_the_quietest_cameras_and_named_only_among_several():
+    tracker = _active(10.0)
+    tracker.saw_image('front', 14.0)
+    tracker.saw_image('rear', 12.5)
+    seen = tracker.observe(15.0, ('front', 'rear'), 60.0, 0, 0)
+    assert seen.quiet_camera == 'rear' and seen.silence_s == 2.5
+    assert seen.input_rate_hz == 30.0  # per camera
+    alone = tracker.observe(15.0, ('rear',), 30.0, 0, 0)
+    assert alone.quiet_camera == '' and alone.silence_s == 2.5
+
+
+def test_a_camera_never_heard_from_is_silent_since_activation():
+    tracker = _active(10.0)
+    tracker.saw_image('front', 9.0)  # before this activation: does not count
+    seen = tracker.observe(13.0, ('front', 'side'), 0.0, 0, 0)
+    assert seen.silence_s == 3.0 and seen.quiet_camera in ('front', 'side')
+    assert assess(CONFIG, seen)[0] == WARN
+
+
+def test_activation_at_time_zero_counts_from_the_first_report():
+    """Under use_sim_time the node may activate before /clock ticks: its clock reads 0."""
+    tracker = _active(0.0)
+    assert tracker.observe(500.0, ('',), 0.0, 0, 0).silence_s == 0.0
+    assert tracker.observe(503.0, ('',), 0.0, 0, 0).silence_s == 3.0
+
+
+def test_state_and_errors_reach_the_assessment():
+    tracker = HealthTracker()
+    tracker.configure_error = 'missing model /x'
+    assert assess(CONFIG, tracker.observe(1.0, (), 0.0, 0, 0)) == \
+        (ERROR, 'unconfigured: no model loaded: missing model /x')
+    tracker.activated(2.0)
+    tracker.last_failure = 'RuntimeError()'
+    level, text = assess(CONFIG, tracker.observe(2.5, ('',), 30.0, 1, 1))
+    assert level == ERROR and text == 'engine failed on 1 frame(s): RuntimeError()'
+
+
+def test_a_report_adds_the_node_figures_to_the_frame_figures():
+    tracker = _active(10.0)
+    tracker.saw_image('', 11.0)
+    figures = {'input_rate_hz': 12.0, 'rejected': 3, 'rejected.processing_error': 1}
+    level, text, out = tracker.report(12.5, CONFIG, ('',), figures, 'litert/int8')
+    assert (level, text) == (ERROR, 'engine failed on 1 frame(s): ; input rate 12.0 Hz below '
+                                    'expected 30 Hz (tolerance 10%); 2 malformed frames '
+                                    'rejected since last report')
+    assert out == {**figures, 'state': 'active', 'engine': 'litert/int8', 'cameras': 1,
+                   'since_last_input_s': 1.5, 'expected_rate_hz': 30.0}

@@ -63,3 +63,60 @@ def assess(config: HealthConfig, seen: Observed) -> tuple[int, str]:
         return OK, 'running'
     problems.sort(key=lambda item: -item[0])
     return problems[0][0], '; '.join(text for _, text in problems)
+
+
+class HealthTracker:
+    """What the node saw between two diagnostics reports, turned into an `Observed`.
+
+    The node tells it about lifecycle changes and image arrivals; times are the node clock's
+    seconds (ROS time: /clock under use_sim_time), handed in by the caller.
+    """
+
+    def __init__(self) -> None:
+        self.state = 'unconfigured'  # lifecycle state label
+        self.configure_error = ''  # why the last configure failed ('' once one succeeds)
+        self.last_failure = ''  # repr of the last error a frame failed with
+        self._active_since = 0.0
+        self._last_seen: dict[str, float] = {}  # camera -> time of its last image
+        self._reported = {'rejected': 0, 'failed': 0}  # totals at the last report
+
+    def activated(self, now: float) -> None:
+        self.state, self._active_since = 'active', now
+
+    def saw_image(self, camera: str, now: float) -> None:
+        self._last_seen[camera] = now
+
+    def _since_report(self, key: str, total: int) -> int:
+        recent, self._reported[key] = total - self._reported[key], total
+        return recent
+
+    def observe(self, now: float, cameras: tuple[str, ...], input_rate_hz: float,
+                rejected_total: int, failed_total: int) -> Observed:
+        """What the node saw; the counts are those since the previous call.
+
+        `rejected_total` counts every frame not processed for a fault, `failed_total` those of
+        them that failed in processing: the rest were malformed.
+        """
+        failed = self._since_report('failed', failed_total)
+        rejected = self._since_report('rejected', rejected_total) - failed
+        if self.state == 'active' and self._active_since <= 0.0:
+            self._active_since = now  # activated under use_sim_time before /clock started
+        silence = {cam: now - max(self._active_since, self._last_seen.get(cam, 0.0))
+                   for cam in cameras}  # a camera silent since activation counts too
+        quietest = max(silence, key=silence.get, default='')
+        return Observed(state=self.state, silence_s=silence.get(quietest, 0.0),
+                        quiet_camera=quietest if len(cameras) > 1 else '',
+                        input_rate_hz=input_rate_hz / max(1, len(cameras)),
+                        rejected_since_report=rejected, failed_since_report=failed,
+                        configure_error=self.configure_error, last_failure=self.last_failure)
+
+    def report(self, now: float, config: HealthConfig, cameras: tuple[str, ...],
+               figures: dict[str, object], engine: str) -> tuple[int, str, dict[str, object]]:
+        """(level, message, figures) of a diagnostics report from a FrameStats snapshot."""
+        seen = self.observe(now, cameras, figures['input_rate_hz'], figures['rejected'],
+                            figures.get('rejected.processing_error', 0))
+        level, text = assess(config, seen)
+        return level, text, {**figures, 'state': seen.state, 'engine': engine,
+                             'cameras': len(cameras),
+                             'since_last_input_s': round(seen.silence_s, 3),
+                             'expected_rate_hz': config.expected_rate}
