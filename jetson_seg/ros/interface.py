@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from vision_msgs.msg import Detection2DArray, LabelInfo
 
@@ -67,6 +68,8 @@ LABEL_INFO_QOS = qos('reliable', 1, latched=True)
 DIAGNOSTICS_QOS = qos('reliable', 10)
 #: camera_info input: best effort matches any driver
 CAMERA_INFO_QOS = qos('best_effort', 10)
+#: The node's topics take qos_overrides./<topic>.* parameters (made at configure/activate).
+QOS_OVERRIDES = QoSOverridingOptions.with_default_policies()
 #: What clients subscribe outputs with: reliable, deep enough for a burst of answers.
 CLIENT_OUTPUT_QOS = qos('reliable', 50)
 

@@ -9,92 +9,36 @@ core (image_conversion, pipeline); messages.py builds the outgoing messages.
 
 from __future__ import annotations
 
-import collections
-import copy
 import functools
 import itertools
-import os
 import sys
-import threading
 import time
-from typing import Callable
 
-import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
-from rclpy.qos_overriding_options import QoSOverridingOptions
-from rclpy.signals import SignalHandlerOptions
-from sensor_msgs.msg import CameraInfo, CompressedImage
 from std_msgs.msg import Header
 
 from jetson_seg.allocator import keep_large_allocations
 from jetson_seg.errors import ConfigurationError, JetsonSegError
-from jetson_seg.vision.frame_stats import FrameStats
-from jetson_seg.vision.image_conversion import (ImageRejected, check_compressed, check_image,
-                                                decode_compressed, decode_image)
-from jetson_seg.ros.health import HealthConfig, Observed, assess
-from jetson_seg.ros.interface import (CAMERA_INFO, CAMERA_INFO_QOS, DIAGNOSTICS, DIAGNOSTICS_QOS,
-                                      EXTRA_OUTPUTS, LABEL_INFO, LABEL_INFO_QOS, OUTPUTS,
-                                      input_topic, qos, stamp_key)
-from jetson_seg.ros.messages import (class_labels, compressed_msg, detections_msg,
-                                     diagnostics_msg, label_info_msg, mask_camera_info)
-from jetson_seg.ros.serialized import UnreadableImage, received_image, serialized_image
 from jetson_seg.model_loader import open_model
+from jetson_seg.ros import image_input
+from jetson_seg.ros.camera_outputs import CameraOutputs
+from jetson_seg.ros.health import HealthConfig, HealthTracker
+from jetson_seg.ros.interface import (DIAGNOSTICS, DIAGNOSTICS_QOS, QOS_OVERRIDES, input_topic,
+                                      qos, stamp_key)
+from jetson_seg.ros.lifecycle_runner import run_lifecycle_node
+from jetson_seg.ros.messages import class_labels, diagnostics_msg
 from jetson_seg.ros.parameters import (SEGMENTATION_PARAMS, SPECS_BY_NAME, TRACKING_PARAMS,
                                        tracker_params)
+from jetson_seg.ros.ros_params import declare_all
 from jetson_seg.ros.rclpy_compat import add_post_set_parameters_callback, destroy_state_machine
-from jetson_seg.ros.rclpy_compat import executor as make_executor
-from jetson_seg.ros.shutdown import POLL_S, ShutdownRequest
+from jetson_seg.ros.serialized import UnreadableImage
+from jetson_seg.ros.shutdown import ShutdownRequest
+from jetson_seg.vision.frame_stats import FrameStats
+from jetson_seg.vision.image_conversion import DecodedImage, ImageRejected
 from jetson_seg.vision.pipeline import FrameResult, PipelineConfig, SegmentationPipeline, Wanted
 from jetson_seg.vision.rate_cap import RateCap
 from jetson_seg.vision.scheduler import FrameScheduler, PendingFrame
-from jetson_seg.vision.tracker import RegionTracker, Track, draw_tracks
-from jetson_seg.ros.ros_params import PARAM_ERRORS, declare_all
-
-QOS_OVERRIDES = QoSOverridingOptions.with_default_policies()  # qos_overrides./<topic>.* params
-PUBLISHED = {**OUTPUTS, **EXTRA_OUTPUTS}  # per camera, each made only when subscribed
-
-
-def _stamp(header) -> int:
-    return stamp_key(header.stamp)
-
-
-class CameraInfoMatcher:
-    """Pairs each mask with the camera_info of its image's stamp, whichever arrives first.
-
-    Drivers publish the info just before or just after the image; the unmatched side waits
-    among the last `size` of its kind. `publish(info, header, mask_size)` sends a pair.
-    """
-
-    def __init__(self, publish: Callable[[CameraInfo, Header, tuple[int, int]], None],
-                 size: int = 30) -> None:
-        self._publish = publish
-        self._lock = threading.Lock()
-        self._infos: collections.OrderedDict[int, CameraInfo] = \
-            collections.OrderedDict()
-        self._masks: collections.OrderedDict[int, tuple[Header, tuple[int, int]]] = \
-            collections.OrderedDict()
-        self._size = size
-
-    def _take_or_keep(self, key: int, other: collections.OrderedDict,
-                      mine: collections.OrderedDict, value):
-        with self._lock:
-            if key in other:
-                return other.pop(key)
-            mine[key] = value
-            while len(mine) > self._size:
-                mine.popitem(last=False)
-            return None
-
-    def add_info(self, info: CameraInfo) -> None:
-        mask = self._take_or_keep(_stamp(info.header), self._masks, self._infos, info)
-        if mask is not None:
-            self._publish(info, *mask)
-
-    def add_mask(self, header: Header, mask_size: tuple[int, int]) -> None:
-        info = self._take_or_keep(_stamp(header), self._infos, self._masks, (header, mask_size))
-        if info is not None:
-            self._publish(info, header, mask_size)
+from jetson_seg.vision.tracker import RegionTracker
 
 
 class SegmentationNode(LifecycleNode):
@@ -108,24 +52,16 @@ class SegmentationNode(LifecycleNode):
         add_post_set_parameters_callback(self, self._apply_runtime_parameters)
         self._shutdown = shutdown or ShutdownRequest()
         self.stats = FrameStats(clock=self._now)
+        self._health = HealthTracker()
         self._engine = None
         self._pipeline: SegmentationPipeline | None = None
+        self._scheduler: FrameScheduler | None = None
         self._class_names: tuple[str, ...] = ()
         self._labels: tuple[str, ...] = ()
-        self._cameras: tuple[str, ...] = ()
-        self._pubs: dict[str, dict[str, object]] = {}  # camera -> output -> publisher
-        self._infos: dict[str, CameraInfoMatcher] = {}
-        self._trackers: dict[str, RegionTracker] = {}
-        self._tracks: dict[str, list[Track]] = {}  # camera -> its last frame's tracks
+        self._cameras: tuple[str, ...] = ()  # as last configured
+        self._outputs: dict[str, CameraOutputs] = {}  # camera -> its outputs, from configure
         self._track_ids = itertools.count(1)  # one counter: unique across cameras, never reused
         self._subs: list = []
-        self._scheduler: FrameScheduler | None = None
-        self._state = 'unconfigured'
-        self._configure_error = ''
-        self._active_since = 0.0
-        self._last_seen: dict[str, float] = {}  # camera -> node-clock time of its last image
-        self._last_failure = ''
-        self._reported = {'rejected': 0, 'failed': 0}
         # Diagnostics in every lifecycle state: created here, not at configure/activate.
         self._diag_pub = self.create_publisher(DIAGNOSTICS.type, DIAGNOSTICS.name,
                                                DIAGNOSTICS_QOS)
@@ -163,8 +99,8 @@ class SegmentationNode(LifecycleNode):
         except ConfigurationError as exc:  # each value passed alone; together they cannot work
             self.get_logger().error(f'{exc}; tracking keeps its previous settings')
             return
-        for tracker in list(self._trackers.values()):
-            tracker.params = params
+        for outputs in list(self._outputs.values()):
+            outputs.retune(params)
 
     def _update_labels(self) -> None:
         """Detection class_id of each class index, as class_id_format says."""
@@ -193,7 +129,7 @@ class SegmentationNode(LifecycleNode):
                           gpu_memory_limit_mb=self._param('gpu_memory_limit_mb'))
 
     def _configure_failed(self, reason: str) -> TransitionCallbackReturn:
-        self._configure_error = reason
+        self._health.configure_error = reason
         self.get_logger().error(f'configure failed: {reason}')
         return TransitionCallbackReturn.FAILURE
 
@@ -214,22 +150,21 @@ class SegmentationNode(LifecycleNode):
             self.get_logger().info('configure abandoned: shutting down')
             return TransitionCallbackReturn.FAILURE
         engine, info = loaded
-        self._engine, self._configure_error = engine, ''
+        self._engine, self._health.configure_error = engine, ''
         self._class_names = info.class_names
         self._update_labels()
         self._pipeline = SegmentationPipeline(engine, info, self._pipeline_config())
         self._scheduler = FrameScheduler(self._pipeline, self, self.stats, self.check)
+        output_qos = qos(self._param('output_reliability'), self._param('output_depth'))
         self._cameras = tuple(dict.fromkeys(self._param('cameras')))
-        self._pubs = {cam: self._camera_publishers(cam) for cam in self._cameras}
-        self._listening = {cam: set() for cam in self._cameras}  # as `wanted` last found it
-        self._infos = {cam: CameraInfoMatcher(functools.partial(self._publish_camera_info, cam))
-                       for cam in self._cameras}
-        self._trackers = {cam: RegionTracker(tracking, self._track_ids) for cam in self._cameras}
+        self._outputs = {cam: CameraOutputs(self, cam, output_qos, self._viewer_cap,
+                                            RegionTracker(tracking, self._track_ids))
+                         for cam in self._cameras}
         header = Header(stamp=self.get_clock().now().to_msg())
-        for pubs in self._pubs.values():  # latched: late joiners get the table of this model
-            pubs['label_info'].publish(label_info_msg(header, self._class_names))
+        for outputs in self._outputs.values():
+            outputs.publish_label_info(header, self._class_names)
         self._restart_diagnostics_timer()
-        self._state = 'inactive'
+        self._health.state = 'inactive'
         self.get_logger().info(
             f'configured: engine={engine.label} model={info.path} input={info.input_hw} '
             f'classes={list(info.class_names)} in {time.monotonic() - started:.1f} s')
@@ -241,68 +176,51 @@ class SegmentationNode(LifecycleNode):
         self._diag_timer = self.create_timer(self._param('diagnostics_period'),
                                              self._publish_diagnostics)
 
-    def _camera_publishers(self, camera: str) -> dict[str, object]:
-        """Publishers of one camera's outputs under `<camera>/segmentation/`.
-
-        Each gets its own QoSProfile: rclpy applies qos_overrides to the profile in place.
-        """
-        pubs = {key: self.create_publisher(
-                    topic.type, topic.under(camera),
-                    qos(self._param('output_reliability'), self._param('output_depth')),
-                    qos_overriding_options=QOS_OVERRIDES)
-                for key, topic in PUBLISHED.items()}
-        pubs['label_info'] = self.create_publisher(
-            LABEL_INFO.type, LABEL_INFO.under(camera), copy.copy(LABEL_INFO_QOS),
-            qos_overriding_options=QOS_OVERRIDES)
-        return pubs
-
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._scheduler.start()
         compressed = self._param('image_transport') == 'compressed'
         topic = input_topic(compressed)
-        for cam in self._cameras:  # raw images arrive as CDR bytes, read in place
+        for cam, outputs in self._outputs.items():  # raw images arrive as CDR bytes
             self._subs.append(self.create_subscription(
                 topic.type, topic.under(cam),
                 functools.partial(self._on_image if compressed else self._on_serialized, cam),
                 qos(self._param('input_reliability'), self._param('input_depth')),
                 qos_overriding_options=QOS_OVERRIDES, raw=not compressed))
-            self._subs.append(self.create_subscription(
-                CAMERA_INFO.type, CAMERA_INFO.under(cam), self._infos[cam].add_info,
-                copy.copy(CAMERA_INFO_QOS), qos_overriding_options=QOS_OVERRIDES))
-        self._active_since = self._now()
-        self._state = 'active'
+            self._subs.append(outputs.subscribe_camera_info())
+        self._health.activated(self._now())
         topics = ', '.join(sub.topic_name for sub in self._subs)
         self.get_logger().info(f'active: listening on {topics}')
         return TransitionCallbackReturn.SUCCESS
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self.stop_worker()
-        for tracker in self._trackers.values():  # a reactivated camera may show anything
-            tracker.reset()
+        for outputs in self._outputs.values():
+            outputs.reset_tracks()
         for sub in self._subs:
             self.destroy_subscription(sub)
         self._subs = []
-        self._state = 'inactive'
+        self._health.state = 'inactive'
         return TransitionCallbackReturn.SUCCESS
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
-        for pub in [p for pubs in self._pubs.values() for p in pubs.values()]:
-            self.destroy_publisher(pub)
-        self._pubs, self._infos = {}, {}
+        for outputs in self._outputs.values():
+            outputs.destroy()
+        self._outputs = {}
         self._pipeline = self._scheduler = None
-        if self._engine is not None:
-            self._engine.close()
-            self._engine = None
-        self._state = 'unconfigured'
+        self._close_engine()
+        self._health.state = 'unconfigured'
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
         self.stop_worker()
+        self._close_engine()
+        self._health.state = 'finalized'
+        return TransitionCallbackReturn.SUCCESS
+
+    def _close_engine(self) -> None:
         if self._engine is not None:
             self._engine.close()
             self._engine = None
-        self._state = 'finalized'
-        return TransitionCallbackReturn.SUCCESS
 
     def destroy_node(self) -> None:
         """Destroy the node and, now, its lifecycle state machine.
@@ -313,171 +231,61 @@ class SegmentationNode(LifecycleNode):
         super().destroy_node()
         destroy_state_machine(self)
 
-    # ---- frames (FrameSink for the scheduler) ------------------------------------------------
+    # ---- frames (FrameSink for the scheduler; per camera: CameraOutputs) ---------------------
     def _on_image(self, camera: str, msg) -> None:
         now = self._now()
-        self._last_seen[camera] = now
-        age = None if isinstance(msg, UnreadableImage) else now - _stamp(msg.header) * 1e-9
+        self._health.saw_image(camera, now)
+        age = None if isinstance(msg, UnreadableImage) else \
+            now - stamp_key(msg.header.stamp) * 1e-9
         self._scheduler.submit(camera, msg, age)
 
     def _on_serialized(self, camera: str, data: bytes) -> None:
-        """A raw Image subscription's bytes: read in place (no Python Image object, no copy)."""
-        try:
-            msg = received_image(data)
-        except ImageRejected as exc:
-            msg = UnreadableImage(exc)
-        self._on_image(camera, msg)
+        self._on_image(camera, image_input.readable(data))
 
     def stop_worker(self) -> None:
         """Stop frame processing (idempotent); pending frames are counted as dropped."""
         if self._scheduler is not None:
             self._scheduler.stop()
 
-    def wanted(self, camera: str) -> Wanted:
-        """What to compute, from the subscriber counts; `publish` reuses this reading."""
-        listened = {key for key, pub in self._pubs[camera].items()
-                    if pub.get_subscription_count() > 0}
-        self._listening[camera] = listened
-        viewers = bool(listened & {'color_mask', 'overlay', 'overlay_compressed'}) and \
-            self._viewer_cap.allow(camera)  # viewer_max_rate
-        return Wanted(mask=bool(listened & {'mask', 'mask_compressed'}),
-                      color_mask=viewers and 'color_mask' in listened,
-                      overlay=viewers and bool(listened & {'overlay', 'overlay_compressed'}),
-                      detections='detections' in listened)
-
     def check(self, msg) -> None:
-        """Header-only validation in the callback: a malformed message never displaces a frame."""
-        max_pixels = self._param('max_image_pixels')
-        if isinstance(msg, UnreadableImage):
-            raise msg.error
-        if isinstance(msg, CompressedImage):
-            check_compressed(msg, max_pixels)
-        else:
-            check_image(msg, max_pixels)
+        image_input.check(msg, self._param('max_image_pixels'))
 
-    def decode(self, msg):
-        max_pixels = self._param('max_image_pixels')
-        if isinstance(msg, CompressedImage):
-            return decode_compressed(msg, max_pixels)
-        return decode_image(msg, max_pixels)
+    def decode(self, msg) -> DecodedImage:
+        return image_input.decode(msg, self._param('max_image_pixels'))
+
+    def wanted(self, camera: str) -> Wanted:
+        return self._outputs[camera].wanted()
+
+    def publish(self, frame: PendingFrame, result: FrameResult) -> None:
+        self._outputs[frame.camera].publish(frame.message.header, result, self._labels)
+
+    def publish_views(self, frame: PendingFrame, result: FrameResult) -> None:
+        self._outputs[frame.camera].publish_views(frame.message.header, result,
+                                                  self._param('jpeg_quality'))
 
     def rejected(self, frame: PendingFrame, error: ImageRejected) -> None:
         self.get_logger().warning(f'rejected image (frame_id={frame.message.header.frame_id!r}): '
                                   f'{error}', throttle_duration_sec=2.0)
 
     def failed(self, error: Exception) -> None:
-        self._last_failure = repr(error)
+        self._health.last_failure = repr(error)
         self.get_logger().error(f'frame failed: {error!r}', throttle_duration_sec=2.0)
 
-    def publish(self, frame: PendingFrame, result: FrameResult) -> None:
-        pubs, header = self._pubs[frame.camera], frame.message.header
-        listened = self._listening[frame.camera]
-        if result.mask is not None and 'mask' in listened:
-            pubs['mask'].publish(serialized_image(header, result.mask, 'mono8'))
-        if result.regions is not None:
-            ids = self._tracked_ids(frame.camera, header, result.regions)
-            pubs['detections'].publish(detections_msg(header, result.regions, self._labels, ids))
-        if result.mask is not None and 'mask_compressed' in listened:
-            pubs['mask_compressed'].publish(compressed_msg(header, result.mask, 'mono8', 'png'))
-        if 'camera_info' in listened:
-            self._infos[frame.camera].add_mask(header, result.mask_size)
-
-    def _tracked_ids(self, camera: str, header: Header, regions) -> list[str]:
-        """Each region's track id ('' until its track is confirmed), from the header stamp."""
-        stamp = header.stamp.sec + header.stamp.nanosec * 1e-9
-        ids = [''] * len(regions)
-        self._tracks[camera] = self._trackers[camera].update(regions, stamp)
-        for track in self._tracks[camera]:
-            if track.region is not None:
-                ids[track.region] = str(track.track_id)
-        return ids
-
-    def publish_views(self, frame: PendingFrame, result: FrameResult) -> None:
-        pubs, header = self._pubs[frame.camera], frame.message.header
-        listened = self._listening[frame.camera]
-        if result.color_mask is not None:
-            pubs['color_mask'].publish(serialized_image(header, result.color_mask, 'rgb8'))
-        if result.overlay is not None:
-            if result.regions is not None:  # tracked in publish(): ids and headings drawn on
-                draw_tracks(result.overlay, self._tracks.get(frame.camera, ()))
-            if 'overlay' in listened:
-                pubs['overlay'].publish(serialized_image(header, result.overlay, 'rgb8'))
-            if 'overlay_compressed' in listened:
-                pubs['overlay_compressed'].publish(compressed_msg(
-                    header, result.overlay, 'rgb8', 'jpeg', self._param('jpeg_quality')))
-
-    def _publish_camera_info(self, camera: str, info: CameraInfo, header: Header,
-                             mask_size: tuple[int, int]) -> None:
-        self._pubs[camera]['camera_info'].publish(mask_camera_info(info, header, *mask_size))
-
     # ---- diagnostics ------------------------------------------------------------------------
-    def _since_report(self, key: str, total: int) -> int:
-        recent, self._reported[key] = total - self._reported[key], total
-        return recent
-
     def _publish_diagnostics(self) -> None:
-        config = self._health_config()
-        figures = self.stats.snapshot()
-        failed = self._since_report('failed', self.stats.rejected['processing_error'])
-        rejected = self._since_report('rejected', figures['rejected']) - failed
-        now = self._now()
-        if self._state == 'active' and self._active_since <= 0.0:
-            self._active_since = now  # activated under use_sim_time before /clock started
-        silence = {cam: now - max(self._active_since, self._last_seen.get(cam, 0.0))
-                   for cam in self._cameras}  # a camera silent since activation counts too
-        quietest = max(silence, key=silence.get, default='')
-        seen = Observed(state=self._state, silence_s=silence.get(quietest, 0.0),
-                        quiet_camera=quietest if len(self._cameras) > 1 else '',
-                        input_rate_hz=figures['input_rate_hz'] / max(1, len(self._cameras)),
-                        rejected_since_report=rejected, failed_since_report=failed,
-                        configure_error=self._configure_error, last_failure=self._last_failure)
-        level, text = assess(config, seen)
-        figures.update(state=self._state, engine=self._engine.label if self._engine else 'none',
-                       cameras=len(self._cameras), since_last_input_s=round(seen.silence_s, 3),
-                       expected_rate_hz=self._param('expected_rate'))
+        level, text, figures = self._health.report(
+            self._now(), self._health_config(), self._cameras, self.stats.snapshot(),
+            self._engine.label if self._engine else 'none')
         self._diag_pub.publish(diagnostics_msg(
             self.get_clock().now().to_msg(), f'{self.get_name()}: segmentation',
             self.get_fully_qualified_name(), level, text, figures))
 
 
 def main(args: list[str] | None = None) -> int:
-    """Run the node; it configures and activates itself unless autostart is false.
-
-    SIGINT and SIGTERM end it at any moment with exit code 0 (see ros/shutdown.py).
-    """
+    """Run the node (see ros/lifecycle_runner.py): exit code 0 after SIGINT/SIGTERM."""
     keep_large_allocations()  # frame-sized buffers: no page faults per frame
-    shutdown = ShutdownRequest().install()
-    rclpy.init(args=args if args is not None else sys.argv,
-               signal_handler_options=SignalHandlerOptions.NO)
-    try:
-        node = SegmentationNode(shutdown=shutdown)
-    except PARAM_ERRORS as exc:
-        print(f'segmentation_node: invalid parameter: {exc}', file=sys.stderr)
-        rclpy.try_shutdown()
-        return 2
-    executor = make_executor(node.get_parameter('executor').value)
-    node.get_logger().info(f'executor: {type(executor).__name__}')
-    executor.add_node(node)
-    try:
-        if node.get_parameter('autostart').value and not shutdown.requested and \
-                node.trigger_configure() == TransitionCallbackReturn.SUCCESS and \
-                not shutdown.requested:
-            node.trigger_activate()
-        while not shutdown.requested:
-            executor.spin_once(timeout_sec=POLL_S)
-    except ExternalShutdownException:
-        pass
-    finally:
-        node.get_logger().info(f'stopping ({shutdown.signal_name or "context shut down"})')
-        node.stop_worker()
-        executor.shutdown()
-        node.destroy_node()
-        rclpy.try_shutdown()
-    if shutdown.abandoned:  # a model load still running: do not wait for it at interpreter exit
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(0)
-    return 0
+    return run_lifecycle_node(lambda shutdown: SegmentationNode(shutdown=shutdown),
+                              'segmentation_node', args)
 
 
 if __name__ == '__main__':
