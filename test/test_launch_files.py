@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from jetson_seg.ros.parameters import OPTIMIZER_PARAMS, SEGMENTATION_PARAMS, validate
+from jetson_seg.ros.node_parameters import OPTIMIZER_PARAMS, SEGMENTATION_PARAMS, validate
 
 REPO = Path(__file__).resolve().parent.parent
 LAUNCH_FILES = sorted((REPO / 'launch').glob('*.launch.py'))

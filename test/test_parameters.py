@@ -2,7 +2,7 @@
 
 import pytest
 
-from jetson_seg.ros.parameters import SEGMENTATION_PARAMS, SPECS_BY_NAME, validate
+from jetson_seg.ros.node_parameters import SEGMENTATION_PARAMS, SPECS_BY_NAME, validate
 
 
 def test_defaults_are_valid():
@@ -41,7 +41,7 @@ def test_bad_values_are_refused_with_reason(name, value, fragment):
     (['', '/robot'], "items '' and '/robot' name the same topics (/robot/image)"),
 ])
 def test_camera_names_are_refused_by_rclpy_rules_with_the_reason(cameras, fragment):
-    from jetson_seg.ros.ros_params import topic_prefix_problem
+    from jetson_seg.ros.parameter_declaration import topic_prefix_problem
 
     reason = topic_prefix_problem(SPECS_BY_NAME['cameras'], cameras, 'seg', '/robot')
     assert reason is not None and fragment in reason, reason
@@ -49,7 +49,7 @@ def test_camera_names_are_refused_by_rclpy_rules_with_the_reason(cameras, fragme
 
 
 def test_camera_names_rclpy_takes_are_accepted():
-    from jetson_seg.ros.ros_params import topic_prefix_problem
+    from jetson_seg.ros.parameter_declaration import topic_prefix_problem
 
     spec = SPECS_BY_NAME['cameras']
     for cameras in ([''], ['front', 'rear'], ['/robot/left', 'right/'], ['~/cam', 'cam_1/x']):

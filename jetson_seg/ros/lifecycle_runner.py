@@ -16,7 +16,7 @@ from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.signals import SignalHandlerOptions
 
 from jetson_seg.ros.rclpy_compat import executor as make_executor
-from jetson_seg.ros.ros_params import PARAM_ERRORS
+from jetson_seg.ros.parameter_declaration import PARAM_ERRORS
 from jetson_seg.ros.shutdown import POLL_S, ShutdownRequest
 
 

@@ -23,8 +23,8 @@ from jetson_seg.optimize.conversion_settings import ConversionSettings
 from jetson_seg.errors import JetsonSegError
 from jetson_seg.optimize.optimizer import (TARGETS, Optimizer, OptimizerConfig, RunStopped,
                                            default_output_dir)
-from jetson_seg.ros.parameters import OPTIMIZER_PARAMS
-from jetson_seg.ros.ros_params import PARAM_ERRORS, declare_all
+from jetson_seg.ros.node_parameters import OPTIMIZER_PARAMS
+from jetson_seg.ros.parameter_declaration import PARAM_ERRORS, declare_all
 from jetson_seg.ros.shutdown import ShutdownRequest
 
 #: Longest cause shown for an error outside the package's own (TensorFlow's run to pages).

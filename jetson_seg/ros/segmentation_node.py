@@ -27,9 +27,9 @@ from jetson_seg.ros.interface import (DIAGNOSTICS, DIAGNOSTICS_QOS, QOS_OVERRIDE
                                       qos, stamp_key)
 from jetson_seg.ros.lifecycle_runner import run_lifecycle_node
 from jetson_seg.ros.messages import class_labels, diagnostics_msg
-from jetson_seg.ros.parameters import (SEGMENTATION_PARAMS, SPECS_BY_NAME, TRACKING_PARAMS,
-                                       tracker_params)
-from jetson_seg.ros.ros_params import declare_all
+from jetson_seg.ros.node_parameters import (SEGMENTATION_PARAMS, SPECS_BY_NAME,
+                                            TRACKING_PARAMS, tracker_params)
+from jetson_seg.ros.parameter_declaration import declare_all
 from jetson_seg.ros.rclpy_compat import add_post_set_parameters_callback, destroy_state_machine
 from jetson_seg.ros.serialized import UnreadableImage
 from jetson_seg.ros.shutdown import ShutdownRequest

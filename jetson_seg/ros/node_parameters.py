@@ -1,7 +1,8 @@
-"""The segmentation node's parameters: defaults, descriptions, ranges and validation.
+"""The nodes' parameter tables (segmentation and optimizer): defaults, descriptions, ranges.
 
-Kept free of rclpy so the rules can be tested alone; the node turns each `ParamSpec` into a
-declared parameter with a descriptor and refuses any value `validate` objects to.
+Kept free of rclpy so the rules can be tested alone; parameter_declaration.py turns each
+`ParamSpec` into a declared parameter with a descriptor and refuses any value `validate`
+objects to.
 """
 
 from __future__ import annotations
@@ -32,8 +33,8 @@ class ParamSpec:
     minimum: float | None = None
     maximum: float | None = None
     runtime: bool = False  # takes effect without reconfiguring
-    #: Every item is a topic prefix (a camera namespace): ros_params checks it with rclpy's
-    #: own name rules, which this rclpy-free module does not have.
+    #: Every item is a topic prefix (a camera namespace): parameter_declaration checks it with
+    #: rclpy's own name rules, which this rclpy-free module does not have.
     topic_prefixes: bool = False
 
 

@@ -1,4 +1,7 @@
-"""Declare ParamSpecs as ROS parameters with descriptors, and refuse invalid values."""
+"""Declare ParamSpecs as ROS parameters with descriptors, and refuse invalid values.
+
+Generic: any node's table (node_parameters.py) goes through `declare_all`.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescr
                                 SetParametersResult)
 
 from jetson_seg.ros.interface import IMAGE
-from jetson_seg.ros.parameters import ParamSpec, validate
+from jetson_seg.ros.node_parameters import ParamSpec, validate
 
 #: What declaring parameters raises for a bad value given on the command line or in a file.
 PARAM_ERRORS = (ValueError, InvalidParameterValueException, InvalidParameterTypeException)
