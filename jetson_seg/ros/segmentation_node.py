@@ -1,8 +1,9 @@
 """ROS 2 lifecycle node: camera images in, masks, overlays and detections out.
 
-Wiring only: parameters, QoS, topics, lifecycle and diagnostics. Frame scheduling (newest frame
-per camera, two stages, accounting) is vision.scheduler; image and model work is the rclpy-free
-core (image_conversion, pipeline); messages.py builds the outgoing messages.
+Parameters and lifecycle; the rest is wired in. Frames are scheduled by vision.scheduler (newest
+per camera, two stages, accounting) and handed to NodeFrameSink (frame_sink.py), which sends each
+camera's results through its CameraOutputs (camera_outputs.py); HealthTracker (health.py) keeps
+what diagnostics report; lifecycle_runner.py runs the process.
 
     python -m jetson_seg.ros.segmentation_node --ros-args -r image:=/camera/image_raw
 """
@@ -22,11 +23,12 @@ from jetson_seg.errors import ConfigurationError, JetsonSegError
 from jetson_seg.model_loader import open_model
 from jetson_seg.ros import image_input
 from jetson_seg.ros.camera_outputs import CameraOutputs
+from jetson_seg.ros.frame_sink import NodeFrameSink
 from jetson_seg.ros.health import HealthConfig, HealthTracker
 from jetson_seg.ros.interface import (DIAGNOSTICS, DIAGNOSTICS_QOS, QOS_OVERRIDES, input_topic,
                                       qos, stamp_key)
 from jetson_seg.ros.lifecycle_runner import run_lifecycle_node
-from jetson_seg.ros.messages import class_labels, diagnostics_msg
+from jetson_seg.ros.messages import diagnostics_msg
 from jetson_seg.ros.node_parameters import (SEGMENTATION_PARAMS, SPECS_BY_NAME,
                                             TRACKING_PARAMS, tracker_params)
 from jetson_seg.ros.parameter_declaration import declare_all
@@ -34,10 +36,9 @@ from jetson_seg.ros.rclpy_compat import add_post_set_parameters_callback, destro
 from jetson_seg.ros.serialized import UnreadableImage
 from jetson_seg.ros.shutdown import ShutdownRequest
 from jetson_seg.vision.frame_stats import FrameStats
-from jetson_seg.vision.image_conversion import DecodedImage, ImageRejected
-from jetson_seg.vision.pipeline import FrameResult, PipelineConfig, SegmentationPipeline, Wanted
+from jetson_seg.vision.pipeline import PipelineConfig, SegmentationPipeline
 from jetson_seg.vision.rate_cap import RateCap
-from jetson_seg.vision.scheduler import FrameScheduler, PendingFrame
+from jetson_seg.vision.scheduler import FrameScheduler
 from jetson_seg.vision.tracker import RegionTracker
 
 
@@ -56,8 +57,6 @@ class SegmentationNode(LifecycleNode):
         self._engine = None
         self._pipeline: SegmentationPipeline | None = None
         self._scheduler: FrameScheduler | None = None
-        self._class_names: tuple[str, ...] = ()
-        self._labels: tuple[str, ...] = ()
         self._cameras: tuple[str, ...] = ()  # as last configured
         self._outputs: dict[str, CameraOutputs] = {}  # camera -> its outputs, from configure
         self._track_ids = itertools.count(1)  # one counter: unique across cameras, never reused
@@ -81,7 +80,6 @@ class SegmentationNode(LifecycleNode):
         self._viewer_cap.rate = self._param('viewer_max_rate')
         if self._pipeline is not None and any(spec.runtime for spec in specs):
             self._pipeline.config = self._pipeline_config()
-        self._update_labels()
         if any(spec in TRACKING_PARAMS for spec in specs):
             self._retune_trackers()
         later = [spec.name for spec in specs if not spec.runtime]
@@ -101,10 +99,6 @@ class SegmentationNode(LifecycleNode):
             return
         for outputs in list(self._outputs.values()):
             outputs.retune(params)
-
-    def _update_labels(self) -> None:
-        """Detection class_id of each class index, as class_id_format says."""
-        self._labels = class_labels(self._class_names, self._param('class_id_format') == 'name')
 
     def _pipeline_config(self) -> PipelineConfig:
         return PipelineConfig(mask_at_input_resolution=self._param('mask_resolution') == 'input',
@@ -151,18 +145,18 @@ class SegmentationNode(LifecycleNode):
             return TransitionCallbackReturn.FAILURE
         engine, info = loaded
         self._engine, self._health.configure_error = engine, ''
-        self._class_names = info.class_names
-        self._update_labels()
         self._pipeline = SegmentationPipeline(engine, info, self._pipeline_config())
-        self._scheduler = FrameScheduler(self._pipeline, self, self.stats, self.check)
         output_qos = qos(self._param('output_reliability'), self._param('output_depth'))
         self._cameras = tuple(dict.fromkeys(self._param('cameras')))
         self._outputs = {cam: CameraOutputs(self, cam, output_qos, self._viewer_cap,
                                             RegionTracker(tracking, self._track_ids))
                          for cam in self._cameras}
+        sink = NodeFrameSink(self._outputs, info.class_names, self._param, self.get_logger(),
+                             self._health)
+        self._scheduler = FrameScheduler(self._pipeline, sink, self.stats, sink.check)
         header = Header(stamp=self.get_clock().now().to_msg())
         for outputs in self._outputs.values():
-            outputs.publish_label_info(header, self._class_names)
+            outputs.publish_label_info(header, info.class_names)
         self._restart_diagnostics_timer()
         self._health.state = 'inactive'
         self.get_logger().info(
@@ -231,7 +225,7 @@ class SegmentationNode(LifecycleNode):
         super().destroy_node()
         destroy_state_machine(self)
 
-    # ---- frames (FrameSink for the scheduler; per camera: CameraOutputs) ---------------------
+    # ---- frames (handled by the scheduler, NodeFrameSink and CameraOutputs) ---------------
     def _on_image(self, camera: str, msg) -> None:
         now = self._now()
         self._health.saw_image(camera, now)
@@ -246,30 +240,6 @@ class SegmentationNode(LifecycleNode):
         """Stop frame processing (idempotent); pending frames are counted as dropped."""
         if self._scheduler is not None:
             self._scheduler.stop()
-
-    def check(self, msg) -> None:
-        image_input.check(msg, self._param('max_image_pixels'))
-
-    def decode(self, msg) -> DecodedImage:
-        return image_input.decode(msg, self._param('max_image_pixels'))
-
-    def wanted(self, camera: str) -> Wanted:
-        return self._outputs[camera].wanted()
-
-    def publish(self, frame: PendingFrame, result: FrameResult) -> None:
-        self._outputs[frame.camera].publish(frame.message.header, result, self._labels)
-
-    def publish_views(self, frame: PendingFrame, result: FrameResult) -> None:
-        self._outputs[frame.camera].publish_views(frame.message.header, result,
-                                                  self._param('jpeg_quality'))
-
-    def rejected(self, frame: PendingFrame, error: ImageRejected) -> None:
-        self.get_logger().warning(f'rejected image (frame_id={frame.message.header.frame_id!r}): '
-                                  f'{error}', throttle_duration_sec=2.0)
-
-    def failed(self, error: Exception) -> None:
-        self._health.last_failure = repr(error)
-        self.get_logger().error(f'frame failed: {error!r}', throttle_duration_sec=2.0)
 
     # ---- diagnostics ------------------------------------------------------------------------
     def _publish_diagnostics(self) -> None:
