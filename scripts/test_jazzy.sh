@@ -12,7 +12,8 @@ T1=$SECONDS
 status=0
 VENV=.venv-jazzy bash scripts/run_tests.sh \
   test/test_rclpy_compat.py test/test_humble_rclpy.py test/test_parameters.py \
-  test/test_node_outputs.py test/test_node_lifecycle.py test/test_node_signals.py \
+  test/test_node_outputs.py test/test_node_input_faults.py test/test_node_cameras_and_load.py \
+  test/test_node_lifecycle.py test/test_node_signals.py \
   -k 'not loading_the_model and not configure_asked_for_by_a_manager' "$@" || status=$?
 echo "[jazzy] set-up $((T1 - T0)) s, tests $((SECONDS - T1)) s"
 exit $status

@@ -1,4 +1,7 @@
-"""Build sensor_msgs images in any encoding, with row padding, the way camera drivers do."""
+"""Build sensor_msgs images in any encoding, with row padding, the way camera drivers do.
+
+And read a published mask back.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +9,20 @@ import cv2
 import numpy as np
 from sensor_msgs.msg import CompressedImage, Image
 
+from jetson_seg.vision.image_conversion import decode_image
+
 
 def stamped(msg, index: int, frame_id: str = 'camera'):
     msg.header.stamp.sec = 1000 + index
     msg.header.stamp.nanosec = 123 + index
     msg.header.frame_id = frame_id
     return msg
+
+
+def mask_array(msg) -> np.ndarray:
+    """A published mask (mono8) as an HxW array of class ids."""
+    assert msg.encoding == 'mono8'
+    return decode_image(msg).pixels[..., 0]
 
 
 def yuv422_from_rgb(rgb: np.ndarray, order: str) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""SIGINT/SIGTERM at any moment of the node's life ends it cleanly (issue #12, defect 2).
+"""SIGINT/SIGTERM at any moment of the node's life ends it cleanly.
 
 Clean means: exit code 0, no traceback, and none of the Fast DDS shared-memory segments the
 node had open is left behind unused. The segments are read from /proc while the node runs, and

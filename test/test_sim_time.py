@@ -1,4 +1,4 @@
-"""Sim time and replay (issue #12 item 6): node clock, bag_player --clock, bag_recorder metadata.
+"""Sim time and replay: node clock, bag_player --clock, bag_recorder metadata.
 
 The /clock this test publishes runs ten times slower than the wall clock and jumps on demand,
 so a figure computed on the wall clock instead of the node clock cannot pass.
