@@ -129,3 +129,56 @@ def test_detection_ids_without_tracks_are_empty_not_indices():
     msg = detections_msg(Header(), [region, region], ['bg', 'a'], ['', '7'])
     assert [d.id for d in msg.detections] == ['', '7']
     assert np.isclose(msg.detections[1].results[0].hypothesis.score, 0.9)
+
+
+def test_tracks_carry_the_detection_ids_velocities_and_directions(ros_env):
+    """segmentation/tracks: one Track per confirmed track, ids as on the detections, velocities
+    near the objects' true ones, and viewing directions once camera_info comes."""
+    from sensor_msgs.msg import CameraInfo
+
+    from jetson_seg.ros.interface import CAMERA_INFO, CAMERA_INFO_QOS
+
+    frames = list(sequence_frames(5, SequenceSpec(frames=30, min_size=48.0, max_objects=3)))
+    node = NodeProcess({'threads': 1}, ros_env, namespace='/tracks')
+    client = NodeClient.on_own_node('tracks_client', namespace='/tracks',
+                                    outputs=('detections', 'tracks'))
+    infos = client.node.create_publisher(CameraInfo, CAMERA_INFO.under('/tracks'),
+                                         CAMERA_INFO_QOS)
+    fx = 500.0
+    try:
+        node.wait_for_output('active: listening')
+        client.connect(node_proc=node)
+        answers = []
+        for frame in frames:
+            msg = image_from_rgb(frame.image, 'rgb8')
+            msg.header.stamp.sec, msg.header.stamp.nanosec = T0, round(frame.stamp * 1e9)
+            info = CameraInfo(header=msg.header, width=640, height=480, distortion_model='')
+            info.k = [fx, 0.0, 320.0, 0.0, fx, 240.0, 0.0, 0.0, 1.0]
+            infos.publish(info)
+            answers.append((frame, client.request(msg)))
+        speeds = []
+        for frame, answer in answers:
+            tracks = answer['tracks']
+            assert tracks.header.stamp == answer['detections'].header.stamp
+            seen = {t.id for t in tracks.tracks if t.seen}
+            assert seen == {d.id for d in answer['detections'].detections if d.id}
+            for track in tracks.tracks:
+                assert track.age >= 0 and track.hits >= 3 and track.class_id in '123'
+                x, y = track.bbox.center.position.x, track.bbox.center.position.y
+                obj = int(frame.ids[min(int(y), 479), min(int(x), 639)])
+                truth = {o.object_id: o for o in frame.objects}.get(obj)
+                if track.seen and truth is not None and track.hits >= 8:
+                    speeds.append((np.hypot(track.velocity_x, track.velocity_y),
+                                   np.hypot(*truth.velocity)))
+                if track.direction.z:  # camera_info arrived: the ray through the box centre
+                    ray = np.array([(x - 320.0) / fx, (y - 240.0) / fx, 1.0])
+                    np.testing.assert_allclose(
+                        [track.direction.x, track.direction.y, track.direction.z],
+                        ray / np.linalg.norm(ray), atol=1e-6)
+        assert any(t.direction.z for _, a in answers[10:] for t in a['tracks'].tracks)
+        assert len(speeds) >= 10
+        measured, true = np.array(speeds).T
+        assert np.median(np.abs(measured - true) / true) < 0.25, speeds  # px/s from stamps
+    finally:
+        client.close()
+        assert node.stop() == 0, node.text

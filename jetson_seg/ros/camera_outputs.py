@@ -2,7 +2,8 @@
 
 The node makes one `CameraOutputs` per camera at configure and hands it each frame's results;
 it decides from the subscriber counts what the pipeline computes, sends what was computed with
-the frame's header, gives detections their track ids and pairs the mask with its camera_info.
+the frame's header, gives detections their track ids, sends the tracks (with viewing directions
+once a camera_info came) and pairs the mask with its camera_info.
 """
 
 from __future__ import annotations
@@ -14,18 +15,19 @@ from rclpy.qos import QoSProfile
 from sensor_msgs.msg import CameraInfo
 from std_msgs.msg import Header
 
-from jetson_seg.ros.interface import (CAMERA_INFO, CAMERA_INFO_QOS, EXTRA_OUTPUTS, LABEL_INFO,
-                                      LABEL_INFO_QOS, OUTPUTS, QOS_OVERRIDES)
+from jetson_seg.ros.interface import (CAMERA_INFO, CAMERA_INFO_QOS, LABEL_INFO, LABEL_INFO_QOS,
+                                      PUBLISHED, QOS_OVERRIDES)
 from jetson_seg.ros.messages import (compressed_msg, detections_msg, label_info_msg,
-                                     mask_camera_info)
+                                     mask_camera_info, tracks_msg)
 from jetson_seg.ros.serialized import serialized_image
 from jetson_seg.ros.stamp_matcher import StampMatcher
+from jetson_seg.vision.camera_rays import CameraModel
 from jetson_seg.vision.pipeline import FrameResult, Wanted
 from jetson_seg.vision.rate_cap import RateCap
 from jetson_seg.vision.tracker import RegionTracker, Track, TrackerParams, draw_tracks
 
-PUBLISHED = {**OUTPUTS, **EXTRA_OUTPUTS}  # each made only when subscribed
 VIEWS = {'color_mask', 'overlay', 'overlay_compressed'}  # pictures for people: viewer_max_rate
+TRACKED = {'detections', 'tracks'}  # outputs the tracker runs for (on the frame's regions)
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,8 @@ class CameraOutputs:
         self._tracker = tracker
         self._tracks: list[Track] = []  # the last frame's, drawn on its overlay
         self._listening: set[str] = set()  # as `wanted` last found it
+        self._camera: CameraModel | None = None  # from the latest usable camera_info
+        self._camera_problem = ''  # why the latest camera_info gave no model
         self._camera_infos: StampMatcher[CameraInfo, MaskGeometry] = \
             StampMatcher(self._publish_camera_info)
         # Each publisher gets its own QoSProfile: rclpy applies qos_overrides to it in place.
@@ -69,8 +73,20 @@ class CameraOutputs:
     def subscribe_camera_info(self):
         """The optional camera_info input (made at activate), paired with masks by stamp."""
         return self._node.create_subscription(
-            CAMERA_INFO.type, CAMERA_INFO.under(self.camera), self._camera_infos.add_a,
+            CAMERA_INFO.type, CAMERA_INFO.under(self.camera), self._on_camera_info,
             copy.copy(CAMERA_INFO_QOS), qos_overriding_options=QOS_OVERRIDES)
+
+    def _on_camera_info(self, info: CameraInfo) -> None:
+        """Pair it with its mask; keep the camera's model for the tracks' viewing directions."""
+        self._camera_infos.add_a(info)
+        try:
+            self._camera = CameraModel.from_camera_info(info.k, info.d, info.distortion_model)
+        except ValueError as exc:  # tracks go out without directions; say why once per change
+            self._camera = None
+            if str(exc) != self._camera_problem:
+                self._node.get_logger().warning(f'{self.camera}: {exc}; tracks are published '
+                                                f'without viewing directions')
+            self._camera_problem = str(exc)
 
     def retune(self, params: TrackerParams) -> None:
         """New tracking settings apply from the next frame; tracks are kept."""
@@ -93,7 +109,7 @@ class CameraOutputs:
         return Wanted(mask=bool(listened & {'mask', 'mask_compressed'}),
                       color_mask=viewers and 'color_mask' in listened,
                       overlay=viewers and bool(listened & {'overlay', 'overlay_compressed'}),
-                      detections='detections' in listened)
+                      detections=bool(listened & TRACKED))
 
     def publish(self, header: Header, result: FrameResult, labels: tuple[str, ...]) -> None:
         """The mask and detections (what a robot acts on); `labels` name the class ids."""
@@ -102,7 +118,12 @@ class CameraOutputs:
             self._pubs['mask'].publish(serialized_image(header, result.mask, 'mono8'))
         if result.regions is not None:
             ids = self._tracked_ids(header, result.regions)
-            self._pubs['detections'].publish(detections_msg(header, result.regions, labels, ids))
+            if 'detections' in listened:
+                self._pubs['detections'].publish(
+                    detections_msg(header, result.regions, labels, ids))
+            if 'tracks' in listened:
+                self._pubs['tracks'].publish(tracks_msg(header, self._tracks, labels,
+                                                        self._camera))
         if result.mask is not None and 'mask_compressed' in listened:
             self._pubs['mask_compressed'].publish(
                 compressed_msg(header, result.mask, 'mono8', 'png'))

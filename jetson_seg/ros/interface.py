@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from diagnostic_msgs.msg import DiagnosticArray
+from jetson_seg_msgs.msg import TrackArray
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
@@ -37,13 +38,16 @@ OUTPUTS: dict[str, Topic] = {
     'overlay': Topic('segmentation/overlay', Image),
     'detections': Topic('segmentation/detections', Detection2DArray),
 }
-#: Lazily made extras: the mask and overlay compressed for remote viewing, and the mask's
-#: camera geometry (from the optional CAMERA_INFO input).
+#: Lazily made extras: the mask and overlay compressed for remote viewing, the mask's camera
+#: geometry (from the optional CAMERA_INFO input) and the tracker's tracks.
 EXTRA_OUTPUTS: dict[str, Topic] = {
     'mask_compressed': Topic('segmentation/mask/compressed', CompressedImage),
     'overlay_compressed': Topic('segmentation/overlay/compressed', CompressedImage),
     'camera_info': Topic('segmentation/camera_info', CameraInfo),
+    'tracks': Topic('segmentation/tracks', TrackArray),
 }
+#: Every per-frame output of a camera, by name.
+PUBLISHED: dict[str, Topic] = {**OUTPUTS, **EXTRA_OUTPUTS}
 CAMERA_INFO = Topic('camera_info', CameraInfo)
 LABEL_INFO = Topic('segmentation/label_info', LabelInfo)
 DIAGNOSTICS = Topic('/diagnostics', DiagnosticArray)

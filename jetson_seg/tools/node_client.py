@@ -28,7 +28,8 @@ import rclpy
 from rclpy.serialization import deserialize_message
 
 from jetson_seg.ros.interface import (CLIENT_OUTPUT_QOS, DIAGNOSTICS, DIAGNOSTICS_QOS,
-                                      LABEL_INFO, LABEL_INFO_QOS, OUTPUTS, client_input_qos,
+                                      LABEL_INFO, LABEL_INFO_QOS, OUTPUTS, PUBLISHED,
+                                      client_input_qos,
                                       input_topic, set_stamp, stamp_key)
 from jetson_seg.ros.messages import detection_boxes
 from jetson_seg.ros.serialized import stamp_key_of
@@ -188,7 +189,7 @@ class NodeClient:
         self._baseline: dict[str, int] = {}
         self._own_node = False
         self._subscriptions = [
-            node.create_subscription(OUTPUTS[output].type, OUTPUTS[output].under(namespace),
+            node.create_subscription(PUBLISHED[output].type, PUBLISHED[output].under(namespace),
                                      self._collector(output), CLIENT_OUTPUT_QOS, raw=True)
             for output in self.outputs]
         self._subscriptions += [
@@ -210,7 +211,7 @@ class NodeClient:
         Outputs arrive serialized and are timed from their stamp: a 640x480 overlay costs a
         monitor about 1 ms to deserialize.
         """
-        kind = OUTPUTS[output].type
+        kind = PUBLISHED[output].type
 
         def collect(data: bytes) -> None:
             key = stamp_key_of(data)
@@ -242,7 +243,7 @@ class NodeClient:
         counts from there, so the probes stay out of the counts.
         """
         deadline = time.monotonic() + timeout
-        topics = [self.node.resolve_topic_name(OUTPUTS[output].under(self.namespace))
+        topics = [self.node.resolve_topic_name(PUBLISHED[output].under(self.namespace))
                   for output in self.outputs]
         self._await(lambda: self.publisher.get_subscription_count() > 0 and
                     all(self.node.count_publishers(topic) for topic in topics),
