@@ -12,7 +12,8 @@ from jetson_seg.vision.postprocess import (ArgmaxScratch, class_ids, class_mask,
                                            score_levels, SCORE_SCALE)
 from jetson_seg.vision.image_conversion import DecodedImage
 from jetson_seg.vision.pipeline import Wanted
-from jetson_seg.vision.preprocess import Letterbox, NetworkInput, to_network_input
+from jetson_seg.vision.letterbox import Letterbox
+from jetson_seg.vision.preprocess import NetworkInput, to_network_input
 from jetson_seg.training.scenes import CLASS_COLORS, SceneSpec, boxes_from_mask, scene_stream
 
 RNG = np.random.default_rng(0)

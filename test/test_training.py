@@ -214,7 +214,7 @@ def test_a_stride_two_stem_reads_finer_pixels_into_the_trained_network(shipped_s
 def test_labels_sit_where_the_node_reads_a_smaller_output(frame, net, stride):
     """The labels' content rows and columns are the node's: fitted on the input, then scaled."""
     from jetson_seg.training.scenes import Scene
-    from jetson_seg.vision.preprocess import Letterbox
+    from jetson_seg.vision.letterbox import Letterbox
 
     (w, h), (net_w, net_h) = frame, net
     scene = Scene(np.full((h, w, 3), 90, np.uint8), np.ones((h, w), np.uint8),

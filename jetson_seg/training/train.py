@@ -71,7 +71,8 @@ def _letterboxed(scene: Scene, net_w: int, net_h: int, small_area: int,
     The output grid is the input's size divided by the network's `stride`.
     """
     from jetson_seg.vision.image_conversion import DecodedImage, resize
-    from jetson_seg.vision.preprocess import Letterbox, to_network_input
+    from jetson_seg.vision.letterbox import Letterbox
+    from jetson_seg.vision.preprocess import to_network_input
 
     image, mask = scene.image, scene.mask
     in_box = Letterbox.fit(image.shape[1], image.shape[0], net_w, net_h)
@@ -262,7 +263,7 @@ def _score(job: tuple[np.ndarray, tuple[int, int], list]
     """
     from jetson_seg.training.metrics import ConfusionMatrix, match_boxes
     from jetson_seg.vision.postprocess import class_mask, probability_planes, regions
-    from jetson_seg.vision.preprocess import Letterbox
+    from jetson_seg.vision.letterbox import Letterbox
 
     probs, (net_h, net_w), truth = job
     conf = ConfusionMatrix(len(CLASS_NAMES))

@@ -20,7 +20,8 @@ from jetson_seg.vision.postprocess import (ArgmaxScratch, Region, class_mask,
                                            id_mask, object_windows, overlay, palette_lut,
                                            plane_buffers, regions, resize_planes,
                                            score_levels, Windows)
-from jetson_seg.vision.preprocess import Letterbox, NetworkInput
+from jetson_seg.vision.letterbox import Letterbox
+from jetson_seg.vision.preprocess import NetworkInput
 
 
 @dataclass(frozen=True)

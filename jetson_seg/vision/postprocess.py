@@ -30,7 +30,7 @@ import cv2
 import numpy as np
 
 from jetson_seg.model_info import OutputSpec
-from jetson_seg.vision.preprocess import Letterbox
+from jetson_seg.vision.letterbox import Letterbox
 
 
 @dataclass(frozen=True)

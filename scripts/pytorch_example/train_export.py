@@ -111,7 +111,7 @@ class Segmenter(nn.Module):
 
 
 # --------------------------------------------------------------------- frames and labels
-# The package's rules (jetson_seg.vision.preprocess / image_conversion), repeated here so that
+# The package's rules (jetson_seg.vision.letterbox / image_conversion), repeated here so that
 # the script stands alone: letterbox placement and the one resize rule.
 
 def letterbox(src_w: int, src_h: int, dst_w: int, dst_h: int) -> tuple[int, int, int, int]:
