@@ -85,12 +85,6 @@ class NetworkInput:
             to_network_input(image, self.input_hw, self._pixels[slot], box)
         return self._finish()
 
-    def prepare(self, pixels: np.ndarray) -> np.ndarray:
-        """Network-sized uint8 RGB frames (N, H, W, 3) -> the model's input (a new array)."""
-        self._resize(len(pixels))
-        np.copyto(self._pixels, pixels)
-        return self._finish().copy()
-
     def _finish(self) -> np.ndarray:
         if self._ready is self._pixels:
             return self._pixels
