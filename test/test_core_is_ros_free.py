@@ -93,3 +93,69 @@ def test_imports_point_down_the_layers():
         upward += [f'{module} -> {target}' for target in _imports(path)
                    if LAYERS[_room(target)] > mine]
     assert not upward, upward
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix('').parts
+    return '.'.join(parts[:-1] if parts[-1] == '__init__' else parts)
+
+
+def module_graph() -> dict[str, set[str]]:
+    """Every jetson_seg module -> the jetson_seg modules it imports, anywhere in its code.
+
+    Imports inside functions count: a circle they close only at run time is a circle in the
+    design all the same. `from package import name` points at the submodule where one exists.
+    """
+    import ast
+
+    paths = {_module_name(path): path for path in sorted(PACKAGE.rglob('*.py'))}
+    graph = {}
+    for module, path in paths.items():
+        package = (module if path.name == '__init__.py' else module.rpartition('.')[0]).split('.')
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                found.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom):  # `from ..x import y` counts up from package
+                base = '.'.join(package[:len(package) + 1 - node.level]) if node.level else ''
+                source = '.'.join(part for part in (base, node.module) if part)
+                for alias in node.names:
+                    child = f'{source}.{alias.name}'
+                    found.add(child if child in paths else source)
+        graph[module] = {target for target in found if target in paths and target != module}
+    return graph
+
+
+def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Circles of `graph`, each as [a, b, ..., a]: one per edge that leads back into the path."""
+    cycles, done, path = [], set(), []
+
+    def visit(module: str) -> None:
+        path.append(module)
+        for target in sorted(graph[module]):
+            if target in path:
+                cycles.append(path[path.index(target):] + [target])
+            elif target not in done:
+                visit(target)
+        path.pop()
+        done.add(module)
+
+    for module in sorted(graph):
+        if module not in done:
+            visit(module)
+    return cycles
+
+
+def test_the_cycle_search_finds_a_circle_and_reads_lazy_imports():
+    assert import_cycles({'a': {'b'}, 'b': {'c'}, 'c': {'a'}, 'd': {'a'}}) == \
+        [['a', 'b', 'c', 'a']]
+    assert import_cycles({'a': {'b', 'c'}, 'b': {'c'}, 'c': set()}) == []
+    graph = module_graph()
+    assert 'jetson_seg.vision.postprocess' in graph['jetson_seg.training.train']  # in a function
+    assert 'jetson_seg.vision.letterbox' in graph['jetson_seg.vision.preprocess']
+
+
+def test_no_module_imports_itself_through_others():
+    """The module graph has no circles: each module can be read (and tested) after those below."""
+    cycles = import_cycles(module_graph())
+    assert not cycles, 'import circles:\n' + '\n'.join(' -> '.join(c) for c in cycles)

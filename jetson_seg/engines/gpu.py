@@ -16,6 +16,8 @@ from pathlib import Path
 
 #: Device nodes an NVIDIA GPU shows: desktop/server drivers, and Jetson's integrated GPU.
 _GPU_DEVICE_NODES = ('/dev/nvidia[0-9]*', '/dev/nvhost-*gpu*', '/dev/nvgpu*')
+#: ONNX Runtime's GPU execution providers, by the names engines.onnxruntime asks for them.
+TENSORRT_EP, CUDA_EP = 'TensorrtExecutionProvider', 'CUDAExecutionProvider'
 
 
 def gpu_device_present() -> bool:
@@ -107,8 +109,6 @@ def onnxruntime_gpu() -> bool:
     if not gpu_device_present() or not installed('onnxruntime'):
         return False
     import onnxruntime
-
-    from jetson_seg.engines.onnxruntime import CUDA_EP, TENSORRT_EP
     return bool({TENSORRT_EP, CUDA_EP} & set(onnxruntime.get_available_providers()))
 
 

@@ -18,11 +18,11 @@ from typing import Callable
 import numpy as np
 
 from jetson_seg.engines.base import Engine
+from jetson_seg.engines.gpu import CUDA_EP, nvidia_gpu_and_tensorrt, TENSORRT_EP
 from jetson_seg.errors import EngineError, ModelError
 from jetson_seg.model_info import LAYOUTS
 
-TENSORRT_EP, CUDA_EP, CPU_EP = ('TensorrtExecutionProvider', 'CUDAExecutionProvider',
-                                'CPUExecutionProvider')
+CPU_EP = 'CPUExecutionProvider'
 #: Default of the node's `onnx_providers`: TensorRT, then CUDA for what it leaves, then CPU.
 PROVIDERS = (TENSORRT_EP, CUDA_EP, CPU_EP)
 #: Folder, inside the model folder, of the TensorRT provider's engine cache.
@@ -80,8 +80,6 @@ def writable_cache_root(preferred: Path) -> Path:
 
 def tensorrt_options(precision: str, cache_dir: Path) -> dict[str, str]:
     """TensorRT provider options: engines and timing cache kept under `cache_dir`, per key."""
-    from jetson_seg.engines.gpu import nvidia_gpu_and_tensorrt
-
     cache = writable_cache_root(Path(cache_dir)) / TRT_CACHE / \
         trt_cache_key(*nvidia_gpu_and_tensorrt(), precision)
     cache.mkdir(parents=True, exist_ok=True)
