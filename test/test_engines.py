@@ -42,13 +42,14 @@ def test_pipeline_keeps_output_buffers_per_camera_size():
                DecodedImage(np.full((360, 640, 3), 90, np.uint8), 'rgb')]
     wanted = [Wanted(), Wanted()]
     pipeline.run_batch(cameras, wanted)
-    planes = {size: [id(p) for p in buffers] for size, buffers in pipeline._planes.items()}
-    scratch = {shape: id(s) for shape, s in pipeline._argmax.items()}
+    output = pipeline.output
+    planes = {size: [id(p) for p in buffers] for size, buffers in output._planes.items()}
+    scratch = {shape: id(s) for shape, s in output._argmax.items()}
     for _ in range(3):  # the two sizes alternate: nothing is reallocated
         results = pipeline.run_batch(cameras, wanted)
     assert set(planes) == {(640, 480), (640, 360)}
-    assert {size: [id(p) for p in buffers] for size, buffers in pipeline._planes.items()} \
+    assert {size: [id(p) for p in buffers] for size, buffers in output._planes.items()} \
         == planes
-    assert {shape: id(s) for shape, s in pipeline._argmax.items()} == scratch
+    assert {shape: id(s) for shape, s in output._argmax.items()} == scratch
     assert [r.mask.shape for r in results] == [(480, 640), (360, 640)]
     engine.close()

@@ -1,15 +1,17 @@
 """Pre/post-processing: letterbox and its inverse, argmax, overlay, regions from masks."""
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
 
-from jetson_seg.model_info import InputSpec, OutputSpec
-from jetson_seg.vision.postprocess import (ArgmaxScratch, class_ids, class_mask,
+from jetson_seg.model_info import default_palette, InputSpec, ModelInfo, OutputSpec
+from jetson_seg.vision.postprocess import (ArgmaxScratch, blend, class_ids, class_mask,
                                            class_mask_in_windows, class_scores, color_mask,
-                                           id_mask, object_windows, overlay, palette_lut,
-                                           plane_buffers, probability_planes, regions,
-                                           score_levels, SCORE_SCALE)
+                                           find_regions, id_mask, NetworkOutput,
+                                           object_windows, palette_lut, plane_buffers,
+                                           resize_planes, score_levels, SCORE_SCALE)
 from jetson_seg.vision.image_conversion import DecodedImage
 from jetson_seg.vision.pipeline import Wanted
 from jetson_seg.vision.letterbox import Letterbox
@@ -19,20 +21,100 @@ from jetson_seg.training.scenes import CLASS_COLORS, SceneSpec, boxes_from_mask,
 RNG = np.random.default_rng(0)
 
 
-def test_probability_planes_reuse_buffers_and_match_a_full_resize():
-    import cv2
-    probs = RNG.random((192, 256, 4)).astype(np.float32)
+def _info(classes: int = 4, head: OutputSpec = OutputSpec()) -> ModelInfo:
+    """A model description with `classes` classes and the given head."""
+    return ModelInfo(Path('.'), tuple(f'class{k}' for k in range(classes)),
+                     default_palette(classes), output=head)
+
+
+def _whole_frame(scores: np.ndarray, box: Letterbox) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Mask and score planes with every plane resized over the whole frame: the reference."""
+    levels = score_levels(scores, box)
+    planes = resize_planes(levels, plane_buffers(None, len(levels), (box.src_w, box.src_h)))
+    return class_mask(planes), planes
+
+
+def test_network_output_reuses_buffers_per_frame_size_and_matches_a_full_resize():
+    probs = RNG.random((192, 256, 4)).astype(np.float32)  # noise: objects everywhere
+    output = NetworkOutput(_info())
     box = Letterbox.fit(640, 480, 256, 192)
-    planes = probability_planes(probs, box, True)
-    again = probability_planes(probs, box, True, planes)
-    assert all(a is b for a, b in zip(planes, again))
-    full = cv2.resize(probs, (640, 480), interpolation=cv2.INTER_LINEAR) * SCORE_SCALE
-    for k, plane in enumerate(planes):  # uint8 levels: rounding and 8-bit interpolation
+    first = output.mask(probs, box)
+    other = output.mask(probs, Letterbox.fit(640, 360, 256, 192))  # a second camera
+    again = output.mask(probs[::-1].copy(), box)
+    assert first.windows is None and first.size == first.input_size == (640, 480)
+    assert other.size == (640, 360)
+    assert all(a is b for a, b in zip(first.planes, again.planes))  # per size, reused
+    assert not any(a is b for a, b in zip(first.planes, other.planes))
+    assert first.ids is not again.ids  # a mask is new each frame: callers publish it
+    full = cv2.resize(probs[::-1], (640, 480), interpolation=cv2.INTER_LINEAR) * SCORE_SCALE
+    for k, plane in enumerate(again.planes):  # uint8 levels: rounding and 8-bit interpolation
         assert plane.dtype == np.uint8
         np.testing.assert_allclose(plane, full[..., k], atol=1.5)
-    small = probability_planes(probs, box, False)
-    assert small[0].shape == (192, 256)
-    np.testing.assert_array_equal(small[2], np.round(probs[..., 2] * SCORE_SCALE))
+    np.testing.assert_array_equal(again.ids, class_mask(again.planes))
+    small = output.mask(probs, box, at_input_resolution=False)
+    assert small.size == (256, 192) and small.input_size == (640, 480)
+    np.testing.assert_array_equal(small.planes[2], np.round(probs[..., 2] * SCORE_SCALE))
+    np.testing.assert_array_equal(small.ids, np.round(probs * SCORE_SCALE).argmax(-1))
+
+
+def test_network_output_regions_are_in_input_pixels_at_either_mask_resolution():
+    probs = np.zeros((192, 256, 3), np.float32)
+    probs[..., 0] = 0.9
+    probs[20:40, 30:60, 1] = 0.95  # 30 x 20 network pixels, half the frame's scale
+    probs[100:110, 200:204, 2] = 0.95
+    output = NetworkOutput(_info(3))
+    box = Letterbox.fit(512, 384, 256, 192)
+    coarse = output.mask(probs, box, at_input_resolution=False)
+    assert [(r.class_id, r.x0, r.y0, r.x1, r.y1, r.area) for r in output.regions(coarse)] == \
+        [(1, 60, 40, 120, 80, 600), (2, 400, 200, 408, 220, 40)]  # area: mask pixels
+    assert [r.class_id for r in output.regions(coarse, min_area=41)] == [1]
+    fine = output.mask(probs, box)
+    assert fine.windows is not None and fine.size == (512, 384)
+    for near, far in zip(output.regions(fine), output.regions(coarse)):
+        assert near.class_id == far.class_id and near.score == pytest.approx(0.95, abs=0.01)
+        assert max(abs(a - b) for a, b in zip((near.x0, near.y0, near.x1, near.y1),
+                                              (far.x0, far.y0, far.x1, far.y1))) <= 1
+
+
+def test_network_output_places_the_box_on_a_smaller_output_grid():
+    """An output at half the input's size (a stride-2 stem) covers the letterboxed input."""
+    box = Letterbox.for_input((360, 640), (192, 256))  # 16:9 in 4:3: padded top and bottom
+    assert box.pad_y > 0
+    half = box.on_grid(128, 96)
+    raw = np.zeros((96, 128, 2), np.float32)
+    raw[..., 0] = 1.0  # the padding reads background
+    raw[half.pad_y:half.pad_y + half.content_h, half.pad_x:half.pad_x + half.content_w] = \
+        (0.0, 1.0)  # the frame's content: class 1 everywhere
+    mask = NetworkOutput(_info(2)).mask(raw, box)
+    assert mask.size == (640, 360) and (mask.ids == 1).all()
+
+
+def test_an_argmax_head_gives_ids_without_scores():
+    ids = np.zeros((192, 256, 1), np.int64)
+    ids[50:70, 100:140] = 3
+    output = NetworkOutput(_info(4, OutputSpec('argmax')))
+    box = Letterbox.for_input((480, 640), (192, 256))
+    mask = output.mask(ids, box)
+    assert mask.planes is None and mask.windows is None
+    np.testing.assert_array_equal(mask.ids, id_mask(ids, box, at_input_resolution=True))
+    assert [(r.class_id, r.x0, r.y0, r.x1, r.y1, r.score) for r in output.regions(mask)] == \
+        [(3, 250, 125, 350, 175, 1.0)]
+
+
+def test_network_output_colours_and_an_overlay_scaled_up_to_the_image():
+    probs = np.zeros((192, 256, 4), np.float32)
+    probs[..., 0] = 0.9
+    probs[40:80, 60:120, 2] = 0.95
+    output = NetworkOutput(_info())
+    mask = output.mask(probs, Letterbox.fit(640, 480, 256, 192), at_input_resolution=False)
+    colors = output.colors(mask.ids, mask.windows)
+    np.testing.assert_array_equal(colors, output.palette[mask.ids])
+    rgb = RNG.integers(0, 256, (480, 640, 3), dtype=np.uint8)
+    picture = output.overlay(rgb, colors, mask.ids, 0.5, mask.windows)
+    assert picture.shape == rgb.shape
+    np.testing.assert_array_equal(picture[:90], rgb[:90])  # background: the input as it is
+    blended = (rgb[110:190, 160:290].astype(int) + output.palette[2]) / 2
+    assert np.abs(picture[110:190, 160:290] - blended).max() <= 1
 
 
 def _region_rows(found):
@@ -52,15 +134,16 @@ def test_windows_around_objects_give_the_whole_resize_mask_and_regions(size):
 
     engine, info = open_model('', 'litert', threads=1)
     pipeline = SegmentationPipeline(engine, info, PipelineConfig())
+    output = NetworkOutput(info)
     stream = scene_stream(31, SceneSpec(shift_rate=0.3))
     windowed = 0
     for _ in range(12):
         image = cv2.resize(next(stream).image, size, interpolation=cv2.INTER_AREA)
         inferred = pipeline.infer_batch([DecodedImage(image, 'rgb')])
-        box = inferred.boxes[0]
-        scores = class_scores(inferred.probs[0], info.output)
-        whole = probability_planes(scores, box, True)
-        expected = class_mask(whole)
+        raw = inferred.probs[0]
+        box = inferred.boxes[0].on_grid(raw.shape[1], raw.shape[0])
+        scores = class_scores(raw, info.output)
+        expected, whole = _whole_frame(scores, box)
         levels = score_levels(scores, box)
         windows = object_windows(class_mask(levels), size)
         assert windows is not None  # aligned scales, small objects
@@ -69,15 +152,21 @@ def test_windows_around_objects_give_the_whole_resize_mask_and_regions(size):
         np.testing.assert_array_equal(mask, expected)
         keeps = [window.keep for window in windows]
         for min_area in (1, 32):
-            assert _region_rows(regions(mask, planes, 4, min_area, keeps)) == \
-                _region_rows(regions(expected, whole, 4, min_area))
+            assert _region_rows(find_regions(mask, planes, 4, min_area, keeps)) == \
+                _region_rows(find_regions(expected, whole, 4, min_area))
+        made = output.mask(raw, inferred.boxes[0])  # the node's path: windows where it can
+        np.testing.assert_array_equal(made.ids, expected)
+        assert made.windows == tuple(keeps)
+        assert _region_rows(output.regions(made)) == \
+            _region_rows(find_regions(expected, whole, 4, 1))
         result = pipeline.run(DecodedImage(image, 'rgb'), Wanted())  # colours and overlay too
         np.testing.assert_array_equal(result.mask, expected)
-        colors = color_mask(expected, palette_lut(pipeline.palette))
+        colors = color_mask(expected, palette_lut(output.palette))
         np.testing.assert_array_equal(result.color_mask, colors)
-        np.testing.assert_array_equal(result.overlay, overlay(image, colors, expected, 0.5))
+        np.testing.assert_array_equal(result.overlay, blend(image, colors, expected, 0.5))
         assert result.windows is not None and len(result.windows) == len(windows)
-        assert _region_rows(result.regions) == _region_rows(regions(expected, whole, 4, 32))
+        assert _region_rows(result.regions) == \
+            _region_rows(find_regions(expected, whole, 4, 32))
         windowed += bool(windows)
     engine.close()
     assert windowed >= 8  # most frames hold objects the model finds
@@ -105,8 +194,8 @@ def test_colours_and_overlay_in_windows_equal_the_whole_frame_and_any_background
                                    np.uint8))
         colors = color_mask(mask, lut)
         np.testing.assert_array_equal(color_mask(mask, lut, windows), colors)
-        np.testing.assert_array_equal(overlay(rgb, colors, mask, 0.4, windows),
-                                      overlay(rgb, colors, mask, 0.4))
+        np.testing.assert_array_equal(blend(rgb, colors, mask, 0.4, windows),
+                                      blend(rgb, colors, mask, 0.4))
 
 
 def test_regions_in_overlapping_windows_are_the_whole_frame_regions_once_each():
@@ -124,8 +213,8 @@ def test_regions_in_overlapping_windows_are_the_whole_frame_regions_once_each():
     assert len(windows) == 4
     assert sum(overlap(a, b) for i, a in enumerate(windows) for b in windows[i + 1:]) >= 2
     for min_area in (1, 50):
-        assert _region_rows(regions(mask, planes, 4, min_area, windows)) == \
-            _region_rows(regions(mask, planes, 4, min_area))
+        assert _region_rows(find_regions(mask, planes, 4, min_area, windows)) == \
+            _region_rows(find_regions(mask, planes, 4, min_area))
 
 
 def test_class_mask_equals_numpy_argmax_including_ties():
@@ -163,7 +252,7 @@ def test_letterbox_and_inverse_map_pixels_back(src):
     probs = np.zeros((192, 256, 2), np.float32)
     probs[..., 1] = net[..., 0] > 100
     probs[..., 0] = 1 - probs[..., 1]
-    mask = class_mask(probability_planes(probs, box, True))
+    mask = NetworkOutput(_info(2)).mask(probs, box).ids
     assert mask.shape == (src[1], src[0])
     left, right = mask[:, : src[0] // 2 - 3], mask[:, src[0] // 2 + 3:]
     assert left.mean() > 0.99 and right.mean() < 0.01
@@ -174,10 +263,10 @@ def test_overlay_keeps_background_and_blends_objects():
     mask = np.zeros((20, 30), np.uint8)
     mask[5:10, 5:10] = 2
     palette = np.array(CLASS_COLORS, np.uint8)
-    out = overlay(rgb, color_mask(mask, palette_lut(palette)), mask, 0.5)
+    out = blend(rgb, color_mask(mask, palette_lut(palette)), mask, 0.5)
     np.testing.assert_array_equal(out[mask == 0], rgb[mask == 0])
-    blend = (rgb[mask == 2].astype(int) + palette[2].astype(int)) / 2
-    assert np.abs(out[mask == 2] - blend).max() <= 1
+    mixed = (rgb[mask == 2].astype(int) + palette[2].astype(int)) / 2
+    assert np.abs(out[mask == 2] - mixed).max() <= 1
 
 
 def test_regions_match_drawn_objects_with_scores():
@@ -185,13 +274,13 @@ def test_regions_match_drawn_objects_with_scores():
     probs = np.full(scene.mask.shape + (4,), 0.1, np.float32)
     rows, cols = np.indices(scene.mask.shape)
     probs[rows, cols, scene.mask] = 0.7
-    planes = probability_planes(probs, Letterbox.fit(*scene.mask.shape[::-1],
-                                                     *scene.mask.shape[::-1]), True)
-    found = regions(scene.mask, planes, 4, min_area=1)
+    planes = score_levels(probs, Letterbox.fit(*scene.mask.shape[::-1],
+                                               *scene.mask.shape[::-1]))
+    found = find_regions(scene.mask, planes, 4, min_area=1)
     assert {(r.x0, r.y0, r.x1, r.y1, r.class_id, r.area) for r in found} == set(
         boxes_from_mask(scene.mask))
     assert all(r.score == pytest.approx(0.7, abs=0.5 / SCORE_SCALE) for r in found)
-    small = regions(scene.mask, planes, 4, min_area=10_000)
+    small = find_regions(scene.mask, planes, 4, min_area=10_000)
     assert all(r.area >= 10_000 for r in small) and len(small) < len(found)
 
 
@@ -216,7 +305,7 @@ def test_color_mask_is_the_palette_lookup():
 def test_regions_without_scores_score_one():
     mask = np.zeros((40, 60), np.uint8)
     mask[5:15, 5:20], mask[20:30, 30:50] = 1, 2
-    found = regions(mask, None, 3)
+    found = find_regions(mask, None, 3)
     assert {(r.class_id, r.x0, r.y0, r.x1, r.y1, r.score) for r in found} == \
         {(1, 5, 5, 20, 15, 1.0), (2, 30, 20, 50, 30, 1.0)}
 
@@ -231,10 +320,10 @@ def test_heads_become_class_scores_with_the_same_argmax():
     blobs[7:11, 9:15, 2] += 60.0
     blob_softmax = np.exp(blobs) / np.exp(blobs).sum(-1, keepdims=True)
     box = Letterbox.fit(16, 12, 16, 12)
-    planes = probability_planes(class_scores(blobs, OutputSpec('logits')), box, True)
-    mask = class_mask(planes)
-    found = regions(mask, planes, 4)  # a region's score: the mean softmax over its pixels
-    np.testing.assert_array_equal(mask, blob_softmax.argmax(-1))
+    output = NetworkOutput(_info(4, OutputSpec('logits')))
+    mask = output.mask(blobs, box)
+    found = output.regions(mask)  # a region's score: the mean softmax over its pixels
+    np.testing.assert_array_equal(mask.ids, blob_softmax.argmax(-1))
     assert {(r.class_id, r.area) for r in found} == {(1, 20), (2, 24)}
     for region in found:
         window = blob_softmax[region.y0:region.y1, region.x0:region.x1, region.class_id]

@@ -262,19 +262,18 @@ def _score(job: tuple[np.ndarray, tuple[int, int], list]
     At each region filter, truth regions smaller than it are ignored (metrics.match_boxes).
     """
     from jetson_seg.training.metrics import ConfusionMatrix, match_boxes
-    from jetson_seg.vision.postprocess import class_mask, probability_planes, regions
     from jetson_seg.vision.letterbox import Letterbox
+    from jetson_seg.vision.postprocess import NetworkOutput
 
     probs, (net_h, net_w), truth = job
+    output = NetworkOutput(ModelInfo(Path(), CLASS_NAMES, CLASS_COLORS))  # softmax head
     conf = ConfusionMatrix(len(CLASS_NAMES))
     det = np.zeros((len(MIN_AREAS), 3), np.int64)
     for p, (gt_mask, gt_boxes) in zip(probs, truth):
         h, w = gt_mask.shape
-        box = Letterbox.fit(w, h, net_w, net_h).on_grid(p.shape[1], p.shape[0])
-        planes = probability_planes(p, box, True)
-        mask = class_mask(planes)
-        conf.add(gt_mask, mask)
-        found = regions(mask, planes, len(CLASS_NAMES), 1)
+        mask = output.mask(p, Letterbox.fit(w, h, net_w, net_h))
+        conf.add(gt_mask, mask.ids)
+        found = output.regions(mask)
         for k, area in enumerate(MIN_AREAS):
             boxes = [(r.x0, r.y0, r.x1, r.y1, r.class_id) for r in found if r.area >= area]
             det[k] += match_boxes(gt_boxes, boxes, 0.5, min_area=area)

@@ -1,5 +1,8 @@
 """From network output to the published products: class mask, colours, overlay, regions.
 
+NetworkOutput is the one way there, for the node and for training's evaluation alike: it owns
+the buffers reused between frames and makes every choice below; the functions are its steps.
+
 The model's head (model_info.OutputSpec) is turned into per-class scores in [0, 1] whose argmax
 is the class: softmax probabilities as they are, logits through a softmax at network size
 (49 k pixels, not the frame's 307 k), sigmoid scores behind a background plane held at the
@@ -29,7 +32,7 @@ from fractions import Fraction
 import cv2
 import numpy as np
 
-from jetson_seg.model_info import OutputSpec
+from jetson_seg.model_info import ModelInfo, OutputSpec
 from jetson_seg.vision.letterbox import Letterbox
 
 
@@ -100,20 +103,6 @@ def plane_buffers(buffers: list[np.ndarray] | None, count: int,
     return buffers
 
 
-def probability_planes(scores: np.ndarray, letterbox: Letterbox, at_input_resolution: bool,
-                       buffers: list[np.ndarray] | None = None) -> list[np.ndarray]:
-    """Scores (h, w, C) in [0, 1] -> one uint8 plane per class (x SCORE_SCALE) on the output grid.
-
-    With `at_input_resolution` each plane is resized into `buffers` (reused when their shape
-    fits) to the input image's size.
-    """
-    planes = score_levels(scores, letterbox)
-    size = (letterbox.src_w, letterbox.src_h)
-    if not at_input_resolution or size == (planes[0].shape[1], planes[0].shape[0]):
-        return planes
-    return resize_planes(planes, plane_buffers(buffers, len(planes), size))
-
-
 def resize_planes(levels: list[np.ndarray], buffers: list[np.ndarray]) -> list[np.ndarray]:
     """Resize each network-size plane (bilinear) over the whole of its buffer; the buffers."""
     size = (buffers[0].shape[1], buffers[0].shape[0])
@@ -147,7 +136,7 @@ def _span(start: int, stop: int, scale: tuple[int, int], length: int,
 
 
 #: Network pixels kept around each object's box: an output pixel of an object lies within one
-#: network pixel of it, so a region never touches the edge of its own window (see regions).
+#: network pixel of it, so a region never touches the edge of its own window (see find_regions).
 WINDOW_MARGIN = 2
 
 
@@ -270,8 +259,8 @@ def color_mask(mask: np.ndarray, lut: np.ndarray, windows: Windows | None = None
     return colors
 
 
-def overlay(rgb: np.ndarray, colors: np.ndarray, mask: np.ndarray, alpha: float,
-            windows: Windows | None = None) -> np.ndarray:
+def blend(rgb: np.ndarray, colors: np.ndarray, mask: np.ndarray, alpha: float,
+          windows: Windows | None = None) -> np.ndarray:
     """Blend class colours over the image where a non-background class was found.
 
     With `windows` only they are blended; the rest is the input as it is.
@@ -288,11 +277,11 @@ def overlay(rgb: np.ndarray, colors: np.ndarray, mask: np.ndarray, alpha: float,
     return out
 
 
-def regions(mask: np.ndarray, planes: list[np.ndarray] | None, num_classes: int,
-            min_area: int = 1, windows: Windows | None = None) -> list[Region]:
+def find_regions(mask: np.ndarray, planes: list[np.ndarray] | None, num_classes: int,
+                 min_area: int = 1, windows: Windows | None = None) -> list[Region]:
     """Find the 8-connected regions of each non-background class, with their mean score.
 
-    `planes` (probability_planes: one uint8 score plane per class) must be on the same grid
+    `planes` (one uint8 score plane per class, x SCORE_SCALE) must be on the same grid
     as `mask`; without them (an argmax head) every score is 1.0. Components are labelled only
     inside the box around each class's pixels and scores summed inside each region's box, so
     the cost follows the objects' size (0.37 ms instead of 4.3 ms at 640x480 over whole-image
@@ -318,7 +307,7 @@ def regions(mask: np.ndarray, planes: list[np.ndarray] | None, num_classes: int,
 
 def _regions_in(mask: np.ndarray, planes: list[np.ndarray] | None, num_classes: int,
                 min_area: int, left: int, top: int) -> list[Region]:
-    """`regions` of one mask, in the coordinates of a frame where it starts at (left, top)."""
+    """`find_regions` of one mask, in the coordinates of a frame where it starts at (left, top)."""
     found = []
     for class_id in range(1, num_classes):
         binary = cv2.compare(mask, class_id, cv2.CMP_EQ)
@@ -339,3 +328,106 @@ def _regions_in(mask: np.ndarray, planes: list[np.ndarray] | None, num_classes: 
             x0, y0 = left + bx + x, top + by + y
             found.append(Region(class_id, x0, y0, x0 + w, y0 + h, area, score))
     return found
+
+
+#: Frame sizes a NetworkOutput keeps buffers for: a stream of odd sizes must not grow them.
+MAX_CACHED_SIZES = 16
+
+
+def _keep(cache: dict, key, value):
+    """Store `value` under `key` in a per-frame-size cache and return it.
+
+    A full cache is emptied first (MAX_CACHED_SIZES).
+    """
+    if cache.get(key) is not value:
+        if len(cache) >= MAX_CACHED_SIZES:
+            cache.clear()
+        cache[key] = value
+    return value
+
+
+@dataclass(frozen=True)
+class ClassMask:
+    """One frame's class mask and what its regions and pictures are made from.
+
+    `planes` may be buffers of the NetworkOutput that made it: read them before its next frame
+    of the same size.
+    """
+
+    ids: np.ndarray  # uint8 class per pixel, at the input image's size or on the output grid
+    planes: list[np.ndarray] | None  # uint8 score per class on the same grid; None: argmax head
+    windows: Windows | None  # class 0 outside these; None: objects may be anywhere
+    input_size: tuple[int, int]  # (width, height) of the input image
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) of the mask grid."""
+        return self.ids.shape[1], self.ids.shape[0]
+
+
+class NetworkOutput:
+    """One model's raw output -> class mask, regions in input pixels, colour mask and overlay.
+
+    Owns what the steady state reuses: score planes and argmax scratch per frame size (cameras
+    of different sizes each keep their own) and the palette's colour table.
+    """
+
+    def __init__(self, info: ModelInfo) -> None:
+        self.head = info.output
+        self.num_classes = info.num_classes
+        self.palette = np.array(info.class_colors, np.uint8)
+        self._lut = palette_lut(self.palette)
+        self._planes: dict[tuple[int, int], list[np.ndarray]] = {}
+        self._argmax: dict[tuple[int, ...], ArgmaxScratch] = {}
+
+    def mask(self, raw: np.ndarray, box: Letterbox,
+             at_input_resolution: bool = True) -> ClassMask:
+        """One frame's output (h, w, C) -> its class mask, at the input image's size or not.
+
+        `box` places the frame in the network input; an output smaller than the input covers
+        the letterboxed input all the same, so the box is placed on its grid.
+        """
+        box = box.on_grid(raw.shape[1], raw.shape[0])
+        size = (box.src_w, box.src_h)
+        if self.head.type == 'argmax':
+            return ClassMask(id_mask(raw, box, at_input_resolution), None, None, size)
+        levels = score_levels(class_scores(raw, self.head), box)
+        net_mask = class_mask(levels, self._scratch(levels[0].shape, len(levels)))
+        if not at_input_resolution or size == (net_mask.shape[1], net_mask.shape[0]):
+            return ClassMask(net_mask, levels, None, size)
+        planes = _keep(self._planes, size,
+                       plane_buffers(self._planes.get(size), len(levels), size))
+        windows = object_windows(net_mask, size)
+        if windows is not None:  # resize only around objects: the same mask, cheaper
+            return ClassMask(class_mask_in_windows(levels, windows, planes), planes,
+                             tuple(window.keep for window in windows), size)
+        resize_planes(levels, planes)
+        ids = class_mask(planes, self._scratch(planes[0].shape, len(planes)))
+        return ClassMask(ids, planes, None, size)
+
+    def _scratch(self, shape: tuple[int, int], classes: int) -> ArgmaxScratch:
+        return _keep(self._argmax, shape,
+                     ArgmaxScratch.fitting(self._argmax.get(shape), shape, classes))
+
+    def regions(self, mask: ClassMask, min_area: int = 1) -> list[Region]:
+        """The mask's regions of `min_area` mask pixels or more, boxes in input-image pixels."""
+        found = find_regions(mask.ids, mask.planes, self.num_classes, min_area, mask.windows)
+        if mask.size == mask.input_size:
+            return found
+        sx, sy = mask.input_size[0] / mask.size[0], mask.input_size[1] / mask.size[1]
+        return [Region(r.class_id, round(r.x0 * sx), round(r.y0 * sy), round(r.x1 * sx),
+                       round(r.y1 * sy), r.area, r.score) for r in found]
+
+    def colors(self, ids: np.ndarray, windows: Windows | None = None) -> np.ndarray:
+        """The class colours of a mask (`windows`: class 0 outside them), on its grid."""
+        return color_mask(ids, self._lut, windows)
+
+    @staticmethod
+    def overlay(rgb: np.ndarray, colors: np.ndarray, ids: np.ndarray, alpha: float,
+                windows: Windows | None = None) -> np.ndarray:
+        """The colours blended over the image at its size (a smaller mask is scaled up first)."""
+        height, width = rgb.shape[:2]
+        if colors.shape[:2] != (height, width):
+            colors = cv2.resize(colors, (width, height), interpolation=cv2.INTER_NEAREST)
+            ids = cv2.resize(ids, (width, height), interpolation=cv2.INTER_NEAREST)
+        return blend(rgb, colors, ids, alpha, windows)

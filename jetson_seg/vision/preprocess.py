@@ -8,6 +8,8 @@ models get their normalisation folded into one pass over the batch.
 
 from __future__ import annotations
 
+import functools
+
 import cv2
 import numpy as np
 
@@ -41,6 +43,12 @@ def to_network_input(image: DecodedImage, input_hw: tuple[int, int],
     return out
 
 
+@functools.lru_cache(maxsize=64)
+def _placement(image_hw: tuple[int, int], input_hw: tuple[int, int], stretch: bool) -> Letterbox:
+    """Letterbox.for_input, remembered: a box is an immutable value, a camera keeps its size."""
+    return Letterbox.for_input(image_hw, input_hw, stretch)
+
+
 class NetworkInput:
     """The network input batch of one model, built in reused buffers.
 
@@ -64,7 +72,8 @@ class NetworkInput:
             self._affine[channel, 3] = -spec.mean[channel] / spec.std[channel]
 
     def letterbox(self, image_hw: tuple[int, int]) -> Letterbox:
-        return Letterbox.for_input(image_hw, self.input_hw, self.spec.resize == 'stretch')
+        """Placement of a frame of (height, width) `image_hw`, worked out once per frame size."""
+        return _placement(image_hw, self.input_hw, self.spec.resize == 'stretch')
 
     def _resize(self, batch: int) -> None:
         """Buffers for `batch` frames, kept per count so a changing count allocates once."""
