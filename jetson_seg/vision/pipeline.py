@@ -60,7 +60,6 @@ class FrameResult:
 class Inferred:
     """Engine output for a batch, waiting for postprocessing (times are per frame)."""
 
-    images: list[DecodedImage]
     boxes: list[Letterbox]
     probs: np.ndarray
     preprocess_ms: float
@@ -104,7 +103,7 @@ class SegmentationPipeline:
         t1 = clock()
         probs = self.engine.infer(batch)
         t2 = clock()
-        return Inferred(images, boxes, probs, (t1 - t0) * 1e3 / len(images),
+        return Inferred(boxes, probs, (t1 - t0) * 1e3 / len(images),
                         (t2 - t1) * 1e3 / len(images))
 
     def finish_batch(self, inferred: Inferred, wanted: list[Wanted]) -> list[FrameResult]:
