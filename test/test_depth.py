@@ -24,7 +24,7 @@ from jetson_seg.vision.depth import (POINT_DTYPE, POINT_FIELDS, DepthParams, Int
                                      check_pairing, labelled_points, locate_objects)
 from jetson_seg.vision.image_conversion import (DepthImage, ImageRejected, check_depth,
                                                 decode_depth)
-from jetson_seg.vision.postprocess import Region, regions
+from jetson_seg.vision.postprocess import find_regions, Region
 
 RNG = np.random.default_rng(26)
 DEPTH_TOLERANCE, LATERAL_TOLERANCE, SIZE_TOLERANCE = 0.02, 0.01, 0.05
@@ -119,7 +119,7 @@ def test_intrinsics_from_camera_info_scaled_and_refused_when_uncalibrated():
 
 
 def _truth_regions(scene):
-    return regions(scene.mask, None, 4, 32)
+    return find_regions(scene.mask, None, 4, 32)
 
 
 def _scored(scene, mask, found, depth: DepthImage):
@@ -163,7 +163,7 @@ def test_edge_pixels_on_the_background_do_not_move_the_box():
     depth[60:70, 60:80] = np.nan  # a hole at the object's edge
     mask = np.zeros((150, 200), np.uint8)
     mask[47:103, 57:143] = 2
-    found = regions(mask, None, 4)
+    found = find_regions(mask, None, 4)
     (box,) = locate_objects(mask, found, (200, 150), DepthImage(depth, 1.0), camera)
     np.testing.assert_allclose(box.center, (0.0, 0.0, 1.0), atol=1e-6)
     np.testing.assert_allclose(box.size, (80 / 500, 50 / 500, 0.0), atol=1e-6)
@@ -316,7 +316,7 @@ def test_a_ball_is_located_but_its_limb_takes_the_interiors_depth():
     surface = (rays * t[..., None])[hit]
     lo, hi = surface.min(0), surface.max(0)
     mask = hit.astype(np.uint8)
-    (box,) = locate_objects(mask, regions(mask, None, 2), (320, 240),
+    (box,) = locate_objects(mask, find_regions(mask, None, 2), (320, 240),
                             DepthImage(t.astype(np.float32), 1.0), camera)
     lateral = np.hypot(*(np.array(box.center[:2]) - (lo + hi)[:2] / 2)) / 1.0
     assert lateral <= LATERAL_TOLERANCE
@@ -343,7 +343,7 @@ def test_an_object_cut_by_the_frame_edge_is_boxed_by_what_is_seen():
     depth[0:40, 0:30] = 1.5
     mask = np.zeros((150, 200), np.uint8)
     mask[0:40, 0:30] = 1
-    (box,) = locate_objects(mask, regions(mask, None, 2), (200, 150), DepthImage(depth, 1.0),
+    (box,) = locate_objects(mask, find_regions(mask, None, 2), (200, 150), DepthImage(depth, 1.0),
                             camera)
     np.testing.assert_allclose(box.size, (30 * 1.5 / 500, 40 * 1.5 / 500, 0.0), atol=1e-6)
     np.testing.assert_allclose(box.center, ((14.5 - 99.5) * 1.5 / 500,

@@ -29,7 +29,7 @@ from jetson_seg.training.depth_scenes import (DepthSceneSpec, box_errors, depth_
 from jetson_seg.vision.depth import (Intrinsics, labelled_points, locate_objects,
                                      region_pixels)
 from jetson_seg.vision.image_conversion import DecodedImage, decode_depth
-from jetson_seg.vision.postprocess import regions as find_regions
+from jetson_seg.vision.postprocess import find_regions
 
 WARMUP = 20
 

@@ -178,7 +178,7 @@ def region_pixels(mask: np.ndarray, region: Region,
 
     Regions carry boxes in image pixels; the component is labelled again inside the box (one
     pixel wider for rounding), and the one with the region's area (in mask pixels, as
-    postprocess.regions counts it) and box wins: other objects of the class may reach in.
+    postprocess.find_regions counts it) and box wins: other objects of the class may reach in.
     Labelling one box costs less than keeping postprocess's labels for the whole frame.
     """
     height, width = mask.shape
