@@ -256,7 +256,7 @@ def test_draw_tracks_marks_seen_tracks_only():
     from jetson_seg.vision.tracker import Track, draw_tracks
 
     seen = Track(track_id=7, class_id=1, box=(40.0, 40.0, 80.0, 70.0), velocity=(300.0, 0.0),
-                 age=0.1, hits=5, missed=0.0, region=0, score=0.9)
+                 age=0.1, hits=5, missed=0.0, region=0, score=0.9, within=0)
     missed = Track(track_id=8, class_id=1, box=(120.0, 20.0, 150.0, 50.0), velocity=(0.0, 0.0),
                    age=0.1, hits=5, missed=0.05, region=None, score=0.9)
     image = np.zeros((100, 200, 3), np.uint8)
@@ -264,3 +264,32 @@ def test_draw_tracks_marks_seen_tracks_only():
     assert image[40:70, 40:80].any() and image[28:40, 40:80].any()  # box, label above it
     assert image[55, 80:90].any()  # the heading arrow runs on to the right (300 px/s x 0.1 s)
     assert not image[20:50, 120:150].any()  # a missed track is not drawn
+
+
+def test_tracks_in_a_merged_region_share_it_with_their_own_boxes():
+    """Two discs crossing make one region: both tracks stay, each with its predicted box."""
+    frames = two_crossing(60, same_class=True)
+    tracker = RegionTracker()
+    shared = 0
+    for k, regions in enumerate(frames):
+        tracks = tracker.update(regions, k / RATE)
+        if len(regions) == 1 and len(tracks) == 2:
+            owner, other = sorted(tracks, key=lambda t: t.region is None)
+            assert owner.region == owner.within == other.within == 0 and other.region is None
+            assert other.shares_region and not owner.shares_region
+            (region,) = regions
+            for track in tracks:  # inside the merged region, apart from one another
+                x0, y0, x1, y1 = track.box
+                assert region.x0 <= x0 < x1 <= region.x1 and region.y0 <= y0 < y1 <= region.y1
+            shared += 1
+    assert shared >= 5
+    assert [t.track_id for t in tracks] == [1, 2] and all(t.region is not None for t in tracks)
+
+
+def test_a_lone_track_near_another_region_is_not_a_merge():
+    """A missed object whose prediction lies in another class's region is not put into it."""
+    tracker = RegionTracker()
+    for k in range(5):
+        tracker.update([box(1, 100 + 5 * k, 100), box(2, 140, 100, 60)], k / RATE)
+    tracks = tracker.update([box(2, 140, 100, 60)], 5 / RATE)  # the disc passes behind it
+    assert [(t.track_id, t.region, t.within) for t in tracks] == [(1, None, None), (2, 0, 0)]

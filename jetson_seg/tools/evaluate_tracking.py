@@ -140,7 +140,7 @@ class OracleTracker:
             for row, col in zip(rows, cols):
                 if iou[row, col] >= MIN_IOU:
                     ids[col] = objects[row].object_id
-        return [Track(i, r.class_id, b, (0.0, 0.0), 0.0, 1, 0.0, k, r.score)
+        return [Track(i, r.class_id, b, (0.0, 0.0), 0.0, 1, 0.0, k, r.score, k)
                 for k, (i, r, b) in enumerate(zip(ids, regions, boxes))]
 
 
@@ -151,8 +151,23 @@ def _iou_distance(objects: np.ndarray, hypotheses: np.ndarray, limit: float) -> 
     return mm.distances.iou_matrix(objects, hypotheses, max_iou=limit)
 
 
+#: What is scored of each frame's tracks: `regions`, one box per region with the id of the
+#: track reported with it (the node's detections); `tracks`, every track seen, with its own box
+#: (a track sharing a merged region: its predicted box moved into that region).
+REPORTS = ('regions', 'tracks')
+
+
+def reported(tracks: Sequence[Track], regions: Sequence[Region], report: str
+             ) -> list[tuple[int, tuple[float, float, float, float]]]:
+    """(track id, box) of the tracks `report` scores in one frame."""
+    if report == 'tracks':
+        return [(t.track_id, t.box) for t in tracks if t.within is not None]
+    return [(t.track_id, (regions[t.region].x0, regions[t.region].y0, regions[t.region].x1,
+                          regions[t.region].y1)) for t in tracks if t.region is not None]
+
+
 def track_sequence(frames: Sequence[Recorded], source: str, params: TrackerParams | None,
-                   keep: int = 1):
+                   keep: int = 1, report: str = 'regions'):
     """Run a fresh tracker on every `keep`-th frame; motmetrics' accumulator, update times (s).
 
     `params` None runs the OracleTracker instead.
@@ -169,41 +184,54 @@ def track_sequence(frames: Sequence[Recorded], source: str, params: TrackerParam
         start = time.perf_counter()
         tracks = tracker.update(regions, item.stamp)
         times.append(time.perf_counter() - start)
-        seen = [t for t in tracks if t.region is not None]
-        expected = [o for o in item.objects if o.visible >= MIN_VISIBLE]
-        ignored = [o for o in item.objects if 0 < o.visible < MIN_VISIBLE]
-        if ignored and seen:  # a track on an object too small to expect is no false positive
-            overlap = _iou_distance(_xywh(o.box for o in ignored), _xywh(t.box for t in seen),
-                                    1 - MIN_IOU)
-            seen = [t for t, d in zip(seen, overlap.T) if np.all(np.isnan(d))]
-        accumulator.update([o.object_id for o in expected], [t.track_id for t in seen],
-                           _iou_distance(_xywh(o.box for o in expected),
-                                         _xywh(t.box for t in seen), 1 - MIN_IOU))
+        accumulate(accumulator, item.objects, reported(tracks, regions, report))
     return accumulator, times
 
 
+def accumulate(accumulator, objects: Sequence[TruthObject],
+               seen: Sequence[tuple[int, tuple[float, float, float, float]]]) -> None:
+    """Score one frame's (track id, box) pairs against its objects into `accumulator`.
+
+    An object showing fewer than MIN_VISIBLE pixels is not expected, and a box on one is no
+    false positive either.
+    """
+    expected = [o for o in objects if o.visible >= MIN_VISIBLE]
+    ignored = [o for o in objects if 0 < o.visible < MIN_VISIBLE]
+    if ignored and seen:
+        overlap = _iou_distance(_xywh(o.box for o in ignored), _xywh(b for _, b in seen),
+                                1 - MIN_IOU)
+        seen = [s for s, d in zip(seen, overlap.T) if np.all(np.isnan(d))]
+    accumulator.update([o.object_id for o in expected], [i for i, _ in seen],
+                       _iou_distance(_xywh(o.box for o in expected), _xywh(b for _, b in seen),
+                                     1 - MIN_IOU))
+
+
 def score(sequences: Sequence[Sequence[Recorded]], source: str, params: TrackerParams | None,
-          keep: int = 1) -> dict:
+          keep: int = 1, report: str = 'regions') -> dict:
     """The metrics over all `sequences` together (motmetrics' OVERALL) and the tracker's cost.
 
     `params` None scores the OracleTracker: the ceiling of the source's regions.
     """
-    import motmetrics as mm
-
     accumulators, times = [], []
     for frames in sequences:
-        accumulator, spent = track_sequence(frames, source, params, keep)
+        accumulator, spent = track_sequence(frames, source, params, keep, report)
         accumulators.append(accumulator)
         times += spent
+    return summarize(accumulators) | {
+        'frames': len(times), 'tracker_ms_mean': round(float(np.mean(times)) * 1e3, 4),
+        'tracker_ms_p99': round(float(np.percentile(times, 99)) * 1e3, 4)}
+
+
+def summarize(accumulators: Sequence) -> dict:
+    """motmetrics' figures over all sequences' accumulators together (OVERALL)."""
+    import motmetrics as mm
+
     summary = mm.metrics.create().compute_many(
-        accumulators, metrics=list(METRICS), names=[str(i) for i in range(len(sequences))],
+        accumulators, metrics=list(METRICS), names=[str(i) for i in range(len(accumulators))],
         generate_overall=True)
     overall = summary.loc['OVERALL']
-    result = {name: (int(overall[name]) if name.startswith('num_')
-                     else round(float(overall[name]), 4)) for name in METRICS}
-    result.update(frames=len(times), tracker_ms_mean=round(float(np.mean(times)) * 1e3, 4),
-                  tracker_ms_p99=round(float(np.percentile(times, 99)) * 1e3, 4))
-    return result
+    return {name: (int(overall[name]) if name.startswith('num_')
+                   else round(float(overall[name]), 4)) for name in METRICS}
 
 
 def evaluate(seeds: Sequence[int], spec: SequenceSpec, sources: Sequence[str],

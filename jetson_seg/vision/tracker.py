@@ -14,6 +14,13 @@ distance to the predicted box (scaled by a gate that grows with the object's siz
 far it may have moved since it was last seen) and the IoU of the boxes, only between regions and
 tracks of the same class. A track is reported once it has been seen `min_hits` frames in a row
 and kept through misses for `max_age` seconds (crossings, occlusions, dropped frames).
+
+Merges: two objects of one class that touch or cross make one connected region, which the
+assignment gives to one track only. A confirmed track left unmatched whose predicted box lies
+mostly (MERGED_INSIDE) in a region of its class that also holds another track is in that
+region: every track of such a region keeps its velocity and takes its predicted box moved
+into the region (the merged box is no measurement of either object), and is reported as seen
+there (`within`), so identities and boxes survive the crossing.
 """
 
 from __future__ import annotations
@@ -41,8 +48,8 @@ class TrackerParams:
     gate_pixels: float = 16.0  # ... plus this many pixels
     max_speed: float = 3000.0  # px/s a track seen once may have moved at (its speed unknown)
     iou_weight: float = 1.0  # weight of 1 - IoU beside the centre distance in the cost
-    size_weight: float = 0.0  # weight of |log(area ratio)| of track and region in the cost
-    # (0.3 helped on ground-truth boxes, not on the pipeline's: merged and split regions)
+    size_weight: float = 0.5  # weight of |log(area ratio)| of track and region in the cost
+    # (sizes tell crossing objects apart; merged regions are no longer measurements)
     tentative_cost: float = 0.3  # added for unconfirmed tracks: confirmed ones match first
     class_change_cost: float = 0.5  # added where the class differs (inf: never matched)
     max_cost: float = 3.0  # a pair costing more is never matched: both stay unmatched
@@ -82,13 +89,22 @@ class Track:
 
     track_id: int  # unique while the tracker lives (reset() included)
     class_id: int  # the class its regions had most often
-    box: tuple[float, float, float, float]  # x0, y0, x1, y1 px: the region's, else predicted
+    box: tuple[float, float, float, float]  # x0, y0, x1, y1 px: its own region's; in a
+    # merged region, its predicted box moved into that region; when not seen, predicted
     velocity: tuple[float, float]  # px/s in the image (x right, y down), smoothed
     age: float  # s since the track was first seen
     hits: int  # frames it was seen in
     missed: float  # s since it was last seen (0 when seen in this frame)
-    region: int | None  # index of its region in this frame's list; None when not seen
+    region: int | None  # index of the region reported with its id (one track per region);
+    # None when not seen, or when it shares a merged region another track is reported with
     score: float  # the last region's score
+    within: int | None = None  # index of the region it is in: `region`, or the merged region
+    # it shares (region None); None when not seen
+
+    @property
+    def shares_region(self) -> bool:
+        """In a merged region reported with another track's id: its box is a prediction."""
+        return self.region is None and self.within is not None
 
 
 #: Pixels by which a box's two edges along an axis may move differently and still both be the
@@ -98,12 +114,15 @@ EDGES_AGREE = 3.0
 #: Cost of a pair outside the gate: never chosen while leaving both unmatched is cheaper.
 _NEVER = 1e9
 
+#: Share of a track's predicted box that must lie in a region for the track to be in it.
+MERGED_INSIDE = 0.5
+
 
 class _State:
     """A track's state: last measured box, velocity (px/s), times and counts."""
 
     __slots__ = ('track_id', 'class_id', 'votes', 'cx', 'cy', 'w', 'h', 'vx', 'vy', 'first',
-                 'last', 'hits', 'score', 'confirmed', 'region', 'box')
+                 'last', 'hits', 'score', 'confirmed', 'region', 'within', 'box')
 
     def __init__(self, track_id: int, region: Region, index: int, stamp: float) -> None:
         self.track_id = track_id
@@ -115,18 +134,33 @@ class _State:
         self.confirmed = False
         self._measure(region, index, stamp)
 
-    def _measure(self, region: Region, index: int, stamp: float) -> None:
-        """Take the region's box; the track's class is the one its regions had most often."""
+    def _seen(self, region: Region, index: int, stamp: float) -> None:
+        """Count a frame seen in `region`; the track's class is the one it had most often."""
         votes = self.votes[region.class_id] = self.votes.get(region.class_id, 0) + 1
         if votes > self.votes.get(self.class_id, 0):
             self.class_id = region.class_id
-        self.cx, self.cy = (region.x0 + region.x1) / 2, (region.y0 + region.y1) / 2
-        self.w, self.h = float(region.x1 - region.x0), float(region.y1 - region.y0)
-        self.box = (float(region.x0), float(region.y0), float(region.x1), float(region.y1))
         self.score = region.score
         self.last = stamp
         self.hits += 1
+        self.within = index
+
+    def _measure(self, region: Region, index: int, stamp: float) -> None:
+        """Take the region's box as the object's."""
+        self.cx, self.cy = (region.x0 + region.x1) / 2, (region.y0 + region.y1) / 2
+        self.w, self.h = float(region.x1 - region.x0), float(region.y1 - region.y0)
+        self.box = (float(region.x0), float(region.y0), float(region.x1), float(region.y1))
         self.region = index
+        self._seen(region, index, stamp)
+
+    def share(self, region: Region, index: int, stamp: float, owner: bool) -> None:
+        """Seen in a merged region: the predicted box moved into it; velocity and size kept."""
+        x0, y0, x1, y1 = self.box_at(stamp)
+        x0, x1 = _fit(x0, x1, region.x0, region.x1)
+        y0, y1 = _fit(y0, y1, region.y0, region.y1)
+        self.cx, self.cy = (x0 + x1) / 2, (y0 + y1) / 2
+        self.box = (x0, y0, x1, y1)
+        self.region = index if owner else None
+        self._seen(region, index, stamp)
 
     def observe(self, region: Region, index: int, stamp: float, smoothing: float) -> None:
         """Take this frame's region; the velocity follows the box's edges.
@@ -158,6 +192,17 @@ class _State:
 
 #: Pairs (track, region index) and the indices of the regions no track took.
 _Matches = tuple[list[tuple[_State, int]], list[int]]
+#: Tracks x regions: intersection of predicted box and region box (px²), the predicted box's
+#: area (a column) and whether the classes differ.
+_Overlap = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+def _fit(low: float, high: float, start: float, end: float) -> tuple[float, float]:
+    """The span [low, high] moved into [start, end] (cut to it where longer)."""
+    if high - low >= end - start:
+        return float(start), float(end)
+    move = start - low if low < start else end - high if high > end else 0.0
+    return low + move, high + move
 
 
 def _shift(near: float, far: float, expected: float) -> float:
@@ -207,14 +252,20 @@ class RegionTracker:
         params = self._params
         self._tracks = [t for t in self._tracks if stamp - t.last <= params.max_age]
         for track in self._tracks:
-            track.region = None
-        matches, unmatched = self._associate(regions, stamp)
+            track.region = track.within = None
+        matches, unmatched, overlap = self._associate(regions, stamp)
+        merged = self._merged(matches, overlap)
         for track, index in matches:
-            track.observe(regions[index], index, stamp, params.velocity_smoothing)
+            if index not in merged:
+                track.observe(regions[index], index, stamp, params.velocity_smoothing)
+        for index, (owner, sharing) in merged.items():
+            for track in sharing:
+                track.share(regions[index], index, stamp, track is owner)
         # an unconfirmed track missed once was likely noise (a fragment, a flicker)
-        self._tracks = [t for t in self._tracks if t.confirmed or t.region is not None]
+        self._tracks = [t for t in self._tracks if t.confirmed or t.within is not None]
         for index in unmatched:
-            self._tracks.append(_State(next(self._ids), regions[index], index, stamp))
+            if index not in merged:
+                self._tracks.append(_State(next(self._ids), regions[index], index, stamp))
         out = []
         for track in self._tracks:
             track.confirmed = track.confirmed or track.hits >= params.min_hits
@@ -222,11 +273,48 @@ class RegionTracker:
                 out.append(self._report(track, stamp))
         return out
 
-    def _associate(self, regions: Sequence[Region], stamp: float) -> _Matches:
-        """Pairs (track, region index) and the indices of regions no track took."""
+    def _merged(self, matches: list[tuple[_State, int]], overlap: _Overlap | None
+                ) -> dict[int, tuple[_State, list[_State]]]:
+        """Regions holding several tracks: index -> (the track reported with it, all of them).
+
+        A confirmed track no region was given to is in the region of its class holding most
+        of its predicted box (at least MERGED_INSIDE); a region so holding a track besides the
+        one matched to it, or two tracks, is a merge. The matched track keeps the region's
+        id; without one, the track most inside it does.
+        """
+        if overlap is None:
+            return {}
+        taken = {id(track) for track, _ in matches}
+        free = [k for k, t in enumerate(self._tracks) if t.confirmed and id(t) not in taken]
+        if not free:
+            return {}
+        inter, area, other = (a[free] for a in overlap)
+        inside = np.where(other, 0.0, inter / np.maximum(area, 1e-9))
+        best = inside.argmax(1)
+        held: dict[int, list[tuple[float, _State]]] = {}
+        for k, j, share in zip(free, best.tolist(), inside[np.arange(len(free)), best].tolist()):
+            if share >= MERGED_INSIDE:
+                held.setdefault(j, []).append((share, self._tracks[k]))
+        owners = {index: track for track, index in matches}
+        merged = {}
+        for index, pairs in held.items():
+            tracks = [track for _, track in pairs]
+            owner = owners.get(index)
+            if owner is not None:
+                merged[index] = (owner, [owner, *tracks])
+            elif len(tracks) > 1:
+                merged[index] = (max(pairs, key=lambda pair: pair[0])[1], tracks)
+        return merged
+
+    def _associate(self, regions: Sequence[Region], stamp: float
+                   ) -> tuple[list[tuple[_State, int]], list[int], _Overlap | None]:
+        """Pairs (track, region index), regions no track took, tracks' overlap with regions.
+
+        The overlap is None where there are no pairs to make.
+        """
         tracks = self._tracks
         if not tracks or not regions:
-            return [], list(range(len(regions)))
+            return [], list(range(len(regions))), None
         p = self._params
         state = np.array([(t.cx, t.cy, t.w, t.h, t.vx, t.vy, stamp - t.last, t.class_id,
                            0.0 if t.confirmed else p.tentative_cost, t.hits) for t in tracks])
@@ -248,18 +336,19 @@ class RegionTracker:
         radius = (p.gate_size * np.sqrt(np.maximum(area_t, area_f)) +
                   (p.gate_motion * speed * dt + p.gate_pixels)[:, None])
         other = state[:, 7:8] != found[None, :, 4]
+        overlap = (inter, area_t, other)
         valid = dist <= radius
         if math.isinf(p.class_change_cost):
             valid &= ~other
         if not valid.any():
-            return [], list(range(len(regions)))
+            return [], list(range(len(regions))), overlap
         cost = dist / np.maximum(radius, 1e-9) + p.iou_weight * (1.0 - iou) + state[:, 8:9]
         if p.size_weight:
             cost += p.size_weight * np.abs(np.log(np.maximum(area_t, 1.0) /
                                                   np.maximum(area_f, 1.0)))
         if p.class_change_cost and not math.isinf(p.class_change_cost):
             cost += p.class_change_cost * other
-        return self._solve(cost, valid)
+        return (*self._solve(cost, valid), overlap)
 
     def _solve(self, cost: np.ndarray, valid: np.ndarray) -> _Matches:
         """Least total cost, where leaving a track and a region unmatched costs max_cost.
@@ -286,10 +375,10 @@ class RegionTracker:
 
     @staticmethod
     def _report(track: _State, stamp: float) -> Track:
-        box = track.box if track.region is not None else track.box_at(stamp)
+        box = track.box if track.within is not None else track.box_at(stamp)
         return Track(track.track_id, track.class_id, box, (track.vx, track.vy),
                      stamp - track.first, track.hits, stamp - track.last, track.region,
-                     track.score)
+                     track.score, track.within)
 
 
 #: Seconds of motion the overlay's arrow shows: at 120 Hz, the next ~12 frames' path.
@@ -300,12 +389,13 @@ def draw_tracks(image: np.ndarray, tracks: Sequence[Track]) -> None:
     """Draw each seen track's id and where it is heading (ARROW_SECONDS ahead) onto `image`.
 
     In place, on the overlay the node is about to publish (RGB, input pixels): a person
-    watching sees which id an object carries and how fast it moves.
+    watching sees which id an object carries and how fast it moves, in a merged region too
+    (each track's predicted box in it).
     """
     import cv2
 
     for track in tracks:
-        if track.region is None:
+        if track.within is None:
             continue
         x0, y0, x1, y1 = (int(round(v)) for v in track.box)
         cx, cy = (x0 + x1) // 2, (y0 + y1) // 2
