@@ -2,6 +2,8 @@
 
     python -m jetson_seg.tools.evaluate_tracking --sequences 8 --frames 240
     python -m jetson_seg.tools.evaluate_tracking --source truth --keep 1,3 --output output/track
+    python -m jetson_seg.tools.evaluate_tracking --node --sequences 8 --node-param threads:=2
+    python -m jetson_seg.tools.evaluate_tracking --bag output/track_bag
 
 Runs vision.tracker.RegionTracker, in this process, on the sequences of training/sequences.py
 (120 Hz, 3-25 px a frame, bouncing, crossing, blurred) with the regions of one of two sources:
@@ -13,6 +15,13 @@ showing fewer than MIN_VISIBLE pixels is not expected: a track on it is neither 
 false positive. Boxes match at IoU >= 0.5 (the MOTChallenge rule). Beside each source, its
 ceiling: perfect identities on the same regions (OracleTracker), which separates what the
 detector loses (misses, merged or split objects) from what the tracker loses.
+
+`--node` scores the segmentation node itself over DDS instead: it starts the node in its own
+process (or uses a running one, `--no-start-node`), sends each sequence's frames in lockstep
+(every frame answered before the next is sent: none dropped by newest-frame-wins) with stamps
+1/120 s apart, or only one frame in `keep` with the same stamps, and scores the published
+detections that carry a track id. `--bag` plays a bag that `make_sample_bag --tracking` wrote,
+scored against the identities beside it. HOTA is not reported: py-motmetrics has none.
 """
 
 from __future__ import annotations
@@ -21,14 +30,14 @@ import argparse
 import itertools
 import json
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from jetson_seg.training.sequences import SequenceFrame, SequenceSpec, TruthObject, \
-    sequence_frames
+from jetson_seg.training.sequences import TRUTH_FILE, SequenceFrame, SequenceSpec, \
+    TruthObject, read_truth, sequence_frames
 from jetson_seg.vision.postprocess import Region
 from jetson_seg.vision.tracker import RegionTracker, Track, TrackerParams
 
@@ -236,7 +245,8 @@ def summarize(accumulators: Sequence) -> dict:
 
 def evaluate(seeds: Sequence[int], spec: SequenceSpec, sources: Sequence[str],
              keeps: Sequence[int], params: TrackerParams = TrackerParams(),
-             pipeline: Callable[[SequenceFrame], list[Region]] | None = None) -> dict:
+             pipeline: Callable[[SequenceFrame], list[Region]] | None = None,
+             report: str = 'regions') -> dict:
     """Metrics for each source and keep: {source: {'every 1': {...}, 'every 3': {...}}}.
 
     Each source also gets '<source> ceiling': the OracleTracker on the same regions.
@@ -245,22 +255,112 @@ def evaluate(seeds: Sequence[int], spec: SequenceSpec, sources: Sequence[str],
     results = {}
     for source in sources:
         for name, tracker in ((source, params), (f'{source} ceiling', None)):
-            results[name] = {f'every {keep}': score(sequences, source, tracker, keep)
+            results[name] = {f'every {keep}': score(sequences, source, tracker, keep, report)
                              for keep in keeps}
     return results
 
 
+#: A frame to send to the node: its stamp key (ns), the message (or its CDR) and its objects.
+Played = tuple[int, object, list[TruthObject]]
+
+#: Stamp (s) of the first generated sequence played to the node; each next one starts
+#: SEQUENCE_GAP s later, so the node's tracks of one have died before the next begins.
+NODE_T0 = 1000
+SEQUENCE_GAP = 100
+
+
+def generated_frames(seed: int, spec: SequenceSpec, start_ns: int,
+                     frame_id: str = 'camera') -> Iterator[Played]:
+    """The sequence `seed` as rgb8 Image messages stamped from `start_ns` (needs rclpy)."""
+    from std_msgs.msg import Header
+
+    from jetson_seg.ros.interface import set_stamp
+    from jetson_seg.ros.messages import image_msg
+
+    for frame in sequence_frames(seed, spec):
+        msg = image_msg(Header(frame_id=frame_id), frame.image, 'rgb8')
+        yield set_stamp(msg.header, start_ns + round(frame.stamp * 1e9)), msg, frame.objects
+
+
+def bag_frames(bag: Path, image_topic: str) -> Iterator[Played]:
+    """A tracking bag's images (CDR, as recorded) and the objects its truth file gives them."""
+    from jetson_seg.ros.serialized import stamp_key_of
+    from jetson_seg.tools.bags import read_messages
+
+    truth = read_truth(bag / TRUTH_FILE)
+    for message in read_messages(bag, [image_topic]):
+        key = stamp_key_of(message.cdr)
+        yield key, message.cdr, truth[key]
+
+
+def play_to_node(client, frames: Iterable[Played], keep: int = 1, timeout: float = 30.0,
+                 on_answer: Callable[[object, int], None] | None = None):
+    """Send every `keep`-th frame in lockstep; motmetrics' accumulator of the node's answers
+    and the number of frames sent.
+
+    A frame's detections with a track id are scored (an empty id: not confirmed yet, so not
+    reported); the next frame goes once every output `client` collects has answered.
+    `on_answer(record, index)` sees each answered frame's node_client.FrameRecord.
+    """
+    import motmetrics as mm
+
+    from jetson_seg.ros.messages import detection_boxes
+
+    accumulator = mm.MOTAccumulator(auto_id=True)
+    wanted = set(client.outputs)
+    index = -1
+    for index, (key, payload, objects) in enumerate(itertools.islice(frames, 0, None, keep)):
+        record = client.send(payload, key)
+        if not client.spin_until(lambda: wanted <= record.arrived_at.keys(), timeout):
+            raise TimeoutError(f'the node did not answer frame {index} (stamp key {key}) on '
+                               f'{sorted(wanted - record.arrived_at.keys())} in {timeout} s')
+        msg = record.answers['detections']
+        accumulate(accumulator, objects, [
+            (int(det.id), box[:4]) for det, box in zip(msg.detections, detection_boxes(msg))
+            if det.id])
+        if on_answer is not None:
+            on_answer(record, index)
+        record.answers.clear()  # kept only while needed: overlays are large
+    return accumulator, index + 1
+
+
+def evaluate_node(client, plays: Sequence[Callable[[int], Iterable[Played]]],
+                  keeps: Sequence[int], on_answer=None) -> dict:
+    """The node's figures for each keep: {'every 1': {...}, ...}, each play's tracks fresh.
+
+    `plays[i](start_ns)` gives the frames of one sequence stamped from `start_ns` (a bag
+    keeps its own stamps: playing it again jumps back in time, which resets the tracks).
+    """
+    results, run = {}, 0
+    for keep in keeps:
+        accumulators, frames, start = [], 0, time.perf_counter()
+        for play in plays:
+            accumulator, sent = play_to_node(
+                client, play((NODE_T0 + run * SEQUENCE_GAP) * 10**9), keep, on_answer=on_answer)
+            run += 1
+            accumulators.append(accumulator)
+            frames += sent
+        results[f'every {keep}'] = summarize(accumulators) | {
+            'frames': frames,
+            'round_trip_ms_mean': round((time.perf_counter() - start) / max(frames, 1) * 1e3, 2)}
+    return results
+
+
 def table(results: dict) -> str:
-    """A plain-text table: one row per source and keep."""
+    """A plain-text table: one row per source and keep.
+
+    ms/frame is the tracker's update in this process, or, for the node, the mean lockstep
+    round trip of a frame (inference and transport included).
+    """
     head = f'{"source":<18}{"frames":<10}{"kept":>7}{"IDF1":>8}{"MOTA":>8}{"IDsw":>6}' \
            f'{"recall":>8}{"prec.":>8}{"frag":>6}{"ms/frame":>10}'
     rows = [head]
     for source, by_keep in results.items():
         for kept, m in by_keep.items():
+            ms = m.get('tracker_ms_mean', m.get('round_trip_ms_mean'))
             rows.append(f'{source:<18}{kept:<10}{m["frames"]:>7}{m["idf1"]:>8.4f}'
                         f'{m["mota"]:>8.4f}{m["num_switches"]:>6}{m["recall"]:>8.4f}'
-                        f'{m["precision"]:>8.4f}{m["num_fragmentations"]:>6}'
-                        f'{m["tracker_ms_mean"]:>10.4f}')
+                        f'{m["precision"]:>8.4f}{m["num_fragmentations"]:>6}{ms:>10.4f}')
     return '\n'.join(rows)
 
 
@@ -270,31 +370,95 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument('--frames', type=int, default=240, help='frames a sequence (120 Hz)')
     parser.add_argument('--seed', type=int, default=0, help='first sequence seed')
     parser.add_argument('--source', default='truth,pipeline',
-                        help=f'comma-separated, of {SOURCES}')
+                        help=f'comma-separated, of {SOURCES} (in this process)')
+    parser.add_argument('--report', choices=REPORTS, default='regions',
+                        help='in this process: what of the tracks is scored (see REPORTS)')
     parser.add_argument('--keep', default='1,3', help='one frame in N is tracked, for each N')
     parser.add_argument('--model-path', default='', help="'' = the default model")
     parser.add_argument('--engine', default='auto')
     parser.add_argument('--output', type=Path, help='write tracking.json there')
+    node = parser.add_argument_group('over DDS: the segmentation node')
+    node.add_argument('--node', action='store_true',
+                      help='score the node\'s detections instead of a tracker in this process')
+    node.add_argument('--bag', type=Path, help=f'play this bag (with {TRUTH_FILE}; implies '
+                      '--node) instead of generated sequences')
+    node.add_argument('--image-topic', default='/camera/image_raw', help='the bag\'s images')
+    node.add_argument('--no-start-node', action='store_true',
+                      help='use a node that is already running on this ROS graph')
+    node.add_argument('--namespace', default='', help='namespace of the node under test')
+    node.add_argument('--domain-id', type=int, default=79)
+    node.add_argument('--node-param', action='append', default=[], metavar='NAME:=VALUE')
     args = parser.parse_args(argv)
-    sources = [s for s in args.source.split(',') if s]
-    if not sources or set(sources) - set(SOURCES):
-        parser.error(f'--source: choose from {SOURCES}')
     keeps = [int(k) for k in args.keep.split(',')]
     if min(keeps) < 1:
         parser.error('--keep: each N must be >= 1')
     spec = SequenceSpec(frames=args.frames)
-    pipeline = pipeline_source(args.model_path, args.engine) if 'pipeline' in sources else None
     seeds = list(range(args.seed, args.seed + args.sequences))
-    results = evaluate(seeds, spec, sources, keeps, TrackerParams(), pipeline)
-    print(f'tracking on {len(seeds)} sequences of {args.frames} frames at {spec.rate:g} Hz '
-          f'(seeds {seeds[0]}-{seeds[-1]}), {TrackerParams()}')
+    if args.node or args.bag:
+        if args.bag and not (args.bag / TRUTH_FILE).is_file():
+            parser.error(f'{args.bag} has no {TRUTH_FILE}: write it with make_sample_bag '
+                         '--tracking')
+        about, results = _over_dds(args, spec, seeds, keeps)
+    else:
+        sources = [s for s in args.source.split(',') if s]
+        if not sources or set(sources) - set(SOURCES):
+            parser.error(f'--source: choose from {SOURCES}')
+        pipeline = (pipeline_source(args.model_path, args.engine) if 'pipeline' in sources
+                    else None)
+        results = evaluate(seeds, spec, sources, keeps, TrackerParams(), pipeline, args.report)
+        about = {'sequences': seeds, 'spec': asdict(spec), 'params': asdict(TrackerParams()),
+                 'report': args.report}
+        print(f'tracking on {len(seeds)} sequences of {args.frames} frames at {spec.rate:g} Hz '
+              f'(seeds {seeds[0]}-{seeds[-1]}), scoring {args.report}, {TrackerParams()}')
     print(table(results))
     if args.output:
         args.output.mkdir(parents=True, exist_ok=True)
-        report = {'sequences': seeds, 'spec': asdict(spec), 'params': asdict(TrackerParams()),
-                  'results': results}
-        (args.output / 'tracking.json').write_text(json.dumps(report, indent=2))
+        (args.output / 'tracking.json').write_text(json.dumps(about | {'results': results},
+                                                              indent=2))
         print(f'tracking.json in {args.output}/')
+
+
+def _over_dds(args: argparse.Namespace, spec: SequenceSpec, seeds: list[int],
+              keeps: list[int]) -> tuple[dict, dict]:
+    """Run the node (unless it runs already) and score it; what was played, the figures."""
+    import tempfile
+
+    import rclpy
+
+    from jetson_seg.allocator import keep_large_allocations
+    from jetson_seg.tools.node_client import NodeClient, NodeUnderTest, isolated_env
+
+    keep_large_allocations()  # this process sends frames too
+    params = dict(item.split(':=', 1) for item in args.node_param)
+    node_proc = None
+    if not args.no_start_node:
+        env = isolated_env(args.domain_id)
+        log = (args.output or Path(tempfile.mkdtemp(prefix='jetson_seg_track_'))) / 'node.log'
+        log.parent.mkdir(parents=True, exist_ok=True)
+        node_proc = NodeUnderTest(params, log, env, args.namespace)
+    rclpy.init(args=[])  # our flags are not ROS arguments
+    client = NodeClient.on_own_node('jetson_seg_track_evaluator', namespace=args.namespace,
+                                    outputs=('detections',))
+    try:
+        client.connect(node_proc=node_proc)
+        if args.bag:
+            plays = [lambda start_ns: bag_frames(args.bag, args.image_topic)]
+            about = {'bag': str(args.bag)}
+        else:
+            plays = [lambda start_ns, seed=seed: generated_frames(seed, spec, start_ns)
+                     for seed in seeds]
+            about = {'sequences': seeds, 'spec': asdict(spec)}
+        print(f'tracking by the node over DDS, lockstep, on '
+              f'{args.bag or f"{len(seeds)} sequences of {args.frames} frames"} at '
+              f'{spec.rate:g} Hz stamps; node parameters {params or "defaults"}', flush=True)
+        results = {'node (DDS)': evaluate_node(client, plays, keeps)}
+        about |= {'node_params': params, 'engine': client.figures().get('engine')}
+        return about, results
+    finally:
+        client.close()
+        rclpy.try_shutdown()
+        if node_proc is not None:
+            node_proc.stop()
 
 
 if __name__ == '__main__':

@@ -13,8 +13,10 @@ function of its seed and spec, drawn frame by frame (no sequence is held in memo
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -239,3 +241,25 @@ def sequence_frames(seed: int, spec: SequenceSpec = SequenceSpec()) -> Iterator[
         image, mask, ids, areas = _render(background, movers, spec, _noise(field, spec, rng))
         yield SequenceFrame(index, index / spec.rate, image, mask, ids,
                             _truth(movers, ids, areas, spec.rate))
+
+
+#: Name of the ground truth a tracking bag carries beside its storage files (in its folder).
+TRUTH_FILE = 'tracking_truth.json'
+
+
+def truth_json(frames: Iterable[tuple[int, list[TruthObject]]], about: dict) -> str:
+    """The objects of each frame, keyed by header stamp (ns), as JSON; `about` says what made it.
+
+    A bag's images carry no identities: scoring a tracker on a bag needs them beside it.
+    """
+    return json.dumps({'about': about, 'frames': [
+        {'stamp_ns': stamp_ns, 'objects': [asdict(o) for o in objects]}
+        for stamp_ns, objects in frames]})
+
+
+def read_truth(path: Path) -> dict[int, list[TruthObject]]:
+    """Header stamp (ns) -> the frame's objects, from a file `truth_json` wrote."""
+    frames = json.loads(Path(path).read_text())['frames']
+    return {int(frame['stamp_ns']): [TruthObject(**{k: tuple(v) if isinstance(v, list) else v
+                                                    for k, v in o.items()})
+                                     for o in frame['objects']] for frame in frames}
