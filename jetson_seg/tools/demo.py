@@ -5,7 +5,10 @@
 Starts the node in its own process (as `ros2 run` would), publishes generated scenes at the given
 rate from this process, collects every output over Fast DDS, then prints achieved fps, latency
 percentiles, dropped frames and mIoU against the scenes' ground truth, and writes overlay
-pictures, a latency/fps plot and summary.json to the output folder.
+pictures, a latency/fps plot and summary.json to the output folder. Then tracking: generated
+sequences of moving objects (120 Hz stamps) go to the same node in lockstep, every frame and one
+in three, scored by evaluate_tracking (IDF1, MOTA, identity switches); pictures of the overlay
+with the node's track ids and headings are written beside the others.
 """
 
 from __future__ import annotations
@@ -42,6 +45,30 @@ def _write_pictures(out: Path, records: list, scene_of: dict, scenes, count: int
     return written
 
 
+#: Frames of the first tracking sequence (every frame sent) whose overlay is kept as a picture.
+TRACK_PICTURES = (60, 120, 180)
+
+
+def _track(client, out: Path, seeds: list[int], frames: int) -> tuple[dict, list[str]]:
+    """The node's tracking figures on the sequences `seeds`; pictures of its ids."""
+    from jetson_seg.tools.evaluate_tracking import evaluate_node, generated_frames
+    from jetson_seg.training.sequences import SequenceSpec
+    from jetson_seg.vision.image_conversion import decode_image, to_rgb
+
+    spec = SequenceSpec(frames=frames)
+    plays = [lambda start_ns, seed=seed: generated_frames(seed, spec, start_ns, 'demo_camera')
+             for seed in seeds]
+    written: list[str] = []
+
+    def picture(record, index: int) -> None:
+        if len(written) < len(TRACK_PICTURES) and index == TRACK_PICTURES[len(written)]:
+            path = out / f'track_{len(written):02d}.png'
+            overlay = to_rgb(decode_image(record.answers['overlay']))
+            cv2.imwrite(str(path), cv2.cvtColor(overlay, cv2.COLOR_RGB2BGR))
+            written.append(path.name)
+    return evaluate_node(client, plays, [1, 3], on_answer=picture), written
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--rate', type=float, default=120.0, help='camera rate (Hz)')
@@ -52,6 +79,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument('--domain-id', type=int, default=77)
     parser.add_argument('--node-param', action='append', default=[], metavar='NAME:=VALUE',
                         help='extra node parameter, e.g. --node-param engine:=tf')
+    parser.add_argument('--track-sequences', type=int, default=2,
+                        help='tracking sequences sent after the stream (0: none)')
+    parser.add_argument('--track-frames', type=int, default=240, help='frames a sequence')
     args = parser.parse_args(argv)
     keep_large_allocations()  # this process sends and receives frames too
 
@@ -98,14 +128,29 @@ def main(argv: list[str] | None = None) -> None:
         plot_run(records, out / 'latency_fps.png',
                  f'jetson_seg node, generated 640x480 camera at {args.rate:g} Hz')
         summary['plot'] = 'latency_fps.png'
+        client.close()  # the tracking client asks for detections and overlays only
+        if args.track_sequences > 0:
+            seeds = list(range(args.seed, args.seed + args.track_sequences))
+            print(f'tracking: {len(seeds)} sequences of {args.track_frames} frames in lockstep, '
+                  'every frame, then one in three ...', flush=True)
+            tracker = NodeClient.on_own_node('demo_tracking', outputs=('detections', 'overlay'))
+            tracker.connect(node_proc=node_proc)
+            summary['tracking'], pictures = _track(tracker, out, seeds, args.track_frames)
+            summary['pictures'] += pictures
+            tracker.close()
         write_json(summary, out / 'summary.json')
         print()
         print(table(summary, f'jetson_seg demo: camera {args.rate:g} Hz for '
                              f'{args.duration:g} s, engine {figures.get("engine")}'))
         stages = {k.split('.', 1)[1]: v for k, v in figures.items() if k.startswith('stage_ms.')}
         print('  node stage medians (ms)  ' + ', '.join(f'{k} {v}' for k, v in stages.items()))
+        if 'tracking' in summary:
+            from jetson_seg.tools.evaluate_tracking import table as tracking_table
+
+            print(f'\ntracking over DDS, {args.track_sequences} sequences of moving objects '
+                  '(120 Hz stamps, lockstep; ms/frame = round trip):')
+            print(tracking_table({'node': summary['tracking']}))
         print(f'\npictures, plot and summary.json in {out}/')
-        client.close()
         rclpy.try_shutdown()
     finally:
         node_proc.stop()
