@@ -182,3 +182,30 @@ def test_tracks_carry_the_detection_ids_velocities_and_directions(ros_env):
     finally:
         client.close()
         assert node.stop() == 0, node.text
+
+
+def test_the_node_scores_as_its_pipeline_does_in_process(ros_env):
+    """evaluate_tracking over DDS: every frame, then one in three, as the in-process figures."""
+    from jetson_seg.tools.evaluate_tracking import (evaluate, evaluate_node, generated_frames,
+                                                    pipeline_source)
+
+    spec = SequenceSpec(frames=36, min_size=30.0, max_objects=4)
+    node = NodeProcess({'threads': 1}, ros_env, namespace='/tracking_eval')
+    client = NodeClient.on_own_node('tracking_eval', namespace='/tracking_eval',
+                                    outputs=('detections',))
+    try:
+        node.wait_for_output('active: listening')
+        client.connect(node_proc=node)
+        over_dds = evaluate_node(client, [lambda start_ns: generated_frames(5, spec, start_ns)],
+                                 [1, 3])
+    finally:
+        client.close()
+        assert node.stop() == 0, node.text
+    in_process = evaluate([5], spec, ['pipeline'], [1, 3], pipeline=pipeline_source())
+    for kept in ('every 1', 'every 3'):
+        dds, own = over_dds[kept], in_process['pipeline'][kept]
+        assert dds['frames'] == own['frames'] == (36 if kept == 'every 1' else 12)
+        assert dds['num_objects'] == own['num_objects'] > 0
+        assert dds['num_misses'] < dds['num_objects']  # the node's ids were scored
+        for name in ('idf1', 'mota', 'num_switches', 'num_false_positives', 'num_misses'):
+            assert dds[name] == own[name], (kept, name, dds, own)

@@ -74,3 +74,36 @@ def test_motion_blur_runs_along_the_motion():
 def test_bad_specs_are_refused(changes):
     with pytest.raises(ValueError, match='SequenceSpec'):
         SequenceSpec(**changes)
+
+
+def test_truth_survives_its_json_file(tmp_path):
+    from jetson_seg.training.sequences import read_truth, truth_json
+
+    frames = list(sequence_frames(4, SequenceSpec(frames=3)))
+    path = tmp_path / 'truth.json'
+    path.write_text(truth_json([(10 + f.index, f.objects) for f in frames], {'seed': 4}))
+    assert read_truth(path) == {10 + f.index: f.objects for f in frames}
+
+
+def test_a_tracking_bag_carries_its_sequence_and_identities(tmp_path):
+    """make_sample_bag --tracking: images 1/120 s apart, each with its objects by stamp."""
+    from rclpy.serialization import deserialize_message
+    from sensor_msgs.msg import Image
+
+    from jetson_seg.tools.bags import bag_topics
+    from jetson_seg.tools.evaluate_tracking import bag_frames
+    from jetson_seg.tools.make_sample_bag import START_NS, main
+    from jetson_seg.vision.image_conversion import decode_image
+
+    spec = SequenceSpec(width=160, height=120, frames=5, max_size=59.0)
+    main([str(tmp_path / 'bag'), '--tracking', '--frames', '5', '--width', '160',
+          '--height', '120', '--seed', '3'])
+    topics = bag_topics(tmp_path / 'bag')
+    assert {name: count for name, (_, count) in topics.items()} == {
+        '/camera/image_raw': 5, '/camera/ground_truth': 5, '/camera/camera_info': 5}
+    played = list(bag_frames(tmp_path / 'bag', '/camera/image_raw'))
+    truth = list(sequence_frames(3, spec))
+    assert [key for key, _, _ in played] == [START_NS + round(f.stamp * 1e9) for f in truth]
+    assert [objects for _, _, objects in played] == [f.objects for f in truth]
+    first = decode_image(deserialize_message(played[0][1], Image))
+    assert np.array_equal(first.pixels, truth[0].image)

@@ -236,13 +236,14 @@ def test_class_flicker_keeps_the_track_and_its_class():
     assert [(t.track_id, t.class_id) for t in tracks] == [(1, 1)]
 
 
-def test_evaluation_scores_a_short_sequence():
+@pytest.mark.parametrize('report', ['regions', 'tracks'])
+def test_evaluation_scores_a_short_sequence(report):
     """The evaluation runs end to end; a broken tracker would fail these floors."""
     pytest.importorskip('motmetrics')
     from jetson_seg.tools.evaluate_tracking import evaluate
     from jetson_seg.training.sequences import SequenceSpec
 
-    results = evaluate([3, 4], SequenceSpec(frames=48), ['truth'], [1, 3])
+    results = evaluate([3, 4], SequenceSpec(frames=48), ['truth'], [1, 3], report=report)
     assert set(results) == {'truth', 'truth ceiling'}
     for kept in ('every 1', 'every 3'):
         figures, ceiling = results['truth'][kept], results['truth ceiling'][kept]
@@ -293,3 +294,19 @@ def test_a_lone_track_near_another_region_is_not_a_merge():
         tracker.update([box(1, 100 + 5 * k, 100), box(2, 140, 100, 60)], k / RATE)
     tracks = tracker.update([box(2, 140, 100, 60)], 5 / RATE)  # the disc passes behind it
     assert [(t.track_id, t.region, t.within) for t in tracks] == [(1, None, None), (2, 0, 0)]
+
+
+def test_evaluation_scores_a_merged_region_as_the_node_publishes_it_or_per_track():
+    from jetson_seg.tools.evaluate_tracking import reported
+
+    frames = two_crossing(60, same_class=True)
+    tracker = RegionTracker()
+    for k, regions in enumerate(frames):
+        tracks = tracker.update(regions, k / RATE)
+        if len(regions) == 1 and len(tracks) == 2:
+            break
+    (region,) = regions
+    owner = next(t for t in tracks if t.region == 0)
+    assert reported(tracks, regions, 'regions') == [
+        (owner.track_id, (region.x0, region.y0, region.x1, region.y1))]
+    assert reported(tracks, regions, 'tracks') == [(t.track_id, t.box) for t in tracks]

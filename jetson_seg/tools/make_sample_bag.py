@@ -93,8 +93,9 @@ def main(argv: list[str] | None = None) -> None:
         def progress(n: int) -> None:
             bar.update(n - bar.n)
         if args.tracking:
+            largest = min(SequenceSpec.max_size, min(args.width, args.height) / 2 - 1)
             sequence = SequenceSpec(width=args.width, height=args.height, frames=args.frames,
-                                    rate=rate)
+                                    rate=rate, max_size=largest)  # smaller frames: smaller shapes
             make_tracking_bag(args.output, args.seed, sequence, spec, progress)
         else:
             make_sample_bag(args.output, spec, progress=progress)
