@@ -282,7 +282,7 @@ class RegionTracker:
         one matched to it, or two tracks, is a merge. The matched track keeps the region's
         id; without one, the track most inside it does.
         """
-        if overlap is None:
+        if overlap is None or len(matches) == len(self._tracks):
             return {}
         taken = {id(track) for track, _ in matches}
         free = [k for k, t in enumerate(self._tracks) if t.confirmed and id(t) not in taken]
