@@ -295,8 +295,9 @@ def bag_frames(bag: Path, image_topic: str) -> Iterator[Played]:
 
 def play_to_node(client, frames: Iterable[Played], keep: int = 1, timeout: float = 30.0,
                  on_answer: Callable[[object, int], None] | None = None):
-    """Send every `keep`-th frame in lockstep; motmetrics' accumulator of the node's answers
-    and the number of frames sent.
+    """Send every `keep`-th frame in lockstep; the node's answers scored, and frames sent.
+
+    Returns motmetrics' accumulator and the number of frames sent.
 
     A frame's detections with a track id are scored (an empty id: not confirmed yet, so not
     reported); the next frame goes once every output `client` collects has answered.
