@@ -310,3 +310,24 @@ def test_evaluation_scores_a_merged_region_as_the_node_publishes_it_or_per_track
     assert reported(tracks, regions, 'regions') == [
         (owner.track_id, (region.x0, region.y0, region.x1, region.y1))]
     assert reported(tracks, regions, 'tracks') == [(t.track_id, t.box) for t in tracks]
+
+
+def test_hota_of_a_perfect_track_and_of_one_switched_halfway():
+    """HOTA from its definition: one object, IoU 1; a switch halves association (AssA 0.5)."""
+    pytest.importorskip('motmetrics')
+    from jetson_seg.tools.evaluate_tracking import Scored, summarize
+    from jetson_seg.training.sequences import TruthObject
+
+    obj = TruthObject(1, 1, (10, 10, 40, 40), 900, 900, (25.0, 25.0), (0.0, 0.0))
+    perfect, switched = Scored(), Scored()
+    for k in range(4):
+        perfect.add([obj], [(7, obj.box)])
+        switched.add([obj], [(7 if k < 2 else 8, obj.box)])
+    assert summarize([perfect])['hota'] == 1.0
+    figures = summarize([switched])
+    assert figures['deta'] == 1.0 and figures['assa'] == 0.5
+    assert figures['hota'] == pytest.approx(math.sqrt(0.5), abs=1e-4)
+    # a box of IoU 0.7 is a true positive at 14 of HOTA's 19 thresholds (0.05 ... 0.70)
+    loose = Scored()
+    loose.add([obj], [(7, (10, 10, 40, 31))])
+    assert summarize([loose])['deta'] == pytest.approx(14 / 19, abs=1e-4)

@@ -21,7 +21,8 @@ process (or uses a running one, `--no-start-node`), sends each sequence's frames
 (every frame answered before the next is sent: none dropped by newest-frame-wins) with stamps
 1/120 s apart, or only one frame in `keep` with the same stamps, and scores the published
 detections that carry a track id. `--bag` plays a bag that `make_sample_bag --tracking` wrote,
-scored against the identities beside it. HOTA is not reported: py-motmetrics has none.
+scored against the identities beside it. HOTA (with DetA and AssA) is computed here from its
+definition (py-motmetrics 1.4 has none), over the same boxes and ignored objects.
 """
 
 from __future__ import annotations
@@ -177,14 +178,12 @@ def reported(tracks: Sequence[Track], regions: Sequence[Region], report: str
 
 def track_sequence(frames: Sequence[Recorded], source: str, params: TrackerParams | None,
                    keep: int = 1, report: str = 'regions'):
-    """Run a fresh tracker on every `keep`-th frame; motmetrics' accumulator, update times (s).
+    """Run a fresh tracker on every `keep`-th frame; its frames Scored, update times (s).
 
     `params` None runs the OracleTracker instead.
     """
-    import motmetrics as mm
-
     tracker = RegionTracker(params) if params is not None else OracleTracker()
-    accumulator = mm.MOTAccumulator(auto_id=True)
+    scored = Scored()
     times = []
     for item in frames[::keep]:
         regions = item.regions[source]
@@ -193,26 +192,84 @@ def track_sequence(frames: Sequence[Recorded], source: str, params: TrackerParam
         start = time.perf_counter()
         tracks = tracker.update(regions, item.stamp)
         times.append(time.perf_counter() - start)
-        accumulate(accumulator, item.objects, reported(tracks, regions, report))
-    return accumulator, times
+        scored.add(item.objects, reported(tracks, regions, report))
+    return scored, times
 
 
-def accumulate(accumulator, objects: Sequence[TruthObject],
-               seen: Sequence[tuple[int, tuple[float, float, float, float]]]) -> None:
-    """Score one frame's (track id, box) pairs against its objects into `accumulator`.
+#: HOTA's localisation thresholds: IoU 0.05, 0.10, ... 0.95 (HOTA is their mean).
+HOTA_ALPHAS = np.arange(1, 20) / 20
 
-    An object showing fewer than MIN_VISIBLE pixels is not expected, and a box on one is no
-    false positive either.
+
+class Scored:
+    """One sequence's frames scored, for motmetrics' figures and for HOTA.
+
+    motmetrics' accumulator gives MOTA, IDF1 and switches; HOTA scores every IoU threshold,
+    not only MIN_IOU, so each frame's full overlaps are kept too.
     """
-    expected = [o for o in objects if o.visible >= MIN_VISIBLE]
-    ignored = [o for o in objects if 0 < o.visible < MIN_VISIBLE]
-    if ignored and seen:
-        overlap = _iou_distance(_xywh(o.box for o in ignored), _xywh(b for _, b in seen),
-                                1 - MIN_IOU)
-        seen = [s for s, d in zip(seen, overlap.T) if np.all(np.isnan(d))]
-    accumulator.update([o.object_id for o in expected], [i for i, _ in seen],
-                       _iou_distance(_xywh(o.box for o in expected), _xywh(b for _, b in seen),
-                                     1 - MIN_IOU))
+
+    def __init__(self) -> None:
+        import motmetrics as mm
+
+        self.accumulator = mm.MOTAccumulator(auto_id=True)
+        self.frames: list[tuple[list[int], list[int], np.ndarray]] = []  # objects, tracks, IoU
+
+    def add(self, objects: Sequence[TruthObject],
+            seen: Sequence[tuple[int, tuple[float, float, float, float]]]) -> None:
+        """Score one frame's (track id, box) pairs against its objects.
+
+        An object showing fewer than MIN_VISIBLE pixels is not expected, and a box on one is no
+        false positive either.
+        """
+        expected = [o for o in objects if o.visible >= MIN_VISIBLE]
+        ignored = [o for o in objects if 0 < o.visible < MIN_VISIBLE]
+        if ignored and seen:
+            overlap = _iou_distance(_xywh(o.box for o in ignored), _xywh(b for _, b in seen),
+                                    1 - MIN_IOU)
+            seen = [s for s, d in zip(seen, overlap.T) if np.all(np.isnan(d))]
+        distance = _iou_distance(_xywh(o.box for o in expected), _xywh(b for _, b in seen), 1.0)
+        object_ids, track_ids = [o.object_id for o in expected], [i for i, _ in seen]
+        self.accumulator.update(object_ids, track_ids,
+                                np.where(distance > 1 - MIN_IOU, np.nan, distance))
+        self.frames.append((object_ids, track_ids, 1.0 - distance))
+
+    def hota_counts(self) -> np.ndarray:
+        """Per HOTA_ALPHAS: true positives, misses, false positives, and AssA x true positives.
+
+        HOTA (Luiten et al., IJCV 2021) from its definition: in each frame objects and tracks
+        are paired by Hungarian matching on IoU weighted by how well the two identities align
+        over the whole sequence; a pair is a true positive at every threshold its IoU reaches;
+        a true positive's association score is TPA / (TPA + FNA + FPA) of its two identities.
+        """
+        from scipy.optimize import linear_sum_assignment
+
+        objects = {i: k for k, i in enumerate(sorted({i for f in self.frames for i in f[0]}))}
+        tracks = {i: k for k, i in enumerate(sorted({i for f in self.frames for i in f[1]}))}
+        frames = [(np.array([objects[i] for i in o], int), np.array([tracks[i] for i in t], int),
+                   iou) for o, t, iou in self.frames]
+        object_count, track_count = np.zeros(len(objects)), np.zeros(len(tracks))
+        potential = np.zeros((len(objects), len(tracks)))
+        for o, t, iou in frames:
+            object_count[o] += 1
+            track_count[t] += 1
+            if iou.size:
+                union = iou.sum(1, keepdims=True) + iou.sum(0, keepdims=True) - iou
+                potential[o[:, None], t[None, :]] += np.where(union > 0, iou / np.maximum(
+                    union, 1e-12), 0.0)
+        alignment = potential / np.maximum(
+            object_count[:, None] + track_count[None, :] - potential, 1e-12)
+        pairs = np.zeros((len(HOTA_ALPHAS), len(objects), len(tracks)))
+        for o, t, iou in frames:
+            if not iou.size:
+                continue
+            rows, cols = linear_sum_assignment(-alignment[o[:, None], t[None, :]] * iou)
+            for a, alpha in enumerate(HOTA_ALPHAS):
+                kept = iou[rows, cols] >= alpha - 1e-9
+                pairs[a, o[rows[kept]], t[cols[kept]]] += 1
+        true = pairs.sum((1, 2))
+        association = pairs / np.maximum(
+            object_count[None, :, None] + track_count[None, None, :] - pairs, 1)
+        return np.stack([true, object_count.sum() - true, track_count.sum() - true,
+                         (pairs * association).sum((1, 2))], 1)
 
 
 def score(sequences: Sequence[Sequence[Recorded]], source: str, params: TrackerParams | None,
@@ -221,26 +278,36 @@ def score(sequences: Sequence[Sequence[Recorded]], source: str, params: TrackerP
 
     `params` None scores the OracleTracker: the ceiling of the source's regions.
     """
-    accumulators, times = [], []
+    scored, times = [], []
     for frames in sequences:
-        accumulator, spent = track_sequence(frames, source, params, keep, report)
-        accumulators.append(accumulator)
+        one, spent = track_sequence(frames, source, params, keep, report)
+        scored.append(one)
         times += spent
-    return summarize(accumulators) | {
+    return summarize(scored) | {
         'frames': len(times), 'tracker_ms_mean': round(float(np.mean(times)) * 1e3, 4),
         'tracker_ms_p99': round(float(np.percentile(times, 99)) * 1e3, 4)}
 
 
-def summarize(accumulators: Sequence) -> dict:
-    """motmetrics' figures over all sequences' accumulators together (OVERALL)."""
+def summarize(scored: Sequence[Scored]) -> dict:
+    """The figures over all sequences together: motmetrics' OVERALL, HOTA, DetA and AssA.
+
+    HOTA's counts are summed over sequences, AssA weighted by true positives, then each is
+    the mean over HOTA_ALPHAS.
+    """
     import motmetrics as mm
 
     summary = mm.metrics.create().compute_many(
-        accumulators, metrics=list(METRICS), names=[str(i) for i in range(len(accumulators))],
-        generate_overall=True)
+        [s.accumulator for s in scored], metrics=list(METRICS),
+        names=[str(i) for i in range(len(scored))], generate_overall=True)
     overall = summary.loc['OVERALL']
-    return {name: (int(overall[name]) if name.startswith('num_')
-                   else round(float(overall[name]), 4)) for name in METRICS}
+    figures = {name: (int(overall[name]) if name.startswith('num_')
+                      else round(float(overall[name]), 4)) for name in METRICS}
+    true, missed, false, assoc = sum(s.hota_counts() for s in scored).T
+    deta = true / np.maximum(true + missed + false, 1)
+    assa = assoc / np.maximum(true, 1)
+    return figures | {'hota': round(float(np.sqrt(deta * assa).mean()), 4),
+                      'deta': round(float(deta.mean()), 4),
+                      'assa': round(float(assa.mean()), 4)}
 
 
 def evaluate(seeds: Sequence[int], spec: SequenceSpec, sources: Sequence[str],
@@ -297,17 +364,15 @@ def play_to_node(client, frames: Iterable[Played], keep: int = 1, timeout: float
                  on_answer: Callable[[object, int], None] | None = None):
     """Send every `keep`-th frame in lockstep; the node's answers scored, and frames sent.
 
-    Returns motmetrics' accumulator and the number of frames sent.
+    Returns the frames Scored and how many were sent.
 
     A frame's detections with a track id are scored (an empty id: not confirmed yet, so not
     reported); the next frame goes once every output `client` collects has answered.
     `on_answer(record, index)` sees each answered frame's node_client.FrameRecord.
     """
-    import motmetrics as mm
-
     from jetson_seg.ros.messages import detection_boxes
 
-    accumulator = mm.MOTAccumulator(auto_id=True)
+    scored = Scored()
     wanted = set(client.outputs)
     index = -1
     for index, (key, payload, objects) in enumerate(itertools.islice(frames, 0, None, keep)):
@@ -316,13 +381,12 @@ def play_to_node(client, frames: Iterable[Played], keep: int = 1, timeout: float
             raise TimeoutError(f'the node did not answer frame {index} (stamp key {key}) on '
                                f'{sorted(wanted - record.arrived_at.keys())} in {timeout} s')
         msg = record.answers['detections']
-        accumulate(accumulator, objects, [
-            (int(det.id), box[:4]) for det, box in zip(msg.detections, detection_boxes(msg))
-            if det.id])
+        scored.add(objects, [(int(det.id), box[:4]) for det, box in
+                             zip(msg.detections, detection_boxes(msg)) if det.id])
         if on_answer is not None:
             on_answer(record, index)
         record.answers.clear()  # kept only while needed: overlays are large
-    return accumulator, index + 1
+    return scored, index + 1
 
 
 def evaluate_node(client, plays: Sequence[Callable[[int], Iterable[Played]]],
@@ -334,14 +398,14 @@ def evaluate_node(client, plays: Sequence[Callable[[int], Iterable[Played]]],
     """
     results, run = {}, 0
     for keep in keeps:
-        accumulators, frames, start = [], 0, time.perf_counter()
+        scored, frames, start = [], 0, time.perf_counter()
         for play in plays:
-            accumulator, sent = play_to_node(
+            one, sent = play_to_node(
                 client, play((NODE_T0 + run * SEQUENCE_GAP) * 10**9), keep, on_answer=on_answer)
             run += 1
-            accumulators.append(accumulator)
+            scored.append(one)
             frames += sent
-        results[f'every {keep}'] = summarize(accumulators) | {
+        results[f'every {keep}'] = summarize(scored) | {
             'frames': frames,
             'round_trip_ms_mean': round((time.perf_counter() - start) / max(frames, 1) * 1e3, 2)}
     return results
@@ -353,14 +417,15 @@ def table(results: dict) -> str:
     ms/frame is the tracker's update in this process, or, for the node, the mean lockstep
     round trip of a frame (inference and transport included).
     """
-    head = f'{"source":<18}{"frames":<10}{"kept":>7}{"IDF1":>8}{"MOTA":>8}{"IDsw":>6}' \
-           f'{"recall":>8}{"prec.":>8}{"frag":>6}{"ms/frame":>10}'
+    head = f'{"source":<18}{"frames":<10}{"kept":>7}{"IDF1":>8}{"MOTA":>8}{"HOTA":>8}' \
+           f'{"IDsw":>6}{"recall":>8}{"prec.":>8}{"frag":>6}{"ms/frame":>10}'
     rows = [head]
     for source, by_keep in results.items():
         for kept, m in by_keep.items():
             ms = m.get('tracker_ms_mean', m.get('round_trip_ms_mean'))
             rows.append(f'{source:<18}{kept:<10}{m["frames"]:>7}{m["idf1"]:>8.4f}'
-                        f'{m["mota"]:>8.4f}{m["num_switches"]:>6}{m["recall"]:>8.4f}'
+                        f'{m["mota"]:>8.4f}{m["hota"]:>8.4f}{m["num_switches"]:>6}'
+                        f'{m["recall"]:>8.4f}'
                         f'{m["precision"]:>8.4f}{m["num_fragmentations"]:>6}{ms:>10.4f}')
     return '\n'.join(rows)
 
