@@ -7,7 +7,7 @@ rate from this process, collects every output over Fast DDS, then prints achieve
 percentiles, dropped frames and mIoU against the scenes' ground truth, and writes overlay
 pictures, a latency/fps plot and summary.json to the output folder. Then tracking: generated
 sequences of moving objects (120 Hz stamps) go to the same node in lockstep, every frame and one
-in three, scored by evaluate_tracking (IDF1, MOTA, identity switches); pictures of the overlay
+in three, scored by evaluate_tracking (IDF1, MOTA, HOTA, switches); pictures of the overlay
 with the node's track ids and headings are written beside the others.
 """
 

@@ -1,4 +1,4 @@
-"""Tracking quality on generated sequences: IDF1, MOTA, identity switches (py-motmetrics).
+"""Tracking quality on generated sequences: IDF1, MOTA, identity switches, HOTA.
 
     python -m jetson_seg.tools.evaluate_tracking --sequences 8 --frames 240
     python -m jetson_seg.tools.evaluate_tracking --source truth --keep 1,3 --output output/track
