@@ -242,8 +242,9 @@ class RegionTracker:
     def update(self, regions: Sequence[Region], stamp: float) -> list[Track]:
         """Add one frame's regions taken at `stamp` (s); the confirmed tracks, in id order.
 
-        Tracks seen in this frame carry the index of their region; confirmed tracks not seen
-        (within max_age) are returned too, with region None and their predicted box.
+        Tracks seen in this frame carry the index of their region (`within`; `region` too
+        unless they share a merged region reported with another track's id); confirmed tracks
+        not seen (within max_age) are returned too, with both None and their predicted box.
         """
         stamp = float(stamp)
         if self._stamp is not None and stamp < self._stamp:
