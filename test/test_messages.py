@@ -95,14 +95,19 @@ def test_tracks_carry_ids_boxes_velocities_ages_and_directions_with_camera_info(
     from jetson_seg.vision.tracker import Track
     header = Header(frame_id='cam')
     header.stamp.sec = 7
-    tracks = [Track(4, 1, (300.0, 220.0, 340.0, 260.0), (120.0, -30.0), 0.25, 30, 0.0, 0, 0.9),
-              Track(9, 3, (0.0, 10.0, 20.0, 50.0), (0.0, 0.0), 1.5, 170, 0.05, None, 0.6)]
+    tracks = [Track(4, 1, (300.0, 220.0, 340.0, 260.0), (120.0, -30.0), 0.25, 30, 0.0, 0, 0.9,
+                    within=0),
+              Track(9, 3, (0.0, 10.0, 20.0, 50.0), (0.0, 0.0), 1.5, 170, 0.05, None, 0.6),
+              Track(5, 1, (310.0, 220.0, 330.0, 250.0), (90.0, 0.0), 0.5, 60, 0.0, None, 0.9,
+                    within=0)]  # shares the first one's region
     labels = class_labels(NAMES, True)
     plain = tracks_msg(header, tracks, labels)
     assert plain.header == header
-    first, second = plain.tracks
+    first, second, sharing = plain.tracks
     assert (first.id, first.class_id, first.seen, first.hits) == ('4', 'disc', True, 30)
     assert (second.id, second.class_id, second.seen) == ('9', 'triangle', False)
+    assert not first.shares_region and not second.shares_region
+    assert sharing.seen and sharing.shares_region and sharing.bbox.size_x == 20.0
     assert (first.bbox.center.position.x, first.bbox.center.position.y) == (320.0, 240.0)
     assert (second.bbox.size_x, second.bbox.size_y) == (20.0, 40.0)
     assert (first.velocity_x, first.velocity_y, first.age) == (120.0, -30.0, 0.25)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -331,3 +332,21 @@ def test_hota_of_a_perfect_track_and_of_one_switched_halfway():
     loose = Scored()
     loose.add([obj], [(7, (10, 10, 40, 31))])
     assert summarize([loose])['deta'] == pytest.approx(14 / 19, abs=1e-4)
+
+
+def test_a_track_carries_its_last_centres_and_the_overlay_draws_them_as_a_trail():
+    from jetson_seg.vision.tracker import TRAIL_POINTS, draw_tracks
+
+    tracker = RegionTracker()
+    for k in range(TRAIL_POINTS + 5):  # a 20x20 box moving 4 px a frame to the right
+        tracks = tracker.update([Region(1, 10 + 4 * k, 50, 30 + 4 * k, 70, 400, 0.9)], k / RATE)
+    (track,) = tracks
+    assert len(track.trail) == TRAIL_POINTS  # the last ones only, oldest first
+    assert track.trail[-1] == (20.0 + 4 * (TRAIL_POINTS + 4), 60.0)
+    assert [x for x, _ in track.trail] == sorted(x for x, _ in track.trail)
+    image = np.zeros((120, 200, 3), np.uint8)
+    draw_tracks(image, [replace(track, trail=())])
+    without = image.copy()
+    draw_tracks(image, tracks)
+    x_old = int(track.trail[0][0])
+    assert image[60, x_old].any() and not without[60, x_old].any()  # the path behind it

@@ -97,7 +97,8 @@ def tracks_msg(header, tracks: Sequence[Track], labels: Sequence[str],
         rays, rates = camera.rays_and_rates(centres, np.array([t.velocity for t in tracks]))
     for index, track in enumerate(tracks):
         msg = TrackMsg(id=str(track.track_id), class_id=labels[track.class_id],
-                       score=float(track.score), seen=track.region is not None,
+                       score=float(track.score), seen=track.within is not None,
+                       shares_region=track.shares_region,
                        velocity_x=float(track.velocity[0]), velocity_y=float(track.velocity[1]),
                        age=float(track.age), since_seen=float(track.missed), hits=track.hits)
         x0, y0, x1, y1 = track.box

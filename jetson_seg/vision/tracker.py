@@ -25,6 +25,7 @@ there (`within`), so identities and boxes survive the crossing.
 
 from __future__ import annotations
 
+import collections
 import itertools
 import math
 from collections.abc import Iterator, Sequence
@@ -100,6 +101,8 @@ class Track:
     score: float  # the last region's score
     within: int | None = None  # index of the region it is in: `region`, or the merged region
     # it shares (region None); None when not seen
+    trail: tuple[tuple[float, float], ...] = ()  # its box centres of the last TRAIL_POINTS
+    # frames it was seen in, oldest first (the overlay's motion trail)
 
     @property
     def shares_region(self) -> bool:
@@ -117,12 +120,15 @@ _NEVER = 1e9
 #: Share of a track's predicted box that must lie in a region for the track to be in it.
 MERGED_INSIDE = 0.5
 
+#: Centres a track's trail keeps: at 120 Hz, the last 0.1 s of its path.
+TRAIL_POINTS = 12
+
 
 class _State:
     """A track's state: last measured box, velocity (px/s), times and counts."""
 
     __slots__ = ('track_id', 'class_id', 'votes', 'cx', 'cy', 'w', 'h', 'vx', 'vy', 'first',
-                 'last', 'hits', 'score', 'confirmed', 'region', 'within', 'box')
+                 'last', 'hits', 'score', 'confirmed', 'region', 'within', 'box', 'trail')
 
     def __init__(self, track_id: int, region: Region, index: int, stamp: float) -> None:
         self.track_id = track_id
@@ -132,6 +138,8 @@ class _State:
         self.first = stamp
         self.hits = 0
         self.confirmed = False
+        self.trail: collections.deque[tuple[float, float]] = \
+            collections.deque(maxlen=TRAIL_POINTS)
         self._measure(region, index, stamp)
 
     def _seen(self, region: Region, index: int, stamp: float) -> None:
@@ -143,6 +151,7 @@ class _State:
         self.last = stamp
         self.hits += 1
         self.within = index
+        self.trail.append((self.cx, self.cy))
 
     def _measure(self, region: Region, index: int, stamp: float) -> None:
         """Take the region's box as the object's."""
@@ -379,7 +388,7 @@ class RegionTracker:
         box = track.box if track.within is not None else track.box_at(stamp)
         return Track(track.track_id, track.class_id, box, (track.vx, track.vy),
                      stamp - track.first, track.hits, stamp - track.last, track.region,
-                     track.score, track.within)
+                     track.score, track.within, tuple(track.trail))
 
 
 #: Seconds of motion the overlay's arrow shows: at 120 Hz, the next ~12 frames' path.
@@ -387,7 +396,7 @@ ARROW_SECONDS = 0.1
 
 
 def draw_tracks(image: np.ndarray, tracks: Sequence[Track]) -> None:
-    """Draw each seen track's id and where it is heading (ARROW_SECONDS ahead) onto `image`.
+    """Draw each seen track's id, trail and heading (ARROW_SECONDS ahead) onto `image`.
 
     In place, on the overlay the node is about to publish (RGB, input pixels): a person
     watching sees which id an object carries and how fast it moves, in a merged region too
@@ -403,6 +412,9 @@ def draw_tracks(image: np.ndarray, tracks: Sequence[Track]) -> None:
         vx, vy = track.velocity
         tip = (int(round(cx + vx * ARROW_SECONDS)), int(round(cy + vy * ARROW_SECONDS)))
         cv2.rectangle(image, (x0, y0), (x1 - 1, y1 - 1), (255, 255, 255), 1)
+        if len(track.trail) > 1:
+            path = np.round(np.array(track.trail)).astype(np.int32)
+            cv2.polylines(image, [path], False, (255, 0, 255), 1)
         cv2.arrowedLine(image, (cx, cy), tip, (255, 255, 0), 2, tipLength=0.3)
         label = f'#{track.track_id}'
         origin = (x0, max(12, y0 - 3))
