@@ -93,11 +93,12 @@ ensure_venv() {
 }
 
 # The interface packages of interfaces/ (on no registry) built into the venv: vision_msgs unless
-# an installed one imports (a sourced ROS provides it), jetson_seg_msgs always (it is ours: a
+# an installed one with every message used imports (a sourced ROS provides it; a venv holding
+# an older subset gets the current one), jetson_seg_msgs always (it is ours: a
 # changed definition must be rebuilt; the stamp covers interfaces/).
 build_interfaces() {
-  "$PY" -c "import vision_msgs.msg" 2>/dev/null \
-    || build_interface vision_msgs "from vision_msgs.msg import Detection2DArray, LabelInfo"
+  "$PY" -c "from vision_msgs.msg import Detection3DArray" 2>/dev/null \
+    || build_interface vision_msgs "from vision_msgs.msg import Detection2DArray, Detection3DArray"
   build_interface jetson_seg_msgs "from jetson_seg_msgs.msg import Track, TrackArray"
 }
 
