@@ -141,5 +141,22 @@ def test_a_report_adds_the_node_figures_to_the_frame_figures():
     assert (level, text) == (ERROR, 'engine failed on 1 frame(s): ; input rate 12.0 Hz below '
                                     'expected 30 Hz (tolerance 10%); 2 malformed frames '
                                     'rejected since last report')
-    assert out == {**figures, 'state': 'active', 'engine': 'litert/int8', 'cameras': 1,
-                   'since_last_input_s': 1.5, 'expected_rate_hz': 30.0}
+    assert out == {**figures, 'depth_used': 0, 'depth_rejected': 0, 'state': 'active',
+                   'engine': 'litert/int8', 'cameras': 1, 'since_last_input_s': 1.5,
+                   'expected_rate_hz': 30.0}
+
+
+def test_depth_images_are_counted_apart_from_frames_and_warn_once():
+    tracker = _active(10.0)
+    tracker.saw_image('', 11.0)
+    tracker.depth.on_used()
+    tracker.depth.on_rejected('truncated')
+    tracker.depth.on_rejected('depth_mismatch')
+    tracker.depth.on_rejected('truncated')
+    figures = {'input_rate_hz': 30.0, 'rejected': 0}
+    level, text, out = tracker.report(11.5, CONFIG, ('',), figures, 'litert')
+    assert (level, text) == (WARN, '3 depth images rejected since last report')
+    assert (out['depth_used'], out['depth_rejected'], out['depth_rejected.truncated'],
+            out['depth_rejected.depth_mismatch']) == (1, 3, 2, 1)
+    assert out['rejected'] == 0  # frames: a depth image is none
+    assert tracker.report(11.6, CONFIG, ('',), figures, 'litert')[:2] == (OK, 'running')

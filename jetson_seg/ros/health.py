@@ -8,6 +8,8 @@ Every problem found is named in the message, worst first.
 
 from __future__ import annotations
 
+import collections
+import threading
 from dataclasses import dataclass
 
 OK, WARN, ERROR = 0, 1, 2  # diagnostic_msgs/DiagnosticStatus levels
@@ -34,6 +36,7 @@ class Observed:
     configure_error: str = ''
     last_failure: str = ''
     quiet_camera: str = ''  # named when the node serves several
+    depth_rejected_since_report: int = 0  # depth images that could not be used
 
 
 def assess(config: HealthConfig, seen: Observed) -> tuple[int, str]:
@@ -59,10 +62,47 @@ def assess(config: HealthConfig, seen: Observed) -> tuple[int, str]:
     if seen.rejected_since_report:
         problems.append((WARN, f'{seen.rejected_since_report} malformed frames rejected since '
                                f'last report'))
+    if seen.depth_rejected_since_report:
+        problems.append((WARN, f'{seen.depth_rejected_since_report} depth images rejected since '
+                               f'last report'))
     if not problems:
         return OK, 'running'
     problems.sort(key=lambda item: -item[0])
     return problems[0][0], '; '.join(text for _, text in problems)
+
+
+class DepthCounts:
+    """Depth images of every camera: paired with a frame and used, or rejected by reason.
+
+    Apart from the frame counts (FrameStats): a depth image is no frame, and frames without
+    one are answered in 2D as before. Fed from the subscription and the publishing threads.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.used = 0
+        self.rejected: collections.Counter[str] = collections.Counter()
+
+    def on_used(self) -> None:
+        with self._lock:
+            self.used += 1
+
+    def on_rejected(self, reason: str) -> None:
+        with self._lock:
+            self.rejected[reason] += 1
+
+    @property
+    def rejected_total(self) -> int:
+        with self._lock:
+            return sum(self.rejected.values())
+
+    def figures(self) -> dict[str, int]:
+        """depth_used, depth_rejected and depth_rejected.<reason>, for the diagnostics."""
+        with self._lock:
+            out = {'depth_used': self.used, 'depth_rejected': sum(self.rejected.values())}
+            out.update({f'depth_rejected.{reason}': count
+                        for reason, count in sorted(self.rejected.items())})
+        return out
 
 
 class HealthTracker:
@@ -78,7 +118,8 @@ class HealthTracker:
         self.last_failure = ''  # repr of the last error a frame failed with
         self._active_since = 0.0
         self._last_seen: dict[str, float] = {}  # camera -> time of its last image
-        self._reported = {'rejected': 0, 'failed': 0}  # totals at the last report
+        self.depth = DepthCounts()
+        self._reported = {'rejected': 0, 'failed': 0, 'depth_rejected': 0}  # at the last report
 
     def activated(self, now: float) -> None:
         self.state, self._active_since = 'active', now
@@ -108,7 +149,9 @@ class HealthTracker:
                         quiet_camera=quietest if len(cameras) > 1 else '',
                         input_rate_hz=input_rate_hz / max(1, len(cameras)),
                         rejected_since_report=rejected, failed_since_report=failed,
-                        configure_error=self.configure_error, last_failure=self.last_failure)
+                        configure_error=self.configure_error, last_failure=self.last_failure,
+                        depth_rejected_since_report=self._since_report(
+                            'depth_rejected', self.depth.rejected_total))
 
     def report(self, now: float, config: HealthConfig, cameras: tuple[str, ...],
                figures: dict[str, object], engine: str) -> tuple[int, str, dict[str, object]]:
@@ -116,7 +159,7 @@ class HealthTracker:
         seen = self.observe(now, cameras, figures['input_rate_hz'], figures['rejected'],
                             figures.get('rejected.processing_error', 0))
         level, text = assess(config, seen)
-        return level, text, {**figures, 'state': seen.state, 'engine': engine,
-                             'cameras': len(cameras),
+        return level, text, {**figures, **self.depth.figures(), 'state': seen.state,
+                             'engine': engine, 'cameras': len(cameras),
                              'since_last_input_s': round(seen.silence_s, 3),
                              'expected_rate_hz': config.expected_rate}

@@ -51,6 +51,7 @@ class FrameResult:
     overlay: np.ndarray | None = None
     regions: list[Region] | None = None
     mask_size: tuple[int, int] = (0, 0)  # (width, height) of the mask grid, always set
+    image_size: tuple[int, int] = (0, 0)  # (width, height) of the input image, always set
     timings_ms: dict[str, float] = field(default_factory=dict)
     class_ids: np.ndarray | None = field(default=None, repr=False)  # the mask, even unwanted
     windows: Windows | None = field(default=None, repr=False)  # class 0 outside these
@@ -125,7 +126,8 @@ class SegmentationPipeline:
     def _finish(self, raw: np.ndarray, box: Letterbox, wanted: Wanted) -> FrameResult:
         mask = self.output.mask(raw, box, self.config.mask_at_input_resolution)
         result = FrameResult(mask=mask.ids if wanted.mask else None, mask_size=mask.size,
-                             class_ids=mask.ids, windows=mask.windows)
+                             image_size=(box.src_w, box.src_h), class_ids=mask.ids,
+                             windows=mask.windows)
         if wanted.detections:
             result.regions = self.output.regions(mask, self.config.min_region_area)
         return result
