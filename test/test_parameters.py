@@ -10,6 +10,13 @@ def test_defaults_are_valid():
         assert validate(spec, spec.default) is None, spec.name
 
 
+def test_depth_parameters_are_the_cores_defaults():
+    from jetson_seg.ros.node_parameters import DEPTH_PARAMS, depth_params
+    from jetson_seg.vision.depth import DepthParams
+
+    assert depth_params({spec.name: spec.default for spec in DEPTH_PARAMS}) == DepthParams()
+
+
 @pytest.mark.parametrize('name,value,fragment', [
     ('engine', 'cuda', "one of ['auto', 'tf', 'tftrt', 'litert', 'onnxruntime']"),
     ('overlay_alpha', 1.5, '<= 1.0'),
@@ -26,6 +33,11 @@ def test_defaults_are_valid():
     ('expected_rate', -1.0, '>= 0.0'),
     ('rate_tolerance', 1.5, '<= 1.0'),
     ('stale_after', -0.5, '>= 0.0'),
+    ('depth.point_stride', 0, '>= 1'),
+    ('depth.smooth', 2, '>= 3'),
+    ('depth.min_valid', 1.5, '<= 1.0'),
+    ('depth.band', 0.0, '>= 0.001'),
+    ('depth.input_reliability', 'sometimes', 'one of'),
 ])
 def test_bad_values_are_refused_with_reason(name, value, fragment):
     reason = validate(SPECS_BY_NAME[name], value)

@@ -14,6 +14,7 @@ from jetson_seg.engines.onnxruntime import PROVIDERS
 from jetson_seg.model_loader import PRECISIONS as MODEL_PRECISIONS
 from jetson_seg.optimize.convert_litert import PRECISIONS
 from jetson_seg.optimize.optimizer import DEFAULT_TARGETS, TARGETS
+from jetson_seg.vision.depth import DepthParams
 from jetson_seg.vision.tracker import TrackerParams
 
 QOS_RELIABILITY = ('best_effort', 'reliable')
@@ -69,6 +70,40 @@ def tracker_params(values: dict[str, object]) -> TrackerParams:
     prefix = 'tracking.'
     return TrackerParams(**{name[len(prefix):]: value for name, value in values.items()
                             if name.startswith(prefix)})
+
+
+#: What each DepthParams field means (vision/depth.py says why), declared as depth.<field>.
+DEPTH_HELP = {
+    'band': "An object's depth readings are those within this times its lateral size of its "
+            'median depth; the rest are background or a nearer object',
+    'min_band': 'Metres: the band is never narrower (small or distant objects, sensor noise)',
+    'smooth': 'Pixels: box over which interior depths are averaged (>= 3)',
+    'min_points': 'An object with fewer depth readings in its band is not located, ...',
+    'min_valid': '... nor one with a reading on less than this share of its pixels',
+}
+_DEPTH_RANGE = {'band': (1e-3, 100.0), 'min_band': (0.0, 10.0), 'smooth': (3, 101),
+                'min_points': (1, 1 << 20), 'min_valid': (0.0, 1.0)}
+DEPTH_PARAMS: tuple[ParamSpec, ...] = (
+    *(ParamSpec(f'depth.{field.name}', field.default, DEPTH_HELP[field.name],
+                minimum=_DEPTH_RANGE[field.name][0], maximum=_DEPTH_RANGE[field.name][1],
+                runtime=True)
+      for field in fields(DepthParams)),
+    ParamSpec('depth.point_stride', 2, 'segmentation/points takes every n-th depth pixel, both '
+              'ways (2: a quarter of the points)', minimum=1, maximum=64, runtime=True),
+    ParamSpec('depth.queue_size', 10, 'Depth images, and frames, of each camera that wait for '
+              'their partner of the same stamp (the oldest are forgotten)', minimum=1,
+              maximum=300),
+    ParamSpec('depth.input_reliability', 'best_effort', 'QoS reliability of the depth and '
+              'depth/camera_info subscriptions', choices=QOS_RELIABILITY),
+    ParamSpec('depth.input_depth', 2, 'QoS history depth of the depth subscription', minimum=1,
+              maximum=1000),
+)
+
+
+def depth_params(values: dict[str, object]) -> DepthParams:
+    """DepthParams from the depth.* parameter values of its fields."""
+    return DepthParams(**{field.name: values[f'depth.{field.name}']
+                          for field in fields(DepthParams)})
 
 
 SEGMENTATION_PARAMS: tuple[ParamSpec, ...] = (
@@ -136,6 +171,7 @@ SEGMENTATION_PARAMS: tuple[ParamSpec, ...] = (
               maximum=86400.0, runtime=True),
     ParamSpec('autostart', True, 'Configure and activate at start-up (lifecycle)'),
     *TRACKING_PARAMS,
+    *DEPTH_PARAMS,
 )
 
 
