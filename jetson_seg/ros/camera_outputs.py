@@ -3,7 +3,8 @@
 The node makes one `CameraOutputs` per camera at configure and hands it each frame's results;
 it decides from the subscriber counts what the pipeline computes, sends what was computed with
 the frame's header, gives detections their track ids, sends the tracks (with viewing directions
-once a camera_info came) and pairs the mask with its camera_info.
+once a camera_info came) and pairs the mask with its camera_info. Objects in 3D (the depth
+input and its outputs) are its DepthOutputs' (depth_outputs.py).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from rclpy.qos import QoSProfile
 from sensor_msgs.msg import CameraInfo
 from std_msgs.msg import Header
 
+from jetson_seg.ros.depth_outputs import DepthOutputs
 from jetson_seg.ros.interface import (CAMERA_INFO, CAMERA_INFO_QOS, LABEL_INFO, LABEL_INFO_QOS,
                                       PUBLISHED, QOS_OVERRIDES)
 from jetson_seg.ros.messages import (compressed_msg, detections_msg, label_info_msg,
@@ -28,6 +30,7 @@ from jetson_seg.vision.tracker import RegionTracker, Track, TrackerParams, draw_
 
 VIEWS = {'color_mask', 'overlay', 'overlay_compressed'}  # pictures for people: viewer_max_rate
 TRACKED = {'detections', 'tracks'}  # outputs the tracker runs for (on the frame's regions)
+REGIONS = TRACKED | {'detections_3d'}  # outputs made from the frame's regions
 
 
 @dataclass(frozen=True)
@@ -42,16 +45,18 @@ class CameraOutputs:
     """Publishers and per-frame sending of one camera; the node's FrameSink delegates here.
 
     `viewer_cap` is shared by the cameras (keyed by camera), as is the track id counter inside
-    `tracker`, so ids stay unique across cameras.
+    `tracker`, so ids stay unique across cameras; `depth` is this camera's 3D side.
     """
 
     def __init__(self, node: LifecycleNode, camera: str, output_qos: QoSProfile,
-                 viewer_cap: RateCap, tracker: RegionTracker) -> None:
+                 viewer_cap: RateCap, tracker: RegionTracker, depth: DepthOutputs) -> None:
         self.camera = camera
         self._node = node
         self._viewer_cap = viewer_cap
         self._tracker = tracker
+        self._depth = depth
         self._tracks: list[Track] = []  # the last frame's, drawn on its overlay
+        self._ids: list[str] = []  # the last frame's track id of each region
         self._listening: set[str] = set()  # as `wanted` last found it
         self._camera: CameraModel | None = None  # from the latest usable camera_info
         self._camera_problem = ''  # why the latest camera_info gave no model
@@ -70,11 +75,12 @@ class CameraOutputs:
         """Latched: late joiners get the class table of the model configured."""
         self._pubs['label_info'].publish(label_info_msg(header, class_names))
 
-    def subscribe_camera_info(self):
-        """The optional camera_info input (made at activate), paired with masks by stamp."""
-        return self._node.create_subscription(
+    def subscribe_optional_inputs(self) -> list:
+        """camera_info, paired with masks by stamp, and the depth inputs (made at activate)."""
+        return [self._node.create_subscription(
             CAMERA_INFO.type, CAMERA_INFO.under(self.camera), self._on_camera_info,
-            copy.copy(CAMERA_INFO_QOS), qos_overriding_options=QOS_OVERRIDES)
+            copy.copy(CAMERA_INFO_QOS), qos_overriding_options=QOS_OVERRIDES),
+            *self._depth.subscribe()]
 
     def _on_camera_info(self, info: CameraInfo) -> None:
         """Pair it with its mask; keep the camera's model for the tracks' viewing directions."""
@@ -100,16 +106,19 @@ class CameraOutputs:
         for pub in self._pubs.values():
             self._node.destroy_publisher(pub)
         self._pubs = {}
+        self._depth.destroy()
 
     def wanted(self) -> Wanted:
         """What to compute, from the subscriber counts; `publish` reuses this reading."""
         listened = {key for key, pub in self._pubs.items() if pub.get_subscription_count() > 0}
+        listened |= self._depth.listened()
         self._listening = listened
         viewers = bool(listened & VIEWS) and self._viewer_cap.allow(self.camera)
-        return Wanted(mask=bool(listened & {'mask', 'mask_compressed'}),
+        # the point cloud is the mask's pixels
+        return Wanted(mask=bool(listened & {'mask', 'mask_compressed', 'points'}),
                       color_mask=viewers and 'color_mask' in listened,
                       overlay=viewers and bool(listened & {'overlay', 'overlay_compressed'}),
-                      detections=bool(listened & TRACKED))
+                      detections=bool(listened & REGIONS))
 
     def publish(self, header: Header, result: FrameResult, labels: tuple[str, ...]) -> None:
         """The mask and detections (what a robot acts on); `labels` name the class ids."""
@@ -117,7 +126,7 @@ class CameraOutputs:
         if result.mask is not None and 'mask' in listened:
             self._pubs['mask'].publish(serialized_image(header, result.mask, 'mono8'))
         if result.regions is not None:
-            ids = self._tracked_ids(header, result.regions)
+            self._ids = ids = self._tracked_ids(header, result.regions)
             if 'detections' in listened:
                 self._pubs['detections'].publish(
                     detections_msg(header, result.regions, labels, ids))
@@ -139,6 +148,15 @@ class CameraOutputs:
             if track.region is not None:
                 ids[track.region] = str(track.track_id)
         return ids
+
+    def publish_objects(self, header: Header, result: FrameResult,
+                        labels: tuple[str, ...]) -> None:
+        """The 3D outputs, once every camera's mask and detections of the batch are out.
+
+        Sent now if the frame's depth image is here, else when it comes.
+        """
+        self._depth.add_frame(header, result, self._ids if result.regions is not None else [],
+                              labels, self._listening)
 
     def publish_views(self, header: Header, result: FrameResult, jpeg_quality: int) -> None:
         """The colour mask and overlay, once every camera's mask of the batch is out."""

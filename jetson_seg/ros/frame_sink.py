@@ -1,7 +1,8 @@
 """The segmentation node's FrameSink: what the scheduler's two stages do with camera frames.
 
 Stage 1 asks the frame's camera what is listened to and decodes the frame within the node's
-size limit; stage 2 sends the results through that camera's CameraOutputs. Rejected and failed
+size limit; stage 2 sends the results through that camera's CameraOutputs: masks and
+detections first, then objects in 3D, then the pictures for people. Rejected and failed
 frames are logged (throttled); the last failure is kept for diagnostics. Parameters are read
 per frame, so runtime changes apply to the next one.
 """
@@ -39,13 +40,17 @@ class NodeFrameSink:
     def decode(self, message) -> DecodedImage:
         return image_input.decode(message, self._param('max_image_pixels'))
 
+    def _labels(self) -> tuple[str, ...]:
+        return class_labels(self._class_names, self._param('class_id_format') == 'name')
+
     def publish(self, frame: PendingFrame, result: FrameResult) -> None:
-        labels = class_labels(self._class_names, self._param('class_id_format') == 'name')
-        self._outputs[frame.camera].publish(frame.message.header, result, labels)
+        self._outputs[frame.camera].publish(frame.message.header, result, self._labels())
 
     def publish_views(self, frame: PendingFrame, result: FrameResult) -> None:
-        self._outputs[frame.camera].publish_views(frame.message.header, result,
-                                                  self._param('jpeg_quality'))
+        """Objects in 3D (what a robot acts on) before the colour mask and overlay."""
+        outputs = self._outputs[frame.camera]
+        outputs.publish_objects(frame.message.header, result, self._labels())
+        outputs.publish_views(frame.message.header, result, self._param('jpeg_quality'))
 
     def rejected(self, frame: PendingFrame, error: ImageRejected) -> None:
         self._log.warning(f'rejected image (frame_id={frame.message.header.frame_id!r}): '

@@ -13,8 +13,8 @@ from diagnostic_msgs.msg import DiagnosticArray
 from jetson_seg_msgs.msg import TrackArray
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.qos_overriding_options import QoSOverridingOptions
-from sensor_msgs.msg import CameraInfo, CompressedImage, Image
-from vision_msgs.msg import Detection2DArray, LabelInfo
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
+from vision_msgs.msg import Detection2DArray, Detection3DArray, LabelInfo
 
 
 @dataclass(frozen=True)
@@ -46,9 +46,18 @@ EXTRA_OUTPUTS: dict[str, Topic] = {
     'camera_info': Topic('segmentation/camera_info', CameraInfo),
     'tracks': Topic('segmentation/tracks', TrackArray),
 }
-#: Every per-frame output of a camera, by name.
+#: Every per-frame output of a camera, by name (but the 3D ones, below).
 PUBLISHED: dict[str, Topic] = {**OUTPUTS, **EXTRA_OUTPUTS}
+#: Objects in 3D, made when the optional DEPTH input has an image of the frame's stamp.
+DEPTH_OUTPUTS: dict[str, Topic] = {
+    'detections_3d': Topic('segmentation/detections_3d', Detection3DArray),
+    'points': Topic('segmentation/points', PointCloud2),
+}
 CAMERA_INFO = Topic('camera_info', CameraInfo)
+#: A depth image registered to `image` (16UC1 mm or 32FC1 m, REP 117) and its intrinsics; the
+#: names follow `image` and `image/compressed` (RealSense and ZED topics are remapped onto them).
+DEPTH = Topic('depth', Image)
+DEPTH_CAMERA_INFO = Topic('depth/camera_info', CameraInfo)
 LABEL_INFO = Topic('segmentation/label_info', LabelInfo)
 DIAGNOSTICS = Topic('/diagnostics', DiagnosticArray)
 

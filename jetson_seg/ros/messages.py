@@ -7,17 +7,19 @@ publishes images as CDR bytes (ros/serialized.py), which copies the pixels once.
 
 from __future__ import annotations
 
+import copy
 from typing import Sequence
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from jetson_seg_msgs.msg import Track as TrackMsg
 from jetson_seg_msgs.msg import TrackArray
-from sensor_msgs.msg import CameraInfo, CompressedImage, Image
-from vision_msgs.msg import (Detection2D, Detection2DArray, LabelInfo, ObjectHypothesisWithPose,
-                             VisionClass)
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, PointField
+from vision_msgs.msg import (Detection2D, Detection2DArray, Detection3D, Detection3DArray,
+                             LabelInfo, ObjectHypothesisWithPose, VisionClass)
 
 from jetson_seg.vision.camera_rays import CameraModel
+from jetson_seg.vision.depth import POINT_DTYPE, POINT_FIELDS, Object3D
 from jetson_seg.vision.image_conversion import encode_compressed, packed_rows
 from jetson_seg.vision.postprocess import Region
 from jetson_seg.vision.tracker import Track
@@ -79,6 +81,48 @@ def detections_msg(header, found: Sequence[Region], labels: Sequence[str],
         hypothesis.pose.pose.position.y = det.bbox.center.position.y
         det.results.append(hypothesis)
         out.detections.append(det)
+    return out
+
+
+def detections_3d_msg(header, located: Sequence[Object3D], labels: Sequence[str],
+                      ids: Sequence[str]) -> Detection3DArray:
+    """One Detection3D per located object: box centre and size in metres (optical frame).
+
+    Class label and score are its region's, as on the 2D detection, and so is its id
+    (`ids[region index]`, see `detections_msg`); the box is axis-aligned (identity orientation).
+    """
+    out = Detection3DArray()
+    out.header = header
+    for found in located:
+        det = Detection3D()
+        det.header = header
+        det.id = ids[found.region]
+        center = det.bbox.center
+        center.position.x, center.position.y, center.position.z = found.center
+        center.orientation.w = 1.0
+        det.bbox.size.x, det.bbox.size.y, det.bbox.size.z = found.size
+        hypothesis = ObjectHypothesisWithPose()
+        hypothesis.hypothesis.class_id = labels[found.class_id]
+        hypothesis.hypothesis.score = found.score
+        hypothesis.pose.pose = copy.deepcopy(center)
+        det.results.append(hypothesis)
+        out.detections.append(det)
+    return out
+
+
+def point_cloud_msg(header, points: np.ndarray) -> PointCloud2:
+    """An unordered, dense PointCloud2 (height 1) of POINT_DTYPE points: x, y, z, label."""
+    assert points.dtype == POINT_DTYPE
+    out = PointCloud2()
+    out.header = header
+    out.height, out.width = 1, int(points.size)
+    out.fields = [PointField(name=name, offset=offset, datatype=datatype, count=count)
+                  for name, offset, datatype, count in POINT_FIELDS]
+    out.is_bigendian = False
+    out.point_step = POINT_DTYPE.itemsize
+    out.row_step = out.point_step * out.width
+    out.data = points.astype(POINT_DTYPE.newbyteorder('<'), copy=False).tobytes()
+    out.is_dense = True  # no point without a reading is sent
     return out
 
 

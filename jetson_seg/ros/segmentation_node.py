@@ -1,4 +1,4 @@
-"""ROS 2 lifecycle node: camera images in, masks, overlays and detections out.
+"""ROS 2 lifecycle node: camera images (and depth) in, masks, overlays and detections (2D, 3D) out.
 
 Parameters and lifecycle; the rest is wired in. Frames are scheduled by vision.scheduler (newest
 per camera, two stages, accounting) and handed to NodeFrameSink (frame_sink.py), which sends each
@@ -23,6 +23,7 @@ from jetson_seg.errors import ConfigurationError, JetsonSegError
 from jetson_seg.model_loader import open_model
 from jetson_seg.ros import image_input
 from jetson_seg.ros.camera_outputs import CameraOutputs
+from jetson_seg.ros.depth_outputs import DepthOutputs
 from jetson_seg.ros.frame_sink import NodeFrameSink
 from jetson_seg.ros.health import HealthConfig, HealthTracker
 from jetson_seg.ros.interface import (DIAGNOSTICS, DIAGNOSTICS_QOS, QOS_OVERRIDES, input_topic,
@@ -149,7 +150,9 @@ class SegmentationNode(LifecycleNode):
         output_qos = qos(self._param('output_reliability'), self._param('output_depth'))
         self._cameras = tuple(dict.fromkeys(self._param('cameras')))
         self._outputs = {cam: CameraOutputs(self, cam, output_qos, self._viewer_cap,
-                                            RegionTracker(tracking, self._track_ids))
+                                            RegionTracker(tracking, self._track_ids),
+                                            DepthOutputs(self, cam, output_qos, self._param,
+                                                         self._health.depth))
                          for cam in self._cameras}
         sink = NodeFrameSink(self._outputs, info.class_names, self._param, self.get_logger(),
                              self._health)
@@ -180,7 +183,7 @@ class SegmentationNode(LifecycleNode):
                 functools.partial(self._on_image if compressed else self._on_serialized, cam),
                 qos(self._param('input_reliability'), self._param('input_depth')),
                 qos_overriding_options=QOS_OVERRIDES, raw=not compressed))
-            self._subs.append(outputs.subscribe_camera_info())
+            self._subs.extend(outputs.subscribe_optional_inputs())
         self._health.activated(self._now())
         topics = ', '.join(sub.topic_name for sub in self._subs)
         self.get_logger().info(f'active: listening on {topics}')
