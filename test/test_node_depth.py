@@ -1,0 +1,266 @@
+"""Objects in 3D over DDS (issue 26): an RGB-D stream in, detections_3d and a labelled cloud out.
+
+Generated RGB-D frames (training/depth_scenes.py: objects on tilted planes in front of a wall,
+depth noise, flying pixels at the edges, holes) go to one node process as a colour image, a
+registered depth image (16UC1 millimetres or 32FC1 metres) and its camera_info; its 3D boxes are
+scored against the true ones, its cloud against the same geometry run here on its own mask.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+
+import numpy as np
+import pytest
+from image_msgs import image_from_rgb
+from ros_harness import NodeProcess, status_value, wait_status
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+
+from jetson_seg.ros.interface import (CLIENT_OUTPUT_QOS, DEPTH, DEPTH_CAMERA_INFO, DEPTH_OUTPUTS,
+                                      client_input_qos, set_stamp, stamp_key)
+from jetson_seg.ros.messages import class_index
+from jetson_seg.tools.node_client import NodeClient
+from jetson_seg.training.depth_scenes import (DepthScene, DepthSceneSpec, box_errors,
+                                              depth_scene_stream, match_regions)
+from jetson_seg.training.scenes import CLASS_NAMES
+from jetson_seg.vision.depth import POINT_DTYPE, POINT_FIELDS, Intrinsics, labelled_points
+from jetson_seg.vision.image_conversion import decode_depth, decode_image
+
+NAMESPACE = '/depth3d'
+STRIDE = 2
+#: Stamps of this module's frames (s), far from the probe frames'.
+STAMPS = itertools.count(5000)
+
+
+def depth_msg(metres: np.ndarray, encoding: str) -> Image:
+    """A depth image as REP 117 has it: 16UC1 millimetres with 0, or 32FC1 metres with NaN."""
+    if encoding == '16UC1':
+        values = np.where(np.isnan(metres), 0, np.round(metres * 1000)).astype('<u2')
+    else:
+        values = metres.astype('<f4')
+    msg = Image(height=values.shape[0], width=values.shape[1], encoding=encoding,
+                is_bigendian=0, step=values.shape[1] * values.itemsize)
+    msg.data = values.tobytes()
+    return msg
+
+
+def camera_info(camera: Intrinsics) -> CameraInfo:
+    info = CameraInfo(width=camera.width, height=camera.height, distortion_model='plumb_bob')
+    info.k = [camera.fx, 0.0, camera.cx, 0.0, camera.fy, camera.cy, 0.0, 0.0, 1.0]
+    info.p = [camera.fx, 0.0, camera.cx, 0.0, 0.0, camera.fy, camera.cy, 0.0, 0.0, 0.0, 1.0, 0.0]
+    return info
+
+
+@dataclass
+class Answer:
+    """What the node sent for one frame."""
+
+    mask: np.ndarray
+    detections: list  # Detection2D
+    detections_3d: list | None  # Detection3D, None if none came
+    points: PointCloud2 | None
+
+
+@dataclass
+class RgbdClient:
+    """A NodeClient for the 2D outputs plus the depth inputs and the 3D outputs."""
+
+    client: NodeClient
+    three_d: dict[str, dict[int, object]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        node = self.client.node
+        self.depth_pub = node.create_publisher(DEPTH.type, DEPTH.under(NAMESPACE),
+                                               client_input_qos(True))
+        self.info_pub = node.create_publisher(DEPTH_CAMERA_INFO.type,
+                                              DEPTH_CAMERA_INFO.under(NAMESPACE),
+                                              client_input_qos(True))
+        for key, topic in DEPTH_OUTPUTS.items():
+            got = self.three_d.setdefault(key, {})
+            node.create_subscription(topic.type, topic.under(NAMESPACE),
+                                     lambda msg, got=got: got.__setitem__(
+                                         stamp_key(msg.header.stamp), msg),
+                                     CLIENT_OUTPUT_QOS)
+
+    def send_depth(self, metres: np.ndarray, camera: Intrinsics, key: int,
+                   encoding: str = '16UC1', msg: Image | None = None) -> None:
+        info = camera_info(camera)
+        msg = depth_msg(metres, encoding) if msg is None else msg
+        for header in (info.header, msg.header):
+            set_stamp(header, key)
+            header.frame_id = 'camera'
+        self.info_pub.publish(info)
+        self.depth_pub.publish(msg)
+
+    def send_colour(self, scene: DepthScene, key: int):
+        msg = image_from_rgb(scene.image, 'rgb8')
+        set_stamp(msg.header, key)
+        msg.header.frame_id = 'camera'
+        return self.client.send(msg)
+
+    def answer(self, record, with_3d: bool = True, timeout: float = 10.0) -> Answer:
+        done = (lambda: len(record.arrived_at) == 2 and
+                all(record.key in got for got in self.three_d.values())) if with_3d else \
+            (lambda: len(record.arrived_at) == 2)
+        assert self.client.spin_until(done, timeout), (record.key, sorted(record.arrived_at))
+        d3, points = (self.three_d[k].get(record.key) for k in ('detections_3d', 'points'))
+        return Answer(decode_image(record.answers['mask']).pixels[..., 0],
+                      list(record.answers['detections'].detections),
+                      None if d3 is None else list(d3.detections), points)
+
+    def exchange(self, scene: DepthScene, encoding: str = '16UC1') -> Answer:
+        """Depth first (as a driver often sends it), then the colour frame; the answers."""
+        key = next(STAMPS) * 1_000_000_000
+        self.send_depth(scene.depth, scene.depth_camera, key, encoding)
+        self.client.spin_for(0.02)
+        return self.answer(self.send_colour(scene, key))
+
+
+@pytest.fixture(scope='module')
+def rgbd(ros_env):
+    node = NodeProcess({'threads': 1, 'tracking.min_hits': 1, 'diagnostics_period': 0.2,
+                        'depth.point_stride': STRIDE}, ros_env, namespace=NAMESPACE)
+    client = NodeClient.on_own_node('depth_client', namespace=NAMESPACE,
+                                    outputs=('mask', 'detections'),
+                                    node_name=f'{NAMESPACE}/segmentation_node')
+    try:
+        node.wait_for_output('active: listening')
+        client.connect(node_proc=node)
+        rgbd = RgbdClient(client)
+        topics = [client.node.resolve_topic_name(t.under(NAMESPACE))
+                  for t in DEPTH_OUTPUTS.values()]
+        assert client.spin_until(lambda: rgbd.depth_pub.get_subscription_count() > 0 and
+                                 all(client.node.count_publishers(t) for t in topics), 30.0)
+        yield rgbd
+    finally:
+        client.close()
+        assert node.stop() == 0, node.text
+
+
+def _errors(scene: DepthScene, answer: Answer) -> list:
+    """box_errors of each true object the node found, matched through its 2D detection."""
+    boxes = []
+    for det in answer.detections:
+        cx, cy, w, h = (det.bbox.center.position.x, det.bbox.center.position.y,
+                        det.bbox.size_x, det.bbox.size_y)
+        boxes.append((cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2,
+                      class_index(det.results[0].hypothesis.class_id, CLASS_NAMES)))
+    by_id = {det.id: det for det in answer.detections_3d}
+    found = []
+    for truth, index in match_regions(boxes, scene.objects).items():
+        located = by_id.get(answer.detections[index].id)
+        if located is not None:
+            c, s = located.bbox.center.position, located.bbox.size
+            found.append(box_errors((c.x, c.y, c.z), (s.x, s.y, s.z), scene.objects[truth]))
+    return found
+
+
+def _check_answer(scene: DepthScene, answer: Answer, depth: Image) -> None:
+    """3D detections carry their 2D twins' ids, classes and scores; the cloud is the mask's."""
+    twins = {det.id: det for det in answer.detections}
+    assert answer.detections_3d and all(det.id for det in answer.detections_3d)
+    for det in answer.detections_3d:
+        twin = twins[det.id]
+        assert det.results[0].hypothesis.class_id == twin.results[0].hypothesis.class_id
+        assert det.results[0].hypothesis.score == pytest.approx(
+            twin.results[0].hypothesis.score)
+        assert det.header.frame_id == 'camera'
+    cloud = answer.points
+    assert [(f.name, f.offset, f.datatype, f.count) for f in cloud.fields] == list(POINT_FIELDS)
+    assert (cloud.height, cloud.point_step, cloud.is_dense) == (1, 16, True)
+    points = np.frombuffer(bytes(cloud.data), POINT_DTYPE)
+    expected = labelled_points(answer.mask, decode_depth(depth), scene.depth_camera, STRIDE)
+    np.testing.assert_array_equal(points, expected)
+    assert set(np.unique(points['label'])) <= {1, 2, 3}
+
+
+def _score(rgbd: RgbdClient, spec: DepthSceneSpec, seed: int, frames: int,
+           encodings: tuple[str, ...]) -> np.ndarray:
+    """(depth, lateral, size) errors of every located object over `frames` frames."""
+    errors = []
+    stream = depth_scene_stream(seed, spec)
+    for index in range(frames):
+        scene, encoding = next(stream), encodings[index % len(encodings)]
+        answer = rgbd.exchange(scene, encoding)
+        _check_answer(scene, answer, depth_msg(scene.depth, encoding))
+        errors += [(e.depth, e.lateral, e.size) for e in _errors(scene, answer)]
+    return np.array(errors)
+
+
+def test_centres_and_sizes_against_the_truth_16uc1_and_32fc1(rgbd):
+    errors = _score(rgbd, DepthSceneSpec(), 26, 12, ('16UC1', '32FC1'))
+    assert len(errors) >= 20
+    print(f'full resolution: {len(errors)} objects; within depth 2% '
+          f'{(errors[:, 0] <= 0.02).mean():.0%}, 1 cm/m {(errors[:, 1] <= 0.01).mean():.0%}, '
+          f'size 5% {(errors[:, 2] <= 0.05).mean():.0%}; worst {errors.max(0)}')
+    assert (errors[:, 0] <= 0.02).all()
+    assert (errors[:, 1] <= 0.01).mean() >= 0.95
+    assert (errors[:, 2] <= 0.05).mean() >= 0.5
+    assert (errors[:, 2] <= 0.15).mean() >= 0.9
+
+
+def test_half_resolution_depth(rgbd):
+    errors = _score(rgbd, DepthSceneSpec(depth_scale=0.5), 27, 6, ('16UC1',))
+    assert len(errors) >= 10
+    print(f'half resolution: {len(errors)} objects; within depth 2% '
+          f'{(errors[:, 0] <= 0.02).mean():.0%}, 1 cm/m {(errors[:, 1] <= 0.01).mean():.0%}, '
+          f'size 5% {(errors[:, 2] <= 0.05).mean():.0%}; worst {errors.max(0)}')
+    assert (errors[:, 0] <= 0.02).all()
+    assert (errors[:, 1] <= 0.01).mean() >= 0.9
+
+
+def test_a_frame_without_depth_keeps_its_2d_outputs_and_late_depth_is_paired(rgbd):
+    scene = next(depth_scene_stream(28))
+    alone = next(STAMPS) * 1_000_000_000
+    answer = rgbd.answer(rgbd.send_colour(scene, alone), with_3d=False)
+    assert answer.detections and answer.mask.any()
+    rgbd.client.spin_for(0.5)
+    assert all(alone not in got for got in rgbd.three_d.values())
+    # the depth image comes after the frame was answered: the frame waited for it
+    late = next(STAMPS) * 1_000_000_000
+    record = rgbd.send_colour(scene, late)
+    rgbd.answer(record, with_3d=False)
+    rgbd.client.spin_for(0.2)
+    assert all(late not in got for got in rgbd.three_d.values())
+    rgbd.send_depth(scene.depth, scene.depth_camera, late, '32FC1')
+    answer = rgbd.answer(record)
+    _check_answer(scene, answer, depth_msg(scene.depth, '32FC1'))
+
+
+def _malformed(scene: DepthScene) -> dict[str, Image]:
+    """A depth image per reason it is rejected for (the last only once paired with its frame)."""
+    good = depth_msg(scene.depth, '16UC1')
+    cut = depth_msg(scene.depth, '16UC1')
+    cut.data = bytes(good.data)[:1000]
+    short = depth_msg(scene.depth, '16UC1')
+    short.step = 100
+    empty = Image(height=0, width=640, encoding='16UC1', step=1280)
+    other = depth_msg(scene.depth[:100, :100], '16UC1')  # square: not this camera's view
+    return {'unsupported_depth_encoding': Image(height=2, width=2, encoding='rgb8', step=6,
+                                                data=bytes(12)),
+            'truncated': cut, 'bad_step': short, 'zero_size': empty, 'depth_mismatch': other}
+
+
+def test_malformed_depth_is_rejected_counted_and_the_node_goes_on(rgbd):
+    scene = next(depth_scene_stream(29))
+    sent = _malformed(scene)
+    for reason, msg in sent.items():
+        key = next(STAMPS) * 1_000_000_000
+        rgbd.send_depth(scene.depth, scene.depth_camera, key, msg=msg)
+        answer = rgbd.answer(rgbd.send_colour(scene, key), with_3d=False)
+        assert answer.detections, reason  # the frame itself is answered in 2D
+    status = wait_status(rgbd.client, lambda s: all(
+        any(kv.key == f'depth_rejected.{r}' for kv in s.values) for r in sent))
+    for reason in sent:
+        assert int(status_value(status, f'depth_rejected.{reason}')) >= 1, reason
+    start = len(rgbd.client.statuses)
+    warned = wait_status(rgbd.client, lambda s: 'depth images rejected' in s.message,
+                         after=max(0, start - 10))
+    assert warned.level == b'\x01'
+    # the node goes on: the next good pair gets its 3D outputs, and the warning ends
+    used = int(status_value(status, 'depth_used'))
+    _check_answer(scene, rgbd.exchange(scene), depth_msg(scene.depth, '16UC1'))
+    later = wait_status(rgbd.client, lambda s: int(status_value(s, 'depth_used')) > used and
+                        s.level == b'\x00', after=len(rgbd.client.statuses))
+    assert int(status_value(later, 'depth_rejected')) >= len(sent)
