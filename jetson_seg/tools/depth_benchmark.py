@@ -2,6 +2,7 @@
 
     python -m jetson_seg.tools.depth_benchmark [--frames 300] [--objects 5]
     python -m jetson_seg.tools.depth_benchmark --compare [--scenes 60] [--true-masks]
+    python -m jetson_seg.tools.depth_benchmark --picture output/depth/point_cloud.png [--seed 3]
 
 Cost: generated 640x480 RGB-D frames (training/depth_scenes.py) with `--objects` objects, their
 true masks and regions made beforehand; wall (time.perf_counter) and CPU (time.thread_time)
@@ -11,6 +12,11 @@ labelled_points at strides 1, 2 and 4, each with depth at full and at half resol
 Compare: the default model (LiteRT, one thread) segments generated frames and each region's 3D
 box is made by the chosen statistic (locate_objects) and by simpler ones on the same points;
 errors against the truth in issue 26's terms (centre depth %, sideways mm per metre, size %).
+
+Picture: one generated frame segmented by the default model, beside its labelled point cloud
+(segmentation/points at stride 2, coloured by class) and its 3D boxes (detections_3d), drawn
+with matplotlib in the camera's optical frame, zoomed on the boxes; written as a 256-colour PNG
+(small enough for the repository).
 """
 
 from __future__ import annotations
@@ -175,6 +181,95 @@ def compare(scenes: int, true_masks: bool = False) -> dict[str, np.ndarray]:
             for name, found in errors.items()}
 
 
+def _segment(scene):
+    """The default model's class mask and regions of a generated frame (LiteRT, one thread)."""
+    from jetson_seg.model_loader import open_model
+    from jetson_seg.vision.pipeline import PipelineConfig, SegmentationPipeline, Wanted
+
+    engine, info = open_model('', 'litert', threads=1)
+    try:
+        result = SegmentationPipeline(engine, info, PipelineConfig()).run(
+            DecodedImage(scene.image, 'rgb'), Wanted(mask=False, color_mask=False, overlay=False))
+    finally:
+        engine.close()
+    return result.class_ids.copy(), result.regions
+
+
+def _drawn(cloud: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A cloud's axes as drawn: x, depth z, and -y (up)."""
+    return cloud['x'], cloud['z'], -cloud['y']
+
+
+def _box_edges(center, size) -> list[np.ndarray]:
+    """The 12 edges of an axis-aligned box, each a 2x3 array of its ends."""
+    corners = np.array([[sx, sy, sz] for sx in (-0.5, 0.5) for sy in (-0.5, 0.5)
+                        for sz in (-0.5, 0.5)]) * np.asarray(size) + np.asarray(center)
+    return [corners[[a, b]] for a in range(8) for b in range(a + 1, 8)
+            if bin(a ^ b).count('1') == 1]
+
+
+def picture(path: str, seed: int, stride: int = 2) -> str:
+    """Draw one frame, its labelled cloud and its 3D boxes into the PNG at `path`."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    from pathlib import Path
+
+    from PIL import Image
+
+    from jetson_seg.tools.report import save_figure
+    from jetson_seg.training.scenes import CLASS_COLORS, CLASS_NAMES
+
+    scene = next(depth_scene_stream(seed, DepthSceneSpec(min_objects=4, max_objects=5)))
+    mask, found = _segment(scene)
+    depth = decode_depth(_message(scene.depth))
+    points = labelled_points(mask, depth, scene.depth_camera, stride)
+    located = locate_objects(mask, found, (640, 480), depth, scene.depth_camera)
+    # zoomed on the objects' boxes: stray points (mask edges on the wall behind) are left out
+    lo = np.min([np.subtract(o.center, np.divide(o.size, 2)) for o in located], 0) - 0.15
+    hi = np.max([np.add(o.center, np.divide(o.size, 2)) for o in located], 0) + 0.15
+    hi[2] += 0.3
+
+    def near(cloud: np.ndarray) -> np.ndarray:
+        xyz = np.stack([cloud['x'], cloud['y'], cloud['z']], 1)
+        return cloud[((xyz >= lo) & (xyz <= hi)).all(1)]
+
+    shown = near(points)
+    fig = plt.figure(figsize=(10.5, 4.2))
+    left = fig.add_subplot(1, 2, 1)
+    left.imshow(scene.image)
+    left.set_title(f'colour frame: {len(found)} regions found, {len(located)} located in 3D',
+                   fontsize=10)
+    left.axis('off')
+    ax = fig.add_subplot(1, 2, 2, projection='3d')
+    # optical frame (x right, y down, z forward) drawn with z as depth and -y up
+    colours = np.array(CLASS_COLORS, np.float32) / 255
+    for cls in np.unique(shown['label']):
+        chosen = shown[shown['label'] == cls]
+        ax.scatter(*_drawn(chosen), s=0.6, color=colours[cls], depthshade=False,
+                   label=f'{CLASS_NAMES[cls]}')
+    for obj in located:
+        for edge in _box_edges(obj.center, obj.size):
+            ax.plot(edge[:, 0], edge[:, 2], -edge[:, 1], color='k', linewidth=0.8)
+    ax.set_xlim(lo[0], hi[0])
+    ax.set_ylim(lo[2], hi[2])
+    ax.set_zlim(-hi[1], -lo[1])
+    ax.set_box_aspect(hi[[0, 2, 1]] - lo[[0, 2, 1]])  # metres alike on every axis
+    ax.set_xlabel('x (m)')
+    ax.set_ylabel('z, depth (m)')
+    ax.set_zlabel('-y (m)')
+    ax.view_init(elev=18, azim=-70)
+    ax.legend(loc='upper left', fontsize=7, markerscale=8)
+    ax.set_title(f'segmentation/points, stride {stride} ({len(points)}; '
+                 f'{len(points) - len(shown)} far off not drawn), detections_3d boxes',
+                 fontsize=9)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    save_figure(fig, Path(path))
+    with Image.open(path) as drawn:
+        drawn.convert('RGB').quantize(256).save(path, optimize=True)
+    return f'{path}: {len(points)} points, {len(located)} of {len(found)} regions located'
+
+
 def _cpu() -> str:
     """The processor's model name (Linux), else what platform knows."""
     try:
@@ -193,8 +288,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument('--scenes', type=int, default=60)
     parser.add_argument('--true-masks', action='store_true',
                         help='compare on the generator\'s masks instead of the model\'s')
+    parser.add_argument('--picture', metavar='PNG',
+                        help='draw a frame\'s labelled point cloud and 3D boxes into this file')
+    parser.add_argument('--seed', type=int, default=3, help='the pictured frame\'s')
     args = parser.parse_args(argv)
     cv2.setNumThreads(1)
+    if args.picture:
+        print(picture(args.picture, args.seed))
+        return
     machine = f'{_cpu()} ({os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}), Python ' \
               f'{platform.python_version()}, numpy {np.__version__}, OpenCV {cv2.__version__}'
     if args.compare:
