@@ -68,6 +68,7 @@ class RgbdClient:
 
     client: NodeClient
     three_d: dict[str, dict[int, object]] = field(default_factory=dict)
+    subscriptions: list = field(default_factory=list)
 
     def __post_init__(self) -> None:
         node = self.client.node
@@ -78,10 +79,10 @@ class RgbdClient:
                                               client_input_qos(True))
         for key, topic in DEPTH_OUTPUTS.items():
             got = self.three_d.setdefault(key, {})
-            node.create_subscription(topic.type, topic.under(NAMESPACE),
-                                     lambda msg, got=got: got.__setitem__(
-                                         stamp_key(msg.header.stamp), msg),
-                                     CLIENT_OUTPUT_QOS)
+            self.subscriptions.append(node.create_subscription(
+                topic.type, topic.under(NAMESPACE),
+                lambda msg, got=got: got.__setitem__(stamp_key(msg.header.stamp), msg),
+                CLIENT_OUTPUT_QOS))
 
     def send_depth(self, metres: np.ndarray, camera: Intrinsics, key: int,
                    encoding: str = '16UC1', msg: Image | None = None) -> None:
@@ -264,3 +265,22 @@ def test_malformed_depth_is_rejected_counted_and_the_node_goes_on(rgbd):
     later = wait_status(rgbd.client, lambda s: int(status_value(s, 'depth_used')) > used and
                         s.level == b'\x00', after=len(rgbd.client.statuses))
     assert int(status_value(later, 'depth_rejected')) >= len(sent)
+
+
+def test_nothing_3d_is_made_while_nobody_subscribes(rgbd):
+    """Runs last: it drops the module's 3D subscriptions."""
+    node = rgbd.client.node
+    for subscription in rgbd.subscriptions:
+        node.destroy_subscription(subscription)
+    topics = [node.resolve_topic_name(t.under(NAMESPACE)) for t in DEPTH_OUTPUTS.values()]
+    assert rgbd.client.spin_until(lambda: not any(node.count_subscribers(t) for t in topics),
+                                  10.0)
+    rgbd.client.spin_for(0.5)  # the node's publishers see them go too
+    before = wait_status(rgbd.client, lambda s: True, after=len(rgbd.client.statuses))
+    scene = next(depth_scene_stream(30))
+    for _ in range(3):
+        key = next(STAMPS) * 1_000_000_000
+        rgbd.send_depth(scene.depth, scene.depth_camera, key)
+        assert rgbd.answer(rgbd.send_colour(scene, key), with_3d=False).detections
+    after = wait_status(rgbd.client, lambda s: True, after=len(rgbd.client.statuses))
+    assert status_value(after, 'depth_used') == status_value(before, 'depth_used')
