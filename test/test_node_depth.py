@@ -85,8 +85,9 @@ class RgbdClient:
                 CLIENT_OUTPUT_QOS))
 
     def send_depth(self, metres: np.ndarray, camera: Intrinsics, key: int,
-                   encoding: str = '16UC1', msg: Image | None = None) -> None:
-        info = camera_info(camera)
+                   encoding: str = '16UC1', msg: Image | None = None,
+                   info: CameraInfo | None = None) -> None:
+        info = camera_info(camera) if info is None else info
         msg = depth_msg(metres, encoding) if msg is None else msg
         for header in (info.header, msg.header):
             set_stamp(header, key)
@@ -246,9 +247,13 @@ def _malformed(scene: DepthScene) -> dict[str, Image]:
 def test_malformed_depth_is_rejected_counted_and_the_node_goes_on(rgbd):
     scene = next(depth_scene_stream(29))
     sent = _malformed(scene)
+    uncalibrated = camera_info(scene.depth_camera)
+    uncalibrated.k = [0.0] * 9
+    sent['no_camera_info'] = depth_msg(scene.depth, '16UC1')
     for reason, msg in sent.items():
         key = next(STAMPS) * 1_000_000_000
-        rgbd.send_depth(scene.depth, scene.depth_camera, key, msg=msg)
+        rgbd.send_depth(scene.depth, scene.depth_camera, key, msg=msg,
+                        info=uncalibrated if reason == 'no_camera_info' else None)
         answer = rgbd.answer(rgbd.send_colour(scene, key), with_3d=False)
         assert answer.detections, reason  # the frame itself is answered in 2D
     status = wait_status(rgbd.client, lambda s: all(
