@@ -289,3 +289,24 @@ def test_nothing_3d_is_made_while_nobody_subscribes(rgbd):
         assert rgbd.answer(rgbd.send_colour(scene, key), with_3d=False).detections
     after = wait_status(rgbd.client, lambda s: True, after=len(rgbd.client.statuses))
     assert status_value(after, 'depth_used') == status_value(before, 'depth_used')
+
+
+def test_messages_of_an_empty_cloud_and_of_names_for_class_ids():
+    """No objects: a valid empty cloud; class_id_format name carries over to the 3D boxes."""
+    from std_msgs.msg import Header
+
+    from jetson_seg.ros.messages import detections_3d_msg, point_cloud_msg
+    from jetson_seg.vision.depth import Object3D
+
+    empty = point_cloud_msg(Header(), np.empty(0, POINT_DTYPE))
+    assert (empty.width, empty.row_step, len(empty.data), len(empty.fields)) == (0, 0, 0, 4)
+    found = Object3D(region=1, class_id=2, score=0.75, center=(0.1, -0.2, 1.5),
+                     size=(0.3, 0.2, 0.05), points=400, valid=0.9)
+    msg = detections_3d_msg(Header(frame_id='cam'), [found], CLASS_NAMES, ['', '7'])
+    (det,) = msg.detections
+    assert (det.id, det.results[0].hypothesis.class_id) == ('7', 'rectangle')
+    assert det.results[0].hypothesis.score == pytest.approx(0.75)
+    center = det.bbox.center
+    assert (center.position.x, center.position.y, center.position.z) == (0.1, -0.2, 1.5)
+    assert center.orientation.w == 1.0 and det.results[0].pose.pose == center
+    assert (det.bbox.size.x, det.bbox.size.y, det.bbox.size.z) == (0.3, 0.2, 0.05)
