@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pytest
 from image_msgs import image_from_rgb
-from ros_harness import NodeProcess, status_value, wait_status
+from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+from rcl_interfaces.srv import SetParameters
+from ros_harness import NodeProcess, call_service, status_value, wait_status
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
 from jetson_seg.ros.interface import (CLIENT_OUTPUT_QOS, DEPTH, DEPTH_CAMERA_INFO, DEPTH_OUTPUTS,
@@ -228,6 +230,29 @@ def test_a_frame_without_depth_keeps_its_2d_outputs_and_late_depth_is_paired(rgb
     rgbd.send_depth(scene.depth, scene.depth_camera, late, '32FC1')
     answer = rgbd.answer(record)
     _check_answer(scene, answer, depth_msg(scene.depth, '32FC1'))
+
+
+def _set_stride(rgbd: RgbdClient, value: int):
+    param = Parameter(name='depth.point_stride', value=ParameterValue(
+        type=ParameterType.PARAMETER_INTEGER, integer_value=value))
+    return call_service(rgbd.client.node, SetParameters,
+                        f'{NAMESPACE}/segmentation_node/set_parameters',
+                        SetParameters.Request(parameters=[param])).results[0]
+
+
+def test_point_stride_is_set_at_run_time(rgbd):
+    scene = next(depth_scene_stream(31))
+    refused = _set_stride(rgbd, 0)
+    assert not refused.successful and 'depth.point_stride' in refused.reason
+    assert _set_stride(rgbd, 4).successful
+    try:
+        answer = rgbd.exchange(scene)
+        points = np.frombuffer(bytes(answer.points.data), POINT_DTYPE)
+        expected = labelled_points(answer.mask, decode_depth(depth_msg(scene.depth, '16UC1')),
+                                   scene.depth_camera, 4)
+        np.testing.assert_array_equal(points, expected)
+    finally:
+        assert _set_stride(rgbd, STRIDE).successful
 
 
 def _malformed(scene: DepthScene) -> dict[str, Image]:
