@@ -88,7 +88,7 @@ def test_rep117_markers_are_no_reading_and_values_stay_a_view():
     ({'encoding': 'rgb8'}, 'unsupported_depth_encoding', 'REP 117'),
     ({'encoding': '32FC1'}, 'bad_step', 'step 8 < width*bytes_per_pixel 16'),
     ({'width': 0}, 'zero_size', 'image is 0x2'),
-    ({'step': 12}, 'truncated', '16 bytes of depth data, need step*height = 12*2 = 24'),
+    ({'step': 12}, 'truncated', '16 bytes of depth 16UC1 data, need step*height = 12*2 = 24'),
     ({'height': 5000, 'width': 5000, 'step': 10000}, 'too_large', 'exceeds max_image_pixels'),
 ])
 def test_malformed_depth_is_rejected_with_the_reason(fields, reason, detail):

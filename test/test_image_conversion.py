@@ -271,9 +271,10 @@ def test_truncated_data_even_by_one_byte(encoding, pad):
     exc = _rejected(decode_image, msg)
     need = msg.step * H
     assert exc.reason == 'truncated'
-    assert exc.detail == f'{need - 1} bytes of data, need step*height = {msg.step}*{H} = {need}'
+    assert exc.detail == (f'{need - 1} bytes of {encoding} data, need step*height = '
+                          f'{msg.step}*{H} = {need}')
     msg.data = b''
-    assert _rejected(decode_image, msg).detail.startswith('0 bytes of data')
+    assert _rejected(decode_image, msg).detail.startswith(f'0 bytes of {encoding} data')
 
 
 def test_extra_data_beyond_the_last_row_is_ignored():

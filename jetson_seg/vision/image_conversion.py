@@ -107,15 +107,21 @@ def check_image(msg, max_pixels: int = 4096 * 4096) -> tuple[int, int, str]:
     _check_size(width, height, max_pixels)
     if order == 'converted':
         _check_convertible(msg.encoding, width, height)
-    row_bytes = width * channels * depth
+    row_bytes = _check_rows(msg, width, height, step, channels * depth, msg.encoding)
+    return depth, row_bytes, order
+
+
+def _check_rows(msg, width: int, height: int, step: int, pixel_bytes: int, what: str) -> int:
+    """The bytes of a row's pixels, after checking `step` and that every row's data is there."""
+    row_bytes = width * pixel_bytes
     if step < row_bytes:
         raise ImageRejected('bad_step', f'step {step} < width*bytes_per_pixel {row_bytes} '
-                                        f'({width}*{channels * depth}) for {msg.encoding}')
+                                        f'({width}*{pixel_bytes}) for {what}')
     size = _byte_view(msg.data).size
     if size < step * height:
-        raise ImageRejected('truncated', f'{size} bytes of data, need step*height = '
+        raise ImageRejected('truncated', f'{size} bytes of {what} data, need step*height = '
                                          f'{step}*{height} = {step * height}')
-    return depth, row_bytes, order
+    return row_bytes
 
 
 def decode_image(msg, max_pixels: int = 4096 * 4096) -> DecodedImage:
@@ -189,14 +195,7 @@ def check_depth(msg, max_pixels: int = 4096 * 4096) -> int:
                             f'(metres), REP 117')
     width, height, step = int(msg.width), int(msg.height), int(msg.step)
     _check_size(width, height, max_pixels)
-    row_bytes = width * layout[0]
-    if step < row_bytes:
-        raise ImageRejected('bad_step', f'step {step} < width*bytes_per_pixel {row_bytes} '
-                                        f'({width}*{layout[0]}) for depth {msg.encoding}')
-    size = _byte_view(msg.data).size
-    if size < step * height:
-        raise ImageRejected('truncated', f'{size} bytes of depth data, need step*height = '
-                                         f'{step}*{height} = {step * height}')
+    _check_rows(msg, width, height, step, layout[0], f'depth {msg.encoding}')
     return layout[0]
 
 
