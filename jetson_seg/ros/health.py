@@ -23,6 +23,11 @@ class HealthConfig:
     rate_tolerance: float = 0.1  # WARN below expected_rate * (1 - tolerance)
     stale_after: float = 2.0  # s without an input frame while active
 
+    @property
+    def rate_window_s(self) -> float:
+        """Seconds the frame rate is measured over: a few frames even of a slow camera."""
+        return max(2.0, 4.0 / self.expected_rate) if self.expected_rate > 0 else 2.0
+
 
 @dataclass(frozen=True)
 class Observed:

@@ -8,13 +8,16 @@ objects to.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from typing import Any, Callable
 
 from jetson_seg.engines.base import ENGINES
 from jetson_seg.engines.onnxruntime import PROVIDERS
 from jetson_seg.model_loader import PRECISIONS as MODEL_PRECISIONS
 from jetson_seg.optimize.convert_litert import PRECISIONS
 from jetson_seg.optimize.optimizer import DEFAULT_TARGETS, TARGETS
+from jetson_seg.ros.health import HealthConfig
 from jetson_seg.vision.depth import DepthParams
+from jetson_seg.vision.pipeline import PipelineConfig
 from jetson_seg.vision.tracker import TrackerParams
 
 QOS_RELIABILITY = ('best_effort', 'reliable')
@@ -243,3 +246,35 @@ OPTIMIZER_PARAMS: tuple[ParamSpec, ...] = (
 )
 
 SPECS_BY_NAME = {spec.name: spec for spec in SEGMENTATION_PARAMS}
+
+
+#: How the node reads one of its parameters' current value (Node.get_parameter(name).value).
+Param = Callable[[str], Any]
+
+
+def tracking_params(param: Param) -> TrackerParams:
+    """The tracker's settings from the node's tracking.* values (ConfigurationError: why not)."""
+    return tracker_params({spec.name: param(spec.name) for spec in TRACKING_PARAMS})
+
+
+def pipeline_config(param: Param) -> PipelineConfig:
+    """What the pipeline produces, from the runtime parameters that shape it."""
+    return PipelineConfig(mask_at_input_resolution=param('mask_resolution') == 'input',
+                          overlay_alpha=float(param('overlay_alpha')),
+                          min_region_area=int(param('min_region_area')))
+
+
+def health_config(param: Param) -> HealthConfig:
+    """The rules diagnostics apply (expected rate, its tolerance, silence before stale)."""
+    return HealthConfig(expected_rate=float(param('expected_rate')),
+                        rate_tolerance=float(param('rate_tolerance')),
+                        stale_after=float(param('stale_after')))
+
+
+def model_options(param: Param) -> dict[str, Any]:
+    """model_loader.open_model's keyword arguments from the model and engine parameters."""
+    return dict(model_path=param('model_path'), engine=param('engine'),
+                threads=param('threads'), allow_fallback=param('engine_fallback'),
+                trust=param('trust_model'), precision=param('precision'),
+                onnx_providers=tuple(param('onnx_providers')),
+                gpu_memory_limit_mb=param('gpu_memory_limit_mb'))

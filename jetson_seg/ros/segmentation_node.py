@@ -25,26 +25,27 @@ from jetson_seg.ros import image_input
 from jetson_seg.ros.camera_outputs import CameraOutputs
 from jetson_seg.ros.depth_outputs import DepthOutputs
 from jetson_seg.ros.frame_sink import NodeFrameSink
-from jetson_seg.ros.health import HealthConfig, HealthTracker
+from jetson_seg.ros.health import HealthTracker
 from jetson_seg.ros.interface import (DIAGNOSTICS, DIAGNOSTICS_QOS, QOS_OVERRIDES, input_topic,
                                       qos, stamp_key)
 from jetson_seg.ros.lifecycle_runner import run_lifecycle_node
 from jetson_seg.ros.messages import diagnostics_msg
 from jetson_seg.ros.node_parameters import (SEGMENTATION_PARAMS, SPECS_BY_NAME,
-                                            TRACKING_PARAMS, tracker_params)
+                                            TRACKING_PARAMS, health_config, model_options,
+                                            pipeline_config, tracking_params)
 from jetson_seg.ros.parameter_declaration import declare_all
 from jetson_seg.ros.rclpy_compat import add_post_set_parameters_callback, destroy_state_machine
 from jetson_seg.ros.serialized import UnreadableImage
 from jetson_seg.ros.shutdown import ShutdownRequest
 from jetson_seg.vision.frame_stats import FrameStats
-from jetson_seg.vision.pipeline import PipelineConfig, SegmentationPipeline
+from jetson_seg.vision.pipeline import SegmentationPipeline
 from jetson_seg.vision.rate_cap import RateCap
 from jetson_seg.vision.scheduler import FrameScheduler
 from jetson_seg.vision.tracker import RegionTracker
 
 
 class SegmentationNode(LifecycleNode):
-    """Subscribes `image`, publishes `segmentation/*`, `/diagnostics`; see DESIGN contract."""
+    """Subscribes `image` (and `depth`), publishes `segmentation/*`, `/diagnostics` (README)."""
 
     def __init__(self, name: str = 'segmentation_node', shutdown: ShutdownRequest | None = None,
                  **kwargs) -> None:
@@ -80,7 +81,7 @@ class SegmentationNode(LifecycleNode):
         specs = [SPECS_BY_NAME[p.name] for p in params if p.name in SPECS_BY_NAME]
         self._viewer_cap.rate = self._param('viewer_max_rate')
         if self._pipeline is not None and any(spec.runtime for spec in specs):
-            self._pipeline.config = self._pipeline_config()
+            self._pipeline.config = pipeline_config(self._param)
         if any(spec in TRACKING_PARAMS for spec in specs):
             self._retune_trackers()
         later = [spec.name for spec in specs if not spec.runtime]
@@ -88,40 +89,19 @@ class SegmentationNode(LifecycleNode):
             self.get_logger().info(f'{", ".join(later)} will apply at the next configure '
                                    f'(deactivate, cleanup, configure, activate)')
 
-    def _tracking_params(self):
-        return tracker_params({spec.name: self._param(spec.name) for spec in TRACKING_PARAMS})
-
     def _retune_trackers(self) -> None:
         """New tracking.* values apply from the next frame; tracks are kept."""
         try:
-            params = self._tracking_params()
+            params = tracking_params(self._param)
         except ConfigurationError as exc:  # each value passed alone; together they cannot work
             self.get_logger().error(f'{exc}; tracking keeps its previous settings')
             return
         for outputs in list(self._outputs.values()):
             outputs.retune(params)
 
-    def _pipeline_config(self) -> PipelineConfig:
-        return PipelineConfig(mask_at_input_resolution=self._param('mask_resolution') == 'input',
-                              overlay_alpha=float(self._param('overlay_alpha')),
-                              min_region_area=int(self._param('min_region_area')))
-
-    def _health_config(self) -> HealthConfig:
-        """The health rules, and a rate window that holds a few frames even of a slow camera."""
-        expected = float(self._param('expected_rate'))
-        self.stats.fps_window_s = max(2.0, 4.0 / expected) if expected > 0 else 2.0
-        return HealthConfig(expected_rate=expected,
-                            rate_tolerance=float(self._param('rate_tolerance')),
-                            stale_after=float(self._param('stale_after')))
-
     # ---- lifecycle --------------------------------------------------------------------------
     def _open_model(self):
-        return open_model(self._param('model_path'), self._param('engine'),
-                          self._param('threads'), self._param('engine_fallback'),
-                          log=self.get_logger().warning, trust=self._param('trust_model'),
-                          precision=self._param('precision'),
-                          onnx_providers=tuple(self._param('onnx_providers')),
-                          gpu_memory_limit_mb=self._param('gpu_memory_limit_mb'))
+        return open_model(**model_options(self._param), log=self.get_logger().warning)
 
     def _configure_failed(self, reason: str) -> TransitionCallbackReturn:
         self._health.configure_error = reason
@@ -131,7 +111,7 @@ class SegmentationNode(LifecycleNode):
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         started = time.monotonic()
         try:
-            tracking = self._tracking_params()
+            tracking = tracking_params(self._param)
         except ConfigurationError as exc:  # each value passed alone; together they cannot work
             return self._configure_failed(str(exc))
         self.get_logger().info('configuring: loading the model')
@@ -146,7 +126,7 @@ class SegmentationNode(LifecycleNode):
             return TransitionCallbackReturn.FAILURE
         engine, info = loaded
         self._engine, self._health.configure_error = engine, ''
-        self._pipeline = SegmentationPipeline(engine, info, self._pipeline_config())
+        self._pipeline = SegmentationPipeline(engine, info, pipeline_config(self._param))
         output_qos = qos(self._param('output_reliability'), self._param('output_depth'))
         self._cameras = tuple(dict.fromkeys(self._param('cameras')))
         self._outputs = {cam: CameraOutputs(self, cam, output_qos, self._viewer_cap,
@@ -246,8 +226,10 @@ class SegmentationNode(LifecycleNode):
 
     # ---- diagnostics ------------------------------------------------------------------------
     def _publish_diagnostics(self) -> None:
+        config = health_config(self._param)
+        self.stats.fps_window_s = config.rate_window_s
         level, text, figures = self._health.report(
-            self._now(), self._health_config(), self._cameras, self.stats.snapshot(),
+            self._now(), config, self._cameras, self.stats.snapshot(),
             self._engine.label if self._engine else 'none')
         self._diag_pub.publish(diagnostics_msg(
             self.get_clock().now().to_msg(), f'{self.get_name()}: segmentation',
