@@ -10,6 +10,8 @@ from jetson_seg.errors import EngineError, JetsonSegError, ModelError
 from jetson_seg.model_info import default_model_dir
 from jetson_seg.model_loader import open_model, served_role
 from jetson_seg.optimize.artefacts import INT8_CLASS_IOU
+from jetson_seg.optimize.optimizer import check_frames
+from jetson_seg.vision.postprocess import class_ids
 
 
 @pytest.fixture
@@ -57,10 +59,28 @@ def test_one_base_error_for_every_refusal(tmp_path):
             open_model(*args)
 
 
+@pytest.fixture(scope='module')
+def reference():
+    """Generated frames and the packaged FP32 LiteRT file's class ids on them."""
+    engine, info = open_model('', 'litert', threads=1, precision='fp32')
+    frames = check_frames(4, info.input_hw, spec=info.input)
+    ids = class_ids(engine.infer(frames), info.output)
+    engine.close()
+    assert len(np.unique(ids)) == len(info.class_names)  # every class is there to get wrong
+    return frames, ids
+
+
+def _agreement(engine, info, reference) -> float:
+    frames, ids = reference
+    return float((class_ids(engine.infer(frames), info.output) == ids).mean())
+
+
 @pytest.mark.parametrize('engine', ['tf', 'litert'])
-def test_default_model_opens_with_each_cpu_engine(engine):
+def test_default_model_opens_with_each_cpu_engine_and_segments_alike(engine, reference):
     opened, info = open_model('', engine, threads=1)
     assert opened.name == engine and info.class_names[0] == 'background'
+    assert _agreement(opened, info, reference) >= 0.97  # litert: INT8 served (auto)
+    opened.close()
 
 
 def test_packaged_optimizer_output_is_current_and_served_without_loss():
@@ -123,9 +143,11 @@ def test_auto_serves_int8_only_when_it_keeps_the_objects(class_iou, served, tmp_
 
 
 @pytest.mark.parametrize('precision, label', [('fp32', 'litert/fp32'), ('int8', 'litert/int8')])
-def test_precision_picks_the_artefact(precision, label):
-    engine, _ = open_model('', 'litert', threads=1, precision=precision)
+def test_precision_picks_the_artefact(precision, label, reference):
+    engine, info = open_model('', 'litert', threads=1, precision=precision)
     assert engine.label == label
+    agreement = _agreement(engine, info, reference)
+    assert agreement == 1.0 if precision == 'fp32' else 0.97 <= agreement < 1.0
     engine.close()
 
 
