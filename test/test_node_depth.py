@@ -200,8 +200,8 @@ def test_centres_and_sizes_against_the_truth_16uc1_and_32fc1(rgbd):
           f'size 5% {(errors[:, 2] <= 0.05).mean():.0%}; worst {errors.max(0)}')
     assert (errors[:, 0] <= 0.02).all()
     assert (errors[:, 1] <= 0.01).mean() >= 0.95
-    assert (errors[:, 2] <= 0.05).mean() >= 0.5
-    assert (errors[:, 2] <= 0.15).mean() >= 0.9
+    assert (errors[:, 2] <= 0.05).mean() >= 0.9  # 97% measured (72% before depth.grow_px)
+    assert (errors[:, 2] <= 0.10).all()  # worst 5.5% (27%)
 
 
 def test_half_resolution_depth(rgbd):

@@ -37,6 +37,7 @@ def test_depth_parameters_are_the_cores_defaults():
     ('depth.smooth', 2, '>= 3'),
     ('depth.min_valid', 1.5, '<= 1.0'),
     ('depth.band', 0.0, '>= 0.001'),
+    ('depth.grow_px', -1, '>= 0'),
     ('depth.input_reliability', 'sometimes', 'one of'),
 ])
 def test_bad_values_are_refused_with_reason(name, value, fragment):

@@ -1,7 +1,7 @@
 """What the 3D outputs cost a frame, and how robust statistics compare (issue 26).
 
     python -m jetson_seg.tools.depth_benchmark [--frames 300] [--objects 5]
-    python -m jetson_seg.tools.depth_benchmark --compare [--scenes 60] [--true-masks]
+    python -m jetson_seg.tools.depth_benchmark --compare [--scenes 60] [--true-masks] [--on-wall]
     python -m jetson_seg.tools.depth_benchmark --picture output/depth/point_cloud.png [--seed 3]
 
 Cost: generated 640x480 RGB-D frames (training/depth_scenes.py) with `--objects` objects, their
@@ -10,8 +10,9 @@ medians on one thread (OpenCV too): decoding a 16UC1 message, locate_objects for
 labelled_points at strides 1, 2 and 4, each with depth at full and at half resolution.
 
 Compare: the default model (LiteRT, one thread) segments generated frames and each region's 3D
-box is made by the chosen statistic (locate_objects) and by simpler ones on the same points;
-errors against the truth in issue 26's terms (centre depth %, sideways mm per metre, size %).
+box is made by the chosen statistic (locate_objects, with and without growing the outline) and
+by simpler ones on the same points; errors against the truth in issue 26's terms (centre depth
+%, sideways mm per metre, size %). `--on-wall`: the objects lie on the wall (depth_scenes).
 
 Picture: one generated frame segmented by the default model, beside its labelled point cloud
 (segmentation/points at stride 2, coloured by class) and its 3D boxes (detections_3d), drawn
@@ -32,7 +33,7 @@ import numpy as np
 
 from jetson_seg.training.depth_scenes import (DepthSceneSpec, box_errors, depth_scene_stream,
                                               match_regions)
-from jetson_seg.vision.depth import (Intrinsics, labelled_points, locate_objects,
+from jetson_seg.vision.depth import (DepthParams, Intrinsics, labelled_points, locate_objects,
                                      region_pixels)
 from jetson_seg.vision.image_conversion import DecodedImage, decode_depth
 from jetson_seg.vision.postprocess import find_regions
@@ -138,18 +139,21 @@ STATISTICS = {'mean, min/max': _mean, 'median, 2-98 percentiles': _percentiles,
               'eroded 2 px, min/max': _eroded, 'median band, min/max': _band}
 
 
-def compare(scenes: int, true_masks: bool = False) -> dict[str, np.ndarray]:
+def compare(scenes: int, true_masks: bool = False,
+            on_wall: bool = False) -> dict[str, np.ndarray]:
     """Errors (depth, lateral, size, all in goal) of every statistic, per object.
 
-    On the default model's masks and regions, or with `true_masks` the generator's.
+    On the default model's masks and regions, or with `true_masks` the generator's; `on_wall`:
+    scenes whose objects lie on the wall.
     """
     from jetson_seg.model_loader import open_model
     from jetson_seg.vision.pipeline import PipelineConfig, SegmentationPipeline, Wanted
 
     engine, info = open_model('', 'litert', threads=1)
     pipeline = SegmentationPipeline(engine, info, PipelineConfig())
-    stream = depth_scene_stream(2026)
-    errors: dict[str, list] = {name: [] for name in ['locate_objects (chosen)', *STATISTICS]}
+    stream = depth_scene_stream(2026, DepthSceneSpec(on_wall=on_wall))
+    chosen_names = ('locate_objects (chosen)', 'same, grow_px 0')
+    errors: dict[str, list] = {name: [] for name in [*chosen_names, *STATISTICS]}
     for _ in range(scenes):
         scene = next(stream)
         if true_masks:
@@ -159,18 +163,18 @@ def compare(scenes: int, true_masks: bool = False) -> dict[str, np.ndarray]:
                                   Wanted(mask=False, color_mask=False, overlay=False))
             mask, found = result.class_ids, result.regions
         depth = decode_depth(_message(scene.depth))
-        located = {o.region: o for o in locate_objects(mask, found, (640, 480), depth,
-                                                       scene.depth_camera)}
+        located = [{o.region: o for o in locate_objects(mask, found, (640, 480), depth,
+                                                        scene.depth_camera, params)}
+                   for params in (DepthParams(), DepthParams(grow_px=0))]
         metres = depth.metres()
         pairs = match_regions([(r.x0, r.y0, r.x1, r.y1, r.class_id) for r in found],
                               scene.objects)
         for t, r in pairs.items():
-            if r not in located:
+            if r not in located[0]:
                 continue
             truth = scene.objects[t]
-            chosen = located[r]
-            errors['locate_objects (chosen)'].append(box_errors(chosen.center, chosen.size,
-                                                                truth))
+            for name, boxes in zip(chosen_names, located):
+                errors[name].append(box_errors(boxes[r].center, boxes[r].size, truth))
             left, top, crop = region_pixels(mask, found[r], (640, 480))
             window = metres[top:top + crop.shape[0], left:left + crop.shape[1]]
             for name, statistic in STATISTICS.items():
@@ -288,6 +292,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument('--scenes', type=int, default=60)
     parser.add_argument('--true-masks', action='store_true',
                         help='compare on the generator\'s masks instead of the model\'s')
+    parser.add_argument('--on-wall', action='store_true',
+                        help='compare on scenes whose objects lie on the wall')
     parser.add_argument('--picture', metavar='PNG',
                         help='draw a frame\'s labelled point cloud and 3D boxes into this file')
     parser.add_argument('--seed', type=int, default=3, help='the pictured frame\'s')
@@ -299,9 +305,10 @@ def main(argv: list[str] | None = None) -> None:
     machine = f'{_cpu()} ({os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}), Python ' \
               f'{platform.python_version()}, numpy {np.__version__}, OpenCV {cv2.__version__}'
     if args.compare:
-        found = compare(args.scenes, args.true_masks)
+        found = compare(args.scenes, args.true_masks, args.on_wall)
         masks = 'the true' if args.true_masks else 'the default model\'s'
-        print(f'Robust statistics on {masks} masks, {args.scenes} generated frames '
+        where = ' (objects on the wall)' if args.on_wall else ''
+        print(f'Robust statistics on {masks} masks, {args.scenes} generated frames{where} '
               f'({len(next(iter(found.values())))} objects located), {machine}')
         print(f'{"statistic":<26}{"goal":>6}{"depth":>7}{"side":>6}{"size":>6}'
               f'{"depth % p95/max":>17}{"mm/m p95/max":>15}{"size % p95/max":>17}')

@@ -11,7 +11,9 @@ with the square of the depth, and blobs and scattered pixels have no reading (Na
 Truth: an object is the back-projection of its drawn outline onto its plane, so its 3D box
 (extents along x, y, z of the camera's optical frame) comes from the outline's corners (a disc's
 from 720 points of its circle): what locate_objects should recover from the mask's points.
-Objects do not overlap and lie inside the frame, so every object is seen whole.
+Objects do not overlap and lie inside the frame, so every object is seen whole. With
+`on_wall` they lie on the wall itself (a label on a table): the depth reads the same on both
+sides of every outline, the worst case for anything that grows an outline by depth.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ class DepthSceneSpec:
     hole_share: float = 0.03  # of the frame, in blobs with no reading
     dropout: float = 0.01  # of the pixels, scattered, with no reading
     mixed_edges: bool = True  # pixels across an object's edge read a coverage-weighted mix
+    on_wall: bool = False  # objects lie on the wall (labels on a table): depth tells no outline
 
     def __post_init__(self) -> None:
         if not (0 < self.depth_scale <= 1 and 1 <= self.min_objects <= self.max_objects and
@@ -183,6 +186,8 @@ def generate_depth_scene(rng: np.random.Generator,
         ray = np.array([(center[0] - color_camera.cx) / color_camera.fx,
                         (center[1] - color_camera.cy) / color_camera.fy, 1.0])
         plane = _plane(rng, ray * rng.uniform(spec.min_depth, spec.max_depth), spec.max_tilt)
+        if spec.on_wall:
+            plane = wall
         cov = _coverage(cls, outline, size, center, mask.shape)
         image += (rng.uniform(0, 255, 3).astype(np.float32) - image) * cov[..., None]
         mask[cov >= 0.5], ids[cov >= 0.5] = cls, len(objects) + 1
