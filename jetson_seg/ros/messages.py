@@ -57,6 +57,14 @@ def class_index(class_id: str, class_names: Sequence[str]) -> int:
     return int(class_id) if class_id.isdigit() else list(class_names).index(class_id)
 
 
+def _set_box(bbox, x0: float, y0: float, x1: float, y1: float) -> None:
+    """A BoundingBox2D from corners (x1, y1 exclusive), in input-image pixels."""
+    bbox.center.position.x = (x0 + x1) / 2.0
+    bbox.center.position.y = (y0 + y1) / 2.0
+    bbox.size_x = float(x1 - x0)
+    bbox.size_y = float(y1 - y0)
+
+
 def detections_msg(header, found: Sequence[Region], labels: Sequence[str],
                    ids: Sequence[str] | None = None) -> Detection2DArray:
     """One Detection2D per region: box centre/size in input pixels, class label and mean score.
@@ -70,10 +78,7 @@ def detections_msg(header, found: Sequence[Region], labels: Sequence[str],
         det = Detection2D()
         det.header = header
         det.id = ids[index] if ids is not None else str(index)
-        det.bbox.center.position.x = (region.x0 + region.x1) / 2.0
-        det.bbox.center.position.y = (region.y0 + region.y1) / 2.0
-        det.bbox.size_x = float(region.x1 - region.x0)
-        det.bbox.size_y = float(region.y1 - region.y0)
+        _set_box(det.bbox, region.x0, region.y0, region.x1, region.y1)
         hypothesis = ObjectHypothesisWithPose()
         hypothesis.hypothesis.class_id = labels[region.class_id]
         hypothesis.hypothesis.score = region.score
@@ -145,9 +150,7 @@ def tracks_msg(header, tracks: Sequence[Track], labels: Sequence[str],
                        shares_region=track.shares_region,
                        velocity_x=float(track.velocity[0]), velocity_y=float(track.velocity[1]),
                        age=float(track.age), since_seen=float(track.missed), hits=track.hits)
-        x0, y0, x1, y1 = track.box
-        msg.bbox.center.position.x, msg.bbox.center.position.y = (x0 + x1) / 2, (y0 + y1) / 2
-        msg.bbox.size_x, msg.bbox.size_y = float(x1 - x0), float(y1 - y0)
+        _set_box(msg.bbox, *track.box)
         if camera is not None:
             direction, rate = msg.direction, msg.direction_rate
             direction.x, direction.y, direction.z = (float(v) for v in rays[index])
