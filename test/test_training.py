@@ -168,10 +168,15 @@ def test_render_workers_die_on_sigterm_in_a_process_where_rclpy_runs():
     """A render worker forked where rclpy runs still dies on SIGTERM.
 
     rclpy.init() installs a SIGTERM handler that a forked worker inherits and that does not end
-    it: Pool.terminate() then waited for the worker forever (the suite hung so).
+    it: Pool.terminate() then waited for the worker forever (the suite hung so). The pool
+    forks a replacement for the killed worker that outlives the script: output goes to a file
+    (a pipe would wait for the replacement to close it) and the whole session is killed after.
     """
+    import contextlib
+    import os
     import subprocess
     import sys
+    import tempfile
 
     script = ('import os, signal, rclpy\n'
               'rclpy.init()\n'
@@ -182,9 +187,17 @@ def test_render_workers_die_on_sigterm_in_a_process_where_rclpy_runs():
               'worker.join(10)\n'
               'print(worker.exitcode, flush=True)\n'
               'os._exit(0)\n')  # a surviving worker would hang a normal exit
-    out = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True,
-                         timeout=120)
-    assert out.stdout.split()[-1] == str(-signal.SIGTERM), out.stdout + out.stderr
+    with tempfile.TemporaryFile('w+') as output:
+        process = subprocess.Popen([sys.executable, '-c', script], stdout=output,
+                                   stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            process.wait(timeout=120)
+        finally:
+            with contextlib.suppress(ProcessLookupError):  # no process of it left
+                os.killpg(process.pid, signal.SIGKILL)
+        output.seek(0)
+        printed = output.read()
+    assert printed.split()[-1] == str(-signal.SIGTERM), printed
 
 
 def test_render_workers_yield_to_the_trainer():
