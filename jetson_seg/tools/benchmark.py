@@ -396,8 +396,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument('--matmul-worker', action='store_true', help=argparse.SUPPRESS)
     parser.add_argument('--hot-path-worker', action='store_true', help=argparse.SUPPRESS)
     parser.add_argument('--iterations', type=int, default=200)
+    parser.add_argument('--stages-only', type=float, metavar='SECONDS',
+                        help='only the node at 30 Hz for SECONDS: one JSON line of stage '
+                             'medians, node CPU and latency, to compare commits run by run')
     args = parser.parse_args(argv)
     keep_large_allocations()  # this process sends and receives frames too
+    if args.stages_only:
+        args.output.mkdir(parents=True, exist_ok=True)
+        run = _node_runs([30.0], args.stages_only, args.domain_id, args.output)[0]
+        print(json.dumps({'stages_ms': run['stages_ms'], 'node_cpu_cores': run['node_cpu_cores'],
+                          'latency_p50_ms': run['latency_ms']['p50'],
+                          'answered': run['answered']}))
+        return
     if args.engine_worker:
         print(json.dumps(_engine_worker(args.engine_worker, args.iterations)))
         return
