@@ -91,7 +91,7 @@ def test_images_round_trip_and_refuse_what_they_cannot_encode():
 
 def test_tracks_carry_ids_boxes_velocities_ages_and_directions_with_camera_info():
     from jetson_seg.ros.messages import tracks_msg
-    from jetson_seg.vision.camera_rays import CameraModel
+    from jetson_seg.vision.camera_model import CameraModel
     from jetson_seg.vision.tracker import Track
     header = Header(frame_id='cam')
     header.stamp.sec = 7
@@ -113,8 +113,7 @@ def test_tracks_carry_ids_boxes_velocities_ages_and_directions_with_camera_info(
     assert (first.velocity_x, first.velocity_y, first.age) == (120.0, -30.0, 0.25)
     assert second.since_seen == pytest.approx(0.05) and first.score == pytest.approx(0.9)
     assert (first.direction.z, first.direction_rate.x) == (0.0, 0.0)  # no camera: zero
-    camera = CameraModel.from_camera_info(
-        [500.0, 0.0, 320.0, 0.0, 510.0, 240.0, 0.0, 0.0, 1.0], [], 'plumb_bob')
+    camera = CameraModel(500.0, 510.0, 320.0, 240.0)
     seen = tracks_msg(header, tracks, labels, camera).tracks
     # the first box is centred on the principal point: looking straight ahead, turning right
     assert (seen[0].direction.x, seen[0].direction.y) == (0.0, 0.0)

@@ -26,7 +26,8 @@ from jetson_seg.tools.node_client import NodeClient
 from jetson_seg.training.depth_scenes import (DepthScene, DepthSceneSpec, box_errors,
                                               depth_scene_stream, match_regions)
 from jetson_seg.training.scenes import CLASS_NAMES
-from jetson_seg.vision.depth import POINT_DTYPE, POINT_FIELDS, Intrinsics, labelled_points
+from jetson_seg.vision.camera_model import CameraModel
+from jetson_seg.vision.depth import POINT_DTYPE, POINT_FIELDS, labelled_points
 from jetson_seg.vision.image_conversion import decode_depth, decode_image
 
 NAMESPACE = '/depth3d'
@@ -47,7 +48,7 @@ def depth_msg(metres: np.ndarray, encoding: str) -> Image:
     return msg
 
 
-def camera_info(camera: Intrinsics) -> CameraInfo:
+def camera_info(camera: CameraModel) -> CameraInfo:
     info = CameraInfo(width=camera.width, height=camera.height, distortion_model='plumb_bob')
     info.k = [camera.fx, 0.0, camera.cx, 0.0, camera.fy, camera.cy, 0.0, 0.0, 1.0]
     info.p = [camera.fx, 0.0, camera.cx, 0.0, 0.0, camera.fy, camera.cy, 0.0, 0.0, 0.0, 1.0, 0.0]
@@ -86,7 +87,7 @@ class RgbdClient:
                 lambda msg, got=got: got.__setitem__(stamp_key(msg.header.stamp), msg),
                 CLIENT_OUTPUT_QOS))
 
-    def send_depth(self, metres: np.ndarray, camera: Intrinsics, key: int,
+    def send_depth(self, metres: np.ndarray, camera: CameraModel, key: int,
                    encoding: str = '16UC1', msg: Image | None = None,
                    info: CameraInfo | None = None) -> None:
         info = camera_info(camera) if info is None else info

@@ -23,7 +23,7 @@ from jetson_seg.ros.messages import (compressed_msg, detections_msg, label_info_
                                      mask_camera_info, tracks_msg)
 from jetson_seg.ros.serialized import serialized_image
 from jetson_seg.ros.stamp_matcher import StampMatcher
-from jetson_seg.vision.camera_rays import CameraModel
+from jetson_seg.vision.camera_model import CameraModel, read_camera_info
 from jetson_seg.vision.pipeline import FrameResult, Wanted
 from jetson_seg.vision.rate_cap import RateCap
 from jetson_seg.vision.tracker import RegionTracker, Track, TrackerParams, draw_tracks
@@ -85,14 +85,11 @@ class CameraOutputs:
     def _on_camera_info(self, info: CameraInfo) -> None:
         """Pair it with its mask; keep the camera's model for the tracks' viewing directions."""
         self._camera_infos.add_a(info)
-        try:
-            self._camera = CameraModel.from_camera_info(info.k, info.d, info.distortion_model)
-        except ValueError as exc:  # tracks go out without directions; say why once per change
-            self._camera = None
-            if str(exc) != self._camera_problem:
-                self._node.get_logger().warning(f'{self.camera}: {exc}; tracks are published '
-                                                f'without viewing directions')
-            self._camera_problem = str(exc)
+        self._camera, problem = read_camera_info(info)
+        if problem and problem != self._camera_problem:  # say why once per change
+            self._node.get_logger().warning(f'{self.camera}: {problem}; tracks are published '
+                                            f'without viewing directions')
+        self._camera_problem = problem
 
     def retune(self, params: TrackerParams) -> None:
         """New tracking settings apply from the next frame; tracks are kept."""

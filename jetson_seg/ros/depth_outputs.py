@@ -6,7 +6,8 @@ without a depth image keeps its 2D outputs and gets no 3D ones. The pair is turn
 `segmentation/detections_3d` and `segmentation/points` by vision/depth.py, in the thread that
 completed it: the publishing stage, after every camera's mask and detections, when the depth
 image came first (the usual case), else the depth subscription's callback. The intrinsics are
-those of the latest `depth/camera_info` (a calibrated camera's do not change).
+those of the latest `depth/camera_info`, its distortion included (a calibrated camera's do not
+change).
 """
 
 from __future__ import annotations
@@ -29,8 +30,8 @@ from jetson_seg.ros.messages import detections_3d_msg, point_cloud_msg
 from jetson_seg.ros.node_parameters import DEPTH_PARAMS, depth_params
 from jetson_seg.ros.serialized import ReceivedImage, UnreadableImage
 from jetson_seg.ros.stamp_matcher import StampMatcher
-from jetson_seg.vision.depth import (Intrinsics, check_pairing, labelled_points,
-                                     locate_objects)
+from jetson_seg.vision.camera_model import CameraModel, read_camera_info
+from jetson_seg.vision.depth import check_pairing, labelled_points, locate_objects
 from jetson_seg.vision.image_conversion import ImageRejected, check_depth, decode_depth
 from jetson_seg.vision.pipeline import FrameResult
 from jetson_seg.vision.postprocess import Region
@@ -62,7 +63,7 @@ class DepthOutputs:
         self._node = node
         self._param = param
         self._counts = counts
-        self._camera: Intrinsics | None = None
+        self._camera: CameraModel | None = None
         self._camera_problem = 'no depth/camera_info received yet'
         self._pairs: StampMatcher[ReceivedImage, FrameObjects] = StampMatcher(
             self._on_pair, int(param('depth.queue_size')))
@@ -115,10 +116,12 @@ class DepthOutputs:
         self._pairs.add_a(image)
 
     def _on_camera_info(self, info: CameraInfo) -> None:
-        try:
-            self._camera = Intrinsics.from_camera_info(info)
-        except ValueError as exc:
-            self._camera, self._camera_problem = None, f'depth/camera_info refused: {exc}'
+        camera, problem = read_camera_info(info)
+        if camera is not None and not (camera.width and camera.height):
+            camera, problem = None, 'it gives no image size (width and height 0)'
+        self._camera = camera
+        if camera is None:
+            self._camera_problem = f'depth/camera_info refused: {problem}'
 
     def _rejected(self, error: ImageRejected) -> None:
         self._counts.on_rejected(error.reason)

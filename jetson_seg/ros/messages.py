@@ -18,7 +18,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, Poi
 from vision_msgs.msg import (Detection2D, Detection2DArray, Detection3D, Detection3DArray,
                              LabelInfo, ObjectHypothesisWithPose, VisionClass)
 
-from jetson_seg.vision.camera_rays import CameraModel
+from jetson_seg.vision.camera_model import CameraModel
 from jetson_seg.vision.depth import POINT_DTYPE, POINT_FIELDS, Object3D
 from jetson_seg.vision.image_conversion import encode_compressed, packed_rows
 from jetson_seg.vision.postprocess import Region

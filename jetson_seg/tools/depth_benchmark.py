@@ -33,7 +33,8 @@ import numpy as np
 
 from jetson_seg.training.depth_scenes import (DepthSceneSpec, box_errors, depth_scene_stream,
                                               match_regions)
-from jetson_seg.vision.depth import (DepthParams, Intrinsics, labelled_points, locate_objects,
+from jetson_seg.vision.camera_model import CameraModel
+from jetson_seg.vision.depth import (DepthParams, labelled_points, locate_objects,
                                      region_pixels)
 from jetson_seg.vision.image_conversion import DecodedImage, decode_depth
 from jetson_seg.vision.postprocess import find_regions
@@ -86,13 +87,13 @@ def time_outputs(frames: int, objects: int, scale: float, scenes: int = 20) -> d
     return out
 
 
-def _box(points: np.ndarray, pitch: float, camera: Intrinsics):
+def _box(points: np.ndarray, pitch: float, camera: CameraModel):
     lo, hi = points.min(0), points.max(0)
     return (lo + hi) / 2, hi - lo + np.array([pitch / camera.fx, pitch / camera.fy, 0.0])
 
 
 def _points(z: np.ndarray, chosen: np.ndarray, left: int, top: int,
-            camera: Intrinsics) -> np.ndarray:
+            camera: CameraModel) -> np.ndarray:
     v, u = np.nonzero(chosen)
     depth = z[chosen]
     return np.stack([(u + left - camera.cx) / camera.fx * depth,

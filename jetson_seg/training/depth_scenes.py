@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 
 from jetson_seg.training.scenes import CLASS_NAMES, SceneSpec, _background, _shape_polygon
-from jetson_seg.vision.depth import Intrinsics
+from jetson_seg.vision.camera_model import CameraModel
 
 _SHIFT = 2  # sub-pixel bits of the drawing (as scenes.py draws)
 
@@ -76,8 +76,8 @@ class DepthScene:
     mask: np.ndarray  # HxW uint8 class ids
     ids: np.ndarray  # HxW uint8: 1 + index into `objects`, 0 background
     depth: np.ndarray  # float32 metres at the depth size, NaN where no reading
-    color_camera: Intrinsics
-    depth_camera: Intrinsics
+    color_camera: CameraModel
+    depth_camera: CameraModel
     objects: list[TruthObject3D]
 
 
@@ -89,7 +89,7 @@ def _plane(rng: np.random.Generator, point: np.ndarray, max_tilt: float) -> np.n
     return np.append(normal, normal @ point)
 
 
-def _plane_depth(plane: np.ndarray, camera: Intrinsics) -> np.ndarray:
+def _plane_depth(plane: np.ndarray, camera: CameraModel) -> np.ndarray:
     """Depth (m) of the plane at every pixel centre of `camera`."""
     u = (np.arange(camera.width, dtype=np.float64) - camera.cx) / camera.fx
     v = (np.arange(camera.height, dtype=np.float64) - camera.cy) / camera.fy
@@ -120,7 +120,7 @@ def _coverage(cls: int, outline: np.ndarray, size: float, center: np.ndarray,
     return cov.astype(np.float32) / 255.0
 
 
-def _truth(outline: np.ndarray, plane: np.ndarray, camera: Intrinsics
+def _truth(outline: np.ndarray, plane: np.ndarray, camera: CameraModel
            ) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
     """Centre and size of the outline back-projected onto `plane` (extents at its corners)."""
     rays = np.stack([(outline[:, 0] - camera.cx) / camera.fx,
@@ -162,8 +162,8 @@ def _holes(rng: np.random.Generator, spec: DepthSceneSpec, shape: tuple[int, int
 def generate_depth_scene(rng: np.random.Generator,
                          spec: DepthSceneSpec = DepthSceneSpec()) -> DepthScene:
     """Draw one RGB-D frame and its truth from `spec` using `rng`."""
-    color_camera = Intrinsics(spec.focal, spec.focal, (spec.width - 1) / 2,
-                              (spec.height - 1) / 2, spec.width, spec.height)
+    color_camera = CameraModel(spec.focal, spec.focal, (spec.width - 1) / 2,
+                               (spec.height - 1) / 2, spec.width, spec.height)
     depth_camera = color_camera.scaled(round(spec.width * spec.depth_scale),
                                        round(spec.height * spec.depth_scale))
     depth_shape = (depth_camera.height, depth_camera.width)

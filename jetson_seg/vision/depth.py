@@ -4,7 +4,8 @@ A one-way step after the class mask and its regions (and the tracker): nothing h
 into segmentation. The depth image is registered to the colour camera (same view) at any
 resolution of the same aspect (a depth camera often runs at half the colour resolution); the
 mask is sampled at the depth pixels' centres (nearest neighbour, by indexing, never a resize of
-the whole mask), and the pinhole intrinsics are those of the DEPTH image (its camera_info K).
+the whole mask), and the camera is the DEPTH image's (its camera_info K and D: a distorted image's
+rays are undone by OpenCV, vision/camera_model.py).
 Coordinates are the camera's optical frame: x right, y down, z forward, metres.
 
 Robust statistic (locate_objects), and why. The mask's points are not all the object's: a
@@ -54,42 +55,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from jetson_seg.vision.camera_model import CameraModel
 from jetson_seg.vision.image_conversion import DepthImage, ImageRejected
 from jetson_seg.vision.postprocess import Region
-
-
-@dataclass(frozen=True)
-class Intrinsics:
-    """Pinhole intrinsics of one image (pixels; pixel centres at whole coordinates)."""
-
-    fx: float
-    fy: float
-    cx: float
-    cy: float
-    width: int
-    height: int
-
-    def __post_init__(self) -> None:
-        if not all(math.isfinite(v) for v in (self.fx, self.fy, self.cx, self.cy)) or \
-                self.fx <= 0 or self.fy <= 0 or self.width <= 0 or self.height <= 0:
-            raise ValueError(f'intrinsics need finite fx, fy > 0 and a size, got {self}')
-
-    @classmethod
-    def from_camera_info(cls, info) -> 'Intrinsics':
-        """From a sensor_msgs/CameraInfo (duck typed: k, width, height); all-zero K is refused."""
-        k = [float(v) for v in info.k]
-        if len(k) != 9 or k[0] <= 0 or k[4] <= 0:
-            raise ValueError(f'camera_info K {k} has no focal length: uncalibrated camera')
-        return cls(k[0], k[4], k[2], k[5], int(info.width), int(info.height))
-
-    def scaled(self, width: int, height: int) -> 'Intrinsics':
-        """The same camera at another resolution (pixel centres stay on the same rays).
-
-        image_proc's resize scales cx and cy plainly instead: a quarter pixel apart at half size.
-        """
-        sx, sy = width / self.width, height / self.height
-        return Intrinsics(self.fx * sx, self.fy * sy, (self.cx + 0.5) * sx - 0.5,
-                          (self.cy + 0.5) * sy - 0.5, width, height)
 
 
 @dataclass(frozen=True)
@@ -304,7 +272,7 @@ class _Growth:
 
 def _locate(values: np.ndarray, depth: DepthImage, crop: np.ndarray, grids: _Grids,
             origin: tuple[int, int], extent: tuple[int, int], growth: _Growth | None,
-            camera: Intrinsics, params: DepthParams) -> tuple[tuple, tuple, int, float] | None:
+            camera: CameraModel, params: DepthParams) -> tuple[tuple, tuple, int, float] | None:
     """Box of one object: its crop of the mask (at `origin`), the depth `values` under it.
 
     The depth grid decides what is the object (inliers in the band) and its denoised depth;
@@ -334,8 +302,9 @@ def _locate(values: np.ndarray, depth: DepthImage, crop: np.ndarray, grids: _Gri
         keep = growth.grow(keep, grids.on_crop(in_band))
     at = grids.on_crop(_interior_depth(z, inliers, params.smooth))[keep]
     v, u = np.divmod(np.flatnonzero(keep), keep.shape[1])
-    x = (u + (origin[0] - camera.cx)) / camera.fx * at
-    y = (v + (origin[1] - camera.cy)) / camera.fy * at
+    x, y = camera.normalized_at(u + origin[0], v + origin[1])
+    x *= at
+    y *= at
     lo = np.array([x.min(), y.min(), at.min()])
     hi = np.array([x.max(), y.max(), at.max()])
     # a pixel centre lies half a pixel inside the outline on each side
@@ -344,7 +313,7 @@ def _locate(values: np.ndarray, depth: DepthImage, crop: np.ndarray, grids: _Gri
             share)
 
 
-def camera_for(depth: DepthImage, camera: Intrinsics) -> Intrinsics:
+def camera_for(depth: DepthImage, camera: CameraModel) -> CameraModel:
     """`camera` at the depth image's size (a camera_info for another resolution is scaled)."""
     height, width = depth.shape
     if (camera.width, camera.height) == (width, height):
@@ -365,7 +334,7 @@ def _margin(mask: np.ndarray, left: int, top: int, crop: np.ndarray, steps: int,
 
 
 def locate_objects(mask: np.ndarray, regions: Sequence[Region], image_size: tuple[int, int],
-                   depth: DepthImage, camera: Intrinsics,
+                   depth: DepthImage, camera: CameraModel,
                    params: DepthParams = DepthParams()) -> list[Object3D]:
     """3D boxes of the regions that have enough depth, in the order of `regions`.
 
@@ -407,7 +376,7 @@ POINT_FIELDS: tuple[tuple[str, int, int, int], ...] = (
     ('x', 0, FLOAT32, 1), ('y', 4, FLOAT32, 1), ('z', 8, FLOAT32, 1), ('label', 12, UINT32, 1))
 
 
-def labelled_points(mask: np.ndarray, depth: DepthImage, camera: Intrinsics,
+def labelled_points(mask: np.ndarray, depth: DepthImage, camera: CameraModel,
                     stride: int = 1) -> np.ndarray:
     """Points (POINT_DTYPE) of every `stride`-th depth pixel, both ways, on a non-background class.
 
@@ -432,8 +401,9 @@ def labelled_points(mask: np.ndarray, depth: DepthImage, camera: Intrinsics,
     points = np.empty(chosen.size, POINT_DTYPE)
     z = depth.metres(values.ravel()[chosen])
     v, u = np.divmod(chosen, bw)
-    points['x'] = ((u + bx) * stride - camera.cx) / camera.fx * z
-    points['y'] = ((v + by) * stride - camera.cy) / camera.fy * z
+    x, y = camera.normalized_at((u + bx) * stride, (v + by) * stride)
+    points['x'] = x * z
+    points['y'] = y * z
     points['z'] = z
     points['label'] = labels.ravel()[chosen]
     return points
