@@ -140,19 +140,19 @@ STATISTICS = {'mean, min/max': _mean, 'median, 2-98 percentiles': _percentiles,
               'eroded 2 px, min/max': _eroded, 'median band, min/max': _band}
 
 
-def compare(scenes: int, true_masks: bool = False,
-            on_wall: bool = False) -> dict[str, np.ndarray]:
+def compare(scenes: int, true_masks: bool = False, on_wall: bool = False,
+            depth_scale: float = 1.0, seed: int = 2026) -> dict[str, np.ndarray]:
     """Errors (depth, lateral, size, all in goal) of every statistic, per object.
 
     On the default model's masks and regions, or with `true_masks` the generator's; `on_wall`:
-    scenes whose objects lie on the wall.
+    scenes whose objects lie on the wall; `depth_scale` 0.5: depth at half resolution.
     """
     from jetson_seg.model_loader import open_model
     from jetson_seg.vision.pipeline import PipelineConfig, SegmentationPipeline, Wanted
 
     engine, info = open_model('', 'litert', threads=1)
     pipeline = SegmentationPipeline(engine, info, PipelineConfig())
-    stream = depth_scene_stream(2026, DepthSceneSpec(on_wall=on_wall))
+    stream = depth_scene_stream(seed, DepthSceneSpec(on_wall=on_wall, depth_scale=depth_scale))
     chosen_names = ('locate_objects (chosen)', 'same, grow_px 0')
     errors: dict[str, list] = {name: [] for name in [*chosen_names, *STATISTICS]}
     for _ in range(scenes):
@@ -176,6 +176,8 @@ def compare(scenes: int, true_masks: bool = False,
             truth = scene.objects[t]
             for name, boxes in zip(chosen_names, located):
                 errors[name].append(box_errors(boxes[r].center, boxes[r].size, truth))
+            if depth_scale != 1.0:  # the other statistics read depth on the mask's grid
+                continue
             left, top, crop = region_pixels(mask, found[r], (640, 480))
             window = metres[top:top + crop.shape[0], left:left + crop.shape[1]]
             for name, statistic in STATISTICS.items():
@@ -183,7 +185,7 @@ def compare(scenes: int, true_masks: bool = False,
                                                           scene.depth_camera), truth))
     engine.close()
     return {name: np.array([(e.depth, e.lateral, e.size, e.within()) for e in found])
-            for name, found in errors.items()}
+            for name, found in errors.items() if found}
 
 
 def _segment(scene):
@@ -295,6 +297,9 @@ def main(argv: list[str] | None = None) -> None:
                         help='compare on the generator\'s masks instead of the model\'s')
     parser.add_argument('--on-wall', action='store_true',
                         help='compare on scenes whose objects lie on the wall')
+    parser.add_argument('--depth-scale', type=float, default=1.0,
+                        help='compare with depth at this fraction of the colour resolution')
+    parser.add_argument('--scene-seed', type=int, default=2026, help='first compared frame\'s')
     parser.add_argument('--picture', metavar='PNG',
                         help='draw a frame\'s labelled point cloud and 3D boxes into this file')
     parser.add_argument('--seed', type=int, default=3, help='the pictured frame\'s')
@@ -306,9 +311,11 @@ def main(argv: list[str] | None = None) -> None:
     machine = f'{_cpu()} ({os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}), Python ' \
               f'{platform.python_version()}, numpy {np.__version__}, OpenCV {cv2.__version__}'
     if args.compare:
-        found = compare(args.scenes, args.true_masks, args.on_wall)
+        found = compare(args.scenes, args.true_masks, args.on_wall, args.depth_scale,
+                        args.scene_seed)
         masks = 'the true' if args.true_masks else 'the default model\'s'
         where = ' (objects on the wall)' if args.on_wall else ''
+        where += f', depth at {args.depth_scale:g} of the colour size, seed {args.scene_seed}'
         print(f'Robust statistics on {masks} masks, {args.scenes} generated frames{where} '
               f'({len(next(iter(found.values())))} objects located), {machine}')
         print(f'{"statistic":<26}{"goal":>6}{"depth":>7}{"side":>6}{"size":>6}'

@@ -35,9 +35,10 @@ sideways, sizes 5%; worst size error):
                  98%), the smallest reach near the best.
 Growth's limits: where the ring the mask missed joins the surface an object stands on, nothing
 grows (a standing object's mask short all round gains nothing); objects of one depth closer than
-`grow_px` with background between may take that gap; with depth coarser than the mask the band is
-eroded by the excess first (a depth pixel mostly on the object reads its depth), so less comes
-back.
+`grow_px` with background between may take that gap; with depth coarser than the mask the outline
+is found to the depth pixel only (half-resolution depth, tools/depth_benchmark --compare
+--depth-scale 0.5, seeds 2026 and 3000: the model's masks 71%, 68% without growth -> 80%, 81%;
+true masks 99%, 98%).
 Objects with a reading on under half their pixels are not located (`min_valid`): their box
 would be a guess from the rest.
 Limit: a surface that turns away steeply at its outline (a ball's limb) is told from flying
@@ -249,12 +250,28 @@ class _Growth:
     coarse: int
 
     def grow(self, seed: np.ndarray, in_band: np.ndarray) -> np.ndarray:
-        """`seed` grown by up to `steps` pixels (8-connected), each into room in the band."""
-        reach = in_band.view(np.uint8)
-        if self.coarse:
-            side = 2 * self.coarse + 1
-            reach = cv2.erode(reach, np.ones((side, side), np.uint8))
-        reach = cv2.bitwise_and(reach, self.room.view(np.uint8))
+        """`seed` grown by up to `steps` pixels (8-connected), each into room in the band.
+
+        With depth coarser than the mask, the band is first eroded by the excess (a depth pixel
+        mostly off the object may read its depth; growing into its mask pixels would put the
+        outline up to a depth pixel too far), and the excess is given back next to what grew.
+        """
+        room = self.room.view(np.uint8)
+        full = cv2.bitwise_and(in_band.view(np.uint8), room)
+        if not self.coarse:
+            return self._grown(seed, full)
+        side = 2 * self.coarse + 1
+        square = np.ones((side, side), np.uint8)
+        grown = self._grown(seed, cv2.bitwise_and(cv2.erode(in_band.view(np.uint8), square),
+                                                  room))
+        added = cv2.bitwise_and(grown.view(np.uint8), (~seed).view(np.uint8))
+        if not cv2.countNonZero(added):
+            return grown
+        # where it grew, the mask fell short: the band's last excess pixels are the object's too
+        return grown | (cv2.dilate(added, square).view(bool) & full.view(bool))
+
+    def _grown(self, seed: np.ndarray, reach: np.ndarray) -> np.ndarray:
+        """`seed` grown into `reach` by up to `steps`; pockets still spreading are left out."""
         grown, allowed = seed.view(np.uint8), cv2.bitwise_or(seed.view(np.uint8), reach)
         kernel, count = np.ones((3, 3), np.uint8), cv2.countNonZero(grown)
         for _ in range(self.steps + 1):
