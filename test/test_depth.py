@@ -174,6 +174,20 @@ def test_edge_pixels_on_the_background_do_not_move_the_box():
     assert box.valid == pytest.approx(1 - 200 / (56 * 86))
 
 
+@pytest.mark.parametrize('short', [0, 3])
+def test_half_resolution_depth_grows_a_short_mask_to_the_object_and_a_whole_one_not(short):
+    """Depth at half the mask's size: a mask 3 px short on its right grows back to the object's
+    edge exactly (the band's last excess pixel given back), a true mask keeps its size."""
+    camera = CameraModel(500.0, 500.0, 199.5, 149.5, 400, 300)
+    depth = np.full((150, 200), 3.0, np.float32)
+    depth[25:50, 30:70] = 1.0  # mask pixels 50..99 x 60..139
+    mask = np.zeros((300, 400), np.uint8)
+    mask[50:100, 60:140 - short] = 1
+    found = find_regions(mask, None, 4)
+    (box,) = locate_objects(mask, found, (400, 300), DepthImage(depth, 1.0), camera)
+    np.testing.assert_allclose(box.size[:2], (80 / 500, 50 / 500), atol=1e-9)
+
+
 def test_regions_keep_their_index_order_and_class_and_score_for_track_ids():
     """Each box names the region it came from (Track.region), with its class and score; a
     region without depth gives none, and another class's region in its box does not mix in."""
