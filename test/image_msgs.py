@@ -1,9 +1,11 @@
 """Build sensor_msgs images in any encoding, with row padding, the way camera drivers do.
 
-And read a published mask back.
+And read a published mask back; build depth images as compressedDepth sends them.
 """
 
 from __future__ import annotations
+
+import struct
 
 import cv2
 import numpy as np
@@ -76,3 +78,54 @@ def compressed_from_rgb(rgb: np.ndarray, fmt: str) -> CompressedImage:
     msg = CompressedImage(format=f'bgr8; {fmt} compressed bgr8')
     msg.data = buf.tobytes()
     return msg
+
+
+def rvl(image: np.ndarray) -> bytes:
+    """RVL of a uint16 image: width, height, then nibble-packed runs and zig-zag deltas."""
+    nibbles: list[int] = []
+
+    def put(value: int) -> None:
+        while True:
+            low, value = value & 7, value >> 3
+            nibbles.append(low | (8 if value else 0))
+            if not value:
+                return
+
+    flat, previous, i = [int(v) for v in image.ravel()], 0, 0
+    while i < len(flat):
+        start = i
+        while i < len(flat) and flat[i] == 0:
+            i += 1
+        put(i - start)
+        start = i
+        while i < len(flat) and flat[i] != 0:
+            i += 1
+        put(i - start)
+        for value in flat[start:i]:
+            delta = value - previous
+            put((delta << 1) ^ (delta >> 31))
+            previous = value
+    nibbles += [0] * (-len(nibbles) % 8)
+    words = [int(''.join(f'{n:x}' for n in nibbles[k:k + 8]), 16)
+             for k in range(0, len(nibbles), 8)]
+    return struct.pack('<II', image.shape[1], image.shape[0]) + \
+        np.array(words, '<u4').tobytes()
+
+
+def compressed_depth(metres: np.ndarray, encoding: str, codec: str = 'png',
+                     fmt: str | None = None, depth_max: float = 10.0,
+                     quantization: float = 100.0) -> CompressedImage:
+    """A CompressedImage as the compressedDepth publisher makes it (NaN: no reading)."""
+    quant_a = quant_b = 0.0
+    if encoding == '16UC1':
+        values = np.where(np.isnan(metres), 0, np.round(metres * 1000)).astype(np.uint16)
+    else:
+        quant_a = np.float32(quantization * (quantization + 1.0))
+        quant_b = np.float32(1.0 - quant_a / np.float32(depth_max))
+        with np.errstate(invalid='ignore'):
+            near = metres < depth_max
+        values = np.zeros(metres.shape, np.uint16)
+        values[near] = (quant_a / metres[near].astype(np.float32) + quant_b).astype(np.uint16)
+    image = cv2.imencode('.png', values)[1].tobytes() if codec == 'png' else rvl(values)
+    return CompressedImage(format=fmt or f'{encoding}; compressedDepth {codec}',
+                           data=struct.pack('<iff', 0, quant_a, quant_b) + image)

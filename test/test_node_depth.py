@@ -13,13 +13,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
-from image_msgs import image_from_rgb
+from image_msgs import compressed_depth, image_from_rgb
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
 from ros_harness import NodeProcess, call_service, status_value, wait_status
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
-from jetson_seg.ros.interface import (CLIENT_OUTPUT_QOS, DEPTH, DEPTH_CAMERA_INFO, DEPTH_OUTPUTS,
+from jetson_seg.ros.interface import (CLIENT_OUTPUT_QOS, COMPRESSED_DEPTH, DEPTH,
+                                      DEPTH_CAMERA_INFO, DEPTH_OUTPUTS,
                                       client_input_qos, set_stamp, stamp_key)
 from jetson_seg.ros.messages import class_index
 from jetson_seg.tools.node_client import NodeClient
@@ -28,7 +29,8 @@ from jetson_seg.training.depth_scenes import (DepthScene, DepthSceneSpec, box_er
 from jetson_seg.training.scenes import CLASS_NAMES
 from jetson_seg.vision.camera_model import CameraModel
 from jetson_seg.vision.depth import POINT_DTYPE, POINT_FIELDS, labelled_points
-from jetson_seg.vision.image_conversion import decode_depth, decode_image
+from jetson_seg.vision.compressed_depth import decode_compressed_depth
+from jetson_seg.vision.image_conversion import DepthImage, decode_depth, decode_image
 
 NAMESPACE = '/depth3d'
 STRIDE = 2
@@ -70,20 +72,23 @@ class RgbdClient:
     """A NodeClient for the 2D outputs plus the depth inputs and the 3D outputs."""
 
     client: NodeClient
+    namespace: str = NAMESPACE
+    compressed: bool = False  # depth goes to depth/compressedDepth (depth.transport)
     three_d: dict[str, dict[int, object]] = field(default_factory=dict)
     subscriptions: list = field(default_factory=list)
 
     def __post_init__(self) -> None:
         node = self.client.node
-        self.depth_pub = node.create_publisher(DEPTH.type, DEPTH.under(NAMESPACE),
+        depth = COMPRESSED_DEPTH if self.compressed else DEPTH
+        self.depth_pub = node.create_publisher(depth.type, depth.under(self.namespace),
                                                client_input_qos(True))
         self.info_pub = node.create_publisher(DEPTH_CAMERA_INFO.type,
-                                              DEPTH_CAMERA_INFO.under(NAMESPACE),
+                                              DEPTH_CAMERA_INFO.under(self.namespace),
                                               client_input_qos(True))
         for key, topic in DEPTH_OUTPUTS.items():
             got = self.three_d.setdefault(key, {})
             self.subscriptions.append(node.create_subscription(
-                topic.type, topic.under(NAMESPACE),
+                topic.type, topic.under(self.namespace),
                 lambda msg, got=got: got.__setitem__(stamp_key(msg.header.stamp), msg),
                 CLIENT_OUTPUT_QOS))
 
@@ -122,18 +127,19 @@ class RgbdClient:
         return self.answer(self.send_colour(scene, key))
 
 
-@pytest.fixture(scope='module')
-def rgbd(ros_env):
+def _rgbd_node(ros_env, namespace: str, transport: str):
+    """A node serving RGB-D frames in `namespace`, and its client (a generator fixture)."""
     node = NodeProcess({'threads': 1, 'tracking.min_hits': 1, 'diagnostics_period': 0.2,
-                        'depth.point_stride': STRIDE}, ros_env, namespace=NAMESPACE)
-    client = NodeClient.on_own_node('depth_client', namespace=NAMESPACE,
+                        'depth.point_stride': STRIDE, 'depth.transport': transport}, ros_env,
+                       namespace=namespace)
+    client = NodeClient.on_own_node('depth_client', namespace=namespace,
                                     outputs=('mask', 'detections'),
-                                    node_name=f'{NAMESPACE}/segmentation_node')
+                                    node_name=f'{namespace}/segmentation_node')
     try:
         node.wait_for_output('active: listening')
         client.connect(node_proc=node)
-        rgbd = RgbdClient(client)
-        topics = [client.node.resolve_topic_name(t.under(NAMESPACE))
+        rgbd = RgbdClient(client, namespace, transport == 'compressedDepth')
+        topics = [client.node.resolve_topic_name(t.under(namespace))
                   for t in DEPTH_OUTPUTS.values()]
         assert client.spin_until(lambda: rgbd.depth_pub.get_subscription_count() > 0 and
                                  all(client.node.count_publishers(t) for t in topics), 30.0)
@@ -141,6 +147,11 @@ def rgbd(ros_env):
     finally:
         client.close()
         assert node.stop() == 0, node.text
+
+
+@pytest.fixture(scope='module')
+def rgbd(ros_env):
+    yield from _rgbd_node(ros_env, NAMESPACE, 'raw')
 
 
 def _errors(scene: DepthScene, answer: Answer) -> list:
@@ -161,7 +172,7 @@ def _errors(scene: DepthScene, answer: Answer) -> list:
     return found
 
 
-def _check_answer(scene: DepthScene, answer: Answer, depth: Image) -> None:
+def _check_answer(scene: DepthScene, answer: Answer, depth: DepthImage) -> None:
     """3D detections carry their 2D twins' ids, classes and scores; the cloud is the mask's."""
     twins = {det.id: det for det in answer.detections}
     assert answer.detections_3d and all(det.id for det in answer.detections_3d)
@@ -175,7 +186,7 @@ def _check_answer(scene: DepthScene, answer: Answer, depth: Image) -> None:
     assert [(f.name, f.offset, f.datatype, f.count) for f in cloud.fields] == list(POINT_FIELDS)
     assert (cloud.height, cloud.point_step, cloud.is_dense) == (1, 16, True)
     points = np.frombuffer(bytes(cloud.data), POINT_DTYPE)
-    expected = labelled_points(answer.mask, decode_depth(depth), scene.depth_camera, STRIDE)
+    expected = labelled_points(answer.mask, depth, scene.depth_camera, STRIDE)
     np.testing.assert_array_equal(points, expected)
     assert set(np.unique(points['label'])) <= {1, 2, 3}
 
@@ -188,7 +199,7 @@ def _score(rgbd: RgbdClient, spec: DepthSceneSpec, seed: int, frames: int,
     for index in range(frames):
         scene, encoding = next(stream), encodings[index % len(encodings)]
         answer = rgbd.exchange(scene, encoding)
-        _check_answer(scene, answer, depth_msg(scene.depth, encoding))
+        _check_answer(scene, answer, decode_depth(depth_msg(scene.depth, encoding)))
         errors += [(e.depth, e.lateral, e.size) for e in _errors(scene, answer)]
     return np.array(errors)
 
@@ -233,7 +244,7 @@ def test_a_frame_without_depth_keeps_its_2d_outputs_and_late_depth_is_paired(rgb
     assert all(late not in got for got in rgbd.three_d.values())
     rgbd.send_depth(scene.depth, scene.depth_camera, late, '32FC1')
     answer = rgbd.answer(record)
-    _check_answer(scene, answer, depth_msg(scene.depth, '32FC1'))
+    _check_answer(scene, answer, decode_depth(depth_msg(scene.depth, '32FC1')))
 
 
 def _set_stride(rgbd: RgbdClient, value: int):
@@ -295,10 +306,48 @@ def test_malformed_depth_is_rejected_counted_and_the_node_goes_on(rgbd):
     assert warned.level == b'\x01'
     # the node goes on: the next good pair gets its 3D outputs, and the warning ends
     used = int(status_value(status, 'depth_used'))
-    _check_answer(scene, rgbd.exchange(scene), depth_msg(scene.depth, '16UC1'))
+    _check_answer(scene, rgbd.exchange(scene), decode_depth(depth_msg(scene.depth, '16UC1')))
     later = wait_status(rgbd.client, lambda s: int(status_value(s, 'depth_used')) > used and
                         s.level == b'\x00', after=len(rgbd.client.statuses))
     assert int(status_value(later, 'depth_rejected')) >= len(sent)
+
+
+@pytest.fixture(scope='module')
+def compressed_rgbd(ros_env):
+    yield from _rgbd_node(ros_env, f'{NAMESPACE}_compressed', 'compressedDepth')
+
+
+@pytest.mark.parametrize('encoding, codec', [('16UC1', 'png'), ('16UC1', 'rvl'),
+                                             ('32FC1', 'png'), ('32FC1', 'rvl')])
+def test_compressed_depth_is_located_like_the_depth_it_carries(compressed_rgbd, encoding,
+                                                               codec):
+    """depth.transport compressedDepth: the plugin's png and rvl, millimetres and metres."""
+    scene = next(depth_scene_stream(32))
+    msg = compressed_depth(scene.depth, encoding, codec)
+    key = next(STAMPS) * 1_000_000_000
+    compressed_rgbd.send_depth(scene.depth, scene.depth_camera, key, msg=msg)
+    compressed_rgbd.client.spin_for(0.02)
+    answer = compressed_rgbd.answer(compressed_rgbd.send_colour(scene, key))
+    carried = decode_compressed_depth(msg)
+    if encoding == '16UC1':  # lossless: the raw image's values
+        raw = decode_depth(depth_msg(scene.depth, '16UC1'))
+        np.testing.assert_array_equal(carried.values, raw.values)
+    _check_answer(scene, answer, carried)
+    errors = np.array([(e.depth, e.lateral) for e in _errors(scene, answer)])
+    assert len(errors) >= 2 and (errors[:, 0] <= 0.02).all() and (errors[:, 1] <= 0.01).all()
+
+
+def test_malformed_compressed_depth_is_rejected_and_counted(compressed_rgbd):
+    scene = next(depth_scene_stream(33))
+    bad = compressed_depth(scene.depth, '16UC1', 'png')
+    bad.data = bytes(bad.data)[:12] + b'not a png' * 10
+    key = next(STAMPS) * 1_000_000_000
+    compressed_rgbd.send_depth(scene.depth, scene.depth_camera, key, msg=bad)
+    assert compressed_rgbd.answer(compressed_rgbd.send_colour(scene, key),
+                                  with_3d=False).detections
+    status = wait_status(compressed_rgbd.client, lambda s: any(
+        kv.key == 'depth_rejected.corrupt_compressed' for kv in s.values))
+    assert int(status_value(status, 'depth_rejected.corrupt_compressed')) >= 1
 
 
 def test_nothing_3d_is_made_while_nobody_subscribes(rgbd):

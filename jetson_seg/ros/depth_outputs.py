@@ -1,6 +1,7 @@
 """One camera's objects in 3D: its depth input, paired with frames by stamp, and the 3D outputs.
 
-A registered depth image (`depth`, REP 117) and the colour frame it belongs to share a header
+A registered depth image (`depth`, REP 117, or `depth/compressedDepth` with depth.transport
+compressedDepth, decoded only once paired) and the colour frame it belongs to share a header
 stamp, and either may come first. Each waits in a StampMatcher until its partner comes; a frame
 without a depth image keeps its 2D outputs and gets no 3D ones. The pair is turned into
 `segmentation/detections_3d` and `segmentation/points` by vision/depth.py, in the thread that
@@ -19,20 +20,20 @@ from typing import Callable
 import numpy as np
 from rclpy.lifecycle import LifecycleNode
 from rclpy.qos import QoSProfile
-from sensor_msgs.msg import CameraInfo
+from sensor_msgs.msg import CameraInfo, CompressedImage
 from std_msgs.msg import Header
 
 from jetson_seg.ros import image_input
 from jetson_seg.ros.health import DepthCounts
-from jetson_seg.ros.interface import (DEPTH, DEPTH_CAMERA_INFO, DEPTH_OUTPUTS, QOS_OVERRIDES,
-                                      qos)
+from jetson_seg.ros.interface import (COMPRESSED_DEPTH, DEPTH, DEPTH_CAMERA_INFO, DEPTH_OUTPUTS,
+                                      QOS_OVERRIDES, qos)
 from jetson_seg.ros.messages import detections_3d_msg, point_cloud_msg
 from jetson_seg.ros.node_parameters import DEPTH_PARAMS, depth_params
-from jetson_seg.ros.serialized import ReceivedImage, UnreadableImage
+from jetson_seg.ros.serialized import ReceivedImage
 from jetson_seg.ros.stamp_matcher import StampMatcher
 from jetson_seg.vision.camera_model import CameraModel, read_camera_info
 from jetson_seg.vision.depth import check_pairing, labelled_points, locate_objects
-from jetson_seg.vision.image_conversion import ImageRejected, check_depth, decode_depth
+from jetson_seg.vision.image_conversion import ImageRejected
 from jetson_seg.vision.pipeline import FrameResult
 from jetson_seg.vision.postprocess import Region
 
@@ -65,7 +66,7 @@ class DepthOutputs:
         self._counts = counts
         self._camera: CameraModel | None = None
         self._camera_problem = 'no depth/camera_info received yet'
-        self._pairs: StampMatcher[ReceivedImage, FrameObjects] = StampMatcher(
+        self._pairs: StampMatcher[ReceivedImage | CompressedImage, FrameObjects] = StampMatcher(
             self._on_pair, int(param('depth.queue_size')))
         self._pubs = {key: node.create_publisher(topic.type, topic.under(camera),
                                                  copy.copy(output_qos),
@@ -79,9 +80,15 @@ class DepthOutputs:
     def subscribe(self) -> list:
         """The optional depth and depth/camera_info inputs (made at activate)."""
         profile = qos(self._param('depth.input_reliability'), self._param('depth.input_depth'))
-        return [self._node.create_subscription(
-                    DEPTH.type, DEPTH.under(self.camera), self._on_depth, profile,
-                    qos_overriding_options=QOS_OVERRIDES, raw=True),
+        if self._param('depth.transport') == 'compressedDepth':
+            depth = self._node.create_subscription(
+                COMPRESSED_DEPTH.type, COMPRESSED_DEPTH.under(self.camera),
+                self._on_depth_message, profile, qos_overriding_options=QOS_OVERRIDES)
+        else:
+            depth = self._node.create_subscription(
+                DEPTH.type, DEPTH.under(self.camera), self._on_depth, profile,
+                qos_overriding_options=QOS_OVERRIDES, raw=True)
+        return [depth,
                 self._node.create_subscription(
                     DEPTH_CAMERA_INFO.type, DEPTH_CAMERA_INFO.under(self.camera),
                     self._on_camera_info, copy.copy(profile),
@@ -104,16 +111,17 @@ class DepthOutputs:
                                        labels, 'points' in wanted))
 
     def _on_depth(self, data: bytes) -> None:
+        """A raw depth image, read in place (no Python Image, no copy)."""
+        self._on_depth_message(image_input.readable(data))
+
+    def _on_depth_message(self, message) -> None:
         """A depth image, checked in the callback: a malformed one never waits for a frame."""
-        image = image_input.readable(data)
         try:
-            if isinstance(image, UnreadableImage):
-                raise image.error
-            check_depth(image, self._param('max_image_pixels'))
+            image_input.check_depth_message(message, self._param('max_image_pixels'))
         except ImageRejected as exc:
             self._rejected(exc)
             return
-        self._pairs.add_a(image)
+        self._pairs.add_a(message)
 
     def _on_camera_info(self, info: CameraInfo) -> None:
         camera, problem = read_camera_info(info)
@@ -128,7 +136,7 @@ class DepthOutputs:
         self._node.get_logger().warning(f'rejected depth image ({self.camera or "/"}): {error}',
                                         throttle_duration_sec=2.0)
 
-    def _on_pair(self, message: ReceivedImage, frame: FrameObjects) -> None:
+    def _on_pair(self, message: ReceivedImage | CompressedImage, frame: FrameObjects) -> None:
         """Publish a pair's 3D outputs; whatever goes wrong is counted, never raised.
 
         It may run in a subscription callback, where an exception would stop the executor.
@@ -142,12 +150,12 @@ class DepthOutputs:
             self._node.get_logger().error(f'depth pairing failed: {exc!r}',
                                           throttle_duration_sec=2.0)
 
-    def _publish(self, message: ReceivedImage, frame: FrameObjects) -> None:
+    def _publish(self, message: ReceivedImage | CompressedImage, frame: FrameObjects) -> None:
         """Locate the frame's objects in its depth image and send what is listened to."""
         camera = self._camera
         if camera is None:
             raise ImageRejected('no_camera_info', self._camera_problem)
-        depth = decode_depth(message, self._param('max_image_pixels'))
+        depth = image_input.decode_depth_message(message, self._param('max_image_pixels'))
         check_pairing(depth.shape, frame.image_size)
         check_pairing((camera.height, camera.width), frame.image_size)
         values = {spec.name: self._param(spec.name) for spec in DEPTH_PARAMS}

@@ -2,7 +2,7 @@
 
 A raw Image arrives as CDR bytes and is read in place (serialized.py); bytes that cannot be read
 become an UnreadableImage that `check` rejects like any malformed image, so it is counted. A
-CompressedImage arrives as a message.
+CompressedImage arrives as a message. Depth images come either way too (raw or compressedDepth).
 """
 
 from __future__ import annotations
@@ -10,8 +10,10 @@ from __future__ import annotations
 from sensor_msgs.msg import CompressedImage
 
 from jetson_seg.ros.serialized import ReceivedImage, UnreadableImage, received_image
-from jetson_seg.vision.image_conversion import (DecodedImage, ImageRejected, check_compressed,
-                                                check_image, decode_compressed, decode_image)
+from jetson_seg.vision.compressed_depth import check_compressed_depth, decode_compressed_depth
+from jetson_seg.vision.image_conversion import (DecodedImage, DepthImage, ImageRejected,
+                                                check_compressed, check_depth, check_image,
+                                                decode_compressed, decode_depth, decode_image)
 
 
 def readable(data: bytes) -> ReceivedImage | UnreadableImage:
@@ -37,3 +39,20 @@ def decode(msg, max_pixels: int) -> DecodedImage:
     if isinstance(msg, CompressedImage):
         return decode_compressed(msg, max_pixels)
     return decode_image(msg, max_pixels)
+
+
+def check_depth_message(msg, max_pixels: int) -> None:
+    """Header-only validation of a depth image, raw or compressedDepth, in its callback."""
+    if isinstance(msg, UnreadableImage):
+        raise msg.error
+    if isinstance(msg, CompressedImage):
+        check_compressed_depth(msg, max_pixels)
+    else:
+        check_depth(msg, max_pixels)
+
+
+def decode_depth_message(msg, max_pixels: int) -> DepthImage:
+    """The depth values of a checked depth message, raw or compressedDepth."""
+    if isinstance(msg, CompressedImage):
+        return decode_compressed_depth(msg, max_pixels)
+    return decode_depth(msg, max_pixels)

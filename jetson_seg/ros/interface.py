@@ -57,6 +57,8 @@ CAMERA_INFO = Topic('camera_info', CameraInfo)
 #: A depth image registered to `image` (16UC1 mm or 32FC1 m, REP 117) and its intrinsics; the
 #: names follow `image` and `image/compressed` (RealSense and ZED topics are remapped onto them).
 DEPTH = Topic('depth', Image)
+#: The same as image_transport's compressedDepth plugin sends it (parameter depth.transport).
+COMPRESSED_DEPTH = Topic('depth/compressedDepth', CompressedImage)
 DEPTH_CAMERA_INFO = Topic('depth/camera_info', CameraInfo)
 LABEL_INFO = Topic('segmentation/label_info', LabelInfo)
 DIAGNOSTICS = Topic('/diagnostics', DiagnosticArray)

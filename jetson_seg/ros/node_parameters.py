@@ -98,6 +98,9 @@ DEPTH_PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec('depth.queue_size', 10, 'Depth images, and frames, of each camera that wait for '
               'their partner of the same stamp (the oldest are forgotten)', minimum=1,
               maximum=300),
+    ParamSpec('depth.transport', 'raw', "'raw' subscribes depth, 'compressedDepth' "
+              'depth/compressedDepth (image_transport\'s plugin: png or rvl)',
+              choices=('raw', 'compressedDepth')),
     ParamSpec('depth.input_reliability', 'best_effort', 'QoS reliability of the depth and '
               'depth/camera_info subscriptions', choices=QOS_RELIABILITY),
     ParamSpec('depth.input_depth', 2, 'QoS history depth of the depth subscription', minimum=1,

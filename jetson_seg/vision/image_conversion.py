@@ -66,7 +66,7 @@ class DecodedImage:
     order: str
 
 
-def _check_size(width: int, height: int, max_pixels: int) -> None:
+def check_size(width: int, height: int, max_pixels: int) -> None:
     if width <= 0 or height <= 0:
         raise ImageRejected('zero_size', f'image is {width}x{height} (width x height)')
     if width * height > max_pixels:
@@ -74,7 +74,7 @@ def _check_size(width: int, height: int, max_pixels: int) -> None:
                                          f'max_image_pixels {max_pixels}')
 
 
-def _byte_view(data) -> np.ndarray:
+def byte_view(data) -> np.ndarray:
     """Flat uint8 view of bytes, bytearray, array.array, memoryview or a contiguous ndarray."""
     try:
         return np.frombuffer(data, np.uint8)
@@ -104,7 +104,7 @@ def check_image(msg, max_pixels: int = 4096 * 4096) -> tuple[int, int, str]:
                             f'{msg.encoding!r} is not one of {", ".join(SUPPORTED_ENCODINGS)}')
     channels, depth, order = layout
     width, height, step = int(msg.width), int(msg.height), int(msg.step)
-    _check_size(width, height, max_pixels)
+    check_size(width, height, max_pixels)
     if order == 'converted':
         _check_convertible(msg.encoding, width, height)
     row_bytes = _check_rows(msg, width, height, step, channels * depth, msg.encoding)
@@ -117,7 +117,7 @@ def _check_rows(msg, width: int, height: int, step: int, pixel_bytes: int, what:
     if step < row_bytes:
         raise ImageRejected('bad_step', f'step {step} < width*bytes_per_pixel {row_bytes} '
                                         f'({width}*{pixel_bytes}) for {what}')
-    size = _byte_view(msg.data).size
+    size = byte_view(msg.data).size
     if size < step * height:
         raise ImageRejected('truncated', f'{size} bytes of {what} data, need step*height = '
                                          f'{step}*{height} = {step * height}')
@@ -132,7 +132,7 @@ def decode_image(msg, max_pixels: int = 4096 * 4096) -> DecodedImage:
     """
     depth, row_bytes, order = check_image(msg, max_pixels)
     width, height, step = int(msg.width), int(msg.height), int(msg.step)
-    buffer = _byte_view(msg.data)
+    buffer = byte_view(msg.data)
     # Rows of `step` bytes, padding sliced off: still a view (strides step, 1).
     rows = buffer[:step * height].reshape(height, step)[:, :row_bytes]
     if depth == 1:
@@ -194,7 +194,7 @@ def check_depth(msg, max_pixels: int = 4096 * 4096) -> int:
                             f'depth {msg.encoding!r} is neither 16UC1 (millimetres) nor 32FC1 '
                             f'(metres), REP 117')
     width, height, step = int(msg.width), int(msg.height), int(msg.step)
-    _check_size(width, height, max_pixels)
+    check_size(width, height, max_pixels)
     _check_rows(msg, width, height, step, layout[0], f'depth {msg.encoding}')
     return layout[0]
 
@@ -208,7 +208,7 @@ def decode_depth(msg, max_pixels: int = 4096 * 4096) -> DepthImage:
     depth = check_depth(msg, max_pixels)
     width, height, step = int(msg.width), int(msg.height), int(msg.step)
     _, kind, scale = _DEPTH_ENCODINGS[msg.encoding]
-    rows = _byte_view(msg.data)[:step * height].reshape(height, step)[:, :width * depth]
+    rows = byte_view(msg.data)[:step * height].reshape(height, step)[:, :width * depth]
     values = rows.view(np.dtype(kind).newbyteorder('>' if msg.is_bigendian else '<'))
     if msg.is_bigendian:
         values = values.astype(kind)
@@ -229,7 +229,7 @@ def _compressed_kind(fmt: str) -> str:
     raise ImageRejected('unsupported_format', f'compressed format {fmt!r} is neither jpeg nor png')
 
 
-def _png_size(data: memoryview) -> tuple[int, int]:
+def png_size(data: memoryview) -> tuple[int, int]:
     """(width, height) from the IHDR chunk, which the PNG standard puts first."""
     if len(data) < 24 or bytes(data[:8]) != _PNG_SIGNATURE or bytes(data[12:16]) != b'IHDR':
         raise ImageRejected('corrupt_compressed', f'{len(data)} bytes do not start with a PNG '
@@ -274,11 +274,11 @@ def check_compressed(msg, max_pixels: int = 4096 * 4096) -> tuple[str, np.ndarra
     its end-of-image marker was cut off. Returns (kind, data as a flat uint8 view).
     """
     kind = _compressed_kind(msg.format)
-    data = _byte_view(msg.data)
+    data = byte_view(msg.data)
     if data.size == 0:
         raise ImageRejected('truncated', f'{kind} compressed image has no data')
     header = memoryview(data)
-    _check_size(*(_png_size(header) if kind == 'png' else _jpeg_size(header)), max_pixels)
+    check_size(*(png_size(header) if kind == 'png' else _jpeg_size(header)), max_pixels)
     if kind == 'jpeg' and b'\xff\xd9' not in bytes(header[-_JPEG_TAIL:]):
         # libjpeg "decodes" a cut-off JPEG by filling the rest grey: segmenting that is wrong
         raise ImageRejected('truncated', f'jpeg data ({data.size} bytes) has no end-of-image '
@@ -296,7 +296,7 @@ def decode_compressed(msg, max_pixels: int = 4096 * 4096) -> DecodedImage:
     if pixels is None or pixels.size == 0:
         raise ImageRejected('corrupt_compressed', f'{kind} data ({data.size} bytes) does not '
                                                   f'decode')
-    _check_size(pixels.shape[1], pixels.shape[0], max_pixels)
+    check_size(pixels.shape[1], pixels.shape[0], max_pixels)
     if pixels.dtype != np.uint8:  # 16-bit png: keep the high byte, like mono16
         pixels = (pixels >> 8).astype(np.uint8)
     if pixels.ndim == 2:
