@@ -158,12 +158,6 @@ def test_a_render_worker_failure_stops_training_instead_of_hanging():
             next(iter(feed))
 
 
-def _niceness(_: int) -> int:
-    import os
-
-    return os.nice(0)
-
-
 def test_render_workers_die_on_sigterm_in_a_process_where_rclpy_runs():
     """A render worker forked where rclpy runs still dies on SIGTERM.
 
@@ -185,7 +179,7 @@ def test_render_workers_die_on_sigterm_in_a_process_where_rclpy_runs():
               'worker = pool._pool[0]\n'
               'os.kill(pool.apply(os.getpid), signal.SIGTERM)\n'
               'worker.join(10)\n'
-              'print(worker.exitcode, flush=True)\n'
+              "print('exitcode', worker.exitcode, flush=True)\n"
               'os._exit(0)\n')  # a surviving worker would hang a normal exit
     with tempfile.TemporaryFile('w+') as output:
         process = subprocess.Popen([sys.executable, '-c', script], stdout=output,
@@ -197,14 +191,14 @@ def test_render_workers_die_on_sigterm_in_a_process_where_rclpy_runs():
                 os.killpg(process.pid, signal.SIGKILL)
         output.seek(0)
         printed = output.read()
-    assert printed.split()[-1] == str(-signal.SIGTERM), printed
+    assert f'exitcode {-signal.SIGTERM}' in printed.splitlines(), printed
 
 
 def test_render_workers_yield_to_the_trainer():
     import os
 
     with train.render_pool(2) as pool:
-        assert min(pool.map(_niceness, range(4))) >= min(os.nice(0) + 10, 19)
+        assert min(pool.map(os.nice, [0] * 4)) >= min(os.nice(0) + 10, 19)
 
 
 def test_a_stride_two_stem_reads_finer_pixels_into_the_trained_network(shipped_spec):

@@ -30,7 +30,7 @@ import signal
 import threading
 import time
 from dataclasses import asdict
-from multiprocessing import Pool
+from multiprocessing.pool import Pool
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
@@ -94,11 +94,9 @@ def _renderer_init() -> None:
     """A render worker yields to the trainer.
 
     Why: the workers render the whole scene pool as fast as they can, and fifteen of them
-    starved the process feeding the GPU (its first epochs ran 4-8x slower). (Not
-    cv2.setNumThreads: in a child forked after the parent used OpenCV's pool it deadlocks.)
-    SIGTERM and SIGINT go back to their defaults: a worker forked from a process where
-    rclpy.init() ran inherits rclpy's SIGTERM handler, which does not end it, so
-    Pool.terminate() waited for it forever (the test suite hung so; test_training shows it).
+    starved the process feeding the GPU (its first epochs ran 4-8x slower). SIGTERM and
+    SIGINT keep their defaults, so Pool.terminate() ends a worker whatever the parent
+    installed (rclpy.init() sets a SIGTERM handler that does not end a process).
     """
     os.nice(10)
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -106,8 +104,13 @@ def _renderer_init() -> None:
 
 
 def render_pool(workers: int) -> Pool:
-    """Worker processes for scenes; fork them before any backend starts its threads."""
-    return Pool(workers, initializer=_renderer_init)
+    """Worker processes for scenes, started from a fork server (a fresh interpreter).
+
+    Why not a plain fork: a child forked from a process with threads (rclpy's DDS, a
+    backend's pools) may inherit a lock another thread held and hang before its first task;
+    the test suite hung so on a forked worker, and a fork server has no such threads.
+    """
+    return multiprocessing.get_context('forkserver').Pool(workers, initializer=_renderer_init)
 
 
 def _render_chunk(job: tuple[int, int, int, int, SceneSpec, int, int]
@@ -129,8 +132,7 @@ class SceneFeed:
     so the pool grows linearly until `grow` of the steps and the batches depend only on the
     seed. Batches are drawn with replacement and turned upside down at random (the classes
     are symmetric; a left-right flip copies pixel by pixel and slows the feed several times);
-    a thread prepares them ahead of the accelerator. `pool` must be forked before the backend
-    starts.
+    a thread prepares them ahead of the accelerator. `pool` is a render_pool.
     """
 
     def __init__(self, seed: int, scenes: int, steps: int, batch: int, spec: SceneSpec,
@@ -384,7 +386,7 @@ def _load_initial(model, path: str) -> list[str]:
 def train(args: argparse.Namespace, pool: Pool, eval_scenes: int) -> Path:
     """Train in the current backend; writes the weights and training.json to args.output.
 
-    `pool` (forked before the backend started) renders the scenes; with `eval_scenes` the
+    `pool` (a render_pool) renders the scenes; with `eval_scenes` the
     trained weights are also scored here, in the training backend (a quick look before
     packaging).
     """
