@@ -7,6 +7,8 @@ CompressedImage arrives as a message. Depth images come either way too (raw or c
 
 from __future__ import annotations
 
+from typing import Callable
+
 from sensor_msgs.msg import CompressedImage
 
 from jetson_seg.ros.serialized import ReceivedImage, UnreadableImage, received_image
@@ -24,35 +26,28 @@ def readable(data: bytes) -> ReceivedImage | UnreadableImage:
         return UnreadableImage(exc)
 
 
-def check(msg, max_pixels: int) -> None:
-    """Header-only validation in the callback: a malformed message never displaces a frame."""
+def _by_transport(msg, raw: Callable, compressed: Callable, max_pixels: int):
+    """`raw` or `compressed` applied to the message as it came; unreadable bytes raise."""
     if isinstance(msg, UnreadableImage):
         raise msg.error
-    if isinstance(msg, CompressedImage):
-        check_compressed(msg, max_pixels)
-    else:
-        check_image(msg, max_pixels)
+    return (compressed if isinstance(msg, CompressedImage) else raw)(msg, max_pixels)
+
+
+def check(msg, max_pixels: int) -> None:
+    """Header-only validation in the callback: a malformed message never displaces a frame."""
+    _by_transport(msg, check_image, check_compressed, max_pixels)
 
 
 def decode(msg, max_pixels: int) -> DecodedImage:
     """The pixels of a checked message."""
-    if isinstance(msg, CompressedImage):
-        return decode_compressed(msg, max_pixels)
-    return decode_image(msg, max_pixels)
+    return _by_transport(msg, decode_image, decode_compressed, max_pixels)
 
 
 def check_depth_message(msg, max_pixels: int) -> None:
     """Header-only validation of a depth image, raw or compressedDepth, in its callback."""
-    if isinstance(msg, UnreadableImage):
-        raise msg.error
-    if isinstance(msg, CompressedImage):
-        check_compressed_depth(msg, max_pixels)
-    else:
-        check_depth(msg, max_pixels)
+    _by_transport(msg, check_depth, check_compressed_depth, max_pixels)
 
 
 def decode_depth_message(msg, max_pixels: int) -> DepthImage:
     """The depth values of a checked depth message, raw or compressedDepth."""
-    if isinstance(msg, CompressedImage):
-        return decode_compressed_depth(msg, max_pixels)
-    return decode_depth(msg, max_pixels)
+    return _by_transport(msg, decode_depth, decode_compressed_depth, max_pixels)

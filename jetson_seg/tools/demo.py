@@ -8,7 +8,9 @@ percentiles, dropped frames and mIoU against the scenes' ground truth, and write
 pictures, a latency/fps plot and summary.json to the output folder. Then tracking: generated
 sequences of moving objects (120 Hz stamps) go to the same node in lockstep, every frame and one
 in three, scored by evaluate_tracking (IDF1, MOTA, HOTA, switches); pictures of the overlay
-with the node's track ids and headings are written beside the others.
+with the node's track ids and headings are written beside the others. Last, objects in 3D:
+generated RGB-D frames (colour, depth, depth/camera_info) go to the same node, its 3D boxes are
+scored against the generator's truth and its point cloud of the last frame is drawn.
 """
 
 from __future__ import annotations
@@ -69,6 +71,45 @@ def _track(client, out: Path, seeds: list[int], frames: int) -> tuple[dict, list
     return evaluate_node(client, plays, [1, 3], on_answer=picture), written
 
 
+def _objects_in_3d(node_proc, out: Path, frames: int, seed: int) -> tuple[dict, str]:
+    """Generated RGB-D frames to the node in lockstep: its 3D boxes scored, its cloud drawn."""
+    import time
+
+    from jetson_seg.tools.depth_benchmark import draw_cloud
+    from jetson_seg.tools.node_client import NodeClient
+    from jetson_seg.tools.rgbd_client import RgbdClient, located_errors
+    from jetson_seg.training.depth_scenes import depth_scene_stream
+    from jetson_seg.vision.depth import POINT_DTYPE
+
+    client = NodeClient.on_own_node('demo_rgbd', outputs=('mask', 'detections'))
+    client.connect(node_proc=node_proc)
+    rgbd = RgbdClient(client, frame_id='demo_camera')
+    if not rgbd.ready():
+        raise RuntimeError('the node did not subscribe depth or publish the 3D outputs')
+    stream, errors, shown = depth_scene_stream(seed), [], None
+    for _ in range(frames):
+        scene = next(stream)
+        answer = rgbd.exchange(scene, time.time_ns())
+        errors += [(e.depth, e.lateral, e.size) for e in located_errors(scene, answer)]
+        if shown is None or len(answer.detections_3d or ()) > len(shown[1].detections_3d or ()):
+            shown = scene, answer  # the frame with the most objects in 3D is drawn
+    client.close()
+    scene, answer = shown
+    found = np.array(errors).reshape(-1, 3)
+    boxes = [((d.bbox.center.position.x, d.bbox.center.position.y, d.bbox.center.position.z),
+              (d.bbox.size.x, d.bbox.size.y, d.bbox.size.z)) for d in answer.detections_3d]
+    points = np.frombuffer(bytes(answer.points.data), POINT_DTYPE)
+    draw_cloud(str(out / 'point_cloud.png'), scene.image, points, boxes,
+               f'{len(answer.detections)} detections, {len(boxes)} in 3D (the node)',
+               'segmentation/points (the node)')
+    figures = {'frames': frames, 'objects': len(found),
+               'depth_within_2pct': round(float((found[:, 0] <= 0.02).mean()), 3),
+               'sideways_within_1cm_per_m': round(float((found[:, 1] <= 0.01).mean()), 3),
+               'sizes_within_5pct': round(float((found[:, 2] <= 0.05).mean()), 3),
+               'worst_depth_sideways_size': [round(float(v), 4) for v in found.max(0)]}
+    return figures, 'point_cloud.png'
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--rate', type=float, default=120.0, help='camera rate (Hz)')
@@ -82,6 +123,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument('--track-sequences', type=int, default=2,
                         help='tracking sequences sent after the stream (0: none)')
     parser.add_argument('--track-frames', type=int, default=240, help='frames a sequence')
+    parser.add_argument('--depth-frames', type=int, default=12,
+                        help='RGB-D frames sent last for objects in 3D (0: none)')
     args = parser.parse_args(argv)
     keep_large_allocations()  # this process sends and receives frames too
 
@@ -138,6 +181,12 @@ def main(argv: list[str] | None = None) -> None:
             summary['tracking'], pictures = _track(tracker, out, seeds, args.track_frames)
             summary['pictures'] += pictures
             tracker.close()
+        if args.depth_frames > 0:
+            print(f'objects in 3D: {args.depth_frames} generated RGB-D frames (colour, 16UC1 '
+                  'depth, depth/camera_info) in lockstep ...', flush=True)
+            summary['objects_3d'], picture = _objects_in_3d(node_proc, out, args.depth_frames,
+                                                            args.seed)
+            summary['pictures'].append(picture)
         write_json(summary, out / 'summary.json')
         print()
         print(table(summary, f'jetson_seg demo: camera {args.rate:g} Hz for '
@@ -150,6 +199,13 @@ def main(argv: list[str] | None = None) -> None:
             print(f'\ntracking over DDS, {args.track_sequences} sequences of moving objects '
                   '(120 Hz stamps, lockstep; ms/frame = round trip):')
             print(tracking_table({'node': summary['tracking']}))
+        if 'objects_3d' in summary:
+            d3 = summary['objects_3d']
+            print(f'\nobjects in 3D over DDS ({d3["objects"]} objects of {d3["frames"]} frames '
+                  f'against the generator\'s truth): centre depth within 2% '
+                  f'{d3["depth_within_2pct"]:.0%}, sideways within 1 cm/m '
+                  f'{d3["sideways_within_1cm_per_m"]:.0%}, sizes within 5% '
+                  f'{d3["sizes_within_5pct"]:.0%}; point_cloud.png')
         print(f'\npictures, plot and summary.json in {out}/')
         rclpy.try_shutdown()
     finally:

@@ -217,6 +217,24 @@ def _box_edges(center, size) -> list[np.ndarray]:
 
 def picture(path: str, seed: int, stride: int = 2) -> str:
     """Draw one frame, its labelled cloud and its 3D boxes into the PNG at `path`."""
+    scene = next(depth_scene_stream(seed, DepthSceneSpec(min_objects=4, max_objects=5)))
+    mask, found = _segment(scene)
+    depth = decode_depth(_message(scene.depth))
+    points = labelled_points(mask, depth, scene.depth_camera, stride)
+    located = locate_objects(mask, found, (640, 480), depth, scene.depth_camera)
+    draw_cloud(path, scene.image, points, [(o.center, o.size) for o in located],
+               f'{len(found)} regions found, {len(located)} located in 3D',
+               f'segmentation/points, stride {stride}')
+    return f'{path}: {len(points)} points, {len(located)} of {len(found)} regions located'
+
+
+def draw_cloud(path: str, image: np.ndarray, points: np.ndarray, boxes: list,
+               found: str, cloud: str) -> None:
+    """A colour frame beside its labelled cloud (POINT_DTYPE) and 3D (centre, size) boxes.
+
+    Zoomed on the boxes: stray points (mask edges on the wall behind) are counted, not drawn.
+    `found` and `cloud` caption the two panels.
+    """
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -227,26 +245,15 @@ def picture(path: str, seed: int, stride: int = 2) -> str:
     from jetson_seg.tools.report import save_figure
     from jetson_seg.training.scenes import CLASS_COLORS, CLASS_NAMES
 
-    scene = next(depth_scene_stream(seed, DepthSceneSpec(min_objects=4, max_objects=5)))
-    mask, found = _segment(scene)
-    depth = decode_depth(_message(scene.depth))
-    points = labelled_points(mask, depth, scene.depth_camera, stride)
-    located = locate_objects(mask, found, (640, 480), depth, scene.depth_camera)
-    # zoomed on the objects' boxes: stray points (mask edges on the wall behind) are left out
-    lo = np.min([np.subtract(o.center, np.divide(o.size, 2)) for o in located], 0) - 0.15
-    hi = np.max([np.add(o.center, np.divide(o.size, 2)) for o in located], 0) + 0.15
+    lo = np.min([np.subtract(c, np.divide(s, 2)) for c, s in boxes], 0) - 0.15
+    hi = np.max([np.add(c, np.divide(s, 2)) for c, s in boxes], 0) + 0.15
     hi[2] += 0.3
-
-    def near(cloud: np.ndarray) -> np.ndarray:
-        xyz = np.stack([cloud['x'], cloud['y'], cloud['z']], 1)
-        return cloud[((xyz >= lo) & (xyz <= hi)).all(1)]
-
-    shown = near(points)
+    xyz = np.stack([points['x'], points['y'], points['z']], 1)
+    shown = points[((xyz >= lo) & (xyz <= hi)).all(1)]
     fig = plt.figure(figsize=(10.5, 4.2))
     left = fig.add_subplot(1, 2, 1)
-    left.imshow(scene.image)
-    left.set_title(f'colour frame: {len(found)} regions found, {len(located)} located in 3D',
-                   fontsize=10)
+    left.imshow(image)
+    left.set_title(f'colour frame: {found}', fontsize=10)
     left.axis('off')
     ax = fig.add_subplot(1, 2, 2, projection='3d')
     # optical frame (x right, y down, z forward) drawn with z as depth and -y up
@@ -255,8 +262,8 @@ def picture(path: str, seed: int, stride: int = 2) -> str:
         chosen = shown[shown['label'] == cls]
         ax.scatter(*_drawn(chosen), s=0.6, color=colours[cls], depthshade=False,
                    label=f'{CLASS_NAMES[cls]}')
-    for obj in located:
-        for edge in _box_edges(obj.center, obj.size):
+    for center, size in boxes:
+        for edge in _box_edges(center, size):
             ax.plot(edge[:, 0], edge[:, 2], -edge[:, 1], color='k', linewidth=0.8)
     ax.set_xlim(lo[0], hi[0])
     ax.set_ylim(lo[2], hi[2])
@@ -267,14 +274,12 @@ def picture(path: str, seed: int, stride: int = 2) -> str:
     ax.set_zlabel('-y (m)')
     ax.view_init(elev=18, azim=-70)
     ax.legend(loc='upper left', fontsize=7, markerscale=8)
-    ax.set_title(f'segmentation/points, stride {stride} ({len(points)}; '
-                 f'{len(points) - len(shown)} far off not drawn), detections_3d boxes',
-                 fontsize=9)
+    ax.set_title(f'{cloud} ({len(points)}; {len(points) - len(shown)} far off not drawn), '
+                 f'detections_3d boxes', fontsize=9)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     save_figure(fig, Path(path))
     with Image.open(path) as drawn:
         drawn.convert('RGB').quantize(256).save(path, optimize=True)
-    return f'{path}: {len(points)} points, {len(located)} of {len(found)} regions located'
 
 
 def _cpu() -> str:
