@@ -49,8 +49,15 @@ class SceneSpec:
     shifts: tuple[str, ...] = ()  # applied to every scene
     shift_rate: float = 0.0  # probability of each other shift, drawn per scene
     shift_rates: tuple[tuple[str, float], ...] = ()  # (shift, probability): overrides shift_rate
+    #: probability that an object is drawn small instead (log-uniform in `small_sizes`, px at
+    #: 640x480): more of the objects a 256x192 network sees as a few pixels (training only)
+    small_share: float = 0.0
+    small_sizes: tuple[float, float] = (14.0, 32.0)
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.small_share <= 1.0 or not 0 < self.small_sizes[0] <= self.small_sizes[1]:
+            raise ValueError(f'small_share must be in [0, 1] and small_sizes (low, high) with '
+                             f'0 < low <= high: {self.small_share}, {self.small_sizes}')
         unknown = (set(self.shifts) | {name for name, _ in self.shift_rates}) - set(SHIFTS)
         if unknown:
             raise ValueError(f'unknown shifts {sorted(unknown)}; known: {SHIFTS}')
@@ -344,7 +351,10 @@ def generate_scene(rng: np.random.Generator, spec: SceneSpec = SceneSpec()) -> S
     mask = np.zeros((spec.height, spec.width), np.uint8)
     for _ in range(rng.integers(spec.min_objects, spec.max_objects + 1)):
         cls = int(rng.integers(1, len(CLASS_NAMES)))
-        size = float(np.exp(rng.uniform(np.log(spec.min_size), np.log(spec.max_size))))
+        low, high = spec.min_size, spec.max_size
+        if spec.small_share > 0 and rng.random() < spec.small_share:  # no draw without it
+            low, high = spec.small_sizes
+        size = float(np.exp(rng.uniform(np.log(low), np.log(high))))
         size *= spec.scale
         if 'occlusion' in shifts:  # also objects mostly outside the frame
             center = rng.uniform([-size / 2] * 2, [spec.width + size / 2,

@@ -397,7 +397,8 @@ def train(args: argparse.Namespace, pool: Pool, eval_scenes: int) -> Path:
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     started = time.time()
-    scene_spec = SceneSpec(shift_rate=args.shift_rate, shift_rates=shift_rates(args.shift_rates))
+    scene_spec = SceneSpec(shift_rate=args.shift_rate, shift_rates=shift_rates(args.shift_rates),
+                           small_share=args.small_share)
     feed = SceneFeed(args.seed, args.scenes, args.steps, args.batch, scene_spec,
                      (spec.height, spec.width), pool, args.small_area, spec.stem_stride)
 
@@ -590,6 +591,9 @@ def main(argv: list[str] | None = None) -> None:
                         help='objects under this many pixels (at their frame size) are small')
     parser.add_argument('--small-object-weight', type=float, default=0.0,
                         help="extra weight of small objects' pixels in the cross-entropy")
+    parser.add_argument('--small-share', type=float, default=0.0,
+                        help='probability that a training object is drawn small (14-32 px '
+                             'across at 640x480) instead of from the whole size range')
     parser.add_argument('--stem-stride', type=int, choices=(1, 2), default=1,
                         help='2: the first convolution halves the input (output at half size)')
     parser.add_argument('--lr', type=float, default=3e-3, help='peak learning rate')
