@@ -132,6 +132,25 @@ def test_the_last_label_channel_holds_the_small_objects():
     assert checked >= 5  # scenes with both small and larger objects were among them
 
 
+def test_a_small_share_draws_more_small_objects_and_none_keeps_the_stream():
+    from jetson_seg.training.scenes import SceneSpec, generate_scene
+
+    def scenes(spec, count=30):
+        rng = np.random.default_rng(5)
+        return [generate_scene(rng, spec) for _ in range(count)]
+
+    plain, zero = scenes(SceneSpec()), scenes(SceneSpec(small_share=0.0))
+    assert all(np.array_equal(a.image, b.image) for a, b in zip(plain, zero))
+    small = scenes(SceneSpec(max_objects=1, small_share=1.0, max_blur=0))
+    # 14-32 px across: no object larger than a 32 px square (a disc 804 px, a triangle less)
+    assert max(box[5] for s in small for box in s.boxes) <= 32 * 32 + 64
+    assert np.median([box[5] for s in plain for box in s.boxes]) > 32 * 32 / 2
+    with pytest.raises(ValueError, match='small_share'):
+        SceneSpec(small_share=1.5)
+    with pytest.raises(ValueError, match='small_share'):
+        SceneSpec(small_sizes=(20.0, 10.0))
+
+
 def test_small_objects_pixels_weigh_more_in_the_loss():
     classes = 4
     rng = np.random.default_rng(0)

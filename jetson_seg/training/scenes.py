@@ -55,7 +55,8 @@ class SceneSpec:
     small_sizes: tuple[float, float] = (14.0, 32.0)
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.small_share <= 1.0 or not 0 < self.small_sizes[0] <= self.small_sizes[1]:
+        low, high = self.small_sizes
+        if not 0.0 <= self.small_share <= 1.0 or not 0 < low <= high:
             raise ValueError(f'small_share must be in [0, 1] and small_sizes (low, high) with '
                              f'0 < low <= high: {self.small_share}, {self.small_sizes}')
         unknown = (set(self.shifts) | {name for name, _ in self.shift_rates}) - set(SHIFTS)
