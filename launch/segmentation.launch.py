@@ -3,6 +3,9 @@
 Usage:
     ros2 launch jetson_seg segmentation.launch.py image:=/camera/image_raw namespace:=front
     ros2 launch jetson_seg segmentation.launch.py use_sim_time:=true   # with a bag's /clock
+    ros2 launch jetson_seg segmentation.launch.py image:=/camera/camera/color/image_raw \
+        depth:=/camera/camera/aligned_depth_to_color/image_raw \
+        depth_camera_info:=/camera/camera/aligned_depth_to_color/camera_info   # RGB-D: 3D out
 
 FASTDDS_DEFAULT_PROFILES_FILE (or Fast DDS 2's FASTRTPS_DEFAULT_PROFILES_FILE), when already set,
 is kept: the package's large-image profile is only the default (see README "Fast DDS profile").
@@ -37,7 +40,10 @@ def _node(context):
                                                     value_type=bool)}],
         remappings=[('image', LaunchConfiguration('image')),
                     ('image/compressed', [LaunchConfiguration('image'), '/compressed']),
-                    ('camera_info', LaunchConfiguration('camera_info'))],
+                    ('camera_info', LaunchConfiguration('camera_info')),
+                    ('depth', LaunchConfiguration('depth')),
+                    ('depth/compressedDepth', [LaunchConfiguration('depth'), '/compressedDepth']),
+                    ('depth/camera_info', LaunchConfiguration('depth_camera_info'))],
     )]
 
 
@@ -57,6 +63,11 @@ def generate_launch_description():
                               description='Camera image topic to segment'),
         DeclareLaunchArgument('camera_info', default_value='camera_info',
                               description='CameraInfo topic of that camera (optional input)'),
+        DeclareLaunchArgument('depth', default_value='depth',
+                              description='Depth image registered to image (optional input; '
+                                          'README "Objects in 3D")'),
+        DeclareLaunchArgument('depth_camera_info', default_value='depth/camera_info',
+                              description='CameraInfo topic of the depth image'),
         DeclareLaunchArgument('namespace', default_value='',
                               description='Namespace of the node and its outputs'),
         DeclareLaunchArgument('params_file',

@@ -106,3 +106,18 @@ def test_launch_takes_use_sim_time_and_keeps_the_users_fastdds_profile(path):
         value = call.args[1]
         assert not isinstance(value, ast.Call) or value.func.id != 'join', \
             'the profile path must not replace a variable the user set'
+
+
+def test_segmentation_launch_remaps_every_camera_input_with_its_transports():
+    """image, camera_info, depth and depth/camera_info, with image/compressed and
+    depth/compressedDepth following their base topic as image_transport names them."""
+    tree = ast.parse((REPO / 'launch' / 'segmentation.launch.py').read_text())
+    (node,) = _calls(tree, 'Node')
+    remaps = next(kw.value for kw in node.keywords if kw.arg == 'remappings')
+    remapped = {pair.elts[0].value: pair.elts[1] for pair in remaps.elts}
+    assert set(remapped) == {'image', 'image/compressed', 'camera_info', 'depth',
+                             'depth/compressedDepth', 'depth/camera_info'}
+    for transport, base, suffix in (('image/compressed', 'image', '/compressed'),
+                                    ('depth/compressedDepth', 'depth', '/compressedDepth')):
+        target = remapped[transport]
+        assert target.elts[0].args[0].value == base and target.elts[1].value == suffix
