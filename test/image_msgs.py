@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 from sensor_msgs.msg import CompressedImage, Image
 
+from jetson_seg.training.depth_scenes import millimetres
 from jetson_seg.vision.image_conversion import decode_image
 
 
@@ -118,7 +119,7 @@ def compressed_depth(metres: np.ndarray, encoding: str, codec: str = 'png',
     """A CompressedImage as the compressedDepth publisher makes it (NaN: no reading)."""
     quant_a = quant_b = 0.0
     if encoding == '16UC1':
-        values = np.where(np.isnan(metres), 0, np.round(metres * 1000)).astype(np.uint16)
+        values = millimetres(metres)
     else:
         quant_a = np.float32(quantization * (quantization + 1.0))
         quant_b = np.float32(1.0 - quant_a / np.float32(depth_max))

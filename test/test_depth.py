@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from jetson_seg.training.depth_scenes import (DepthSceneSpec, box_errors, depth_scene_stream,
-                                              match_regions)
+                                              match_regions, millimetres)
 from jetson_seg.vision.camera_model import CameraModel
 from jetson_seg.vision.depth import (POINT_DTYPE, POINT_FIELDS, DepthParams,
                                      check_pairing, labelled_points, locate_objects)
@@ -40,7 +40,7 @@ def depth_msg(metres: np.ndarray, encoding: str, pad: int = 0, bigendian: bool =
     no reading drawn at random: NaN, 0, +inf and -inf.
     """
     if encoding == '16UC1':
-        values = np.where(np.isnan(metres), 0, np.round(metres * 1000)).astype(np.uint16)
+        values = millimetres(metres)
     else:
         markers = np.array([np.nan, 0.0, np.inf, -np.inf], np.float32)
         values = np.where(np.isnan(metres), rng.choice(markers, metres.shape),

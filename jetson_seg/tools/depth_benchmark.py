@@ -32,7 +32,7 @@ import cv2
 import numpy as np
 
 from jetson_seg.training.depth_scenes import (DepthSceneSpec, box_errors, depth_scene_stream,
-                                              match_regions)
+                                              match_regions, millimetres)
 from jetson_seg.vision.camera_model import CameraModel
 from jetson_seg.vision.depth import (DepthParams, labelled_points, locate_objects,
                                      region_pixels)
@@ -44,7 +44,7 @@ WARMUP = 20
 
 def _message(metres: np.ndarray) -> SimpleNamespace:
     """A 16UC1 depth message (duck typed), millimetres with 0 for no reading."""
-    mm = np.where(np.isnan(metres), 0, np.round(metres * 1000)).astype(np.uint16)
+    mm = millimetres(metres)
     return SimpleNamespace(encoding='16UC1', width=mm.shape[1], height=mm.shape[0],
                            step=mm.shape[1] * 2, is_bigendian=0, data=mm.tobytes())
 

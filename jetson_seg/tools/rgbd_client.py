@@ -18,7 +18,8 @@ from jetson_seg.ros.interface import (CLIENT_OUTPUT_QOS, COMPRESSED_DEPTH, DEPTH
                                       set_stamp, stamp_key)
 from jetson_seg.ros.messages import class_index, image_msg
 from jetson_seg.tools.node_client import NodeClient
-from jetson_seg.training.depth_scenes import DepthScene, Errors3D, box_errors, match_regions
+from jetson_seg.training.depth_scenes import (DepthScene, Errors3D, box_errors, match_regions,
+                                              millimetres)
 from jetson_seg.training.scenes import CLASS_NAMES
 from jetson_seg.vision.camera_model import CameraModel
 from jetson_seg.vision.image_conversion import decode_image
@@ -27,7 +28,7 @@ from jetson_seg.vision.image_conversion import decode_image
 def depth_image_msg(metres: np.ndarray, encoding: str) -> Image:
     """A depth image as REP 117 has it: 16UC1 millimetres with 0, or 32FC1 metres with NaN."""
     if encoding == '16UC1':
-        values = np.where(np.isnan(metres), 0, np.round(metres * 1000)).astype('<u2')
+        values = millimetres(metres).astype('<u2')
     else:
         values = metres.astype('<f4')
     msg = Image(height=values.shape[0], width=values.shape[1], encoding=encoding,

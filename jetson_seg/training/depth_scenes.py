@@ -207,6 +207,11 @@ def generate_depth_scene(rng: np.random.Generator,
                       depth_camera, objects)
 
 
+def millimetres(metres: np.ndarray) -> np.ndarray:
+    """A depth frame as 16UC1 holds it: uint16 millimetres, 0 where NaN (no reading, REP 117)."""
+    return np.where(np.isnan(metres), 0, np.round(metres * 1000)).astype(np.uint16)
+
+
 def depth_scene_stream(seed: int, spec: DepthSceneSpec = DepthSceneSpec()):
     """Endless, reproducible stream of RGB-D frames for a given seed."""
     rng = np.random.default_rng(seed)
