@@ -10,7 +10,8 @@ sequences of moving objects (120 Hz stamps) go to the same node in lockstep, eve
 in three, scored by evaluate_tracking (IDF1, MOTA, HOTA, switches); pictures of the overlay
 with the node's track ids and headings are written beside the others. Last, objects in 3D:
 generated RGB-D frames (colour, depth, depth/camera_info) go to the same node, its 3D boxes are
-scored against the generator's truth and its point cloud of the last frame is drawn.
+scored against the generator's truth and its point cloud of the frame with the most objects
+in 3D is drawn.
 """
 
 from __future__ import annotations
