@@ -333,10 +333,8 @@ def _locate(values: np.ndarray, depth: DepthImage, crop: np.ndarray, grids: _Gri
 def camera_for(depth: DepthImage, camera: CameraModel) -> CameraModel:
     """`camera` at the depth image's size (a camera_info for another resolution is scaled)."""
     height, width = depth.shape
-    if (camera.width, camera.height) == (width, height):
-        return camera
     check_pairing((camera.height, camera.width), (width, height))
-    return camera.scaled(width, height)
+    return camera.scaled(width, height)  # the same camera at its own size
 
 
 def _margin(mask: np.ndarray, left: int, top: int, crop: np.ndarray, steps: int, coarse: int
