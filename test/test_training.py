@@ -181,9 +181,10 @@ def test_render_workers_die_on_sigterm_in_a_process_where_rclpy_runs():
     """A render worker forked where rclpy runs still dies on SIGTERM.
 
     rclpy.init() installs a SIGTERM handler that a forked worker inherits and that does not end
-    it: Pool.terminate() then waited for the worker forever (the suite hung so). The pool
-    forks a replacement for the killed worker that outlives the script: output goes to a file
-    (a pipe would wait for the replacement to close it) and the whole session is killed after.
+    it: Pool.terminate() then waited for the worker forever (the suite hung so); here it must
+    return. The worker's exit code is not read: a fork server's worker reports 255 at times
+    where it reports -15 at others. Output goes to a file and the session is killed after, so
+    nothing left over keeps the test waiting.
     """
     import contextlib
     import os
@@ -195,10 +196,10 @@ def test_render_workers_die_on_sigterm_in_a_process_where_rclpy_runs():
               'rclpy.init()\n'
               'from jetson_seg.training import train\n'
               'pool = train.render_pool(1)\n'
-              'worker = pool._pool[0]\n'
-              'os.kill(pool.apply(os.getpid), signal.SIGTERM)\n'
-              'worker.join(10)\n'
-              "print('exitcode', worker.exitcode, flush=True)\n"
+              'pool.apply(os.getpid)\n'
+              'pool.terminate()\n'  # SIGTERM to the worker, then waits until it is gone
+              'pool.join()\n'
+              "print('terminated', flush=True)\n"
               'os._exit(0)\n')  # a surviving worker would hang a normal exit
     with tempfile.TemporaryFile('w+') as output:
         process = subprocess.Popen([sys.executable, '-c', script], stdout=output,
@@ -210,7 +211,7 @@ def test_render_workers_die_on_sigterm_in_a_process_where_rclpy_runs():
                 os.killpg(process.pid, signal.SIGKILL)
         output.seek(0)
         printed = output.read()
-    assert f'exitcode {-signal.SIGTERM}' in printed.splitlines(), printed
+    assert 'terminated' in printed.splitlines(), printed
 
 
 def test_render_workers_yield_to_the_trainer():
