@@ -21,8 +21,9 @@ import pytest
 from jetson_seg.training.depth_scenes import (DepthSceneSpec, box_errors, depth_scene_stream,
                                               match_regions, millimetres)
 from jetson_seg.vision.camera_model import CameraModel
-from jetson_seg.vision.depth import (POINT_DTYPE, POINT_FIELDS, DepthParams,
-                                     check_pairing, labelled_points, locate_objects)
+from jetson_seg.vision.depth import (NO_ID, POINT_DTYPE, POINT_FIELDS, DepthParams,
+                                     check_pairing, labelled_points, locate_objects,
+                                     object_points)
 from jetson_seg.vision.image_conversion import (DepthImage, ImageRejected, check_depth,
                                                 decode_depth)
 from jetson_seg.vision.postprocess import find_regions, Region
@@ -278,10 +279,11 @@ def test_labelled_points_are_the_objects_pixels_with_depth(stride):
                                rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(points['y'], (v * stride - camera.cy) / camera.fy * z[chosen],
                                rtol=1e-5, atol=1e-6)
+    assert (points['id'] == NO_ID).all()  # no objects given: the unfiltered cloud as before
 
 
 def test_point_layout_and_half_resolution_depth_sample_the_mask_at_pixel_centres():
-    assert POINT_DTYPE.itemsize == 16
+    assert POINT_DTYPE.itemsize == 20
     assert [(n, o) for n, o, _, _ in POINT_FIELDS] == \
         [(name, POINT_DTYPE.fields[name][1]) for name in POINT_DTYPE.names]
     mask = np.zeros((480, 640), np.uint8)
@@ -297,6 +299,110 @@ def test_point_layout_and_half_resolution_depth_sample_the_mask_at_pixel_centres
     mm = np.where(np.isnan(depth), 0, 2000).astype(np.uint16)
     same = labelled_points(mask, DepthImage(mm, 0.001), camera)
     np.testing.assert_array_equal(same['z'], points['z'])
+
+
+def _box_on_a_wall(short: int = 0):
+    """A box 1 m away (rows 50..99, columns 60..139) before a wall 3 m away, flying pixels
+    (2 m) along its top edge; its mask is 3 px too wide all round, less `short` px on its
+    right. A speck of another class at 1.5 m is too small to be located (9 readings)."""
+    camera = CameraModel(500.0, 500.0, 99.5, 74.5, 200, 150)
+    depth = np.full((150, 200), 3.0, np.float32)
+    depth[50:100, 60:140] = 1.0
+    depth[49, 60:140] = 2.0
+    depth[10:13, 10:13] = 1.5
+    mask = np.zeros((150, 200), np.uint8)
+    mask[47:103, 57:143 - short] = 2
+    mask[10:13, 10:13] = 1
+    regions = find_regions(mask, None, 4)  # by class: the speck first
+    located = locate_objects(mask, regions, (200, 150), DepthImage(depth, 1.0), camera)
+    assert [found.region for found in located] == [1]
+    return camera, DepthImage(depth, 1.0), mask, located
+
+
+@pytest.mark.parametrize('stride', [1, 2, 3])
+def test_the_filtered_cloud_is_each_objects_band_and_the_unfiltered_every_mask_pixel(stride):
+    """Filtered: the box's own readings, with its id; the mask's pixels on the wall and the
+    flying pixels are dropped, and so is the speck no box was made for. Unfiltered (as before):
+    all of them, the box's region with its id and the speck with NO_ID. A point in both is
+    the same point."""
+    camera, depth, mask, located = _box_on_a_wall()
+    ids = [7, 42]
+    kept = object_points(located, ids, depth, camera, stride)
+    rows, cols = np.mgrid[50:100, 60:140]
+    on = (rows % stride == 0) & (cols % stride == 0)
+    assert len(kept) == on.sum()
+    np.testing.assert_array_equal(kept['z'], 1.0)
+    np.testing.assert_allclose(kept['x'], (cols[on] - camera.cx) / camera.fx, atol=1e-7)
+    np.testing.assert_allclose(kept['y'], (rows[on] - camera.cy) / camera.fy, atol=1e-7)
+    assert set(kept['label'].tolist()) == {2} and set(kept['id'].tolist()) == {42}
+    every = labelled_points(mask, depth, camera, stride, located, ids)
+    np.testing.assert_array_equal(every[['x', 'y', 'z', 'label']],
+                                  labelled_points(mask, depth, camera, stride)[
+                                      ['x', 'y', 'z', 'label']])
+    flying = {2.0} if stride == 1 else set()  # row 49 is in the others' samples
+    assert set(every['z'].tolist()) == {1.0, 1.5, 3.0} | flying
+    np.testing.assert_array_equal(every['id'], np.where(every['label'] == 2, 42, NO_ID))
+    np.testing.assert_array_equal(kept, every[every['z'] == 1.0])
+
+
+def test_the_filtered_cloud_takes_the_outline_grown_back_and_ids_of_unconfirmed_tracks():
+    """A mask 5 px short: the box grows back over the missing strip, and so do its points (not
+    the mask's pixels, so not in the unfiltered cloud). An object whose track is not confirmed
+    keeps its points with NO_ID, as its Detection3D has no id."""
+    camera, depth, mask, located = _box_on_a_wall(short=8)
+    kept = object_points(located, [3, NO_ID], depth, camera)
+    assert len(kept) == 50 * 80 and (kept['id'] == NO_ID).all()
+    every = labelled_points(mask, depth, camera, 1, located, [3, NO_ID])
+    np.testing.assert_array_equal(kept[kept['x'] < (135 - camera.cx) / camera.fx - 1e-9],
+                                  every[every['z'] == 1.0])
+
+
+def test_a_background_gap_two_objects_grow_into_is_sent_once():
+    """Two objects at one depth, 4 px of background between them reading that depth too: both
+    boxes take the gap (the documented limit of growth); its points go to the first object."""
+    camera = CameraModel(500.0, 500.0, 99.5, 74.5, 200, 150)
+    depth = np.full((150, 200), 3.0, np.float32)
+    depth[50:100, 40:160] = 1.0
+    mask = np.zeros((150, 200), np.uint8)
+    mask[50:100, 40:98], mask[50:100, 102:160] = 2, 1
+    located = locate_objects(mask, find_regions(mask, None, 4), (200, 150),
+                             DepthImage(depth, 1.0), camera)
+    assert [found.region for found in located] == [0, 1]  # the class-1 object first
+    assert [round(found.size[0] * 500) for found in located] == [62, 62]  # both took the gap
+    kept = object_points(located, [5, 9], DepthImage(depth, 1.0), camera)
+    assert len(kept) == 50 * 120
+    gap = kept[np.abs(kept['x'] * 500 + camera.cx - 99.5) < 2]  # columns 98..101
+    assert len(gap) == 4 * 50 and set(gap['id'].tolist()) == {5} and \
+        set(gap['label'].tolist()) == {1}
+    assert set(kept[kept['label'] == 2]['id'].tolist()) == {9}
+
+
+@pytest.mark.parametrize('scale', [1.0, 0.5])
+def test_both_clouds_agree_on_generated_scenes_with_depth_at_any_resolution(scale):
+    """Every filtered point is that object's unfiltered point (the same bytes) or one its outline
+    grew over; no pixel twice; ids are the objects'; points of unlocated regions carry NO_ID."""
+    stream = depth_scene_stream(17, DepthSceneSpec(depth_scale=scale))
+    for _ in range(3):
+        scene = next(stream)
+        mask = cv2.erode(scene.mask, np.ones((3, 3), np.uint8))  # short masks: growth works
+        depth = DepthImage(scene.depth, 1.0)
+        found = find_regions(mask, None, 4, 32)
+        located = locate_objects(mask, found, (640, 480), depth, scene.depth_camera)
+        ids = [100 + index for index in range(len(found))]
+        for stride in (1, 2):
+            kept = object_points(located, ids, depth, scene.depth_camera, stride)
+            every = labelled_points(mask, depth, scene.depth_camera, stride, located, ids)
+            assert len(np.unique(kept[['x', 'y']])) == len(kept) > 0
+            assert set(kept['id'].tolist()) == {ids[o.region] for o in located}
+            unlocated = {ids[r] for r in range(len(found))} - set(kept['id'].tolist())
+            assert not unlocated & set(every['id'].tolist())
+            both = np.isin(kept[['x', 'y']], every[['x', 'y']])
+            np.testing.assert_array_equal(kept[both], every[np.isin(every[['x', 'y']],
+                                                                    kept[['x', 'y']])])
+            assert 0 < (~both).sum() < 0.2 * len(kept)  # grown back over the 1 px erosion
+            for found_3d in located:
+                mine = kept[kept['id'] == ids[found_3d.region]]
+                assert (mine['label'] == found_3d.class_id).all()
 
 
 def test_depth_image_fitting_its_colour_image_only():

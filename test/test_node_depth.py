@@ -75,7 +75,7 @@ def _check_answer(scene: DepthScene, answer: Answer, depth: DepthImage) -> None:
         assert det.header.frame_id == 'camera'
     cloud = answer.points
     assert [(f.name, f.offset, f.datatype, f.count) for f in cloud.fields] == list(POINT_FIELDS)
-    assert (cloud.height, cloud.point_step, cloud.is_dense) == (1, 16, True)
+    assert (cloud.height, cloud.point_step, cloud.is_dense) == (1, 20, True)
     points = np.frombuffer(bytes(cloud.data), POINT_DTYPE)
     expected = labelled_points(answer.mask, depth, scene.depth_camera, STRIDE)
     np.testing.assert_array_equal(points, expected)
@@ -271,7 +271,7 @@ def test_messages_of_an_empty_cloud_and_of_names_for_class_ids():
     from jetson_seg.vision.depth import Object3D
 
     empty = point_cloud_msg(Header(), np.empty(0, POINT_DTYPE))
-    assert (empty.width, empty.row_step, len(empty.data), len(empty.fields)) == (0, 0, 0, 4)
+    assert (empty.width, empty.row_step, len(empty.data), len(empty.fields)) == (0, 0, 0, 5)
     found = Object3D(region=1, class_id=2, score=0.75, center=(0.1, -0.2, 1.5),
                      size=(0.3, 0.2, 0.05), points=400, valid=0.9)
     msg = detections_3d_msg(Header(frame_id='cam'), [found], CLASS_NAMES, ['', '7'])

@@ -116,7 +116,7 @@ def detections_3d_msg(header, located: Sequence[Object3D], labels: Sequence[str]
 
 
 def point_cloud_msg(header, points: np.ndarray) -> PointCloud2:
-    """An unordered, dense PointCloud2 (height 1) of POINT_DTYPE points: x, y, z, label."""
+    """An unordered, dense PointCloud2 (height 1) of POINT_DTYPE points: x, y, z, label, id."""
     assert points.dtype == POINT_DTYPE
     out = PointCloud2()
     out.header = header

@@ -51,7 +51,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -79,6 +79,23 @@ class DepthParams:
 
 
 @dataclass(frozen=True)
+class ObjectPixels:
+    """Where a located object lies in the depth image, kept for its points (object_points).
+
+    Both masks cover `window` of the depth image: `region`, the depth pixels on the object's
+    region (the mask's pixels, for the ids of an unfiltered cloud); `readings`, the depth
+    pixels whose reading its box was made from: on the outline it spans (grown where the depth
+    closed it) and in its band. `metres` is the window's depth, NaN where no reading. All three
+    are what locate_objects computed anyway: the filtered cloud costs no second pass.
+    """
+
+    window: tuple[slice, slice]
+    region: np.ndarray
+    readings: np.ndarray
+    metres: np.ndarray
+
+
+@dataclass(frozen=True)
 class Object3D:
     """One region located in 3D: an axis-aligned box in the depth camera's optical frame."""
 
@@ -89,6 +106,7 @@ class Object3D:
     size: tuple[float, float, float]  # m, extents along x, y, z
     points: int  # inlier depth readings the box was made from
     valid: float  # share of the region's depth pixels that had a reading
+    pixels: ObjectPixels | None = field(default=None, compare=False, repr=False)
 
 
 def check_pairing(depth_shape: tuple[int, int], image_size: tuple[int, int]) -> None:
@@ -289,7 +307,8 @@ class _Growth:
 
 def _locate(values: np.ndarray, depth: DepthImage, crop: np.ndarray, grids: _Grids,
             origin: tuple[int, int], extent: tuple[int, int], growth: _Growth | None,
-            camera: CameraModel, params: DepthParams) -> tuple[tuple, tuple, int, float] | None:
+            camera: CameraModel, params: DepthParams
+            ) -> tuple[tuple, tuple, int, float, ObjectPixels] | None:
     """Box of one object: its crop of the mask (at `origin`), the depth `values` under it.
 
     The depth grid decides what is the object (inliers in the band) and its denoised depth;
@@ -297,7 +316,8 @@ def _locate(values: np.ndarray, depth: DepthImage, crop: np.ndarray, grids: _Gri
     denoised depth under it, unless its reading fell out of the band (background the mask
     spilled onto). Holes in the depth take the fitted depth, so they do not cut the object.
     `extent` is the mask's own box (px) under the crop (which may have a margin for growth);
-    with `growth` the outline grows into background whose reading is in the band.
+    with `growth` the outline grows into background whose reading is in the band. The last
+    item says which depth pixels were the object's, for its points.
     """
     inside = grids.inside(crop)
     valid = depth.valid(values)
@@ -326,8 +346,9 @@ def _locate(values: np.ndarray, depth: DepthImage, crop: np.ndarray, grids: _Gri
     hi = np.array([x.max(), y.max(), at.max()])
     # a pixel centre lies half a pixel inside the outline on each side
     size = hi - lo + np.array([median / camera.fx, median / camera.fy, 0.0])
+    pixels = ObjectPixels(grids.window, inside, grids.inside(keep) & in_band, z)
     return (tuple(float(c) for c in (lo + hi) / 2), tuple(float(s) for s in size), count,
-            share)
+            share, pixels)
 
 
 def camera_for(depth: DepthImage, camera: CameraModel) -> CameraModel:
@@ -382,22 +403,97 @@ def locate_objects(mask: np.ndarray, regions: Sequence[Region], image_size: tupl
 
 #: sensor_msgs/PointField datatypes of the cloud's fields.
 FLOAT32, UINT32 = 7, 6
-#: One point: x, y, z (m, float32) and the class id as a uint32 label, 16 bytes with no padding
-#: (no uninitialised bytes go out; PCL's PointXYZL label is uint32 too).
+#: One point: x, y, z (m, float32), the class id as a uint32 label (PCL's PointXYZL label is
+#: uint32 too) and the id of the object it belongs to (uint32, its Detection3D's id, see NO_ID):
+#: 20 bytes with no padding (no uninitialised bytes go out).
 POINT_DTYPE = np.dtype([('x', np.float32), ('y', np.float32), ('z', np.float32),
-                        ('label', np.uint32)])
-#: (name, offset, datatype, count) of each field, for a PointCloud2 with point_step 16.
+                        ('label', np.uint32), ('id', np.uint32)])
+#: (name, offset, datatype, count) of each field, for a PointCloud2 with point_step 20.
 POINT_FIELDS: tuple[tuple[str, int, int, int], ...] = (
-    ('x', 0, FLOAT32, 1), ('y', 4, FLOAT32, 1), ('z', 8, FLOAT32, 1), ('label', 12, UINT32, 1))
+    ('x', 0, FLOAT32, 1), ('y', 4, FLOAT32, 1), ('z', 8, FLOAT32, 1), ('label', 12, UINT32, 1),
+    ('id', 16, UINT32, 1))
+#: The id of a point of no located object, or of one whose track is not confirmed yet (its
+#: Detection3D's id is ""): track ids count from 1.
+NO_ID = 0
+#: What segmentation/points may hold (depth.point_filter): `band`, each located object's
+#: readings its box was made from (object_points); `none`, every mask pixel (labelled_points).
+POINT_FILTERS = ('band', 'none')
 
 
-def labelled_points(mask: np.ndarray, depth: DepthImage, camera: CameraModel,
-                    stride: int = 1) -> np.ndarray:
+def _points(u: np.ndarray, v: np.ndarray, z: np.ndarray, camera: CameraModel, labels: np.ndarray,
+            ids: np.ndarray) -> np.ndarray:
+    """POINT_DTYPE points of depth pixels (columns `u`, rows `v`) at depths `z` (m)."""
+    points = np.empty(z.size, POINT_DTYPE)
+    x, y = camera.normalized_at(u, v)
+    points['x'] = x * z
+    points['y'] = y * z
+    points['z'] = z
+    points['label'] = labels
+    points['id'] = ids
+    return points
+
+
+def _owned(objects: Sequence[Object3D], which: str, stride: int, width: int,
+           metres: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Every `stride`-th depth pixel, both ways, of the objects' `which` ObjectPixels mask.
+
+    Returned as flat indices (row x `width` + column, ascending), the index of the object each
+    belongs to and, with `metres`, its depth. Growth may bring two objects to one background
+    pixel: the first keeps it, so no point is sent twice. Objects without pixels have none.
+    """
+    flats, owners = [np.empty(0, np.intp)], [np.empty(0, np.intp)]
+    depths = [np.empty(0, np.float32)]
+    for index, found in enumerate(objects):
+        if found.pixels is None:
+            continue
+        rows, cols = found.pixels.window
+        top, left = rows.start + -rows.start % stride, cols.start + -cols.start % stride
+        on = (slice(top - rows.start, None, stride), slice(left - cols.start, None, stride))
+        v, u = np.nonzero(getattr(found.pixels, which)[on])
+        flats.append((v * stride + top) * width + u * stride + left)
+        owners.append(np.full(v.size, index, np.intp))
+        if metres:
+            depths.append(found.pixels.metres[on][v, u])
+    flat, first = np.unique(np.concatenate(flats), return_index=True)
+    z = np.concatenate(depths)[first] if metres else None
+    return flat, np.concatenate(owners)[first], z
+
+
+def _object_ids(objects: Sequence[Object3D], ids: Sequence[int]) -> np.ndarray:
+    """Each object's id for the cloud (`ids[its region index]`), as uint32."""
+    return np.array([ids[found.region] for found in objects], np.uint32)
+
+
+def object_points(objects: Sequence[Object3D], ids: Sequence[int], depth: DepthImage,
+                  camera: CameraModel, stride: int = 1) -> np.ndarray:
+    """The filtered cloud (POINT_DTYPE): each located object's own readings, no stray points.
+
+    Every `stride`-th depth pixel, both ways (the same pixels as labelled_points'), whose
+    reading the object's box was made from: on its outline (grown where the depth closed it)
+    and within its depth band; mask pixels over the background and flying pixels off the band
+    are left out. `objects` are locate_objects' results for this `depth` image: their pixels
+    and metres are reused, not computed again. `ids[region index]` is each object's id (NO_ID
+    for none). Points come in row order, as labelled_points'.
+    """
+    if stride < 1:
+        raise ValueError(f'point stride must be >= 1, got {stride}')
+    width = depth.shape[1]
+    camera = camera_for(depth, camera)
+    flat, owner, z = _owned(objects, 'readings', stride, width, metres=True)
+    v, u = np.divmod(flat, width)
+    labels = np.array([found.class_id for found in objects], np.uint32)
+    return _points(u, v, z, camera, labels[owner], _object_ids(objects, ids)[owner])
+
+
+def labelled_points(mask: np.ndarray, depth: DepthImage, camera: CameraModel, stride: int = 1,
+                    objects: Sequence[Object3D] = (), ids: Sequence[int] = ()) -> np.ndarray:
     """Points (POINT_DTYPE) of every `stride`-th depth pixel, both ways, on a non-background class.
 
-    `mask` is the class mask on any grid of the depth image's aspect; it is sampled at the
-    depth pixels' centres. Pixels without a reading give no point (an unordered, dense cloud:
-    height 1, width len(points)). Only the box around the objects is searched.
+    The unfiltered cloud: `mask` is the class mask on any grid of the depth image's aspect; it
+    is sampled at the depth pixels' centres. Pixels without a reading give no point (an
+    unordered, dense cloud: height 1, width len(points)). Only the box around the objects is
+    searched. A point on the region of one of `objects` (locate_objects' results) takes its id,
+    `ids[region index]`; any other NO_ID.
     """
     if stride < 1:
         raise ValueError(f'point stride must be >= 1, got {stride}')
@@ -413,12 +509,13 @@ def labelled_points(mask: np.ndarray, depth: DepthImage, camera: CameraModel,
     values = depth.values[by * stride:(by + bh) * stride:stride,
                           bx * stride:(bx + bw) * stride:stride]
     chosen = np.flatnonzero((labels != 0) & depth.valid(values))
-    points = np.empty(chosen.size, POINT_DTYPE)
-    z = depth.metres(values.ravel()[chosen])
     v, u = np.divmod(chosen, bw)
-    x, y = camera.normalized_at((u + bx) * stride, (v + by) * stride)
-    points['x'] = x * z
-    points['y'] = y * z
-    points['z'] = z
-    points['label'] = labels.ravel()[chosen]
-    return points
+    v, u = (v + by) * stride, (u + bx) * stride
+    owned = np.full(chosen.size, NO_ID, np.uint32)
+    flat, owner, _ = _owned(objects, 'region', stride, width)
+    if flat.size:
+        at = np.searchsorted(flat, v * width + u)
+        hit = np.flatnonzero(flat[np.minimum(at, flat.size - 1)] == v * width + u)
+        owned[hit] = _object_ids(objects, ids)[owner[at[hit]]]
+    return _points(u, v, depth.metres(values.ravel()[chosen]), camera, labels.ravel()[chosen],
+                   owned)
