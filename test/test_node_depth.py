@@ -3,7 +3,8 @@
 Generated RGB-D frames (training/depth_scenes.py: objects on tilted planes in front of a wall,
 depth noise, flying pixels at the edges, holes) go to one node process as a colour image, a
 registered depth image (16UC1 millimetres or 32FC1 metres) and its camera_info; its 3D boxes are
-scored against the true ones, its cloud against the same geometry run here on its own mask.
+scored against the true ones, its cloud against the same geometry run here on its own mask and
+detections (regions in the node's order, ids as its detections carry them).
 """
 
 from __future__ import annotations
@@ -25,8 +26,11 @@ from jetson_seg.tools.rgbd_client import (Answer, RgbdClient, camera_info_msg, d
 from jetson_seg.training.depth_scenes import DepthScene, DepthSceneSpec, depth_scene_stream
 from jetson_seg.training.scenes import CLASS_NAMES
 from jetson_seg.vision.compressed_depth import decode_compressed_depth
-from jetson_seg.vision.depth import POINT_DTYPE, POINT_FIELDS, labelled_points
+from jetson_seg.vision.depth import (NO_ID, POINT_DTYPE, POINT_FIELDS, labelled_points,
+                                     locate_objects, object_points)
 from jetson_seg.vision.image_conversion import DepthImage, decode_depth
+from jetson_seg.vision.pipeline import PipelineConfig
+from jetson_seg.vision.postprocess import find_regions
 
 NAMESPACE = '/depth3d'
 STRIDE = 2
@@ -63,8 +67,32 @@ def rgbd(ros_env):
     yield from _rgbd_node(ros_env, NAMESPACE, 'raw')
 
 
+def expected_cloud(answer: Answer, depth: DepthImage, scene: DepthScene, stride: int = STRIDE,
+                   point_filter: str = 'band') -> np.ndarray:
+    """The node's cloud made here from its own mask and detections, as the node makes it.
+
+    The regions are found again in the published mask and put in the order of the node's
+    detections (which is its regions' order), each with its detection's id.
+    """
+    found = find_regions(answer.mask, None, len(CLASS_NAMES), PipelineConfig().min_region_area)
+    by_box = {(r.class_id, r.x0, r.y0, r.x1, r.y1): r for r in found}
+    regions = []
+    for det in answer.detections:
+        c, box = det.bbox.center.position, det.bbox
+        regions.append(by_box[(int(det.results[0].hypothesis.class_id),
+                               round(c.x - box.size_x / 2), round(c.y - box.size_y / 2),
+                               round(c.x + box.size_x / 2), round(c.y + box.size_y / 2))])
+    assert len(regions) == len(found)
+    ids = [int(det.id) if det.id else NO_ID for det in answer.detections]
+    height, width = answer.mask.shape
+    located = locate_objects(answer.mask, regions, (width, height), depth, scene.depth_camera)
+    if point_filter == 'band':
+        return object_points(located, ids, depth, scene.depth_camera, stride)
+    return labelled_points(answer.mask, depth, scene.depth_camera, stride, located, ids)
+
+
 def _check_answer(scene: DepthScene, answer: Answer, depth: DepthImage) -> None:
-    """3D detections carry their 2D twins' ids, classes and scores; the cloud is the mask's."""
+    """3D detections carry their 2D twins' ids, classes and scores; the cloud is their points."""
     twins = {det.id: det for det in answer.detections}
     assert answer.detections_3d and all(det.id for det in answer.detections_3d)
     for det in answer.detections_3d:
@@ -77,9 +105,10 @@ def _check_answer(scene: DepthScene, answer: Answer, depth: DepthImage) -> None:
     assert [(f.name, f.offset, f.datatype, f.count) for f in cloud.fields] == list(POINT_FIELDS)
     assert (cloud.height, cloud.point_step, cloud.is_dense) == (1, 20, True)
     points = np.frombuffer(bytes(cloud.data), POINT_DTYPE)
-    expected = labelled_points(answer.mask, depth, scene.depth_camera, STRIDE)
-    np.testing.assert_array_equal(points, expected)
+    np.testing.assert_array_equal(points, expected_cloud(answer, depth, scene))
     assert set(np.unique(points['label'])) <= {1, 2, 3}
+    # one object's points are split off by the id of its 3D detection: every one has some
+    assert set(points['id'].tolist()) == {int(det.id) for det in answer.detections_3d}
 
 
 def _score(rgbd: RgbdClient, spec: DepthSceneSpec, seed: int, frames: int,
@@ -139,27 +168,40 @@ def test_a_frame_without_depth_keeps_its_2d_outputs_and_late_depth_is_paired(rgb
     _check_answer(scene, answer, decode_depth(depth_image_msg(scene.depth, '32FC1')))
 
 
-def _set_stride(rgbd: RgbdClient, value: int):
-    param = Parameter(name='depth.point_stride', value=ParameterValue(
-        type=ParameterType.PARAMETER_INTEGER, integer_value=value))
+def _set(rgbd: RgbdClient, name: str, value: int | str):
+    """Set one of the node's parameters through its service; the result."""
+    param = Parameter(name=name, value=ParameterValue(
+        type=ParameterType.PARAMETER_INTEGER, integer_value=value) if isinstance(value, int)
+        else ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=value))
     return call_service(rgbd.client.node, SetParameters,
                         f'{NAMESPACE}/segmentation_node/set_parameters',
                         SetParameters.Request(parameters=[param])).results[0]
 
 
-def test_point_stride_is_set_at_run_time(rgbd):
+def test_point_stride_and_filter_are_set_at_run_time(rgbd):
+    """depth.point_filter none: every mask pixel with a reading, as before, and the ids of the
+    objects whose regions they are on (the flying pixels and the wall behind among them)."""
     scene = next(depth_scene_stream(31))
-    refused = _set_stride(rgbd, 0)
-    assert not refused.successful and 'depth.point_stride' in refused.reason
-    assert _set_stride(rgbd, 4).successful
+    depth = decode_depth(depth_image_msg(scene.depth, '16UC1'))
+    for name, bad in (('depth.point_stride', 0), ('depth.point_filter', 'median')):
+        refused = _set(rgbd, name, bad)
+        assert not refused.successful and name in refused.reason
+    assert _set(rgbd, 'depth.point_stride', 4).successful
     try:
         answer = rgbd.exchange(scene, _key())
         points = np.frombuffer(bytes(answer.points.data), POINT_DTYPE)
-        depth = decode_depth(depth_image_msg(scene.depth, '16UC1'))
-        expected = labelled_points(answer.mask, depth, scene.depth_camera, 4)
-        np.testing.assert_array_equal(points, expected)
+        np.testing.assert_array_equal(points, expected_cloud(answer, depth, scene, 4))
+        assert _set(rgbd, 'depth.point_filter', 'none').successful
+        answer = rgbd.exchange(scene, _key())
+        every = np.frombuffer(bytes(answer.points.data), POINT_DTYPE)
+        np.testing.assert_array_equal(every, expected_cloud(answer, depth, scene, 4, 'none'))
+        np.testing.assert_array_equal(every[['x', 'y', 'z', 'label']], labelled_points(
+            answer.mask, depth, scene.depth_camera, 4)[['x', 'y', 'z', 'label']])
+        # the mask's pixels on the wall (3-4 m) are only in the unfiltered cloud
+        assert every['z'].max() > 3.0 > points['z'].max()
     finally:
-        assert _set_stride(rgbd, STRIDE).successful
+        assert _set(rgbd, 'depth.point_stride', STRIDE).successful
+        assert _set(rgbd, 'depth.point_filter', 'band').successful
 
 
 def _malformed(scene: DepthScene) -> dict[str, Image]:

@@ -34,6 +34,7 @@ def test_depth_parameters_are_the_cores_defaults():
     ('rate_tolerance', 1.5, '<= 1.0'),
     ('stale_after', -0.5, '>= 0.0'),
     ('depth.point_stride', 0, '>= 1'),
+    ('depth.point_filter', 'median', "one of ['band', 'none']"),
     ('depth.smooth', 2, '>= 3'),
     ('depth.min_valid', 1.5, '<= 1.0'),
     ('depth.band', 0.0, '>= 0.001'),

@@ -17,8 +17,8 @@ from sensor_msgs.msg import CameraInfo
 from std_msgs.msg import Header
 
 from jetson_seg.ros.depth_outputs import DepthOutputs
-from jetson_seg.ros.interface import (CAMERA_INFO, CAMERA_INFO_QOS, LABEL_INFO, LABEL_INFO_QOS,
-                                      PUBLISHED, QOS_OVERRIDES)
+from jetson_seg.ros.interface import (CAMERA_INFO, CAMERA_INFO_QOS, DEPTH_OUTPUTS, LABEL_INFO,
+                                      LABEL_INFO_QOS, PUBLISHED, QOS_OVERRIDES)
 from jetson_seg.ros.messages import (compressed_msg, detections_msg, label_info_msg,
                                      mask_camera_info, tracks_msg)
 from jetson_seg.ros.serialized import serialized_image
@@ -30,7 +30,7 @@ from jetson_seg.vision.tracker import RegionTracker, Track, TrackerParams, draw_
 
 VIEWS = {'color_mask', 'overlay', 'overlay_compressed'}  # pictures for people: viewer_max_rate
 TRACKED = {'detections', 'tracks'}  # outputs the tracker runs for (on the frame's regions)
-REGIONS = TRACKED | {'detections_3d'}  # outputs made from the frame's regions
+REGIONS = TRACKED | set(DEPTH_OUTPUTS)  # outputs made from the frame's regions (cloud: ids)
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,9 @@ without a depth image keeps its 2D outputs and gets no 3D ones. The pair is turn
 completed it: the publishing stage, after every camera's mask and detections, when the depth
 image came first (the usual case), else the depth subscription's callback. The intrinsics are
 those of the latest `depth/camera_info`, its distortion included (a calibrated camera's do not
-change).
+change). The objects are located once for both outputs: the cloud's points carry their
+objects' ids (the 3D detections' track ids), and with depth.point_filter band it is made of
+what locating them kept.
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ from jetson_seg.ros.node_parameters import DEPTH_PARAMS, depth_params
 from jetson_seg.ros.serialized import ReceivedImage
 from jetson_seg.ros.stamp_matcher import StampMatcher
 from jetson_seg.vision.camera_model import CameraModel, read_camera_info
-from jetson_seg.vision.depth import check_pairing, labelled_points, locate_objects
+from jetson_seg.vision.depth import (NO_ID, check_pairing, labelled_points, locate_objects,
+                                     object_points)
 from jetson_seg.vision.image_conversion import ImageRejected
 from jetson_seg.vision.pipeline import FrameResult
 from jetson_seg.vision.postprocess import Region
@@ -45,9 +48,10 @@ class FrameObjects:
     header: Header
     mask: np.ndarray  # class ids, a copy: the pipeline reuses its buffers for the next frame
     image_size: tuple[int, int]  # (width, height) of the colour image: the regions' pixels
-    regions: list[Region] | None  # None: detections_3d is not listened to
+    regions: list[Region]  # located for either output (the cloud's ids are the objects')
     ids: list[str]  # each region's track id, as on its 2D detection
     labels: tuple[str, ...]  # class_id strings by class index
+    boxes: bool  # segmentation/detections_3d is listened to
     points: bool  # segmentation/points is listened to
 
 
@@ -103,12 +107,11 @@ class DepthOutputs:
                   labels: tuple[str, ...], listened: set[str]) -> None:
         """A published frame's products: its 3D outputs follow once its depth image is here."""
         wanted = listened & set(DEPTH_OUTPUTS)
-        if not wanted or result.class_ids is None:
+        if not wanted or result.class_ids is None or result.regions is None:
             return
-        regions = result.regions if 'detections_3d' in wanted else None
         self._pairs.add_b(FrameObjects(header, result.class_ids.copy(), result.image_size,
-                                       None if regions is None else list(regions), list(ids),
-                                       labels, 'points' in wanted))
+                                       list(result.regions), list(ids), labels,
+                                       'detections_3d' in wanted, 'points' in wanted))
 
     def _on_depth(self, data: bytes) -> None:
         """A raw depth image, read in place (no Python Image, no copy)."""
@@ -159,12 +162,17 @@ class DepthOutputs:
         check_pairing(depth.shape, frame.image_size)
         check_pairing((camera.height, camera.width), frame.image_size)
         values = {spec.name: self._param(spec.name) for spec in DEPTH_PARAMS}
-        if frame.regions is not None:
-            located = locate_objects(frame.mask, frame.regions, frame.image_size, depth, camera,
-                                     depth_params(values))
+        located = locate_objects(frame.mask, frame.regions, frame.image_size, depth, camera,
+                                 depth_params(values))
+        if frame.boxes:
             self._pubs['detections_3d'].publish(
                 detections_3d_msg(frame.header, located, frame.labels, frame.ids))
         if frame.points:
-            points = labelled_points(frame.mask, depth, camera, values['depth.point_stride'])
+            ids = [int(track) if track else NO_ID for track in frame.ids]
+            stride = values['depth.point_stride']
+            if values['depth.point_filter'] == 'band':
+                points = object_points(located, ids, depth, camera, stride)
+            else:
+                points = labelled_points(frame.mask, depth, camera, stride, located, ids)
             self._pubs['points'].publish(point_cloud_msg(frame.header, points))
         self._counts.on_used()

@@ -16,7 +16,7 @@ from jetson_seg.model_loader import PRECISIONS as MODEL_PRECISIONS
 from jetson_seg.optimize.convert_litert import PRECISIONS
 from jetson_seg.optimize.optimizer import DEFAULT_TARGETS, TARGETS
 from jetson_seg.ros.health import HealthConfig
-from jetson_seg.vision.depth import DepthParams
+from jetson_seg.vision.depth import POINT_FILTERS, DepthParams
 from jetson_seg.vision.pipeline import PipelineConfig
 from jetson_seg.vision.tracker import TrackerParams
 
@@ -95,6 +95,10 @@ DEPTH_PARAMS: tuple[ParamSpec, ...] = (
       for field in fields(DepthParams)),
     ParamSpec('depth.point_stride', 2, 'segmentation/points takes every n-th depth pixel, both '
               'ways (2: a quarter of the points)', minimum=1, maximum=64, runtime=True),
+    ParamSpec('depth.point_filter', 'band', "segmentation/points: 'band' = each located "
+              "object's readings in its depth band, the points its 3D box was made from (no "
+              "stray points behind the objects); 'none' = every mask pixel with a reading",
+              choices=POINT_FILTERS, runtime=True),
     ParamSpec('depth.queue_size', 10, 'Depth images, and frames, of each camera that wait for '
               'their partner of the same stamp (the oldest are forgotten)', minimum=1,
               maximum=300),
