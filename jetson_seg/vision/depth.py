@@ -433,30 +433,47 @@ def _points(u: np.ndarray, v: np.ndarray, z: np.ndarray, camera: CameraModel, la
     return points
 
 
-def _owned(objects: Sequence[Object3D], which: str, stride: int, width: int,
-           metres: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """Every `stride`-th depth pixel, both ways, of the objects' `which` ObjectPixels mask.
+def _placed(window: tuple[slice, slice], stride: int, top: int, left: int,
+            shape: tuple[int, int]) -> tuple[tuple[slice, slice], tuple[slice, slice]] | None:
+    """Where a depth window's `stride`-th pixels land in a box of samples, or None if nowhere.
 
-    Returned as flat indices (row x `width` + column, ascending), the index of the object each
-    belongs to and, with `metres`, its depth. Growth may bring two objects to one background
-    pixel: the first keeps it, so no point is sent twice. Objects without pixels have none.
+    Returned as slices in the window and in the box. Sample (i, j) is depth pixel
+    (i x stride, j x stride); the box starts at sample (top, left) and has `shape`.
     """
-    flats, owners = [np.empty(0, np.intp)], [np.empty(0, np.intp)]
-    depths = [np.empty(0, np.float32)]
+    placed = []
+    for span, origin, size in ((window[0], top, shape[0]), (window[1], left, shape[1])):
+        first = max(-(-span.start // stride), origin)  # samples in both, first and end
+        end = min(-(-span.stop // stride), origin + size)
+        if first >= end:
+            return None
+        placed.append((slice(first * stride - span.start, (end - 1) * stride - span.start + 1,
+                             stride), slice(first - origin, end - origin)))
+    (rows, box_rows), (cols, box_cols) = placed
+    return (rows, cols), (box_rows, box_cols)
+
+
+def _painted(objects: Sequence[Object3D], which: str, stride: int, corner: tuple[int, int],
+             shape: tuple[int, int], metres: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Which object holds each sample of a box (its index, -1 for none), by their `which` masks.
+
+    The box of samples starts at sample `corner` (row, column; see _placed). Growth may bring
+    two objects to one background pixel: the first keeps it, so no point is sent twice. With
+    `metres`, the depth of each held sample too (as its object read it). Painting onto one
+    box keeps the points in row order without sorting them.
+    """
+    owner = np.full(shape, -1, np.int32)
+    z = np.empty(shape if metres else (0, 0), np.float32)
     for index, found in enumerate(objects):
-        if found.pixels is None:
+        placed = None if found.pixels is None else \
+            _placed(found.pixels.window, stride, *corner, shape)
+        if placed is None:
             continue
-        rows, cols = found.pixels.window
-        top, left = rows.start + -rows.start % stride, cols.start + -cols.start % stride
-        on = (slice(top - rows.start, None, stride), slice(left - cols.start, None, stride))
-        v, u = np.nonzero(getattr(found.pixels, which)[on])
-        flats.append((v * stride + top) * width + u * stride + left)
-        owners.append(np.full(v.size, index, np.intp))
+        mine, at = placed
+        take = getattr(found.pixels, which)[mine] & (owner[at] < 0)
+        owner[at][take] = index
         if metres:
-            depths.append(found.pixels.metres[on][v, u])
-    flat, first = np.unique(np.concatenate(flats), return_index=True)
-    z = np.concatenate(depths)[first] if metres else None
-    return flat, np.concatenate(owners)[first], z
+            z[at][take] = found.pixels.metres[mine][take]
+    return owner, z
 
 
 def _object_ids(objects: Sequence[Object3D], ids: Sequence[int]) -> np.ndarray:
@@ -477,12 +494,20 @@ def object_points(objects: Sequence[Object3D], ids: Sequence[int], depth: DepthI
     """
     if stride < 1:
         raise ValueError(f'point stride must be >= 1, got {stride}')
-    width = depth.shape[1]
     camera = camera_for(depth, camera)
-    flat, owner, z = _owned(objects, 'readings', stride, width, metres=True)
-    v, u = np.divmod(flat, width)
+    windows = [found.pixels.window for found in objects if found.pixels is not None]
+    if not windows:
+        return np.empty(0, POINT_DTYPE)
+    top, left = (min(-(-w[axis].start // stride) for w in windows) for axis in (0, 1))
+    bottom, right = (max(-(-w[axis].stop // stride) for w in windows) for axis in (0, 1))
+    owner, z = _painted(objects, 'readings', stride, (top, left), (bottom - top, right - left),
+                        metres=True)
+    chosen = np.flatnonzero(owner >= 0)
+    v, u = np.divmod(chosen, right - left)
+    owner = owner.ravel()[chosen]
     labels = np.array([found.class_id for found in objects], np.uint32)
-    return _points(u, v, z, camera, labels[owner], _object_ids(objects, ids)[owner])
+    return _points((u + left) * stride, (v + top) * stride, z.ravel()[chosen], camera,
+                   labels[owner], _object_ids(objects, ids)[owner])
 
 
 def labelled_points(mask: np.ndarray, depth: DepthImage, camera: CameraModel, stride: int = 1,
@@ -510,12 +535,7 @@ def labelled_points(mask: np.ndarray, depth: DepthImage, camera: CameraModel, st
                           bx * stride:(bx + bw) * stride:stride]
     chosen = np.flatnonzero((labels != 0) & depth.valid(values))
     v, u = np.divmod(chosen, bw)
-    v, u = (v + by) * stride, (u + bx) * stride
-    owned = np.full(chosen.size, NO_ID, np.uint32)
-    flat, owner, _ = _owned(objects, 'region', stride, width)
-    if flat.size:
-        at = np.searchsorted(flat, v * width + u)
-        hit = np.flatnonzero(flat[np.minimum(at, flat.size - 1)] == v * width + u)
-        owned[hit] = _object_ids(objects, ids)[owner[at[hit]]]
-    return _points(u, v, depth.metres(values.ravel()[chosen]), camera, labels.ravel()[chosen],
-                   owned)
+    owner = _painted(objects, 'region', stride, (by, bx), (bh, bw))[0].ravel()[chosen]
+    owned = np.append(_object_ids(objects, ids), np.uint32(NO_ID))[owner]  # -1: the last
+    return _points((u + bx) * stride, (v + by) * stride, depth.metres(values.ravel()[chosen]),
+                   camera, labels.ravel()[chosen], owned)
