@@ -417,10 +417,12 @@ def test_the_benchmark_times_every_output():
     from jetson_seg.tools.depth_benchmark import time_outputs
 
     found = time_outputs(frames=3, objects=2, scale=0.5, scenes=2)
-    assert {'decode 16UC1', 'detections_3d', 'points stride 1', 'points stride 4'} <= set(found)
-    assert found['regions found'] == 2 and found['points at stride 1'] > 0
-    assert all(wall > 0 and cpu > 0 for wall, cpu in
-               (found[name] for name in ('detections_3d', 'points stride 2')))
+    assert {'decode 16UC1', 'detections_3d', 'points stride 1', 'points stride 4',
+            'unfiltered stride 2'} <= set(found)
+    assert found['regions found'] == 2
+    assert 0 < found['points at stride 1'] and 0 < found['unfiltered at stride 1']
+    assert all(wall > 0 and cpu > 0 for wall, cpu in (found[name] for name in (
+        'detections_3d', 'points stride 2', 'unfiltered stride 2')))
 
 
 def test_a_ball_is_located_but_its_limb_takes_the_interiors_depth():

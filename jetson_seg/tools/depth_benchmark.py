@@ -7,17 +7,18 @@
 Cost: generated 640x480 RGB-D frames (training/depth_scenes.py) with `--objects` objects, their
 true masks and regions made beforehand; wall (time.perf_counter) and CPU (time.thread_time)
 medians on one thread (OpenCV too): decoding a 16UC1 message, locate_objects for every region,
-labelled_points at strides 1, 2 and 4, each with depth at full and at half resolution.
+and from its results the cloud at strides 1, 2 and 4, filtered (object_points, the default)
+and unfiltered (labelled_points with ids), each with depth at full and at half resolution.
 
 Compare: the default model (LiteRT, one thread) segments generated frames and each region's 3D
 box is made by the chosen statistic (locate_objects, with and without growing the outline) and
 by simpler ones on the same points; errors against the truth in issue 26's terms (centre depth
 %, sideways mm per metre, size %). `--on-wall`: the objects lie on the wall (depth_scenes).
 
-Picture: one generated frame segmented by the default model, beside its labelled point cloud
-(segmentation/points at stride 2, coloured by class) and its 3D boxes (detections_3d), drawn
-with matplotlib in the camera's optical frame, zoomed on the boxes; written as a 256-colour PNG
-(small enough for the repository).
+Picture: one generated frame segmented by the default model, beside its point cloud
+(segmentation/points at stride 2, filtered as the node's default, coloured by class) and its
+3D boxes (detections_3d), drawn with matplotlib in the camera's optical frame, zoomed on the
+boxes; written as a 256-colour PNG (small enough for the repository).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from jetson_seg.training.depth_scenes import (DepthSceneSpec, box_errors, depth_
                                               match_regions, millimetres)
 from jetson_seg.vision.camera_model import CameraModel
 from jetson_seg.vision.depth import (DepthParams, labelled_points, locate_objects,
-                                     region_pixels)
+                                     object_points, region_pixels)
 from jetson_seg.vision.image_conversion import DecodedImage, decode_depth
 from jetson_seg.vision.postprocess import find_regions
 
@@ -78,11 +79,19 @@ def time_outputs(frames: int, objects: int, scale: float, scenes: int = 20) -> d
            'detections_3d': _ms(lambda item: locate_objects(
                item[0].mask, item[2], (640, 480), item[1], item[0].depth_camera),
                decoded, frames)}
+    # the node locates the objects once for both outputs: the clouds start from its results
+    located = [(s, d, locate_objects(s.mask, found, (640, 480), d, s.depth_camera),
+                list(range(1, len(found) + 1))) for s, d, found in decoded]
     for stride in (1, 2, 4):
-        out[f'points stride {stride}'] = _ms(lambda item: labelled_points(
-            item[0].mask, item[1], item[0].depth_camera, stride), decoded, frames)
+        out[f'points stride {stride}'] = _ms(lambda item: object_points(
+            item[2], item[3], item[1], item[0].depth_camera, stride), located, frames)
+        out[f'unfiltered stride {stride}'] = _ms(lambda item: labelled_points(
+            item[0].mask, item[1], item[0].depth_camera, stride, item[2], item[3]),
+            located, frames)
     out['regions found'] = float(np.mean([len(found) for _, _, found in items]))
-    out['points at stride 1'] = float(np.mean([len(labelled_points(
+    out['points at stride 1'] = float(np.mean([len(object_points(
+        objects, ids, d, s.depth_camera)) for s, d, objects, ids in located]))
+    out['unfiltered at stride 1'] = float(np.mean([len(labelled_points(
         s.mask, d, s.depth_camera)) for s, d, _ in decoded]))
     return out
 
@@ -220,12 +229,15 @@ def picture(path: str, seed: int, stride: int = 2) -> str:
     scene = next(depth_scene_stream(seed, DepthSceneSpec(min_objects=4, max_objects=5)))
     mask, found = _segment(scene)
     depth = decode_depth(_message(scene.depth))
-    points = labelled_points(mask, depth, scene.depth_camera, stride)
     located = locate_objects(mask, found, (640, 480), depth, scene.depth_camera)
+    ids = list(range(1, len(found) + 1))
+    points = object_points(located, ids, depth, scene.depth_camera, stride)
+    every = labelled_points(mask, depth, scene.depth_camera, stride, located, ids)
     draw_cloud(path, scene.image, points, [(o.center, o.size) for o in located],
                f'{len(found)} regions found, {len(located)} located in 3D',
                f'segmentation/points, stride {stride}')
-    return f'{path}: {len(points)} points, {len(located)} of {len(found)} regions located'
+    return f'{path}: {len(points)} points ({len(every)} unfiltered), {len(located)} of ' \
+           f'{len(found)} regions located'
 
 
 def draw_cloud(path: str, image: np.ndarray, points: np.ndarray, boxes: list,
@@ -338,10 +350,11 @@ def main(argv: list[str] | None = None) -> None:
     for scale in (1.0, 0.5):
         found = time_outputs(args.frames, args.objects, scale)
         timed = [f'{name} {value[0]:.3f} ({value[1]:.3f})' for name, value in found.items()
-                 if name not in ('regions found', 'points at stride 1')]
+                 if isinstance(value, tuple)]
         print(f'depth {round(640 * scale)}x{round(480 * scale)}, median ms wall (CPU): '
-              f'{", ".join(timed)} ({found["regions found"]:.1f} regions, '
-              f'{found["points at stride 1"]:.0f} points at stride 1)')
+              f'{", ".join(timed)} ({found["regions found"]:.1f} regions; at stride 1 '
+              f'{found["points at stride 1"]:.0f} points filtered, '
+              f'{found["unfiltered at stride 1"]:.0f} unfiltered)')
 
 
 if __name__ == '__main__':
