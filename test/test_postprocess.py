@@ -1,5 +1,6 @@
 """Pre/post-processing: letterbox and its inverse, argmax, overlay, regions from masks."""
 
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -11,7 +12,8 @@ from jetson_seg.vision.postprocess import (ArgmaxScratch, blend, class_ids, clas
                                            class_mask_in_windows, class_scores, color_mask,
                                            find_regions, id_mask, NetworkOutput,
                                            object_windows, palette_lut, plane_buffers,
-                                           resize_planes, score_levels, SCORE_SCALE)
+                                           Region, region_colors, resize_planes, score_levels,
+                                           SCORE_SCALE)
 from jetson_seg.vision.image_conversion import DecodedImage
 from jetson_seg.vision.pipeline import Wanted
 from jetson_seg.vision.letterbox import Letterbox
@@ -282,6 +284,41 @@ def test_regions_match_drawn_objects_with_scores():
     assert all(r.score == pytest.approx(0.7, abs=0.5 / SCORE_SCALE) for r in found)
     small = find_regions(scene.mask, planes, 4, min_area=10_000)
     assert all(r.area >= 10_000 for r in small) and len(small) < len(found)
+
+
+def _two_squares() -> tuple[np.ndarray, np.ndarray]:
+    """A 480x640 RGBA frame with a red and a blue square (class 1) on grey, and its mask."""
+    image = np.full((480, 640, 4), (90, 90, 90, 255), np.uint8)
+    mask = np.zeros((480, 640), np.uint8)
+    for (x, y), color in (((100, 100), (200, 20, 30)), ((400, 260), (10, 40, 220))):
+        image[y:y + 80, x:x + 80, :3] = color
+        mask[y:y + 80, x:x + 80] = 1
+    return image, mask
+
+
+@pytest.mark.parametrize('grid', [(640, 480), (256, 192)])
+def test_region_colors_are_each_object_s_median_colour_on_any_mask_grid(grid):
+    image, mask = _two_squares()
+    ids = cv2.resize(mask, grid, interpolation=cv2.INTER_NEAREST)
+    scale = 640 / grid[0]
+    regions = [Region(r.class_id, round(r.x0 * scale), round(r.y0 * scale), round(r.x1 * scale),
+                      round(r.y1 * scale), r.area, r.score)
+               for r in find_regions(ids, None, 2)]
+    image[100:180, 100:102, :3] = 90  # an outline pixel column blended into the background
+    colored = region_colors(regions, image, ids)
+    assert [r.color for r in colored] == [
+        pytest.approx((200 / 255, 20 / 255, 30 / 255)),
+        pytest.approx((10 / 255, 40 / 255, 220 / 255))]  # alpha left out, median: no grey
+    assert [replace(r, color=None) for r in colored] == regions
+
+
+def test_region_colors_of_a_mono_image_and_of_a_box_without_its_class():
+    image, mask = _two_squares()
+    gray = np.ascontiguousarray(image[..., :1])
+    [found, _] = find_regions(mask, None, 2)
+    assert region_colors([found], gray, mask)[0].color == pytest.approx((200 / 255,))
+    elsewhere = Region(2, *(found.x0, found.y0, found.x1, found.y1), found.area, 1.0)
+    assert region_colors([elsewhere], image, mask)[0].color is None
 
 
 def test_network_input_reuses_a_dirty_buffer_and_keeps_padding_black():

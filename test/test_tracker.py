@@ -80,6 +80,29 @@ def test_id_persists_behind_an_occluder(every):
     assert ids[9 // every] == ids[-1] == {0: 1, 1: 2}
 
 
+def bouncing_off_each_other(colors: bool) -> list[list[Region]]:
+    """Two squares of one class and size meet and bounce back: one frame later each region is
+    where the other's track predicts it (geometry alone swaps them); list order = object."""
+    red, blue = ((1.0, 0.1, 0.1), (0.1, 0.1, 1.0)) if colors else (None, None)
+    paths = [(100, 170), (110, 160), (120, 150), (130, 140), (120, 150), (110, 160), (100, 170)]
+    return [[replace(box(1, a, 200), color=red), replace(box(1, b, 200), color=blue)]
+            for a, b in paths]
+
+
+@pytest.mark.parametrize('color_weight, kept', [(4.0, True), (0.0, False)])
+def test_colours_keep_ids_where_geometry_swaps_them(color_weight, kept):
+    frames = bouncing_off_each_other(colors=True)
+    seen = run(RegionTracker(TrackerParams(color_weight=color_weight)), frames)
+    assert (seen[-1] == seen[3]) is kept and len(seen[3]) == 2
+
+
+def test_regions_without_colours_are_matched_by_geometry_alone():
+    plain = run(RegionTracker(), bouncing_off_each_other(colors=False))
+    geometry = run(RegionTracker(TrackerParams(color_weight=0.0)),
+                   bouncing_off_each_other(colors=True))
+    assert plain == geometry
+
+
 @pytest.mark.parametrize('every', [2, 3])
 def test_dropped_frames_keep_ids(every):
     """Two of three frames left out: the motion model predicts over the stamps' gaps."""

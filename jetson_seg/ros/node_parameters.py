@@ -52,6 +52,7 @@ TRACKING_HELP = {
     'max_speed': 'px/s a track seen only once may have moved at',
     'iou_weight': 'Weight of 1 - IoU beside the centre distance in the matching cost',
     'size_weight': 'Weight of the box area ratio in the matching cost',
+    'color_weight': 'Weight of the colour difference (median colours, 0-1) in the matching cost',
     'tentative_cost': 'Cost added for unconfirmed tracks, so confirmed ones match first',
     'class_change_cost': 'Cost added where the class differs (inf: never matched)',
     'max_cost': 'A track and a region costing more are never matched',

@@ -2,8 +2,9 @@
 
     python -m jetson_seg.tools.track_benchmark [--objects 1,5,10,20] [--frames 5000]
 
-Objects of the default task's classes, 20-100 px, move 3-25 px a frame at 120 Hz and bounce in a
-640x480 frame; one region in 20 is missed, as a detector would. The regions are made beforehand,
+Objects of the default task's classes, 20-100 px, each of its own colour (read with a little
+noise, as region_colors would), move 3-25 px a frame at 120 Hz and bounce in a 640x480 frame;
+one region in 20 is missed, as a detector would. The regions are made beforehand,
 so only the tracker is timed (time.perf_counter around each update, after 200 warm-up frames).
 """
 
@@ -30,6 +31,7 @@ def moving_regions(objects: int, frames: int, seed: int = 0, width: int = 640,
     heading = rng.uniform(0, 2 * np.pi, objects)
     vel = rng.uniform(3, 25, objects)[:, None] * np.stack([np.cos(heading), np.sin(heading)], 1)
     classes = rng.integers(1, 4, objects)
+    colors = rng.uniform(0, 1, (objects, 3))
     out = []
     for _ in range(frames):
         pos += vel
@@ -37,9 +39,10 @@ def moving_regions(objects: int, frames: int, seed: int = 0, width: int = 640,
         vel = np.where((pos < low) | (pos > high), -vel, vel)
         pos = np.clip(pos, low, high)
         keep = rng.random(objects) >= 0.05
+        seen = np.clip(colors + rng.normal(0, 0.02, colors.shape), 0, 1)
         out.append([Region(int(c), int(x - s / 2), int(y - s / 2), int(x + s / 2),
-                           int(y + s / 2), int(s * s), 0.9)
-                    for (x, y), s, c, k in zip(pos, size, classes, keep) if k])
+                           int(y + s / 2), int(s * s), 0.9, tuple(color.tolist()))
+                    for (x, y), s, c, k, color in zip(pos, size, classes, keep, seen) if k])
     return out
 
 

@@ -15,7 +15,7 @@ from jetson_seg.engines.base import Engine
 from jetson_seg.model_info import ModelInfo
 from jetson_seg.vision.image_conversion import DecodedImage, to_rgb
 from jetson_seg.vision.letterbox import Letterbox
-from jetson_seg.vision.postprocess import NetworkOutput, Region, Windows
+from jetson_seg.vision.postprocess import NetworkOutput, Region, Windows, region_colors
 from jetson_seg.vision.preprocess import NetworkInput
 
 
@@ -62,6 +62,7 @@ class Inferred:
     """Engine output for a batch, waiting for postprocessing (times are per frame)."""
 
     boxes: list[Letterbox]
+    images: list[DecodedImage]  # the frames (their regions' colours are read from them)
     probs: np.ndarray
     preprocess_ms: float
     inference_ms: float
@@ -104,7 +105,7 @@ class SegmentationPipeline:
         t1 = clock()
         probs = self.engine.infer(batch)
         t2 = clock()
-        return Inferred(boxes, probs, (t1 - t0) * 1e3 / len(images),
+        return Inferred(boxes, images, probs, (t1 - t0) * 1e3 / len(images),
                         (t2 - t1) * 1e3 / len(images))
 
     def finish_batch(self, inferred: Inferred, wanted: list[Wanted]) -> list[FrameResult]:
@@ -116,20 +117,23 @@ class SegmentationPipeline:
         results = []
         for slot, box in enumerate(inferred.boxes):
             start = time.perf_counter()
-            result = self._finish(inferred.probs[slot], box, wanted[slot])
+            result = self._finish(inferred.probs[slot], box, wanted[slot],
+                                  inferred.images[slot])
             result.timings_ms = {'preprocess': inferred.preprocess_ms,
                                  'inference': inferred.inference_ms,
                                  'postprocess': (time.perf_counter() - start) * 1e3}
             results.append(result)
         return results
 
-    def _finish(self, raw: np.ndarray, box: Letterbox, wanted: Wanted) -> FrameResult:
+    def _finish(self, raw: np.ndarray, box: Letterbox, wanted: Wanted,
+                image: DecodedImage) -> FrameResult:
         mask = self.output.mask(raw, box, self.config.mask_at_input_resolution)
         result = FrameResult(mask=mask.ids if wanted.mask else None, mask_size=mask.size,
                              image_size=(box.src_w, box.src_h), class_ids=mask.ids,
                              windows=mask.windows)
         if wanted.detections:
-            result.regions = self.output.regions(mask, self.config.min_region_area)
+            result.regions = region_colors(
+                self.output.regions(mask, self.config.min_region_area), image.pixels, mask.ids)
         return result
 
     def add_views(self, result: FrameResult, image: DecodedImage, wanted: Wanted) -> None:

@@ -11,9 +11,11 @@ goes back (a bag starting over) empties the tracker; ids keep counting so none i
 
 Association: one assignment (scipy's linear_sum_assignment) over a cost mixing the centre
 distance to the predicted box (scaled by a gate that grows with the object's size and with how
-far it may have moved since it was last seen) and the IoU of the boxes, only between regions and
-tracks of the same class. A track is reported once it has been seen `min_hits` frames in a row
-and kept through misses for `max_age` seconds (crossings, occlusions, dropped frames).
+far it may have moved since it was last seen), the IoU of the boxes, their sizes and colours (a
+region's median colour against the track's running average: objects that cross or part look
+alike in place and size, rarely in colour); a class change costs extra. A track is reported
+once it has been seen `min_hits` frames in a row and kept through misses for `max_age` seconds
+(crossings, occlusions, dropped frames).
 
 Merges: two objects of one class that touch or cross make one connected region, which the
 assignment gives to one track only. A confirmed track left unmatched whose predicted box lies
@@ -51,6 +53,8 @@ class TrackerParams:
     iou_weight: float = 1.0  # weight of 1 - IoU beside the centre distance in the cost
     size_weight: float = 0.5  # weight of |log(area ratio)| of track and region in the cost
     # (sizes tell crossing objects apart; merged regions are no longer measurements)
+    color_weight: float = 4.0  # weight of the distance between the track's colour and the
+    # region's (Region.color, 0-1 per channel, divided by sqrt(channels)) in the cost
     tentative_cost: float = 0.3  # added for unconfirmed tracks: confirmed ones match first
     class_change_cost: float = 0.5  # added where the class differs (inf: never matched)
     max_cost: float = 3.0  # a pair costing more is never matched: both stay unmatched
@@ -68,8 +72,8 @@ class TrackerParams:
             return f'min_hits must be an integer >= 1, got {self.min_hits!r}'
         floats = {name: getattr(self, name) for name in (
             'max_age', 'gate_size', 'gate_motion', 'gate_pixels', 'max_speed', 'iou_weight',
-            'size_weight',
-            'tentative_cost', 'class_change_cost', 'max_cost', 'velocity_smoothing')}
+            'size_weight', 'color_weight', 'tentative_cost', 'class_change_cost', 'max_cost',
+            'velocity_smoothing')}
         for name, value in floats.items():
             if isinstance(value, bool) or not isinstance(value, (int, float)) or \
                     math.isnan(value) or value < 0 or \
@@ -123,12 +127,17 @@ MERGED_INSIDE = 0.5
 #: Centres a track's trail keeps: at 120 Hz, the last 0.1 s of its path.
 TRAIL_POINTS = 12
 
+#: Share of the gap to a new region's colour a track's colour closes (an exponential average
+#: over the frames it is seen in alone: lighting drifts, one frame's mask may be off).
+COLOR_SMOOTHING = 0.3
+
 
 class _State:
     """A track's state: last measured box, velocity (px/s), times and counts."""
 
     __slots__ = ('track_id', 'class_id', 'votes', 'cx', 'cy', 'w', 'h', 'vx', 'vy', 'first',
-                 'last', 'hits', 'score', 'confirmed', 'region', 'within', 'box', 'trail')
+                 'last', 'hits', 'score', 'confirmed', 'region', 'within', 'box', 'trail',
+                 'color')
 
     def __init__(self, track_id: int, region: Region, index: int, stamp: float) -> None:
         self.track_id = track_id
@@ -138,6 +147,7 @@ class _State:
         self.first = stamp
         self.hits = 0
         self.confirmed = False
+        self.color: tuple[float, ...] | None = None
         self.trail: collections.deque[tuple[float, float]] = \
             collections.deque(maxlen=TRAIL_POINTS)
         self._measure(region, index, stamp)
@@ -154,7 +164,13 @@ class _State:
         self.trail.append((self.cx, self.cy))
 
     def _measure(self, region: Region, index: int, stamp: float) -> None:
-        """Take the region's box as the object's."""
+        """Take the region's box (and colour) as the object's."""
+        color = region.color
+        if color is not None:
+            if self.color is not None and len(self.color) == len(color):
+                color = tuple(old + COLOR_SMOOTHING * (new - old)
+                              for old, new in zip(self.color, color))
+            self.color = color
         self.cx, self.cy = (region.x0 + region.x1) / 2, (region.y0 + region.y1) / 2
         self.w, self.h = float(region.x1 - region.x0), float(region.y1 - region.y0)
         self.box = (float(region.x0), float(region.y0), float(region.x1), float(region.y1))
@@ -212,6 +228,22 @@ def _fit(low: float, high: float, start: float, end: float) -> tuple[float, floa
         return float(start), float(end)
     move = start - low if low < start else end - high if high > end else 0.0
     return low + move, high + move
+
+
+def _color_distance(tracks: Sequence[_State], regions: Sequence[Region]) -> np.ndarray | float:
+    """Tracks x regions: distance of their colours / sqrt(channels), 0 where either has none."""
+    width = next((len(r.color) for r in regions if r.color is not None), 0)
+    if not width:
+        return 0.0
+    missing = (math.nan,) * width
+    found = np.array([r.color if r.color is not None and len(r.color) == width else missing
+                      for r in regions])
+    known = np.array([t.color if t.color is not None and len(t.color) == width else missing
+                      for t in tracks])
+    difference = known[:, None] - found[None]
+    distance = np.sqrt(np.einsum('ijk,ijk->ij', difference, difference) / width)
+    distance[np.isnan(distance)] = 0.0
+    return distance
 
 
 def _shift(near: float, far: float, expected: float) -> float:
@@ -358,6 +390,8 @@ class RegionTracker:
                                                   np.maximum(area_f, 1.0)))
         if p.class_change_cost and not math.isinf(p.class_change_cost):
             cost += p.class_change_cost * other
+        if p.color_weight:
+            cost += p.color_weight * _color_distance(tracks, regions)
         return (*self._solve(cost, valid), overlap)
 
     def _solve(self, cost: np.ndarray, valid: np.ndarray) -> _Matches:
