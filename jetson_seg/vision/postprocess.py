@@ -357,13 +357,18 @@ def region_colors(regions: Sequence[Region], pixels: np.ndarray, ids: np.ndarray
         x1 = max(x0 + 1, math.ceil(region.x1 * sx))
         step = max(1, math.isqrt((y1 - y0) * (x1 - x0) // COLOR_SAMPLES))
         inside = ids[y0:y1:step, x0:x1:step] == region.class_id
-        rows = np.minimum(((np.arange(y0, y1, step) + 0.5) / sy).astype(np.intp), height - 1)
-        cols = np.minimum(((np.arange(x0, x1, step) + 0.5) / sx).astype(np.intp), width - 1)
-        sample = image[rows[:inside.shape[0], None], cols[None, :inside.shape[1]], :channels]
-        sample = sample[inside]
+        if sy == 1.0 and sx == 1.0:  # the mask at the image's size: a view, no gather
+            sample = image[y0:y1:step, x0:x1:step, :channels]
+        else:
+            rows = ((np.arange(y0, y0 + inside.shape[0] * step, step) + 0.5) / sy).astype(np.intp)
+            cols = ((np.arange(x0, x0 + inside.shape[1] * step, step) + 0.5) / sx).astype(np.intp)
+            sample = image[np.ix_(np.minimum(rows, height - 1), np.minimum(cols, width - 1))]
+            sample = sample[..., :channels]
+        picked = sample[inside]
         color = None
-        if len(sample):
-            color = tuple(float(v) / 255.0 for v in np.median(sample, axis=0))
+        if len(picked):  # the middle value of each channel (np.median's upper one: no mean)
+            middle = len(picked) // 2
+            color = tuple(float(v) / 255.0 for v in np.partition(picked, middle, axis=0)[middle])
         out.append(replace(region, color=color))
     return out
 
