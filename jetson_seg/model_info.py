@@ -292,20 +292,30 @@ def source_files(path: Path) -> list[Path]:
     return sorted(p for p in parts if p.is_file()) + files
 
 
-def default_model_dir() -> Path:
-    """The packaged default model: the ROS share directory, else the source tree."""
+#: The models shipped in models/, each with its optimizer output beside it (`optimized/`):
+#: the default, and one at a finer input for small fast objects (README "The default model").
+PACKAGED_MODELS = ('default', 'small_objects')
+
+
+def packaged_model_dir(name: str = 'default') -> Path:
+    """A packaged model (PACKAGED_MODELS): the ROS share directory, else the source tree."""
     try:
         from ament_index_python.packages import (PackageNotFoundError,
                                                  get_package_share_directory)
         try:
-            shared = Path(get_package_share_directory('jetson_seg')) / 'models' / 'default'
+            shared = Path(get_package_share_directory('jetson_seg')) / 'models' / name
             if (shared / KERAS_FILE).is_file():
                 return shared
         except (PackageNotFoundError, OSError):  # OSError: no AMENT_PREFIX_PATH at all
             pass
     except ImportError:
         pass
-    return Path(__file__).resolve().parent.parent / 'models' / 'default'
+    return Path(__file__).resolve().parent.parent / 'models' / name
+
+
+def default_model_dir() -> Path:
+    """The packaged default model: the ROS share directory, else the source tree."""
+    return packaged_model_dir('default')
 
 
 def load_keras(path: str | Path, trust: bool = False):

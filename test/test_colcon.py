@@ -18,6 +18,7 @@ import pytest
 
 from image_msgs import image_from_rgb, stamped
 from ros_harness import NodeProcess
+from jetson_seg.model_info import PACKAGED_MODELS
 from jetson_seg.tools.node_client import NodeClient
 
 REPO = Path(__file__).resolve().parent.parent
@@ -71,9 +72,14 @@ def test_colcon_build_installs_executables_launch_config_and_model(workspace):
     share = prefix / 'share' / 'jetson_seg'
     for rel in ('package.xml', 'launch/segmentation.launch.py', 'launch/optimize.launch.py',
                 'launch/replay.launch.py', 'config/segmentation.yaml',
-                'config/fastdds_large_images.xml', 'models/default/model.keras',
-                'models/default/model.json'):
+                'config/fastdds_large_images.xml'):
         assert (share / rel).is_file(), rel
+    for name in PACKAGED_MODELS:  # each with its optimizer output, as the source tree has it
+        source = REPO / 'models' / name
+        files = sorted(f.relative_to(source) for f in source.rglob('*') if f.is_file())
+        assert {'model.keras', 'model.json', 'optimized/manifest.json'} <= set(map(str, files))
+        for rel in files:
+            assert (share / 'models' / name / rel).is_file(), (name, rel)
     assert (prefix / 'share' / 'ament_index' / 'resource_index' / 'packages' /
             'jetson_seg').is_file()
     # jetson_seg_msgs is built beside it; the vision_msgs subset of interfaces/ is for the

@@ -22,7 +22,7 @@ import pytest
 from malicious_models import MARKER, ZOO, Crafted, _flex_tflite, build_zoo, copy_output, sha256
 from ros_harness import NodeProcess
 from jetson_seg.errors import ArtefactError, ModelError
-from jetson_seg.model_info import default_model_dir
+from jetson_seg.model_info import PACKAGED_MODELS, default_model_dir, packaged_model_dir
 from jetson_seg.model_loader import open_model
 from jetson_seg.model_trust import (check_model_file, check_tflite, keras_config_problem,
                                     tflite_custom_ops)
@@ -166,9 +166,13 @@ def test_keras_allow_list_names_the_layer_and_what_is_wrong():
     assert keras_config_problem(compiled) is None  # loaded with compile=False: never built
 
 
-def test_models_the_package_serves_pass_every_check():
-    check_model_file(default_model_dir() / 'model.keras', 'keras', trust=False)
-    for tflite in DEFAULT_OUTPUT.rglob('*.tflite'):
+@pytest.mark.parametrize('name', PACKAGED_MODELS)
+def test_models_the_package_serves_pass_every_check(name):
+    model_dir = packaged_model_dir(name)
+    check_model_file(model_dir / 'model.keras', 'keras', trust=False)
+    served = sorted((model_dir / 'optimized').rglob('*.tflite'))
+    assert [f.name for f in served] == ['model_fp32.tflite', 'model_int8.tflite']
+    for tflite in served:
         check_tflite(tflite, trust=False)
         assert tflite_custom_ops(tflite.read_bytes()) == []
 
