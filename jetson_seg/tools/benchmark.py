@@ -1,6 +1,7 @@
 """Benchmark: engines side by side, the node end to end over Fast DDS, and its per-stage cost.
 
     python -m jetson_seg.tools.benchmark --output output/benchmark [--quick]
+    python -m jetson_seg.tools.benchmark --models '' models/small_objects/optimized
 
 The machine's yardstick comes first (matmul ceiling, Keras eager and LiteRT FP32 1-thread time
 of the default model): these machines differ 2-2.5x in speed, and figures from two machines
@@ -59,6 +60,39 @@ def _matmul_ceiling() -> dict:
     a = np.random.default_rng(0).random((2048, 2048), dtype=np.float32)
     stats = _timeit(lambda: a @ a, 10, warmup=2)
     return {'gflops': round(2 * 2048 ** 3 / (stats['ms_min'] / 1e3) / 1e9, 1)}
+
+
+def _served_worker(model_path: str, iterations: int) -> dict:
+    """Time a model as the node's auto choice serves it, one thread; runs in a fresh process."""
+    from jetson_seg.model_loader import open_model
+    from jetson_seg.optimize.optimizer import check_frames
+
+    engine, info = open_model(model_path, 'auto', NODE_THREADS)
+    frame = check_frames(1, info.input_hw, spec=info.input)
+    stats = _timeit(lambda: engine.infer(frame), iterations)
+    engine.close()
+    return {**stats, 'served': engine.label, 'input': f'{info.input_hw[1]}x{info.input_hw[0]}'}
+
+
+def _compare_models(paths: list[str], rounds: int, iterations: int) -> dict:
+    """Each model's served engine time, alternating in fresh processes, and its ratio to the first.
+
+    Alternating rounds spread a shared machine's load over every model alike; the ratio of the
+    medians, and round by round (the same round's load on both).
+    """
+    runs: dict[str, list[dict]] = {path: [] for path in paths}
+    for _ in range(rounds):
+        for path in paths:
+            runs[path].append(_in_subprocess(['--served-worker', path,
+                                              '--iterations', str(iterations)]))
+    medians = {path: float(np.median([r['ms_p50'] for r in got])) for path, got in runs.items()}
+    return {'threads': NODE_THREADS, 'iterations': iterations, 'models': [
+        {'model': path or '(default)', 'served': got[0]['served'], 'input': got[0]['input'],
+         'ms_p50_runs': [r['ms_p50'] for r in got], 'ms_p50_median': round(medians[path], 3),
+         'ratio': round(medians[path] / medians[paths[0]], 2),
+         'ratio_runs': [round(r['ms_p50'] / first['ms_p50'], 2)
+                        for r, first in zip(got, runs[paths[0]])]}
+        for path, got in runs.items()]}
 
 
 def _engine_worker(kind: str, iterations: int) -> dict:
@@ -396,6 +430,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument('--matmul-worker', action='store_true', help=argparse.SUPPRESS)
     parser.add_argument('--hot-path-worker', action='store_true', help=argparse.SUPPRESS)
     parser.add_argument('--iterations', type=int, default=200)
+    parser.add_argument('--models', nargs='+', metavar='PATH',
+                        help="only time these models as precision auto serves them (one "
+                             "thread, fresh processes, alternating): one JSON line with each "
+                             "one's time and its ratio to the first; '' is the default model")
+    parser.add_argument('--rounds', type=int, default=3, help='rounds of --models')
+    parser.add_argument('--served-worker', help=argparse.SUPPRESS)
     parser.add_argument('--stages-only', type=float, metavar='SECONDS',
                         help='only the node at 30 Hz for SECONDS: one JSON line of stage '
                              'medians, node CPU and latency, to compare commits run by run')
@@ -407,6 +447,12 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps({'stages_ms': run['stages_ms'], 'node_cpu_cores': run['node_cpu_cores'],
                           'latency_p50_ms': run['latency_ms']['p50'],
                           'answered': run['answered']}))
+        return
+    if args.models:
+        print(json.dumps(_compare_models(args.models, args.rounds, args.iterations)))
+        return
+    if args.served_worker is not None:
+        print(json.dumps(_served_worker(args.served_worker, args.iterations)))
         return
     if args.engine_worker:
         print(json.dumps(_engine_worker(args.engine_worker, args.iterations)))
