@@ -150,16 +150,18 @@ STATISTICS = {'mean, min/max': _mean, 'median, 2-98 percentiles': _percentiles,
 
 
 def compare(scenes: int, true_masks: bool = False, on_wall: bool = False,
-            depth_scale: float = 1.0, seed: int = 2026) -> dict[str, np.ndarray]:
+            depth_scale: float = 1.0, seed: int = 2026, model_path: str = ''
+            ) -> dict[str, np.ndarray]:
     """Errors (depth, lateral, size, all in goal) of every statistic, per object.
 
-    On the default model's masks and regions, or with `true_masks` the generator's; `on_wall`:
+    On a model's masks and regions (`model_path`, '' = the default model, served by LiteRT on
+    one thread), or with `true_masks` the generator's; `on_wall`:
     scenes whose objects lie on the wall; `depth_scale` 0.5: depth at half resolution.
     """
     from jetson_seg.model_loader import open_model
     from jetson_seg.vision.pipeline import PipelineConfig, SegmentationPipeline, Wanted
 
-    engine, info = open_model('', 'litert', threads=1)
+    engine, info = open_model(model_path, 'litert', threads=1)
     pipeline = SegmentationPipeline(engine, info, PipelineConfig())
     stream = depth_scene_stream(seed, DepthSceneSpec(on_wall=on_wall, depth_scale=depth_scale))
     chosen_names = ('locate_objects (chosen)', 'same, grow_px 0')
@@ -317,6 +319,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument('--depth-scale', type=float, default=1.0,
                         help='compare with depth at this fraction of the colour resolution')
     parser.add_argument('--scene-seed', type=int, default=2026, help='first compared frame\'s')
+    parser.add_argument('--model-path', default='',
+                        help='compare on this model\'s masks (\'\' = the default model)')
     parser.add_argument('--picture', metavar='PNG',
                         help='draw a frame\'s labelled point cloud and 3D boxes into this file')
     parser.add_argument('--seed', type=int, default=3, help='the pictured frame\'s')
@@ -329,8 +333,9 @@ def main(argv: list[str] | None = None) -> None:
               f'{platform.python_version()}, numpy {np.__version__}, OpenCV {cv2.__version__}'
     if args.compare:
         found = compare(args.scenes, args.true_masks, args.on_wall, args.depth_scale,
-                        args.scene_seed)
-        masks = 'the true' if args.true_masks else 'the default model\'s'
+                        args.scene_seed, args.model_path)
+        masks = 'the true' if args.true_masks else \
+            f'{args.model_path}\'s' if args.model_path else 'the default model\'s'
         where = ' (objects on the wall)' if args.on_wall else ''
         where += f', depth at {args.depth_scale:g} of the colour size, seed {args.scene_seed}'
         print(f'Robust statistics on {masks} masks, {args.scenes} generated frames{where} '
