@@ -135,18 +135,20 @@ def test_centres_and_sizes_against_the_truth_16uc1_and_32fc1(rgbd):
     errors = _score(rgbd, DepthSceneSpec(), 26, 24, ('16UC1', '32FC1'))
     assert len(errors) >= 50
     _print_shares('full resolution', errors)
+    # issue 26's goal for every object: measured worst 0.39% depth, 2.4 mm/m, size 3.5%
     assert (errors[:, 0] <= 0.02).all()
-    assert (errors[:, 1] <= 0.01).mean() >= 0.95
-    assert (errors[:, 2] <= 0.05).mean() >= 0.9  # 97% measured (72% before depth.grow_px)
-    assert (errors[:, 2] <= 0.10).all()  # worst 5.5% (27%)
+    assert (errors[:, 1] <= 0.01).all()
+    assert (errors[:, 2] <= 0.05).all()
 
 
 def test_half_resolution_depth(rgbd):
     errors = _score(rgbd, DepthSceneSpec(depth_scale=0.5), 27, 12, ('16UC1', '32FC1'))
     assert len(errors) >= 25
     _print_shares('half resolution', errors)
-    assert (errors[:, 0] <= 0.02).all()
-    assert (errors[:, 1] <= 0.01).mean() >= 0.9
+    assert (errors[:, 0] <= 0.02).all()  # measured: every object within the goal, worst
+    assert (errors[:, 1] <= 0.01).all()  # 0.52% depth, 2.5 mm/m, size 4.1%; pixels twice as
+    assert (errors[:, 2] <= 0.05).mean() >= 0.95  # coarse: the goal for 95%, 6% for all
+    assert (errors[:, 2] <= 0.06).all()
 
 
 def test_a_frame_without_depth_keeps_its_2d_outputs_and_late_depth_is_paired(rgbd):

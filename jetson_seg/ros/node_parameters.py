@@ -84,8 +84,9 @@ DEPTH_HELP = {
     'smooth': 'Pixels: box over which interior depths are averaged (>= 3)',
     'min_points': 'An object with fewer depth readings in its band is not located, ...',
     'min_valid': '... nor one with a reading on less than this share of its pixels',
-    'grow_px': 'Image pixels an outline may grow into background whose depth is in the band, '
-               'where that closes within them (corners and tips the mask cut); 0 = off',
+    'grow_px': 'Image pixels an outline may grow into background that reads the object '
+               '(in the band, or a mix nearer it than what lies behind), where that closes '
+               'within them (corners and tips the mask cut); 0 = off',
 }
 _DEPTH_RANGE = {'band': (1e-3, 100.0), 'min_band': (0.0, 10.0), 'smooth': (3, 101),
                 'min_points': (1, 1 << 20), 'min_valid': (0.0, 1.0), 'grow_px': (0, 64)}

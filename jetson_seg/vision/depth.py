@@ -70,7 +70,7 @@ class DepthParams:
     smooth: int = 5  # px, box over which interior depths are averaged (>= 3)
     min_points: int = 10  # an object with fewer inliers is not located, ...
     min_valid: float = 0.5  # ... nor one with a reading on less than this share of its pixels
-    grow_px: int = 8  # image px the outline may grow into background reading the object's depth
+    grow_px: int = 16  # image px the outline may grow into background reading the object's depth
 
     def __post_init__(self) -> None:
         if not (self.band > 0 and self.min_band >= 0 and self.smooth >= 3 and
@@ -257,40 +257,21 @@ def _interior_depth(z: np.ndarray, inliers: np.ndarray, size: int) -> np.ndarray
 class _Growth:
     """Where and how far an object's outline may grow on the mask grid.
 
-    `room`: the crop's background pixels (never another object's); `steps`: mask pixels;
-    `coarse`: mask pixels a depth pixel spans beyond one, by which the in-band pixels are
-    eroded first (a depth pixel mostly on the object reads its depth, and without the erosion
-    the mask pixels of it off the object would join).
+    `room`: the crop's background pixels (never another object's); `steps`: mask pixels.
     """
 
     room: np.ndarray
     steps: int
-    coarse: int
 
-    def grow(self, seed: np.ndarray, in_band: np.ndarray) -> np.ndarray:
-        """`seed` grown by up to `steps` pixels (8-connected), each into room in the band.
+    def grow(self, seed: np.ndarray, reach: np.ndarray) -> np.ndarray:
+        """`seed` grown into room in `reach` by up to `steps` pixels (8-connected).
 
-        With depth coarser than the mask, the band is first eroded by the excess (a depth pixel
-        mostly off the object may read its depth; growing into its mask pixels would put the
-        outline up to a depth pixel too far), and the excess is given back next to what grew.
+        Pockets still spreading after that are left out whole: no cut corner, but the surface
+        the object lies or stands on.
         """
-        room = self.room.view(np.uint8)
-        full = cv2.bitwise_and(in_band.view(np.uint8), room)
-        if not self.coarse:
-            return self._grown(seed, full)
-        side = 2 * self.coarse + 1
-        square = np.ones((side, side), np.uint8)
-        grown = self._grown(seed, cv2.bitwise_and(cv2.erode(in_band.view(np.uint8), square),
-                                                  room))
-        added = cv2.bitwise_and(grown.view(np.uint8), (~seed).view(np.uint8))
-        if not cv2.countNonZero(added):
-            return grown
-        # where it grew, the mask fell short: the band's last excess pixels are the object's too
-        return grown | (cv2.dilate(added, square).view(bool) & full.view(bool))
-
-    def _grown(self, seed: np.ndarray, reach: np.ndarray) -> np.ndarray:
-        """`seed` grown into `reach` by up to `steps`; pockets still spreading are left out."""
-        grown, allowed = seed.view(np.uint8), cv2.bitwise_or(seed.view(np.uint8), reach)
+        grown = seed.view(np.uint8)
+        room = cv2.bitwise_and(reach.view(np.uint8), self.room.view(np.uint8))
+        allowed = cv2.bitwise_or(grown, room)
         kernel, count = np.ones((3, 3), np.uint8), cv2.countNonZero(grown)
         for _ in range(self.steps + 1):
             last, grown = grown, cv2.bitwise_and(cv2.dilate(grown, kernel), allowed)
@@ -299,10 +280,51 @@ class _Growth:
                 return grown.view(bool)
         added = grown.view(bool) & ~seed
         n, labels = cv2.connectedComponents(added.view(np.uint8), connectivity=8)
-        # a pocket still spreading after `steps` is no cut corner: the surface it lies on
         spreading = np.zeros(n, bool)
         spreading[labels[added & ~last.view(bool)]] = True
         return seed | (last.view(bool) & ~spreading[labels])
+
+
+#: Depth pixels (a square's side) searched for the background behind an outline pixel.
+_BEHIND_PX = 7
+#: A pixel without a reading with this many readings among its 8 neighbours is a dropout, of
+#: the side most of them are on; one at a hole's edge is left undecided.
+_LONE_READINGS = 6
+#: A reading this close to the background behind it (share of the way from the object) is the
+#: background's: what a mask pixel over it is dropped for (a sensor's noise is far less).
+_BACKGROUND_SHARE = 0.9
+
+
+@dataclass(frozen=True)
+class _Sides:
+    """Which side of an object's outline each depth pixel of its window reads.
+
+    `object`: the object's (in the band, or a mix of it and the background behind that is
+    nearer the object: over half the pixel is the object's). `background`: the background's
+    (out of the band and not such a mix, or a dropout among mostly such readings). The rest (a
+    mix mostly of the background, a hole) is undecided: a mask pixel over it stays as the mask
+    has it, and growth does not enter it.
+    """
+
+    object: np.ndarray
+    background: np.ndarray
+
+    @classmethod
+    def of(cls, z: np.ndarray, valid: np.ndarray, in_band: np.ndarray,
+           fitted: np.ndarray) -> '_Sides':
+        behind = valid & ~in_band & (z > fitted)
+        far = cv2.dilate(np.where(behind, z, 0).astype(np.float32),
+                         np.ones((_BEHIND_PX, _BEHIND_PX), np.uint8))
+        gap = far - fitted  # how far behind the object the background is, where one is seen
+        mixed = behind & (z - fitted < gap * _BACKGROUND_SHARE)
+        background = valid & ~in_band & ~mixed
+        square = np.ones((3, 3), np.float32)
+        votes = cv2.filter2D(background.astype(np.float32), -1, square,
+                             borderType=cv2.BORDER_CONSTANT)
+        readings = cv2.filter2D(valid.astype(np.float32), -1, square,
+                                borderType=cv2.BORDER_CONSTANT)
+        lone = ~valid & (readings >= _LONE_READINGS) & (2 * votes > readings)
+        return cls(in_band | (mixed & (z - fitted < gap / 2)), background | lone)
 
 
 def _locate(values: np.ndarray, depth: DepthImage, crop: np.ndarray, grids: _Grids,
@@ -334,10 +356,12 @@ def _locate(values: np.ndarray, depth: DepthImage, crop: np.ndarray, grids: _Gri
     count = np.count_nonzero(inliers)
     if count < params.min_points:
         return None
-    keep = crop & ~grids.on_crop(found & ~inliers)
+    fitted = _interior_depth(z, inliers, params.smooth)
+    sides = _Sides.of(z, valid, in_band, fitted)
+    keep = crop & ~grids.on_crop(sides.background)
     if growth is not None:
-        keep = growth.grow(keep, grids.on_crop(in_band))
-    at = grids.on_crop(_interior_depth(z, inliers, params.smooth))[keep]
+        keep = growth.grow(keep, grids.on_crop(sides.object))
+    at = grids.on_crop(fitted)[keep]
     v, u = np.divmod(np.flatnonzero(keep), keep.shape[1])
     x, y = camera.normalized_at(u + origin[0], v + origin[1])
     x *= at
@@ -358,15 +382,15 @@ def camera_for(depth: DepthImage, camera: CameraModel) -> CameraModel:
     return camera.scaled(width, height)  # the same camera at its own size
 
 
-def _margin(mask: np.ndarray, left: int, top: int, crop: np.ndarray, steps: int, coarse: int
+def _margin(mask: np.ndarray, left: int, top: int, crop: np.ndarray, steps: int
             ) -> tuple[int, int, np.ndarray, _Growth]:
     """The crop widened by `steps` px each way (inside the mask), and its growth."""
-    x0, y0 = max(0, left - steps - 1), max(0, top - steps - 1)  # one more: see _Growth
+    x0, y0 = max(0, left - steps - 1), max(0, top - steps - 1)  # one more: growth's last step
     x1 = min(mask.shape[1], left + crop.shape[1] + steps + 1)
     y1 = min(mask.shape[0], top + crop.shape[0] + steps + 1)
     wide = np.zeros((y1 - y0, x1 - x0), bool)
     wide[top - y0:top - y0 + crop.shape[0], left - x0:left - x0 + crop.shape[1]] = crop
-    return x0, y0, wide, _Growth(mask[y0:y1, x0:x1] == 0, steps, coarse)
+    return x0, y0, wide, _Growth(mask[y0:y1, x0:x1] == 0, steps)
 
 
 def locate_objects(mask: np.ndarray, regions: Sequence[Region], image_size: tuple[int, int],
@@ -383,7 +407,6 @@ def locate_objects(mask: np.ndarray, regions: Sequence[Region], image_size: tupl
     check_pairing(mask.shape, image_size)
     mask_camera = camera_for(depth, camera).scaled(mask.shape[1], mask.shape[0])
     steps = round(params.grow_px * mask.shape[1] / image_size[0])  # image px -> mask px
-    coarse = math.ceil(mask.shape[1] / depth.shape[1]) - 1
     located = []
     for index, region in enumerate(regions):
         part = region_pixels(mask, region, image_size)
@@ -392,7 +415,7 @@ def locate_objects(mask: np.ndarray, regions: Sequence[Region], image_size: tupl
         left, top, crop = part
         extent, growth = (crop.shape[1], crop.shape[0]), None
         if steps:
-            left, top, crop, growth = _margin(mask, left, top, crop, steps, coarse)
+            left, top, crop, growth = _margin(mask, left, top, crop, steps)
         grids = _Grids.of(left, top, crop.shape, mask.shape, depth.shape)
         box = _locate(depth.values[grids.window], depth, crop, grids, (left, top), extent,
                       growth, mask_camera, params)
