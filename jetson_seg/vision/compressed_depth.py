@@ -90,33 +90,73 @@ def decode_compressed_depth(msg, max_pixels: int = 4096 * 4096) -> DepthImage:
     return DepthImage(metres, _SCALE[encoding])
 
 
+_CHUNK = 1 << 15  # nibbles decoded at a time: temporaries stay small, in cache and reused
+
+
 def _vle_values(words: np.ndarray) -> np.ndarray:
-    """Every variable-length value of RVL's nibble stream, in order (int64)."""
-    octets = words.astype('<u4').view(np.uint8).reshape(-1, 4)[:, ::-1]  # most significant first
-    nibbles = np.stack([octets >> 4, octets & 0xF], -1).ravel()
-    ends = np.flatnonzero(nibbles < 8)  # a value ends at a nibble without the continuation bit
-    if ends.size == 0:
-        return np.zeros(0, np.int64)
-    lengths = np.diff(ends, prepend=-1)
-    if lengths.max() > 11:  # a run is < 2^24 pixels, a zig-zag delta < 2^17: 8 and 6 nibbles
-        raise ImageRejected('corrupt_compressed', 'RVL value longer than 33 bits')
-    nibbles = nibbles[:ends[-1] + 1]
-    place = np.arange(len(nibbles)) - np.repeat(ends - lengths + 1, lengths)
-    sums = np.cumsum((nibbles & 7).astype(np.int64) << (3 * place))
-    return np.diff(sums[ends], prepend=0)
+    """Every variable-length value of RVL's nibble stream, in order (uint32, or int64 if long).
+
+    Decoded in chunks of whole values: a frame's temporaries at once (~10 MB) cost more in
+    fresh pages (page faults) than in arithmetic, while a chunk's are reused from the heap.
+    """
+    octets = words.astype('>u4').view(np.uint8)  # most significant first
+    nibbles = np.empty(octets.size * 2, np.uint8)
+    np.right_shift(octets, 4, out=nibbles[0::2])
+    np.bitwise_and(octets, 0xF, out=nibbles[1::2])
+    chunks = []
+    begin = 0
+    while begin < nibbles.size:
+        ends = np.flatnonzero(nibbles[begin:begin + _CHUNK] < 8)  # nibbles without continuation
+        if ends.size == 0:  # none ends here: the stream's padding, or a value far too long
+            if (nibbles[begin:] < 8).any():
+                raise ImageRejected('corrupt_compressed', 'RVL value longer than 33 bits')
+            break
+        chunks.append(_whole_values(nibbles[begin:begin + ends[-1] + 1], ends))
+        begin += int(ends[-1]) + 1
+    if not chunks:
+        return np.zeros(0, np.uint32)
+    return np.concatenate(chunks, dtype=np.result_type(*chunks))
+
+
+def _whole_values(nibbles: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """The values of nibbles that end with a whole value, whose last nibbles are at `ends`.
+
+    A nibble's place in its value is counted in uint8 by ANDing the continuation bits of the
+    nibbles before it, one pass per nibble of the longest value (2-5 in a depth frame); one
+    cumulative sum of the shifted 3-bit groups is then read at each value's last nibble. uint32
+    holds values of up to 10 nibbles exactly.
+    """
+    going = nibbles >= 8
+    place = np.zeros(nibbles.size, np.uint8)  # nibbles before this one in its value
+    after = going[:-1].copy()  # after[j]: nibble j + longest follows `longest` continuing ones
+    longest = 1  # nibbles of the longest value
+    while after.any():
+        if longest == 11:  # a run is < 2^24 pixels, a zig-zag delta < 2^17: 8 and 6 nibbles
+            raise ImageRejected('corrupt_compressed', 'RVL value longer than 33 bits')
+        place[longest:] += after.view(np.uint8)  # bool as 0/1 bytes: no casting loop
+        after = np.logical_and(after[:-1], going[longest:-1], out=after[:-1])
+        longest += 1
+    sums = np.bitwise_and(nibbles, 7, dtype=np.uint32 if longest <= 10 else np.int64)
+    place *= 3
+    np.left_shift(sums, place, out=sums)
+    np.cumsum(sums, dtype=sums.dtype, out=sums)  # (not widened to 64 bits and back)
+    values = sums[ends]
+    values[1:] -= values[:-1].copy()  # wraps around in uint32, exactly as the values fit
+    return values
 
 
 def decode_rvl(data: np.ndarray, width: int, height: int) -> np.ndarray:
     """A uint16 (height, width) image from RVL data (after its width and height).
 
     The value stream is decoded at once; only the run headers are walked in Python (one step
-    per run of zeros and non-zeros, over plain ints: a few thousand in a depth frame with
-    holes), then the non-zero values are placed with one cumulative sum.
+    per pair of zero and non-zero runs, indexing the values in place: a few thousand in a depth
+    frame with holes). The deltas and their pixels are then found by masks, and summed in
+    uint16, which wraps around as the encoder's 16-bit arithmetic does.
     """
     total = width * height
     values = _vle_values(data[:data.size // 4 * 4].view('<u4'))
-    stream = values.tolist()
-    runs: list[tuple[int, int, int]] = []  # (first pixel, pixels, first value) of each run
+    stream = memoryview(values)  # plain ints one at a time, without converting the stream
+    heads: list[int] = []  # where each pair of runs starts in the stream
     done = at = 0
     size = len(stream)
     while done < total:
@@ -127,15 +167,22 @@ def decode_rvl(data: np.ndarray, width: int, height: int) -> np.ndarray:
         if done + count > total or at + 2 + count > size:
             raise ImageRejected('corrupt_compressed', f'RVL run of {count} pixels overruns '
                                                       f'{total} pixels or its data')
-        if count:
-            runs.append((done, count, at + 2))
+        heads.append(at)
         done += count
         at += 2 + count
+    starts = np.array(heads, np.int64)
+    counts = values[starts + 1].astype(np.int64)
+    after = np.cumsum(values[starts] + counts)  # pixels up to the end of each non-zero run
+    edges = np.zeros(total + 1, np.int8)  # +1 where a run of non-zeros starts, -1 after it
+    np.add.at(edges, after - counts, 1)
+    np.add.at(edges, after, -1)
+    deltas = np.ones(at, bool)
+    deltas[starts], deltas[starts + 1] = False, False
+    zigzag = values[:at][deltas]
+    steps, odd = np.empty((2, zigzag.size), np.uint16)  # kept modulo 2^16, as the image wraps
+    np.right_shift(zigzag, 1, out=steps, casting='unsafe')
+    np.bitwise_and(zigzag, 1, out=odd, casting='unsafe')
+    steps ^= np.negative(odd, out=odd)  # zig-zag: odd values are negative deltas
     out = np.zeros(total, np.uint16)
-    if runs:
-        first, counts, offsets = (np.array(column, np.int64) for column in zip(*runs))
-        within = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
-        zigzag = values[np.repeat(offsets, counts) + within]
-        steps = (zigzag >> 1) ^ -(zigzag & 1)
-        out[np.repeat(first, counts) + within] = (np.cumsum(steps) & 0xFFFF).astype(np.uint16)
+    out[np.cumsum(edges[:-1], dtype=np.int8).view(bool)] = np.cumsum(steps, out=steps)
     return out.reshape(height, width)
