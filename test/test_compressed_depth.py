@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from image_msgs import compressed_depth, rvl
 
+from jetson_seg.vision import compressed_depth as decoder
 from jetson_seg.vision.compressed_depth import decode_compressed_depth, decode_rvl
 from jetson_seg.vision.image_conversion import ImageRejected
 
@@ -96,3 +97,119 @@ def test_a_cut_rvl_stream_is_rejected_not_read_past():
     msg.data = msg.data[:len(msg.data) // 2]
     with pytest.raises(ImageRejected, match='RVL'):
         decode_compressed_depth(msg)
+
+
+def _reference_rvl(data: bytes, width: int, height: int) -> np.ndarray | str:
+    """RVL decoded one nibble and one pixel at a time, as the format reads; a rejection's reason.
+
+    The semantics the vectorized decoder keeps: the whole stream's values are read first (one
+    longer than 11 nibbles is corrupt; trailing continuation nibbles are no value), then runs
+    are taken until the image is full, never past the values.
+    """
+    words = struct.unpack(f'<{len(data) // 4}I', data[:len(data) // 4 * 4])
+    values, value, place = [], 0, 0
+    for nibble in (word >> shift & 15 for word in words for shift in range(28, -4, -4)):
+        value, place = value | (nibble & 7) << 3 * place, place + 1
+        if nibble < 8:
+            if place > 11:
+                return 'corrupt_compressed'
+            values.append(value)
+            value = place = 0
+    out: list[int] = []
+    at = previous = 0
+    while len(out) < width * height:
+        if at + 2 > len(values):
+            return 'truncated'
+        zeros, count = values[at:at + 2]
+        if len(out) + zeros + count > width * height or at + 2 + count > len(values):
+            return 'corrupt_compressed'
+        out += [0] * zeros
+        for zigzag in values[at + 2:at + 2 + count]:
+            previous = (previous + ((zigzag >> 1) ^ -(zigzag & 1))) & 0xFFFF
+            out.append(previous)
+        at += 2 + count
+    return np.array(out, np.uint16).reshape(height, width)
+
+
+def _decoded(data: bytes, width: int, height: int) -> np.ndarray | str:
+    try:
+        return decode_rvl(np.frombuffer(data, np.uint8), width, height)
+    except ImageRejected as rejected:
+        return rejected.reason
+
+
+def _packed(nibbles: list[int]) -> bytes:
+    """Nibbles eight to a little-endian 32-bit word, most significant first (0-padded)."""
+    nibbles = nibbles + [0] * (-len(nibbles) % 8)
+    return np.array([int(''.join(f'{n:x}' for n in nibbles[k:k + 8]), 16)
+                     for k in range(0, len(nibbles), 8)], '<u4').tobytes()
+
+
+def _nibbles(value: int) -> list[int]:
+    """One value as RVL writes it: 3-bit groups, least significant first, 8 = more follow."""
+    groups = [value >> shift & 7 for shift in range(0, max(value.bit_length(), 1), 3)]
+    return [group | 8 for group in groups[:-1]] + groups[-1:]
+
+
+@pytest.mark.parametrize('chunk', [16, decoder._CHUNK])
+def test_rvl_matches_a_nibble_by_nibble_decoder_on_cut_altered_and_random_streams(chunk,
+                                                                                  monkeypatch):
+    monkeypatch.setattr(decoder, '_CHUNK', chunk)  # 16: values across chunk ends
+    rng = np.random.default_rng(2026)
+    outcomes = set()
+    for case in range(400):
+        height, width = (int(n) for n in rng.integers(1, 13, 2))
+        image = rng.integers(0, 65536, (height, width)).astype(np.uint16)
+        image[rng.random(image.shape) < rng.random()] = 0
+        data = bytearray(rvl(image)[8:])
+        if case % 4 == 1:
+            for at in rng.integers(0, len(data), int(rng.integers(1, 4))):
+                data[at] = int(rng.integers(256))
+        elif case % 4 == 2:
+            data = data[:int(rng.integers(0, len(data) + 1))]
+        elif case % 4 == 3:
+            data = bytearray(rng.integers(0, 256, int(rng.integers(0, 48)), np.uint8).tobytes())
+        want, got = _reference_rvl(bytes(data), width, height), _decoded(bytes(data), width,
+                                                                         height)
+        if case % 4 == 0:
+            np.testing.assert_array_equal(want, image)
+        if isinstance(want, str):
+            assert got == want, (case, bytes(data).hex())
+        else:
+            np.testing.assert_array_equal(got, want, err_msg=bytes(data).hex())
+        outcomes.add(want if isinstance(want, str) else 'decoded')
+    assert outcomes == {'decoded', 'truncated', 'corrupt_compressed'}
+
+
+def test_rvl_frame_over_several_chunks_matches_the_nibble_by_nibble_decoder():
+    image = np.round(np.nan_to_num(_scene(120, 160), nan=0) * 1000).astype(np.uint16)
+    data = rvl(image)[8:]
+    assert len(data) * 2 > 2 * decoder._CHUNK  # several chunks, values across ends
+    np.testing.assert_array_equal(_decoded(data, 160, 120), _reference_rvl(data, 160, 120))
+    np.testing.assert_array_equal(_decoded(data, 160, 120), image)
+
+
+def test_rvl_edges_runs_of_no_pixels_the_data_end_and_long_values():
+    # 2 zeros, an empty non-zero run, 1 zero, then 1 non-zero (delta +3: 6): eight nibbles,
+    # the image's last value at the data's last nibble (no padding)
+    exact = _packed(_nibbles(2) + _nibbles(0) + _nibbles(1) + _nibbles(1) + _nibbles(6)
+                    + [0, 0, 0])
+    assert len(exact) == 4
+    np.testing.assert_array_equal(_decoded(exact, 4, 1), [[0, 0, 0, 3]])
+    assert _decoded(exact[:-1], 4, 1) == 'truncated'  # no whole word: no values
+    # 11 nibbles hold up to 33 bits: 2^32 + 2 zeros must overrun, not wrap around to 2
+    huge = _packed(_nibbles(2 ** 32 + 2) + _nibbles(1) + _nibbles(6))
+    assert len(_nibbles(2 ** 32 + 2)) == 11 and _decoded(huge, 3, 1) == 'corrupt_compressed'
+    # the same 2 zeros spelled in 11 nibbles (continuation groups of 0) read as 2
+    padded = _packed([10] + [8] * 9 + [0] + _nibbles(1) + _nibbles(6))
+    np.testing.assert_array_equal(_decoded(padded, 3, 1), [[0, 0, 3]])
+    assert _decoded(_packed([10] + [8] * 10 + [0] + _nibbles(1) + _nibbles(6)), 3,
+                    1) == 'corrupt_compressed'  # 12 nibbles
+    # a run whose count chains past the values: 1 non-zero announced, 5 more claimed after it
+    chained = _packed(_nibbles(0) + _nibbles(1) + _nibbles(6) + _nibbles(0) + _nibbles(5)
+                      + _nibbles(2))
+    assert _reference_rvl(chained, 6, 1) == _decoded(chained, 6, 1) == 'corrupt_compressed'
+    # continuation nibbles after the image are no value, as in the reference
+    trailing = _packed(_nibbles(0) + _nibbles(1) + _nibbles(6) + [8] * 13)
+    np.testing.assert_array_equal(_decoded(trailing, 1, 1), [[3]])
+    np.testing.assert_array_equal(_reference_rvl(trailing, 1, 1), [[3]])
