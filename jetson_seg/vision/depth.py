@@ -14,31 +14,25 @@ mix of both depths on the outline (flying pixels). So:
 - the object's depth is the MEDIAN of its readings (right while over half are the object's);
 - its points are the readings within a band around it (half its lateral size, >= `min_band`),
   the rest are background or a nearer object;
-- no outline pixel's own reading is used: a plane fitted to the interior (inliers whose 8
-  neighbours are inliers) plus the interior's residuals averaged over 5x5 gives the depth at
-  every mask pixel, outline and holes included (noise averaged out, the object's tilt kept);
-- the box is the min/max of the mask pixels at that depth (mask pixels over out-of-band
-  readings dropped), plus one pixel's footprint (a pixel centre lies half a pixel inside);
+- no outline pixel's own reading is used for its depth: a plane fitted to the interior (inliers
+  whose 8 neighbours are inliers) plus the interior's residuals averaged over 5x5 gives the
+  depth at every mask pixel, outline and holes included (noise averaged out, tilt kept);
+- the outline is where the depth is halfway between the object and the background behind it
+  (_Sides): a pixel across it reads a mix, nearer the object when over half of it is the
+  object's, so such a pixel is the object's although out of the band; a mask pixel over a
+  reading of the background (or a dropout among such readings) is dropped; one over a mix
+  mostly of the background, or over a hole, stays as the mask has it;
 - the mask's outline may first grow back what the model cut (it rounds corners and cuts
-  triangles' tips): up to `grow_px` into background pixels whose reading is in the band, but
+  triangles' tips): up to `grow_px` into background pixels that read the object's side, but
   only pockets the depth closes within that reach. A pocket still spreading is the surface the
-  object lies or stands on (its depth agrees along the contact), so it is left out whole.
-Measured (tools/depth_benchmark.py --compare, 60 generated frames, depth noise 1 mm x z^2,
-flying pixels, holes; share of objects within issue 26's goal: centre depth 2%, 1 cm per metre
-sideways, sizes 5%; worst size error):
-  true masks:    this 100% (size 4.7%, growth or not); eroded mask 2 px + min/max 65% (19%);
-                 band + raw min/max 24% (66%: noise and flying pixels stretch z); median + 2-98
-                 percentiles 0%; mean + min/max 0%.
-  model's masks: this 95% (depth 100%, sideways 99%, sizes 95%, worst 15.7%); without growth
-                 64% (sizes 64%, worst 32.6%); eroded 36%; band + min/max 21%; percentiles and
-                 mean 0%. grow_px 8 was chosen on other frames (seed 3000: 68% -> 97%; 12 px
-                 98%), the smallest reach near the best.
+  object lies or stands on (its depth agrees along the contact), so it is left out whole;
+- the box is the min/max of the kept mask pixels at their depth, plus one pixel's footprint
+  (a pixel centre lies half a pixel inside the outline on average).
+MEASURED
 Growth's limits: where the ring the mask missed joins the surface an object stands on, nothing
 grows (a standing object's mask short all round gains nothing); objects of one depth closer than
-`grow_px` with background between may take that gap; with depth coarser than the mask the outline
-is found to the depth pixel only (half-resolution depth, tools/depth_benchmark --compare
---depth-scale 0.5, seeds 2026 and 3000: the model's masks 71%, 68% without growth -> 80%, 81%;
-true masks 99%, 98%).
+`grow_px` with background between may take that gap; holes at the outline tell nothing, so
+there the mask's outline stands, right or wrong.
 Objects with a reading on under half their pixels are not located (`min_valid`): their box
 would be a guess from the rest.
 Limit: a surface that turns away steeply at its outline (a ball's limb) is told from flying
@@ -285,8 +279,8 @@ class _Growth:
         return seed | (last.view(bool) & ~spreading[labels])
 
 
-#: Depth pixels (a square's side) searched for the background behind an outline pixel.
-_BEHIND_PX = 7
+#: Depth pixels (a 7x7 square) searched for the background behind an outline pixel.
+_BEHIND_SQUARE = np.ones((7, 7), np.uint8)
 #: A pixel without a reading with this many readings among its 8 neighbours is a dropout, of
 #: the side most of them are on; one at a hole's edge is left undecided.
 _LONE_READINGS = 6
@@ -312,19 +306,19 @@ class _Sides:
     @classmethod
     def of(cls, z: np.ndarray, valid: np.ndarray, in_band: np.ndarray,
            fitted: np.ndarray) -> '_Sides':
-        behind = valid & ~in_band & (z > fitted)
-        far = cv2.dilate(np.where(behind, z, 0).astype(np.float32),
-                         np.ones((_BEHIND_PX, _BEHIND_PX), np.uint8))
-        gap = far - fitted  # how far behind the object the background is, where one is seen
-        mixed = behind & (z - fitted < gap * _BACKGROUND_SHARE)
-        background = valid & ~in_band & ~mixed
-        square = np.ones((3, 3), np.float32)
-        votes = cv2.filter2D(background.astype(np.float32), -1, square,
-                             borderType=cv2.BORDER_CONSTANT)
-        readings = cv2.filter2D(valid.astype(np.float32), -1, square,
-                                borderType=cv2.BORDER_CONSTANT)
-        lone = ~valid & (readings >= _LONE_READINGS) & (2 * votes > readings)
-        return cls(in_band | (mixed & (z - fitted < gap / 2)), background | lone)
+        off = valid & ~in_band
+        rise = z - fitted  # NaN where no reading
+        behind = off & (rise > 0)
+        far = cv2.dilate(np.where(behind, rise, 0).astype(np.float32), _BEHIND_SQUARE)
+        mixed = behind & (rise < far * _BACKGROUND_SHARE)  # `far`: the background behind
+        background = off & ~mixed
+        square = (3, 3)
+        votes = cv2.boxFilter(background.view(np.uint8), -1, square, normalize=False,
+                              borderType=cv2.BORDER_CONSTANT)
+        readings = cv2.boxFilter(valid.view(np.uint8), -1, square, normalize=False,
+                                 borderType=cv2.BORDER_CONSTANT)
+        lone = ~valid & (readings >= _LONE_READINGS) & (votes > readings // 2)
+        return cls(in_band | (mixed & (2 * rise < far)), background | lone)
 
 
 def _locate(values: np.ndarray, depth: DepthImage, crop: np.ndarray, grids: _Grids,
@@ -333,13 +327,14 @@ def _locate(values: np.ndarray, depth: DepthImage, crop: np.ndarray, grids: _Gri
             ) -> tuple[tuple, tuple, int, float, ObjectPixels] | None:
     """Box of one object: its crop of the mask (at `origin`), the depth `values` under it.
 
-    The depth grid decides what is the object (inliers in the band) and its denoised depth;
-    the mask grid (`camera` is the mask's) gives the outline: each crop pixel takes the
-    denoised depth under it, unless its reading fell out of the band (background the mask
-    spilled onto). Holes in the depth take the fitted depth, so they do not cut the object.
-    `extent` is the mask's own box (px) under the crop (which may have a margin for growth);
-    with `growth` the outline grows into background whose reading is in the band. The last
-    item says which depth pixels were the object's, for its points.
+    The depth grid decides what is the object (inliers in the band), its denoised depth and
+    which side of the outline each reading is on (_Sides); the mask grid (`camera` is the
+    mask's) gives the outline: each crop pixel takes the denoised depth under it, unless its
+    reading is the background's (the mask spilled onto it). Holes in the depth take the fitted
+    depth, so they do not cut the object. `extent` is the mask's own box (px) under the crop
+    (which may have a margin for growth); with `growth` the outline grows into background that
+    reads the object's side. The last item says which depth pixels were the object's (in its
+    band), for its points.
     """
     inside = grids.inside(crop)
     valid = depth.valid(values)
