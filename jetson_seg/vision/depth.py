@@ -28,7 +28,15 @@ mix of both depths on the outline (flying pixels). So:
   object lies or stands on (its depth agrees along the contact), so it is left out whole;
 - the box is the min/max of the kept mask pixels at their depth, plus one pixel's footprint
   (a pixel centre lies half a pixel inside the outline on average).
-MEASURED
+Measured (tools/depth_benchmark.py --compare, 60 generated frames of seed 2026, depth noise
+1 mm x z^2, flying pixels, holes; share of objects within issue 26's goal: centre depth 2%,
+1 cm per metre sideways, sizes 5%; worst size error; "before": the band alone decided, grow_px 8):
+  true masks:    this 100% (worst 3.4%), before 89% (7.5%); half-resolution depth 99% (6.4%),
+                 before 92%.
+  model's masks: this 98% (worst 11.2%), before 83% (18.6%); without growth 54%; eroded mask
+                 2 px + min/max 33%; band + raw min/max 1%; percentiles and mean 0%.
+                 Half-resolution depth 95% (8.5%), before 63%. Seed 3000 (where grow_px 16 and
+                 the midpoint were chosen): 98% and 91% at half resolution, before 88% and 61%.
 Growth's limits: where the ring the mask missed joins the surface an object stands on, nothing
 grows (a standing object's mask short all round gains nothing); objects of one depth closer than
 `grow_px` with background between may take that gap; holes at the outline tell nothing, so
