@@ -425,6 +425,19 @@ def test_the_benchmark_times_every_output():
         'detections_3d', 'points stride 2', 'unfiltered stride 2')))
 
 
+def test_the_benchmark_compares_statistics_on_sharp_edged_frames():
+    """--compare --true-masks --sharp-edges: every statistic is scored on the same objects, and
+    with true masks and no mixed readings the chosen one keeps them all within the goal."""
+    from jetson_seg.tools.depth_benchmark import STATISTICS, compare
+
+    found = compare(3, true_masks=True, spec=DepthSceneSpec(mixed_edges=False), seed=41)
+    assert set(found) == {'locate_objects (chosen)', 'same, grow_px 0', *STATISTICS}
+    counts = {len(errors) for errors in found.values()}
+    assert len(counts) == 1 and counts.pop() >= 5
+    assert found['locate_objects (chosen)'][:, 3].all()  # depth, sideways, size, within
+    assert not found['mean, min/max'][:, 3].all()
+
+
 def test_a_ball_is_located_but_its_limb_takes_the_interiors_depth():
     """The documented limit (vision/depth.py): a ball's outline turns away from the camera and
     reads like flying pixels, so it takes the interior's depth: the centre comes out nearer and

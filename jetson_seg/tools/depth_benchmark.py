@@ -2,6 +2,7 @@
 
     python -m jetson_seg.tools.depth_benchmark [--frames 300] [--objects 5]
     python -m jetson_seg.tools.depth_benchmark --compare [--scenes 60] [--true-masks] [--on-wall]
+        [--sharp-edges] [--depth-scale 0.5] [--scene-seed 2026] [--model-path PATH]
     python -m jetson_seg.tools.depth_benchmark --picture output/depth/point_cloud.png [--seed 3]
 
 Cost: generated 640x480 RGB-D frames (training/depth_scenes.py) with `--objects` objects, their
@@ -13,7 +14,9 @@ and unfiltered (labelled_points with ids), each with depth at full and at half r
 Compare: the default model (LiteRT, one thread) segments generated frames and each region's 3D
 box is made by the chosen statistic (locate_objects, with and without growing the outline) and
 by simpler ones on the same points; errors against the truth in issue 26's terms (centre depth
-%, sideways mm per metre, size %). `--on-wall`: the objects lie on the wall (depth_scenes).
+%, sideways mm per metre, size %). `--on-wall`: the objects lie on the wall (depth_scenes);
+`--sharp-edges`: a pixel across an edge reads the side covering most of it, never a mix (a
+sensor without flying pixels).
 
 Picture: one generated frame segmented by the default model, beside its point cloud
 (segmentation/points at stride 2, filtered as the node's default, coloured by class) and its
@@ -149,21 +152,20 @@ STATISTICS = {'mean, min/max': _mean, 'median, 2-98 percentiles': _percentiles,
               'eroded 2 px, min/max': _eroded, 'median band, min/max': _band}
 
 
-def compare(scenes: int, true_masks: bool = False, on_wall: bool = False,
-            depth_scale: float = 1.0, seed: int = 2026, model_path: str = ''
-            ) -> dict[str, np.ndarray]:
+def compare(scenes: int, true_masks: bool = False, spec: DepthSceneSpec = DepthSceneSpec(),
+            seed: int = 2026, model_path: str = '') -> dict[str, np.ndarray]:
     """Errors (depth, lateral, size, all in goal) of every statistic, per object.
 
     On a model's masks and regions (`model_path`, '' = the default model, served by LiteRT on
-    one thread), or with `true_masks` the generator's; `on_wall`:
-    scenes whose objects lie on the wall; `depth_scale` 0.5: depth at half resolution.
+    one thread), or with `true_masks` the generator's; `spec` draws the frames (objects on the
+    wall, depth at half resolution, edges that read one side or the other).
     """
     from jetson_seg.model_loader import open_model
     from jetson_seg.vision.pipeline import PipelineConfig, SegmentationPipeline, Wanted
 
     engine, info = open_model(model_path, 'litert', threads=1)
     pipeline = SegmentationPipeline(engine, info, PipelineConfig())
-    stream = depth_scene_stream(seed, DepthSceneSpec(on_wall=on_wall, depth_scale=depth_scale))
+    stream = depth_scene_stream(seed, spec)
     chosen_names = ('locate_objects (chosen)', 'same, grow_px 0')
     errors: dict[str, list] = {name: [] for name in [*chosen_names, *STATISTICS]}
     for _ in range(scenes):
@@ -187,7 +189,7 @@ def compare(scenes: int, true_masks: bool = False, on_wall: bool = False,
             truth = scene.objects[t]
             for name, boxes in zip(chosen_names, located):
                 errors[name].append(box_errors(boxes[r].center, boxes[r].size, truth))
-            if depth_scale != 1.0:  # the other statistics read depth on the mask's grid
+            if spec.depth_scale != 1.0:  # the other statistics read depth on the mask's grid
                 continue
             left, top, crop = region_pixels(mask, found[r], (640, 480))
             window = metres[top:top + crop.shape[0], left:left + crop.shape[1]]
@@ -316,6 +318,8 @@ def main(argv: list[str] | None = None) -> None:
                         help='compare on the generator\'s masks instead of the model\'s')
     parser.add_argument('--on-wall', action='store_true',
                         help='compare on scenes whose objects lie on the wall')
+    parser.add_argument('--sharp-edges', action='store_true',
+                        help='compare with depth whose edge pixels read one side, never a mix')
     parser.add_argument('--depth-scale', type=float, default=1.0,
                         help='compare with depth at this fraction of the colour resolution')
     parser.add_argument('--scene-seed', type=int, default=2026, help='first compared frame\'s')
@@ -332,11 +336,13 @@ def main(argv: list[str] | None = None) -> None:
     machine = f'{_cpu()} ({os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}), Python ' \
               f'{platform.python_version()}, numpy {np.__version__}, OpenCV {cv2.__version__}'
     if args.compare:
-        found = compare(args.scenes, args.true_masks, args.on_wall, args.depth_scale,
-                        args.scene_seed, args.model_path)
+        spec = DepthSceneSpec(on_wall=args.on_wall, depth_scale=args.depth_scale,
+                              mixed_edges=not args.sharp_edges)
+        found = compare(args.scenes, args.true_masks, spec, args.scene_seed, args.model_path)
         masks = 'the true' if args.true_masks else \
             f'{args.model_path}\'s' if args.model_path else 'the default model\'s'
         where = ' (objects on the wall)' if args.on_wall else ''
+        where += ' (sharp depth edges)' if args.sharp_edges else ''
         where += f', depth at {args.depth_scale:g} of the colour size, seed {args.scene_seed}'
         print(f'Robust statistics on {masks} masks, {args.scenes} generated frames{where} '
               f'({len(next(iter(found.values())))} objects located), {machine}')
