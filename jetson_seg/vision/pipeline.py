@@ -26,6 +26,9 @@ class PipelineConfig:
     mask_at_input_resolution: bool = True
     overlay_alpha: float = 0.5
     min_region_area: int = 32
+    # Each region's median colour (Region.color): only the tracker's colour cue reads it, so the
+    # node turns it off with tracking.color_weight 0 (about 0.4 ms a 640x480 frame saved).
+    region_colors: bool = True
 
 
 @dataclass(frozen=True)
@@ -132,8 +135,9 @@ class SegmentationPipeline:
                              image_size=(box.src_w, box.src_h), class_ids=mask.ids,
                              windows=mask.windows)
         if wanted.detections:
-            result.regions = region_colors(
-                self.output.regions(mask, self.config.min_region_area), image.pixels, mask.ids)
+            result.regions = self.output.regions(mask, self.config.min_region_area)
+            if self.config.region_colors:
+                result.regions = region_colors(result.regions, image.pixels, mask.ids)
         return result
 
     def add_views(self, result: FrameResult, image: DecodedImage, wanted: Wanted) -> None:
