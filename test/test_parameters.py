@@ -17,6 +17,19 @@ def test_depth_parameters_are_the_cores_defaults():
     assert depth_params({spec.name: spec.default for spec in DEPTH_PARAMS}) == DepthParams()
 
 
+@pytest.mark.parametrize('weight, colors', [(4.0, True), (0.5, True), (0.0, False)])
+def test_regions_carry_colours_only_for_the_trackers_colour_cue(weight, colors):
+    """The node's pipeline config from its parameters and the trackers' settings in effect."""
+    from jetson_seg.ros.node_parameters import pipeline_config, tracking_params
+    from jetson_seg.vision.pipeline import PipelineConfig
+
+    values = {spec.name: spec.default for spec in SEGMENTATION_PARAMS}
+    values['tracking.color_weight'] = weight
+    config = pipeline_config(values.get, tracking_params(values.get))
+    assert config.region_colors is colors
+    assert config == PipelineConfig(region_colors=colors)  # the rest: the defaults'
+
+
 @pytest.mark.parametrize('name,value,fragment', [
     ('engine', 'cuda', "one of ['auto', 'tf', 'tftrt', 'litert', 'onnxruntime']"),
     ('overlay_alpha', 1.5, '<= 1.0'),

@@ -268,11 +268,15 @@ def tracking_params(param: Param) -> TrackerParams:
     return tracker_params({spec.name: param(spec.name) for spec in TRACKING_PARAMS})
 
 
-def pipeline_config(param: Param) -> PipelineConfig:
-    """What the pipeline produces, from the runtime parameters that shape it."""
+def pipeline_config(param: Param, tracking: TrackerParams) -> PipelineConfig:
+    """What the pipeline produces, from the runtime parameters that shape it.
+
+    `tracking` is what the trackers use: regions carry colours only for their colour cue.
+    """
     return PipelineConfig(mask_at_input_resolution=param('mask_resolution') == 'input',
                           overlay_alpha=float(param('overlay_alpha')),
-                          min_region_area=int(param('min_region_area')))
+                          min_region_area=int(param('min_region_area')),
+                          region_colors=tracking.color_weight > 0)
 
 
 def health_config(param: Param) -> HealthConfig:

@@ -41,7 +41,7 @@ from jetson_seg.vision.frame_stats import FrameStats
 from jetson_seg.vision.pipeline import SegmentationPipeline
 from jetson_seg.vision.rate_cap import RateCap
 from jetson_seg.vision.scheduler import FrameScheduler
-from jetson_seg.vision.tracker import RegionTracker
+from jetson_seg.vision.tracker import RegionTracker, TrackerParams
 
 
 class SegmentationNode(LifecycleNode):
@@ -58,6 +58,7 @@ class SegmentationNode(LifecycleNode):
         self._health = HealthTracker()
         self._engine = None
         self._pipeline: SegmentationPipeline | None = None
+        self._tracking: TrackerParams | None = None  # the trackers' settings (configure, retune)
         self._scheduler: FrameScheduler | None = None
         self._cameras: tuple[str, ...] = ()  # as last configured
         self._outputs: dict[str, CameraOutputs] = {}  # camera -> its outputs, from configure
@@ -80,10 +81,10 @@ class SegmentationNode(LifecycleNode):
     def _apply_runtime_parameters(self, params) -> None:
         specs = [SPECS_BY_NAME[p.name] for p in params if p.name in SPECS_BY_NAME]
         self._viewer_cap.rate = self._param('viewer_max_rate')
-        if self._pipeline is not None and any(spec.runtime for spec in specs):
-            self._pipeline.config = pipeline_config(self._param)
         if any(spec in TRACKING_PARAMS for spec in specs):
             self._retune_trackers()
+        if self._pipeline is not None and any(spec.runtime for spec in specs):
+            self._pipeline.config = pipeline_config(self._param, self._tracking)
         later = [spec.name for spec in specs if not spec.runtime]
         if later and self._engine is not None:
             self.get_logger().info(f'{", ".join(later)} will apply at the next configure '
@@ -96,6 +97,7 @@ class SegmentationNode(LifecycleNode):
         except ConfigurationError as exc:  # each value passed alone; together they cannot work
             self.get_logger().error(f'{exc}; tracking keeps its previous settings')
             return
+        self._tracking = params
         for outputs in list(self._outputs.values()):
             outputs.retune(params)
 
@@ -126,7 +128,8 @@ class SegmentationNode(LifecycleNode):
             return TransitionCallbackReturn.FAILURE
         engine, info = loaded
         self._engine, self._health.configure_error = engine, ''
-        self._pipeline = SegmentationPipeline(engine, info, pipeline_config(self._param))
+        self._tracking = tracking
+        self._pipeline = SegmentationPipeline(engine, info, pipeline_config(self._param, tracking))
         output_qos = qos(self._param('output_reliability'), self._param('output_depth'))
         self._cameras = tuple(dict.fromkeys(self._param('cameras')))
         self._outputs = {cam: CameraOutputs(self, cam, output_qos, self._viewer_cap,
