@@ -54,9 +54,10 @@ def _persistence(seen: list[dict]) -> float:
     return kept / max(1, sum(sum(c.values()) for c in per_object.values()))
 
 
-def _set(node, name: str, value: int):
-    param = Parameter(name=name, value=ParameterValue(type=ParameterType.PARAMETER_INTEGER,
-                                                      integer_value=value))
+def _set(node, name: str, value: int | float):
+    param = Parameter(name=name, value=ParameterValue(
+        type=ParameterType.PARAMETER_DOUBLE, double_value=value) if isinstance(value, float)
+        else ParameterValue(type=ParameterType.PARAMETER_INTEGER, integer_value=value))
     return call_service(node, SetParameters, f'{TARGET}/set_parameters',
                         SetParameters.Request(parameters=[param])).results[0]
 
@@ -90,6 +91,7 @@ def test_track_ids_persist_across_frames_gaps_and_a_bag_loop(ros_env):
         refused = _set(client.node, 'tracking.min_hits', 0)
         assert not refused.successful and 'tracking.min_hits' in refused.reason
         assert _set(client.node, 'tracking.min_hits', 1).successful
+        assert _set(client.node, 'tracking.color_weight', 0.0).successful  # no colours computed
         restarted = _run(client, frames[:2], T0 - 100)  # back in time again: a fresh start
         assert restarted[0]['ids']  # min_hits 1: confirmed on the first frame
     finally:
