@@ -616,3 +616,43 @@ def test_a_dropout_among_the_wall_readings_does_not_widen_the_box_but_a_hole_ins
                             DepthImage(depth, 1.0), camera)
     assert box.size[0] * 500 == pytest.approx(80, abs=1e-3)
     assert box.size[1] * 500 == pytest.approx(50, abs=1e-3)
+
+
+@pytest.mark.parametrize('last_column, width', [(140, 81), (141, 82)])
+def test_a_mixed_outline_is_classified_alike_without_growth(last_column, width):
+    """grow_px 0: the window still reaches the wall behind the mask's outline (review)."""
+    camera, depth = _mixed_edge_scene()
+    mask = np.zeros((150, 200), np.uint8)
+    mask[50:100, 60:last_column + 1] = 2
+    (box,) = locate_objects(mask, find_regions(mask, None, 4), (200, 150), depth, camera,
+                            DepthParams(grow_px=0))
+    assert box.size[0] * 500 == pytest.approx(width, abs=1e-3)
+
+
+def test_a_spill_over_a_noisy_background_close_behind_is_dropped():
+    """Wall 0.4 m behind, noise 1 cm: `far` is the largest of 49 noisy readings (review)."""
+    camera = CameraModel(500.0, 500.0, 99.5, 74.5, 200, 150)
+    rng = np.random.default_rng(0)
+    depth = np.full((150, 200), 2.4, np.float32)
+    depth[50:100, 60:140] = 2.0
+    depth += rng.normal(0, 0.01, depth.shape).astype(np.float32)
+    mask = np.zeros((150, 200), np.uint8)
+    mask[50:100, 57:143] = 2
+    (box,) = locate_objects(mask, find_regions(mask, None, 4), (200, 150),
+                            DepthImage(depth, 1.0), camera)
+    assert box.size[0] * 500 / box.center[2] == pytest.approx(80, abs=0.3)
+
+
+def test_a_nearer_surface_behind_the_object_is_no_mix_of_it():
+    """A thing at 1.5 m touching the object (1 m) with the wall (3 m) around it: its readings
+    lie between the two but are not the object's edge; growth takes at most its first column
+    (review)."""
+    camera = CameraModel(500.0, 500.0, 99.5, 74.5, 200, 150)
+    depth = np.full((150, 200), 3.0, np.float32)
+    depth[50:100, 60:140] = 1.0
+    depth[70:76, 140:146] = 1.5
+    mask = np.zeros((150, 200), np.uint8)
+    mask[50:100, 60:140] = 2
+    (box,) = locate_objects(mask, find_regions(mask, None, 4), (200, 150),
+                            DepthImage(depth, 1.0), camera)
+    assert box.size[0] * 500 <= 81 + 1e-3

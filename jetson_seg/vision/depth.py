@@ -289,12 +289,22 @@ class _Growth:
 
 #: Depth pixels (a 7x7 square) searched for the background behind an outline pixel.
 _BEHIND_SQUARE = np.ones((7, 7), np.uint8)
+#: Depth pixels the window reaches past the mask's outline at least: half that square.
+_SIDES_MARGIN = 3
 #: A pixel without a reading with this many readings among its 8 neighbours is a dropout, of
 #: the side most of them are on; one at a hole's edge is left undecided.
 _LONE_READINGS = 6
-#: A reading this close to the background behind it (share of the way from the object) is the
-#: background's: what a mask pixel over it is dropped for (a sensor's noise is far less).
+#: A reading this close to the background behind it (share of the way from the object), or
+#: closer than the sensor's noise (sigmas of the interior's), is the background's: what a mask
+#: pixel over it is dropped for. The farthest of 49 noisy readings lies ~2.5 sigma out.
 _BACKGROUND_SHARE = 0.9
+_NOISE_SIGMAS = 4.0
+#: A normal noise's sigma per median absolute deviation.
+_MAD_SIGMA = 1.4826
+#: How near an object reading a mix lies (a flying edge is up to 2 px wide), and how near
+#: one joins the object's side (an outline pixel's own reading).
+_MIX_RING = np.ones((5, 5), np.uint8)
+_EDGE_RING = np.ones((3, 3), np.uint8)
 
 
 @dataclass(frozen=True)
@@ -302,10 +312,13 @@ class _Sides:
     """Which side of an object's outline each depth pixel of its window reads.
 
     `object`: the object's (in the band, or a mix of it and the background behind that is
-    nearer the object: over half the pixel is the object's). `background`: the background's
-    (out of the band and not such a mix, or a dropout among mostly such readings). The rest (a
-    mix mostly of the background, a hole) is undecided: a mask pixel over it stays as the mask
-    has it, and growth does not enter it.
+    nearer the object: over half the pixel is the object's; next to an in-band reading).
+    `background`: the background's (out of the band and not a mix, or a dropout among mostly
+    such readings). A mix lies within 2 px of an in-band reading and short of the farthest
+    reading behind it within 3 px by more than 10% of the way and `noise` (the sensor's sigma,
+    measured on the interior); a surface between the object and the wall is one only there.
+    The rest (a mix mostly of the background, a hole) is undecided: a mask pixel over it stays
+    as the mask has it, and growth does not enter it.
     """
 
     object: np.ndarray
@@ -313,12 +326,15 @@ class _Sides:
 
     @classmethod
     def of(cls, z: np.ndarray, valid: np.ndarray, in_band: np.ndarray,
-           fitted: np.ndarray) -> '_Sides':
+           fitted: np.ndarray, noise: float = 0.0) -> '_Sides':
         off = valid & ~in_band
         rise = z - fitted  # NaN where no reading
         behind = off & (rise > 0)
         far = cv2.dilate(np.where(behind, rise, 0).astype(np.float32), _BEHIND_SQUARE)
-        mixed = behind & (rise < far * _BACKGROUND_SHARE)  # `far`: the background behind
+        band = in_band.view(np.uint8)
+        edge = cv2.dilate(band, _EDGE_RING).view(bool)
+        mixed = behind & cv2.dilate(band, _MIX_RING).view(bool) & \
+            (rise < far * _BACKGROUND_SHARE - _NOISE_SIGMAS * noise)
         background = off & ~mixed
         square = (3, 3)
         votes = cv2.boxFilter(background.view(np.uint8), -1, square, normalize=False,
@@ -326,7 +342,7 @@ class _Sides:
         readings = cv2.boxFilter(valid.view(np.uint8), -1, square, normalize=False,
                                  borderType=cv2.BORDER_CONSTANT)
         lone = ~valid & (readings >= _LONE_READINGS) & (votes > readings // 2)
-        return cls(in_band | (mixed & (2 * rise < far)), background | lone)
+        return cls(in_band | (mixed & edge & (2 * rise < far)), background | lone)
 
 
 def _locate(values: np.ndarray, depth: DepthImage, crop: np.ndarray, grids: _Grids,
@@ -360,7 +376,9 @@ def _locate(values: np.ndarray, depth: DepthImage, crop: np.ndarray, grids: _Gri
     if count < params.min_points:
         return None
     fitted = _interior_depth(z, inliers, params.smooth)
-    sides = _Sides.of(z, valid, in_band, fitted)
+    sample = np.flatnonzero(inliers)[::max(1, count // _MEDIAN_SAMPLES)]
+    noise = _MAD_SIGMA * float(np.median(np.abs(z.flat[sample] - fitted.flat[sample])))
+    sides = _Sides.of(z, valid, in_band, fitted, noise)
     keep = crop & ~grids.on_crop(sides.background)
     if growth is not None:
         keep = growth.grow(keep, grids.on_crop(sides.object))
@@ -386,14 +404,14 @@ def camera_for(depth: DepthImage, camera: CameraModel) -> CameraModel:
 
 
 def _margin(mask: np.ndarray, left: int, top: int, crop: np.ndarray, steps: int
-            ) -> tuple[int, int, np.ndarray, _Growth]:
-    """The crop widened by `steps` px each way (inside the mask), and its growth."""
+            ) -> tuple[int, int, np.ndarray, np.ndarray]:
+    """The crop widened by `steps` px each way (inside the mask), and its background pixels."""
     x0, y0 = max(0, left - steps - 1), max(0, top - steps - 1)  # one more: growth's last step
     x1 = min(mask.shape[1], left + crop.shape[1] + steps + 1)
     y1 = min(mask.shape[0], top + crop.shape[0] + steps + 1)
     wide = np.zeros((y1 - y0, x1 - x0), bool)
     wide[top - y0:top - y0 + crop.shape[0], left - x0:left - x0 + crop.shape[1]] = crop
-    return x0, y0, wide, _Growth(mask[y0:y1, x0:x1] == 0, steps)
+    return x0, y0, wide, mask[y0:y1, x0:x1] == 0
 
 
 def locate_objects(mask: np.ndarray, regions: Sequence[Region], image_size: tuple[int, int],
@@ -410,15 +428,17 @@ def locate_objects(mask: np.ndarray, regions: Sequence[Region], image_size: tupl
     check_pairing(mask.shape, image_size)
     mask_camera = camera_for(depth, camera).scaled(mask.shape[1], mask.shape[0])
     steps = round(params.grow_px * mask.shape[1] / image_size[0])  # image px -> mask px
+    # the window always reaches the background behind the mask's outline (_Sides' square)
+    margin = max(steps, _SIDES_MARGIN * math.ceil(mask.shape[1] / depth.shape[1]))
     located = []
     for index, region in enumerate(regions):
         part = region_pixels(mask, region, image_size)
         if part is None:
             continue
         left, top, crop = part
-        extent, growth = (crop.shape[1], crop.shape[0]), None
-        if steps:
-            left, top, crop, growth = _margin(mask, left, top, crop, steps)
+        extent = (crop.shape[1], crop.shape[0])
+        left, top, crop, room = _margin(mask, left, top, crop, margin)
+        growth = _Growth(room, steps) if steps else None
         grids = _Grids.of(left, top, crop.shape, mask.shape, depth.shape)
         box = _locate(depth.values[grids.window], depth, crop, grids, (left, top), extent,
                       growth, mask_camera, params)
