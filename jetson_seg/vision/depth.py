@@ -206,6 +206,15 @@ _PLANE_SAMPLES = 2048
 _MEDIAN_SAMPLES = 4096
 
 
+def _median(values: np.ndarray) -> float:
+    """np.median's value without its overhead (about 30 us a call here, partition 4 us)."""
+    half = values.size // 2
+    if values.size % 2:
+        return float(np.partition(values, half)[half])
+    low, high = np.partition(values, (half - 1, half))[half - 1:half + 1]
+    return (float(low) + float(high)) / 2
+
+
 def _plane(z: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     """The least-squares plane through z at (rows, cols), over all of z's grid.
 
@@ -299,8 +308,10 @@ _LONE_READINGS = 6
 #: pixel over it is dropped for. The farthest of 49 noisy readings lies ~2.5 sigma out.
 _BACKGROUND_SHARE = 0.9
 _NOISE_SIGMAS = 4.0
-#: A normal noise's sigma per median absolute deviation.
+#: A normal noise's sigma per median absolute deviation, and the interior readings (at most,
+#: evenly spread) it is measured on.
 _MAD_SIGMA = 1.4826
+_NOISE_SAMPLES = 512
 #: How near an object reading a mix lies: a flying edge is up to 2 px wide. (Requiring the
 #: object's side to lie next to an in-band reading cut thin tips, all mixes, at half
 #: resolution: one object of test_node_depth 4.1% -> 6.0%.)
@@ -366,7 +377,7 @@ def _locate(values: np.ndarray, depth: DepthImage, crop: np.ndarray, grids: _Gri
     if readings < params.min_points or share < params.min_valid:
         return None  # holes over most of it: its fitted depth would be a guess
     z = depth.metres(values)
-    median = float(np.median(z[found][::max(1, readings // _MEDIAN_SAMPLES)]))
+    median = _median(z[found][::max(1, readings // _MEDIAN_SAMPLES)])
     lateral = max(extent[0] / camera.fx, extent[1] / camera.fy) * median
     in_band = valid & (np.abs(z - median) <= max(params.band * lateral, params.min_band))
     inliers = found & in_band
@@ -374,8 +385,8 @@ def _locate(values: np.ndarray, depth: DepthImage, crop: np.ndarray, grids: _Gri
     if count < params.min_points:
         return None
     fitted = _interior_depth(z, inliers, params.smooth)
-    sample = np.flatnonzero(inliers)[::max(1, count // _MEDIAN_SAMPLES)]
-    noise = _MAD_SIGMA * float(np.median(np.abs(z.flat[sample] - fitted.flat[sample])))
+    sample = np.flatnonzero(inliers)[::max(1, count // _NOISE_SAMPLES)]
+    noise = _MAD_SIGMA * _median(np.abs(np.take(z, sample) - np.take(fitted, sample)))
     sides = _Sides.of(z, valid, in_band, fitted, noise)
     keep = crop & ~grids.on_crop(sides.background)
     if growth is not None:
