@@ -2,7 +2,7 @@
 
     python -m jetson_seg.tools.depth_benchmark [--frames 300] [--objects 5]
     python -m jetson_seg.tools.depth_benchmark --compare [--scenes 60] [--true-masks] [--on-wall]
-        [--sharp-edges] [--depth-scale 0.5] [--scene-seed 2026] [--model-path PATH]
+        [--sharp-edges] [--noise 0.001] [--depth-scale 0.5] [--scene-seed 2026] [--model-path PATH]
     python -m jetson_seg.tools.depth_benchmark --picture output/depth/point_cloud.png [--seed 3]
 
 Cost: generated 640x480 RGB-D frames (training/depth_scenes.py) with `--objects` objects, their
@@ -318,6 +318,8 @@ def main(argv: list[str] | None = None) -> None:
                         help='compare on the generator\'s masks instead of the model\'s')
     parser.add_argument('--on-wall', action='store_true',
                         help='compare on scenes whose objects lie on the wall')
+    parser.add_argument('--noise', type=float, default=DepthSceneSpec.noise,
+                        help='compare with this depth noise (m of sigma at 1 m, x depth^2)')
     parser.add_argument('--sharp-edges', action='store_true',
                         help='compare with depth whose edge pixels read one side, never a mix')
     parser.add_argument('--depth-scale', type=float, default=1.0,
@@ -337,12 +339,13 @@ def main(argv: list[str] | None = None) -> None:
               f'{platform.python_version()}, numpy {np.__version__}, OpenCV {cv2.__version__}'
     if args.compare:
         spec = DepthSceneSpec(on_wall=args.on_wall, depth_scale=args.depth_scale,
-                              mixed_edges=not args.sharp_edges)
+                              mixed_edges=not args.sharp_edges, noise=args.noise)
         found = compare(args.scenes, args.true_masks, spec, args.scene_seed, args.model_path)
         masks = 'the true' if args.true_masks else \
             f'{args.model_path}\'s' if args.model_path else 'the default model\'s'
         where = ' (objects on the wall)' if args.on_wall else ''
         where += ' (sharp depth edges)' if args.sharp_edges else ''
+        where += f', depth noise {args.noise * 1e3:g} mm x z^2'
         where += f', depth at {args.depth_scale:g} of the colour size, seed {args.scene_seed}'
         print(f'Robust statistics on {masks} masks, {args.scenes} generated frames{where} '
               f'({len(next(iter(found.values())))} objects located), {machine}')
