@@ -135,7 +135,7 @@ def test_centres_and_sizes_against_the_truth_16uc1_and_32fc1(rgbd):
     errors = _score(rgbd, DepthSceneSpec(), 26, 24, ('16UC1', '32FC1'))
     assert len(errors) >= 50
     _print_shares('full resolution', errors)
-    # issue 26's goal for every object: measured worst 0.39% depth, 2.4 mm/m, size 3.5%
+    # issue 26's goal for every object: measured worst 0.44% depth, 2.4 mm/m, size 3.5%
     assert (errors[:, 0] <= 0.02).all()
     assert (errors[:, 1] <= 0.01).all()
     assert (errors[:, 2] <= 0.05).all()
