@@ -241,13 +241,13 @@ def _plane(z: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     return y[:, None] + x[None, :]
 
 
-def _sensor_noise(z: np.ndarray, interior: np.ndarray) -> float:
-    """The depth noise's sigma (m) on the interior, from neighbours' differences.
+def _sensor_noise(z: np.ndarray, interior: np.ndarray, top: int) -> float:
+    """The depth noise's sigma (m) on the interior (its first row `top`), from neighbours'.
 
     Readings side by side differ by the noise (x sqrt 2) and next to nothing of the surface's
     shape, so the median of those differences measures the sensor, not the object's curve.
+    Rows are counted from the interior's first, not the window's: any window gives the same.
     """
-    top = int(np.argmax(interior.any(1)))  # rows counted from the object, not the window
     rows = slice(top, None, _NOISE_ROW_STEP)
     pairs = interior[rows, 1:] & interior[rows, :-1]
     steps = np.abs(z[rows, 1:][pairs] - z[rows, :-1][pairs])
@@ -287,7 +287,7 @@ def _interior_depth(z: np.ndarray, inliers: np.ndarray, size: int
                               borderType=cv2.BORDER_CONSTANT)
         np.divide(total[..., 0], total[..., 1], out=shape,
                   where=total[..., 1] >= box * box / 2)
-    noise = _sensor_noise(z, interior)
+    noise = _sensor_noise(z, interior, top)
     if noise:
         limit = np.float32(3 * noise / size)
         shape = np.sign(shape) * np.maximum(np.abs(shape) - limit, 0)
@@ -363,7 +363,7 @@ class _Sides:
 
     @classmethod
     def of(cls, z: np.ndarray, valid: np.ndarray, in_band: np.ndarray,
-           fitted: np.ndarray, noise: float = 0.0) -> '_Sides':
+           fitted: np.ndarray, noise: float) -> '_Sides':
         off = valid & ~in_band
         rise = z - fitted  # NaN where no reading
         behind = off & (rise > 0)
